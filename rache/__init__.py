@@ -1,0 +1,91 @@
+"""rache: a job scheduler backed by Redis, safe for any number of pollers.
+
+rache keeps jobs with the time each is due and hands the due ones to whoever polls, each to
+exactly one poller: every operation is one atomic Lua script on the Redis server.
+
+The five functions of rache 0.3.1 use a default :class:`Scheduler`, built on first use from
+``REDIS_URL`` and ``RACHE_REDIS_PREFIX``, or one over the ``connection`` you pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Generator, Optional
+
+from . import config
+from .codec import Job
+from .errors import ConfigurationError, JobNotFound, RacheError, ReservedFieldError
+from .scheduler import Scheduler
+
+__version__ = "1.0.0.dev0"
+
+__all__ = [
+    "ConfigurationError",
+    "JobNotFound",
+    "RacheError",
+    "ReservedFieldError",
+    "Scheduler",
+    "delete_job",
+    "job_details",
+    "pending_jobs",
+    "schedule_job",
+    "scheduled_jobs",
+]
+
+_default: Optional[Scheduler] = None
+_default_lock = threading.Lock()
+
+
+def _scheduler(connection: Any = None) -> Scheduler:
+    """The default Scheduler, or one over ``connection`` with the default prefix."""
+    global _default
+    if connection is not None:
+        return Scheduler(connection)
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Scheduler()
+    return _default
+
+
+def schedule_job(job_id: str, schedule_in: Any, connection: Any = None, **kwargs: Any) -> None:
+    """Schedule ``job_id`` in ``schedule_in`` seconds (or a timedelta), attaching ``kwargs``.
+
+    See :meth:`Scheduler.schedule_job`.
+    """
+    _scheduler(connection).schedule_job(job_id, schedule_in, **kwargs)
+
+
+def pending_jobs(
+    reschedule_in: Any = None, limit: Optional[int] = None, connection: Any = None
+) -> Generator[Job, None, None]:
+    """Claim the due jobs, each for this caller only. See :meth:`Scheduler.pending_jobs`."""
+    return _scheduler(connection).pending_jobs(reschedule_in, limit)
+
+
+def delete_job(job_id: str, connection: Any = None) -> None:
+    """Remove a job and its data. See :meth:`Scheduler.delete_job`."""
+    _scheduler(connection).delete_job(job_id)
+
+
+def job_details(job_id: str, connection: Any = None) -> Job:
+    """A job's id, due time and data. See :meth:`Scheduler.job_details`."""
+    return _scheduler(connection).job_details(job_id)
+
+
+def scheduled_jobs(with_times: bool = False, connection: Any = None) -> Generator[Any, None, None]:
+    """Every scheduled job id, or (id, due time). See :meth:`Scheduler.scheduled_jobs`."""
+    return _scheduler(connection).scheduled_jobs(with_times)
+
+
+def __getattr__(name: str) -> Any:
+    """Rache 0.3.1's module attributes, computed on first use (PEP 562)."""
+    if name == "r":
+        return _scheduler().connection
+    if name == "REDIS":
+        return config.connection_kwargs(config.redis_url())
+    if name == "REDIS_PREFIX":
+        return config.prefix()
+    if name == "REDIS_KEY":
+        return config.prefix() + "queue"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,285 @@
+"""The sans-IO core: validate and encode each operation's arguments, decode each script's reply.
+
+No function here does I/O, so the sync shell (and later the asyncio one) is "build, call,
+parse" and every rule lives once. Replies are read undecoded (bytes), whatever the client's
+``decode_responses`` and protocol, and decoded here by rache 0.3.1's rules.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from datetime import timedelta
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+
+from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELD
+from .errors import JobNotFound, ReservedFieldError
+
+#: A value a job's data may hold when scheduled (None removes the key).
+Value = Union[str, bytes, int, float]
+#: A value as rache returns it: ASCII decimal integers as int, text as str, other bytes as is.
+Decoded = Union[int, str, bytes]
+#: A job as rache returns it: ``{'id': ..., **data}``.
+Job = Dict[str, Any]
+#: Script arguments as sent to Redis.
+Args = List[Union[bytes, int]]
+
+#: Precision flags of the Lua scripts: count from the server's whole second or millisecond.
+WHOLE_SECONDS = b"s"
+MILLISECONDS = b"ms"
+
+
+class Keys:
+    """The Redis keys of one prefix, laid out exactly as rache 0.3.1 did."""
+
+    __slots__ = ("job_prefix", "prefix", "queue")
+
+    def __init__(self, prefix: str) -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        raw = _encode_text(prefix, "prefix")
+        self.prefix = prefix
+        #: ``<prefix>queue``, the sorted set of job ids by due time.
+        self.queue = raw + b"queue"
+        #: ``<prefix>job:``, to which a job id is appended to name its hash.
+        self.job_prefix = raw + b"job:"
+
+    def job(self, raw_id: bytes) -> bytes:
+        """The key of the hash holding the data of the job ``raw_id``."""
+        return self.job_prefix + raw_id
+
+
+# -- validation and encoding ----------------------------------------------------------------
+
+
+def _encode_text(text: str, what: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} cannot be encoded as UTF-8: {exc.reason}") from None
+
+
+def encode_job_id(job_id: object) -> bytes:
+    """Check a job id (a non-empty str) and encode it."""
+    if not isinstance(job_id, str):
+        raise TypeError(f"job_id must be a str, not {type(job_id).__name__}")
+    if not job_id:
+        raise ValueError("job_id must not be empty")
+    return _encode_text(job_id, "job_id")
+
+
+def encode_offset(value: object, name: str) -> Tuple[int, bytes]:
+    """Turn ``schedule_in`` / ``reschedule_in`` into (milliseconds, precision flag).
+
+    Whole seconds (an int, an integral float or timedelta) count from the server's whole
+    second, so due times are integers as in rache 0.3.1; a fraction keeps the millisecond.
+    """
+    if isinstance(value, timedelta):
+        whole = value.days * 86400 + value.seconds
+        if value.microseconds == 0:
+            return _bounded(whole, value, name) * 1000, WHOLE_SECONDS
+        millis = whole * 1000 + round(value.microseconds / 1000)
+        _bounded(millis / 1000, value, name)
+        return millis, MILLISECONDS
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a number of seconds or a datetime.timedelta, "
+            f"not {type(value).__name__}"
+        )
+    if isinstance(value, numbers.Integral):
+        return _bounded(int(value), value, name) * 1000, WHOLE_SECONDS
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        raise ValueError(f"{name} must be a finite number of seconds, not {seconds!r}")
+    _bounded(seconds, value, name)
+    if seconds.is_integer():
+        return int(seconds) * 1000, WHOLE_SECONDS
+    return round(seconds * 1000), MILLISECONDS
+
+
+def _bounded(seconds: Any, value: object, name: str) -> Any:
+    if abs(seconds) > MAX_OFFSET_SECONDS:
+        raise ValueError(
+            f"{name} must be within {MAX_OFFSET_SECONDS:,} seconds of now, not {value!r}"
+        )
+    return seconds
+
+
+def encode_limit(limit: object) -> Optional[int]:
+    """Check ``limit``: None (no limit) or an int >= 0."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral):
+        raise TypeError(f"limit must be an int or None, not {type(limit).__name__}")
+    if limit < 0:
+        raise ValueError(f"limit must be 0 or more, not {limit}")
+    return int(limit)
+
+
+def check_batch_size(batch_size: object) -> int:
+    """Check a Scheduler's batch size: an int from 1 to MAX_BATCH_SIZE."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"batch_size must be an int, not {type(batch_size).__name__}")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size must be from 1 to {MAX_BATCH_SIZE}, not {batch_size}")
+    return batch_size
+
+
+def encode_data(data: Mapping[str, object]) -> Tuple[List[bytes], List[bytes]]:
+    """Split job data into (field, value, ...) pairs to set and fields to delete (value None)."""
+    if RESERVED_FIELD in data:
+        raise ReservedFieldError(f"{RESERVED_FIELD!r} is reserved for the job's id, not data")
+    sets: List[bytes] = []
+    deletes: List[bytes] = []
+    for key, value in data.items():
+        field = _encode_text(key, f"job data key {key!r}")
+        if value is None:
+            deletes.append(field)
+        else:
+            sets.append(field)
+            sets.append(encode_value(key, value))
+    return sets, deletes
+
+
+def encode_value(key: str, value: object) -> bytes:
+    """Encode one data value: str, bytes, int or finite float; anything else names the key."""
+    if isinstance(value, str):
+        return _encode_text(value, f"job data {key!r}")
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value)).encode()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"job data {key!r} must be a finite float, not {value!r}")
+        return repr(value).encode()
+    raise TypeError(
+        f"job data {key!r} must be str, bytes, int, float or None (to remove it), "
+        f"not {type(value).__name__}"
+    )
+
+
+def schedule_args(job_id: object, schedule_in: object, data: Mapping[str, object]) -> Args:
+    """The arguments of schedule-2.lua (after its keys), or a clear error on bad input."""
+    raw_id = encode_job_id(job_id)
+    millis, precision = encode_offset(schedule_in, "schedule_in")
+    sets, deletes = encode_data(data)
+    return [raw_id, millis, precision, len(sets) // 2, *sets, *deletes]
+
+
+def claim_args(
+    keys: Keys, count: int, cutoff: bytes, reschedule: Optional[Tuple[int, bytes]]
+) -> Args:
+    """The arguments of claim-1.lua: claim up to ``count`` jobs due by ``cutoff``."""
+    if reschedule is None:
+        return [keys.job_prefix, count, cutoff, b"", b""]
+    return [keys.job_prefix, count, cutoff, reschedule[0], reschedule[1]]
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+
+def decode_text(raw: bytes) -> Union[str, bytes]:
+    """UTF-8 text as str; other bytes as they are (rache 0.2.1's rule)."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
+
+
+def decode_value(raw: bytes) -> Decoded:
+    """ASCII decimal integers as int, UTF-8 text as str, other bytes as they are.
+
+    Only ASCII digits count: '²' is text, where rache 0.3.1's ``str.isdigit()`` crashed.
+    """
+    if raw.isdigit() or (raw[:1] == b"-" and raw[1:].isdigit()):
+        try:
+            return int(raw)
+        except ValueError:  # more digits than int() converts: keep the text
+            pass
+    return decode_text(raw)
+
+
+def decode_time(raw: bytes) -> Union[int, float]:
+    """A due time: int when whole seconds (as rache 0.3.1 returned it), else float."""
+    seconds = float(raw)
+    return int(seconds) if seconds.is_integer() else seconds
+
+
+def _fill(job: Job, reply: Sequence[Any], start: int, stop: int) -> None:
+    for i in range(start, stop, 2):
+        job[decode_text(reply[i])] = decode_value(reply[i + 1])  # type: ignore[index]
+
+
+class Claimed(NamedTuple):
+    """One claimed batch, decoded."""
+
+    #: The call's cutoff, to pass back to its next batch.
+    cutoff: bytes
+    #: The due time the batch's jobs were rescheduled to, None if removed.
+    new_due: Optional[bytes]
+    #: The jobs, earliest first, as handed to the user.
+    jobs: List[Job]
+    #: (id, due time before the claim, had data) of each job, to put back unreceived ones.
+    claimed: List[Tuple[bytes, bytes, bool]]
+
+
+def parse_claim(reply: Sequence[Any]) -> Claimed:
+    """Decode claim-1.lua's flat reply."""
+    jobs: List[Job] = []
+    claimed: List[Tuple[bytes, bytes, bool]] = []
+    i, end = 2, len(reply)
+    while i < end:
+        raw_id, due, count = reply[i], reply[i + 1], reply[i + 2]
+        job_id = decode_text(raw_id)
+        job: Job = {"id": job_id}
+        stop = i + 3 + 2 * count
+        _fill(job, reply, i + 3, stop)
+        job["id"] = job_id
+        jobs.append(job)
+        claimed.append((raw_id, due, count > 0))
+        i = stop
+    return Claimed(reply[0], reply[1], jobs, claimed)
+
+
+def release_args(
+    keys: Keys, new_due: Optional[bytes], unreceived: Sequence[Tuple[bytes, bytes, bool]]
+) -> Args:
+    """The arguments of release-1.lua, putting back jobs claimed but never handed out."""
+    args: Args = [keys.job_prefix, b"" if new_due is None else new_due]
+    for raw_id, due, had_data in unreceived:
+        args += (raw_id, due, b"1" if had_data else b"0")
+    return args
+
+
+def parse_details(job_id: str, reply: Sequence[Any]) -> Job:
+    """Decode details-2.lua's reply into ``{'id', 'schedule_at', **data}``."""
+    due = reply[0]
+    if due is None and len(reply) == 1:
+        raise JobNotFound(job_id)
+    job: Job = {"id": job_id, "schedule_at": None}
+    _fill(job, reply, 1, len(reply))
+    job["id"] = job_id
+    job["schedule_at"] = None if due is None else decode_time(due)
+    return job
+
+
+def page_args(count: int, anchor: Tuple[bytes, bytes]) -> Args:
+    """The arguments of page-1.lua: up to ``count`` entries after ``anchor`` (id, due)."""
+    return [count, anchor[0], anchor[1]]
+
+
+def parse_page(reply: Sequence[Any], anchor: Tuple[bytes, bytes]) -> List[Tuple[bytes, bytes]]:
+    """Decode page-1.lua's reply into (id, due) pairs, skipping those already seen."""
+    entries = [(reply[i], reply[i + 1]) for i in range(1, len(reply), 2)]
+    if reply[0] == 1:
+        return entries
+    # The anchor moved: the page starts at the anchor's due time; skip the ids at that time
+    # that sort (bytewise, as Redis sorts them) at or before the anchor's.
+    anchor_id, anchor_due = anchor[0], float(anchor[1])
+    skip = 0
+    for raw_id, due in entries:
+        if float(due) != anchor_due or raw_id > anchor_id:
+            break
+        skip += 1
+    return entries[skip:]

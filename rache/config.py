@@ -1,0 +1,51 @@
+"""The default configuration: ``REDIS_URL`` and ``RACHE_REDIS_PREFIX``, read when needed."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict
+
+import redis
+
+from .constants import DEFAULT_PREFIX, DEFAULT_REDIS_URL, PREFIX_ENV, REDIS_URL_ENV
+from .errors import ConfigurationError
+
+
+def redis_url() -> str:
+    """The URL of the default Redis: ``REDIS_URL``, else ``redis://localhost:6379/0``."""
+    return os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+
+
+def prefix() -> str:
+    """The default key prefix: ``RACHE_REDIS_PREFIX``, else ``rache:``."""
+    return os.environ.get(PREFIX_ENV, DEFAULT_PREFIX)
+
+
+def _parse(url: str) -> Dict[str, Any]:
+    try:
+        return redis.connection.parse_url(url)  # type: ignore[no-untyped-call,no-any-return]
+    except ValueError:
+        # redis-py's message may quote the URL, password included: name the variable only.
+        scheme = url.partition("://")[0] if "://" in url else ""
+        raise ConfigurationError(
+            f"{REDIS_URL_ENV} is not a Redis URL (scheme {scheme!r}; expected redis://, "
+            "rediss:// or unix://)"
+        ) from None
+
+
+def connection_kwargs(url: str) -> Dict[str, Any]:
+    """Rache 0.3.1's ``REDIS``: host, port, password and db, or a unix socket path and db."""
+    parsed = _parse(url)
+    if "path" in parsed:
+        kwargs: Dict[str, Any] = {"unix_socket_path": parsed["path"]}
+    else:
+        kwargs = {"host": parsed.get("host", "localhost"), "port": parsed.get("port", 6379)}
+    kwargs["password"] = parsed.get("password")
+    kwargs["db"] = int(parsed.get("db", 0))
+    return kwargs
+
+
+def client(url: str) -> redis.Redis:
+    """A redis-py client for ``url``, with a clear error that never shows the password."""
+    _parse(url)
+    return redis.Redis.from_url(url)

@@ -1,0 +1,33 @@
+"""Key names, defaults and bounds, in one place."""
+
+from __future__ import annotations
+
+#: Redis URL used when ``REDIS_URL`` is not set.
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+#: Key prefix used when ``RACHE_REDIS_PREFIX`` is not set (the same as rache 0.3.1).
+DEFAULT_PREFIX = "rache:"
+
+#: The environment variables read, lazily, for the default scheduler.
+REDIS_URL_ENV = "REDIS_URL"
+PREFIX_ENV = "RACHE_REDIS_PREFIX"
+
+#: ``<prefix>queue``: the sorted set of job ids scored by due time (Unix seconds).
+QUEUE_KEY = "queue"
+
+#: ``<prefix>job:<id>``: the hash holding one job's data.
+JOB_KEY = "job:"
+
+#: Jobs claimed, or schedule entries read, per script call: bounds how long one call holds
+#: Redis and how much one reply carries.
+DEFAULT_BATCH_SIZE = 1000
+
+#: The largest batch a Scheduler accepts (a claim script's reply grows with it).
+MAX_BATCH_SIZE = 10_000
+
+#: The largest ``schedule_in`` / ``reschedule_in`` either way, in seconds (about 317 years):
+#: keeps due times exact to the millisecond in a double.
+MAX_OFFSET_SECONDS = 10**10
+
+#: The job data key that holds the job's id in what rache returns, so it cannot be data.
+RESERVED_FIELD = "id"

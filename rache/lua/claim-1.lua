@@ -1,0 +1,81 @@
+--[[
+  Claims a batch of due jobs: finds them, removes or reschedules them and reads their data,
+  in one atomic step, so no other poller can claim the same job.
+
+  A pending_jobs() call is a series of batches. The first reads the server clock and fixes the
+  call's cutoff; the next ones pass it back, so the call never takes a job it rescheduled
+  itself: a rescheduled job whose new due time would not be after the cutoff (reschedule_in
+  of 0 or less) is due again at the cutoff plus one microsecond instead, for the next call.
+
+  The job hashes are read at ARGV[1] .. id, a key this script derives: on Redis Cluster the
+  prefix must carry a hash tag so that they share the queue's slot.
+
+  Input:
+    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+
+    ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
+    ARGV[2] the most jobs to claim (an integer >= 1)
+    ARGV[3] cutoff: claim jobs due at or before it (Unix seconds); '' in the call's first batch
+            means now, read from the server clock
+    ARGV[4] reschedule offset from now, milliseconds; '' removes the claimed jobs instead
+    ARGV[5] precision of the reschedule: 's' from the whole second, 'ms' from the millisecond
+
+  Output:
+    {cutoff, new due time of the batch or false if removed,
+     id, due time before the claim, n, field1, value1, ... fieldn, valuen,   (a job)
+     ...}                                                                    (earliest first)
+]]
+local rcall = redis.call
+local queueKey = KEYS[1]
+local jobPrefix = ARGV[1]
+local count = tonumber(ARGV[2])
+local cutoff = ARGV[3]
+local offset = ARGV[4]
+
+--- @include "time"
+--- @include "chunked"
+
+local now = rcall('TIME')
+if cutoff == '' then
+  cutoff = timeString(tonumber(now[1]) + tonumber(now[2]) / 1000000)
+end
+
+local found = rcall('ZRANGEBYSCORE', queueKey, '-inf', cutoff, 'WITHSCORES', 'LIMIT', 0, count)
+local reply = {cutoff, false}
+if #found == 0 then
+  return reply
+end
+
+local ids = {}
+for i = 1, #found, 2 do
+  ids[#ids + 1] = found[i]
+end
+
+if offset == '' then
+  chunked('ZREM', queueKey, ids)
+else
+  local due = dueTime(now, tonumber(offset), ARGV[5])
+  local limit = tonumber(cutoff)
+  if due <= limit then
+    due = limit + 0.000001
+  end
+  local newDue = timeString(due)
+  reply[2] = newDue
+  local members = {}
+  for i = 1, #ids do
+    members[2 * i - 1] = newDue
+    members[2 * i] = ids[i]
+  end
+  chunked('ZADD', queueKey, members)
+end
+
+for i = 1, #found, 2 do
+  local data = rcall('HGETALL', jobPrefix .. found[i])
+  reply[#reply + 1] = found[i]
+  reply[#reply + 1] = found[i + 1]
+  reply[#reply + 1] = #data / 2
+  for j = 1, #data do
+    reply[#reply + 1] = data[j]
+  end
+end
+return reply

@@ -1,0 +1,37 @@
+--[[
+  Puts back jobs that a pending_jobs() generator claimed but never handed out (its consumer
+  stopped early), each only if nobody changed it since the claim: a rescheduled job still due
+  at the claim's new time, or a removed job still off the schedule (and, if it had data then,
+  still with data, so a job deleted meanwhile stays deleted).
+
+  Input:
+    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+
+    ARGV[1] job key prefix: a job's hash is ARGV[1] .. id (hash tag on Redis Cluster)
+    ARGV[2] the due time the claim gave the jobs, or '' if it removed them
+    ARGV[3 ..] triples: id, due time before the claim, '1' if the job had data else '0'
+
+  Output:
+    the number of jobs put back
+]]
+local rcall = redis.call
+local queueKey = KEYS[1]
+local jobPrefix = ARGV[1]
+local claimedDue = ARGV[2]
+
+local restored = 0
+for i = 3, #ARGV, 3 do
+  local id, due, hadData = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local current = rcall('ZSCORE', queueKey, id)
+  local unchanged
+  if claimedDue == '' then
+    unchanged = not current and (hadData == '0' or rcall('EXISTS', jobPrefix .. id) == 1)
+  else
+    unchanged = current and tonumber(current) == tonumber(claimedDue)
+  end
+  if unchanged then
+    rcall('ZADD', queueKey, due, id)
+    restored = restored + 1
+  end
+end
+return restored

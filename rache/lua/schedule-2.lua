@@ -1,0 +1,39 @@
+--[[
+  Schedules one job: sets its due time on the server clock and merges its data, atomically.
+
+  Input:
+    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[2] job key: hash, the job's data
+
+    ARGV[1] job id
+    ARGV[2] offset from now, milliseconds (an integer; negative means already due)
+    ARGV[3] precision: 's' to count from the server's whole second, 'ms' from its millisecond
+    ARGV[4] n, the number of fields to set
+    ARGV[5 .. 4 + 2n] field, value pairs to set
+    ARGV[5 + 2n ..]   fields to delete
+
+  Output:
+    the due time, Unix seconds, as a string
+]]
+local rcall = redis.call
+local queueKey = KEYS[1]
+local jobKey = KEYS[2]
+
+--- @include "time"
+--- @include "chunked"
+
+local due = dueTime(rcall('TIME'), tonumber(ARGV[2]), ARGV[3])
+rcall('ZADD', queueKey, timeString(due), ARGV[1])
+
+local nset = tonumber(ARGV[4])
+local fields, deletes = {}, {}
+for i = 5, 4 + 2 * nset do
+  fields[#fields + 1] = ARGV[i]
+end
+for i = 5 + 2 * nset, #ARGV do
+  deletes[#deletes + 1] = ARGV[i]
+end
+chunked('HSET', jobKey, fields)
+chunked('HDEL', jobKey, deletes)
+
+return timeString(due)

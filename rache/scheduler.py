@@ -1,0 +1,138 @@
+"""The synchronous shell: each method encodes its arguments, calls one script, decodes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Generator, Optional, Tuple, Union
+
+from . import codec, config
+from .codec import Job, Keys
+from .constants import DEFAULT_BATCH_SIZE
+from .scripts import CLAIM, DELETE, DETAILS, PAGE, RELEASE, SCHEDULE
+
+logger = logging.getLogger(__name__)
+
+#: What ``scheduled_jobs(with_times=True)`` yields: (job id, due time in Unix seconds).
+Timed = Tuple[Union[str, bytes], Union[int, float]]
+
+
+class Scheduler:
+    """A schedule of jobs in one Redis under one key prefix.
+
+    :param connection: a redis-py client (``decode_responses`` and protocol do not matter);
+        None makes one from ``REDIS_URL``.
+    :param prefix: the key prefix; None reads ``RACHE_REDIS_PREFIX`` (default ``rache:``).
+    :param batch_size: jobs claimed, or entries read, per script call (one round trip).
+    """
+
+    def __init__(
+        self,
+        connection: Any = None,
+        prefix: Optional[str] = None,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.keys = Keys(config.prefix() if prefix is None else prefix)
+        self.batch_size = codec.check_batch_size(batch_size)
+        self.connection = config.client(config.redis_url()) if connection is None else connection
+
+    def __repr__(self) -> str:
+        return f"<Scheduler prefix={self.keys.prefix!r} connection={self.connection!r}>"
+
+    def schedule_job(self, job_id: str, schedule_in: Any, **kwargs: Any) -> None:
+        """Schedule ``job_id`` ``schedule_in`` seconds (or a timedelta) from now, with data.
+
+        Scheduling a job again moves it; its data merges, and a key given as None is removed.
+        """
+        args = codec.schedule_args(job_id, schedule_in, kwargs)
+        SCHEDULE(self.connection, [self.keys.queue, self.keys.job(args[0])], args)  # type: ignore[arg-type]
+
+    def pending_jobs(
+        self, reschedule_in: Any = None, limit: Optional[int] = None
+    ) -> Generator[Job, None, None]:
+        """Claim the jobs due now, earliest first, as ``{'id': ..., **data}`` dicts.
+
+        Each is removed from the schedule (its data stays), or with ``reschedule_in``
+        rescheduled that many seconds from now, in the same atomic step that hands it out:
+        no job goes to two pollers. Claims go by batches as the generator is consumed; jobs
+        of a batch that it never hands out (the consumer stopped) are put back.
+        """
+        reschedule = (
+            None if reschedule_in is None else codec.encode_offset(reschedule_in, "reschedule_in")
+        )
+        return self._claim(reschedule, codec.encode_limit(limit))
+
+    def _claim(
+        self, reschedule: Optional[Tuple[int, bytes]], limit: Optional[int]
+    ) -> Generator[Job, None, None]:
+        remaining = limit
+        cutoff = b""
+        batch: Optional[codec.Claimed] = None
+        given = 0
+        try:
+            while remaining is None or remaining > 0:
+                count = self.batch_size if remaining is None else min(self.batch_size, remaining)
+                batch = None
+                reply = CLAIM(
+                    self.connection,
+                    [self.keys.queue],
+                    codec.claim_args(self.keys, count, cutoff, reschedule),
+                )
+                batch = codec.parse_claim(reply)
+                cutoff, given = batch.cutoff, 0
+                for job in batch.jobs:
+                    given += 1
+                    yield job
+                if len(batch.jobs) < count:
+                    return
+                if remaining is not None:
+                    remaining -= count
+        finally:
+            if batch is not None and given < len(batch.jobs):
+                self._release(batch, given)
+
+    def _release(self, batch: codec.Claimed, given: int) -> None:
+        """Put back the jobs of ``batch`` after the first ``given``, which were never handed out."""
+        args = codec.release_args(self.keys, batch.new_due, batch.claimed[given:])
+        try:
+            RELEASE(self.connection, [self.keys.queue], args)
+        except Exception:  # close() or garbage collection is no place to raise
+            logger.warning(
+                "rache: could not put back %d claimed jobs that were never handed out",
+                len(batch.jobs) - given,
+                exc_info=True,
+            )
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove a job: its schedule entry and its data. An unknown job is no error."""
+        raw_id = codec.encode_job_id(job_id)
+        DELETE(self.connection, [self.keys.queue, self.keys.job(raw_id)], [raw_id])
+
+    def job_details(self, job_id: str) -> Job:
+        """``{'id', 'schedule_at', **data}`` of a job; ``schedule_at`` is None if unscheduled.
+
+        :raises JobNotFound: the job is neither scheduled nor has data.
+        """
+        raw_id = codec.encode_job_id(job_id)
+        reply = DETAILS(self.connection, [self.keys.queue, self.keys.job(raw_id)], [raw_id])
+        return codec.parse_details(job_id, reply)
+
+    def scheduled_jobs(self, with_times: bool = False) -> Generator[Any, None, None]:
+        """Every scheduled job id, earliest first, or ``(id, due time)`` with ``with_times``.
+
+        Reads the schedule in pages of ``batch_size``. A job rescheduled while the iteration
+        runs may come twice or not at all; every other job comes exactly once.
+        """
+        return self._scheduled(bool(with_times))
+
+    def _scheduled(self, with_times: bool) -> Generator[Any, None, None]:
+        anchor = (b"", b"")
+        count = self.batch_size
+        while True:
+            reply = PAGE(self.connection, [self.keys.queue], codec.page_args(count, anchor))
+            for raw_id, due in codec.parse_page(reply, anchor):
+                job_id = codec.decode_text(raw_id)
+                yield (job_id, codec.decode_time(due)) if with_times else job_id
+            if len(reply) - 1 < 2 * count:
+                return
+            anchor = (reply[-2], reply[-1])

@@ -1,0 +1,85 @@
+"""Loading the Lua scripts of ``rache/lua`` and calling them on a client.
+
+Each ``<operation>-<number of keys>.lua`` becomes a :class:`Script`; its ``--- @include
+"name"`` lines are replaced by ``lua/includes/<name>.lua`` once, at import. A call sends
+EVALSHA, and on NOSCRIPT (a cold script cache: SCRIPT FLUSH, a restart, a failover) loads
+the script and sends EVALSHA again, as redis-py's ``Script`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from importlib import resources
+from typing import Any, Dict, Sequence, Union
+
+from redis.exceptions import NoScriptError
+
+_INCLUDE = re.compile(r'^--- @include "([\w-]+)"$', re.MULTILINE)
+_NAME = re.compile(r"^([a-z]+)-(\d+)\.lua$")
+#: redis-py's execute_command option for a reply read as bytes (redis.client.NEVER_DECODE),
+#: whatever the client's decode_responses.
+_RAW = {"NEVER_DECODE": True}
+
+
+class Script:
+    """One Lua script: its source, SHA1 and key count, callable on any redis-py client."""
+
+    __slots__ = ("name", "numkeys", "sha", "source")
+
+    def __init__(self, name: str, numkeys: int, source: str) -> None:
+        self.name = name
+        self.numkeys = numkeys
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(
+        self, client: Any, keys: Sequence[bytes], args: Sequence[Union[bytes, int]]
+    ) -> Any:
+        """Run the script on ``client`` (one EVALSHA) and return its undecoded reply."""
+        if len(keys) != self.numkeys:
+            raise ValueError(f"{self.name} takes {self.numkeys} keys, not {len(keys)}")
+        try:
+            return client.execute_command("EVALSHA", self.sha, self.numkeys, *keys, *args, **_RAW)
+        except NoScriptError:
+            client.script_load(self.source)
+            return client.execute_command("EVALSHA", self.sha, self.numkeys, *keys, *args, **_RAW)
+
+    def __repr__(self) -> str:
+        return f"<Script {self.name}-{self.numkeys}.lua {self.sha[:8]}>"
+
+
+def _expand(source: str, includes: Dict[str, str]) -> str:
+    def include(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in includes:
+            raise LookupError(f"no rache/lua/includes/{name}.lua to include")
+        return includes[name]
+
+    return _INCLUDE.sub(include, source)
+
+
+def load() -> Dict[str, Script]:
+    """Read every script shipped in ``rache/lua``, its includes expanded, keyed by operation."""
+    folder = resources.files(__package__) / "lua"
+    includes = {
+        entry.name[: -len(".lua")]: entry.read_text("utf-8")
+        for entry in (folder / "includes").iterdir()
+        if entry.name.endswith(".lua")
+    }
+    scripts: Dict[str, Script] = {}
+    for entry in folder.iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            name, numkeys = match.group(1), int(match.group(2))
+            scripts[name] = Script(name, numkeys, _expand(entry.read_text("utf-8"), includes))
+    return scripts
+
+
+_SCRIPTS = load()
+SCHEDULE = _SCRIPTS["schedule"]
+CLAIM = _SCRIPTS["claim"]
+RELEASE = _SCRIPTS["release"]
+DELETE = _SCRIPTS["delete"]
+DETAILS = _SCRIPTS["details"]
+PAGE = _SCRIPTS["page"]

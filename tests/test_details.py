@@ -1,0 +1,84 @@
+"""job_details, delete_job and scheduled_jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rache import JobNotFound, Scheduler
+
+
+def test_details_of_a_scheduled_job(sched: Scheduler, raw: Any) -> None:
+    sched.schedule_job("a", 30, url="http://x", timeout=10)
+    due = raw.zscore("rache:queue", "a")
+    assert sched.job_details("a") == {
+        "id": "a",
+        "schedule_at": int(due),
+        "url": "http://x",
+        "timeout": 10,
+    }
+
+
+def test_details_of_a_scheduled_job_without_data(sched: Scheduler) -> None:
+    sched.schedule_job("a", 30)
+    assert set(sched.job_details("a")) == {"id", "schedule_at"}
+
+
+def test_unknown_job_is_job_not_found_a_key_error(sched: Scheduler) -> None:
+    with pytest.raises(JobNotFound, match="no job with id 'nope'") as info:
+        sched.job_details("nope")
+    assert isinstance(info.value, KeyError)
+
+
+def test_delete_removes_entry_and_data_and_unknown_is_fine(sched: Scheduler, raw: Any) -> None:
+    sched.schedule_job("a", 30, n=1)
+    sched.schedule_job("b", 30, n=2)
+    sched.delete_job("a")
+    sched.delete_job("a")
+    sched.delete_job("never")
+    assert raw.zrange("rache:queue", 0, -1) == [b"b"]
+    assert raw.exists("rache:job:a") == 0
+    with pytest.raises(JobNotFound):
+        sched.job_details("a")
+
+
+def test_scheduled_jobs_ids_and_times_earliest_first(sched: Scheduler, raw: Any) -> None:
+    sched.schedule_job("late", 100)
+    sched.schedule_job("early", -100)
+    sched.schedule_job("mid", 1.5)
+    assert list(sched.scheduled_jobs()) == ["early", "mid", "late"]
+    timed = list(sched.scheduled_jobs(with_times=True))
+    assert [job_id for job_id, _ in timed] == ["early", "mid", "late"]
+    assert timed == [
+        (k.decode(), sched.job_details(k.decode())["schedule_at"])
+        for k in raw.zrange("rache:queue", 0, -1)
+    ]
+    assert isinstance(timed[0][1], int) and isinstance(timed[1][1], float)
+
+
+def test_scheduled_jobs_pages_through_everything_once(conn: Any, raw: Any) -> None:
+    sched = Scheduler(conn, batch_size=10)
+    raw.zadd("rache:queue", {f"t{i:03}": 1000 for i in range(55)})  # many ties on one time
+    raw.zadd("rache:queue", {f"u{i:03}": 2000 + i for i in range(45)})
+    assert list(sched.scheduled_jobs()) == [f"t{i:03}" for i in range(55)] + [
+        f"u{i:03}" for i in range(45)
+    ]
+    assert list(sched.scheduled_jobs(with_times=True))[-1] == ("u044", 2044)
+
+
+def test_scheduled_jobs_survives_its_anchor_leaving(conn: Any, raw: Any) -> None:
+    sched = Scheduler(conn, batch_size=5)
+    raw.zadd("rache:queue", {f"t{i:02}": 1000 for i in range(20)})
+    seen = []
+    for job_id in sched.scheduled_jobs():
+        seen.append(job_id)
+        if job_id == "t04":  # the last of the first page: the next page's anchor
+            raw.zrem("rache:queue", "t04", "t02")
+            raw.zadd("rache:queue", {"t00a": 1000})  # added behind the cursor
+    assert seen == [f"t{i:02}" for i in range(20)]
+
+
+def test_scheduled_jobs_on_an_empty_schedule(sched: Scheduler) -> None:
+    assert list(sched.scheduled_jobs()) == []
+    assert list(sched.scheduled_jobs(with_times=True)) == []

@@ -1,0 +1,156 @@
+"""pending_jobs: claims of due jobs, removal or rescheduling, limits, batches, early stops."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import pytest
+
+from rache import Scheduler
+
+
+def ids(jobs: Any) -> list[str]:
+    return [job["id"] for job in jobs]
+
+
+def test_returns_due_jobs_earliest_first_with_their_data(sched: Scheduler, raw: Any) -> None:
+    sched.schedule_job("b", -5, n=2)
+    sched.schedule_job("a", -10, n=1, s="x")
+    sched.schedule_job("future", 3600)
+    jobs = list(sched.pending_jobs())
+    assert jobs == [{"id": "a", "n": 1, "s": "x"}, {"id": "b", "n": 2}]
+    assert list(jobs[0]) == ["id", "n", "s"]
+
+
+def test_without_reschedule_jobs_leave_the_schedule_but_keep_their_data(
+    sched: Scheduler, raw: Any
+) -> None:
+    sched.schedule_job("a", 0, n=1)
+    assert ids(sched.pending_jobs()) == ["a"]
+    assert list(sched.pending_jobs()) == []
+    assert raw.zscore("rache:queue", "a") is None
+    assert sched.job_details("a") == {"id": "a", "schedule_at": None, "n": 1}
+    sched.schedule_job("a", -1)  # a worker reschedules it, data intact
+    assert list(sched.pending_jobs()) == [{"id": "a", "n": 1}]
+
+
+def test_reschedule_in_moves_claimed_jobs_atomically(sched: Scheduler, raw: Any) -> None:
+    sched.schedule_job("a", -1)
+    now = raw.time()[0]
+    assert ids(sched.pending_jobs(reschedule_in=60)) == ["a"]
+    due = raw.zscore("rache:queue", "a")
+    assert now + 60 <= due <= now + 61 and due.is_integer()
+    assert list(sched.pending_jobs(reschedule_in=60)) == []
+
+
+def test_fractional_reschedule_keeps_the_millisecond(sched: Scheduler, raw: Any) -> None:
+    sched.schedule_job("a", -1)
+    list(sched.pending_jobs(reschedule_in=1.5))
+    due = sched.job_details("a")["schedule_at"]
+    assert isinstance(due, float)
+    seconds, micros = raw.time()
+    assert 0 < due - (seconds + micros / 1e6) <= 1.5
+
+
+def test_limit_caps_the_count_and_the_rest_stay_due(sched: Scheduler) -> None:
+    for i in range(10):
+        sched.schedule_job(f"j{i}", -100 + i)
+    assert ids(sched.pending_jobs(limit=3)) == ["j0", "j1", "j2"]
+    assert ids(sched.pending_jobs(limit=0)) == []
+    assert ids(sched.pending_jobs(limit=100)) == [f"j{i}" for i in range(3, 10)]
+
+
+def test_batches_cover_every_due_job_once(conn: Any) -> None:
+    sched = Scheduler(conn, batch_size=7)
+    for i in range(50):
+        sched.schedule_job(f"j{i:02}", -1, i=i)
+    jobs = list(sched.pending_jobs())
+    assert ids(jobs) == [f"j{i:02}" for i in range(50)]
+    assert [job["i"] for job in jobs] == list(range(50))
+
+
+@pytest.mark.parametrize("reschedule_in", [0, -5, -0.5, 0.0001])
+def test_due_again_at_once_never_twice_in_one_call(conn: Any, raw: Any, reschedule_in: Any) -> None:
+    sched = Scheduler(conn, batch_size=3)
+    for i in range(10):
+        sched.schedule_job(f"j{i}", -10)
+    first = ids(sched.pending_jobs(reschedule_in=reschedule_in))
+    assert sorted(first) == [f"j{i}" for i in range(10)]
+    assert raw.zcard("rache:queue") == 10
+    second = ids(sched.pending_jobs(reschedule_in=reschedule_in))  # due again: the next call
+    assert sorted(second) == sorted(first)
+
+
+def test_a_consumer_that_stops_early_claims_only_what_it_received(
+    sched: Scheduler, raw: Any
+) -> None:
+    for i in range(10):
+        sched.schedule_job(f"j{i}", -100 + i, i=i)
+    before = dict(raw.zrange("rache:queue", 0, -1, withscores=True))
+    jobs = sched.pending_jobs()
+    assert ids([next(jobs), next(jobs)]) == ["j0", "j1"]
+    jobs.close()
+    after = dict(raw.zrange("rache:queue", 0, -1, withscores=True))
+    assert after == {k: v for k, v in before.items() if k not in (b"j0", b"j1")}
+
+
+def test_early_stop_with_reschedule_restores_the_due_times(sched: Scheduler, raw: Any) -> None:
+    for i in range(5):
+        sched.schedule_job(f"j{i}", -100 + i)
+    before = dict(raw.zrange("rache:queue", 0, -1, withscores=True))
+    for job in sched.pending_jobs(reschedule_in=3600):
+        if job["id"] == "j2":
+            break
+    gc.collect()
+    after = dict(raw.zrange("rache:queue", 0, -1, withscores=True))
+    assert {k: after[k] for k in (b"j3", b"j4")} == {k: before[k] for k in (b"j3", b"j4")}
+    assert all(after[k] > before[k] + 3000 for k in (b"j0", b"j1", b"j2"))
+
+
+def test_early_stop_leaves_jobs_changed_meanwhile_alone(sched: Scheduler, raw: Any) -> None:
+    for i in range(4):
+        sched.schedule_job(f"j{i}", -100 + i, n=i)
+    jobs = sched.pending_jobs()
+    next(jobs)
+    sched.delete_job("j1")  # deleted after the claim: must stay deleted
+    sched.schedule_job("j2", 500)  # rescheduled after the claim: must keep its new time
+    jobs.close()
+    assert raw.zscore("rache:queue", "j1") is None
+    assert raw.zscore("rache:queue", "j2") - raw.time()[0] > 400
+    assert ids(sched.pending_jobs()) == ["j3"]
+
+
+def test_an_exception_in_the_consumer_puts_back_the_rest(sched: Scheduler, raw: Any) -> None:
+    for i in range(5):
+        sched.schedule_job(f"j{i}", -1 - i)
+
+    def consume() -> None:
+        for _job in sched.pending_jobs():
+            raise RuntimeError("worker crashed")
+
+    with pytest.raises(RuntimeError):
+        consume()
+    assert raw.zcard("rache:queue") == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"limit": -1}, ValueError, "limit must be 0 or more"),
+        ({"limit": 1.5}, TypeError, "limit must be an int"),
+        ({"limit": "10"}, TypeError, "limit must be an int"),
+        ({"limit": True}, TypeError, "limit must be an int"),
+        ({"reschedule_in": float("nan")}, ValueError, "reschedule_in must be a finite"),
+        ({"reschedule_in": "60"}, TypeError, "reschedule_in must be a number"),
+        ({"reschedule_in": -(10**12)}, ValueError, "reschedule_in must be within"),
+    ],
+)
+def test_bad_arguments_fail_at_the_call_and_claim_nothing(
+    sched: Scheduler, raw: Any, kwargs: dict[str, Any], error: type, match: str
+) -> None:
+    sched.schedule_job("a", -1)
+    before = {key: raw.dump(key) for key in raw.keys("*")}
+    with pytest.raises(error, match=match):
+        sched.pending_jobs(**kwargs)  # raises before iteration starts
+    assert {key: raw.dump(key) for key in raw.keys("*")} == before

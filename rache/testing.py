@@ -9,13 +9,16 @@ killed at will.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from queue import Empty
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import redis
 
@@ -153,6 +156,111 @@ def _start_binary(spec: ServerSpec, datadir: Path) -> RedisServer:
         port=port,
         datadir=datadir,
     )
+    executor.command_parts = [*executor.command_parts, "--save", ""]  # no snapshot: throwaway
     executor.start()
     url = f"redis://127.0.0.1:{port}/0"
     return RedisServer(spec, "127.0.0.1", port, url, handle=executor, datadir=datadir)
+
+
+@dataclass
+class Polled:
+    """What one poller claimed, and when it started and stopped (time.perf_counter())."""
+
+    ids: List[str]
+    started: float
+    finished: float
+
+
+def drain(
+    url: str,
+    prefix: str = "rache:",
+    reschedule_in: Any = None,
+    limit: Optional[int] = 100,
+    barrier: Any = None,
+    claim: Optional[Callable[..., Iterable[Dict[str, Any]]]] = None,
+) -> Polled:
+    """Poll one schedule until a call hands out nothing, and say what it claimed.
+
+    With ``barrier`` (a multiprocessing.Barrier), waits on it once connected, so that many
+    pollers start at the same instant. ``claim(client, reschedule_in, limit, prefix)``
+    replaces rache's ``pending_jobs`` (to run another algorithm in the same harness).
+    """
+    from .scheduler import Scheduler
+
+    client = redis.Redis.from_url(url)
+    if claim is None:
+        claim = Scheduler(client, prefix).pending_jobs
+        args: Tuple[Any, ...] = (reschedule_in, limit)
+    else:
+        args = (client, reschedule_in, limit, prefix)
+    client.ping()
+    if barrier is not None:
+        barrier.wait()
+    started = time.perf_counter()
+    claimed: List[str] = []
+    while True:
+        batch = [job["id"] for job in claim(*args)]
+        if not batch:
+            break
+        claimed += batch
+    finished = time.perf_counter()
+    client.close()
+    return Polled(claimed, started, finished)
+
+
+def _poller(
+    queue: Any, index: int, poll: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+) -> None:
+    try:
+        queue.put((index, poll(*args, **kwargs)))
+    except BaseException as exc:
+        queue.put((index, exc))
+        raise
+
+
+def run_pollers(
+    url: str,
+    processes: int = 4,
+    poll: Callable[..., Polled] = drain,
+    on_wait: Optional[Callable[[], None]] = None,
+    **kwargs: Any,
+) -> List[Polled]:
+    """Run ``processes`` pollers at once, each in its own process, and say what each claimed.
+
+    ``poll`` (:func:`drain`, or a module-level function like it) is called as
+    ``poll(url, barrier=..., **kwargs)``; ``on_wait`` every tenth of a second meanwhile.
+    """
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes)
+    queue = context.Queue()
+    workers = [
+        context.Process(
+            target=_poller,
+            args=(queue, i, poll, (url,), {**kwargs, "barrier": barrier}),
+            daemon=True,
+        )
+        for i in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    results: Dict[int, Polled] = {}
+    deadline = time.monotonic() + 300
+    try:
+        while len(results) < processes:
+            if time.monotonic() > deadline:
+                raise TimeoutError("pollers did not finish within 300 s")
+            try:
+                index, result = queue.get(timeout=0.1)
+            except Empty:
+                if on_wait is not None:
+                    on_wait()
+                continue
+            if isinstance(result, BaseException):
+                raise RuntimeError(f"poller {index} failed: {result!r}") from result
+            results[index] = result
+    finally:
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+    return [results[i] for i in range(processes)]

@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 import pytest
 import redis
+from redis._parsers import _HiredisParser, _RESP2Parser, _RESP3Parser
+from redis.utils import HIREDIS_AVAILABLE
 
 import rache
 from rache import testing
@@ -20,8 +22,14 @@ from rache.scheduler import Scheduler
 
 SERVERS = testing.discover(os.environ.get("RACHE_TEST_REDIS_URL"))
 
-#: (protocol, decode_responses): replies of one script decode differently under each.
-CLIENT_KINDS = [(2, False), (2, True), (3, False), (3, True)]
+#: (protocol, decode_responses, parser): replies of one script decode differently under each.
+CLIENT_KINDS = [
+    (protocol, decode, parser)
+    for parser in (["hiredis", "python"] if HIREDIS_AVAILABLE else ["python"])
+    for protocol in (2, 3)
+    for decode in (False, True)
+]
+PARSERS = {"hiredis": _HiredisParser, 2: _RESP2Parser, 3: _RESP3Parser}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -61,12 +69,14 @@ def raw(server: testing.RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(
-    params=CLIENT_KINDS, ids=[f"resp{p}-{'str' if d else 'bytes'}" for p, d in CLIENT_KINDS]
+    params=CLIENT_KINDS,
+    ids=[f"resp{p}-{'str' if d else 'bytes'}-{parser}" for p, d, parser in CLIENT_KINDS],
 )
 def conn(request: pytest.FixtureRequest, server: testing.RedisServer, raw: Any) -> Iterator[Any]:
-    """The client handed to rache: each of the four protocol/decoding kinds in turn."""
-    protocol, decode = request.param
-    client = server.client(protocol=protocol, decode_responses=decode)
+    """The client handed to rache: each protocol, decoding and reply parser in turn."""
+    protocol, decode, parser = request.param
+    parser_class = PARSERS["hiredis" if parser == "hiredis" else protocol]
+    client = server.client(protocol=protocol, decode_responses=decode, parser_class=parser_class)
     yield client
     client.close()
 

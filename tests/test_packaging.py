@@ -1,0 +1,59 @@
+"""A built wheel carries the Lua scripts and works from outside the source tree."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from rache import scripts, testing
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (built,) = out.glob("rache-*.whl")
+    return built
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_every_script_and_py_typed(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {path.relative_to(ROOT).as_posix() for path in (ROOT / "rache").rglob("*.lua")}
+    assert len(shipped) >= len(scripts.load()) + 2
+    assert shipped <= names
+    assert "rache/py.typed" in names
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_runs_a_job(
+    wheel: Path, tmp_path: Path, server: testing.RedisServer
+) -> None:
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = (
+        "import rache, sys; assert rache.__file__.startswith(sys.argv[1]), rache.__file__; "
+        "rache.schedule_job('w', -1, n=1); print(list(rache.pending_jobs()))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "REDIS_URL": server.url}
+    env["RACHE_REDIS_PREFIX"] = "wheel-test:"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(site)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[{'id': 'w', 'n': 1}]"

@@ -2,7 +2,8 @@
   Puts back jobs that a pending_jobs() generator claimed but never handed out (its consumer
   stopped early), each only if nobody changed it since the claim: a rescheduled job still due
   at the claim's new time, or a removed job still off the schedule (and, if it had data then,
-  still with data, so a job deleted meanwhile stays deleted).
+  still with data, so a job deleted meanwhile stays deleted; a job without data that was
+  deleted meanwhile cannot be told apart, since its deletion changed nothing, and comes back).
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)

@@ -63,7 +63,7 @@ def server(
 def raw(server: testing.RedisServer) -> Iterator[redis.Redis]:
     """A plain bytes client of a freshly flushed database, to look behind rache's back."""
     client = server.client()
-    client.flushall()
+    client.flushdb()
     yield client
     client.close()
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Generator, Optional, Tuple, Union
+import operator
+from typing import Any, Generator, Iterator, Optional, Tuple, Union
 
 from . import codec, config
 from .codec import Job, Keys
@@ -68,34 +69,30 @@ class Scheduler:
         remaining = limit
         cutoff = b""
         batch: Optional[codec.Claimed] = None
-        given = 0
+        handing: Optional[Iterator[Job]] = None  # over the jobs of the current batch
         try:
             while remaining is None or remaining > 0:
                 count = self.batch_size if remaining is None else min(self.batch_size, remaining)
-                batch = None
-                reply = CLAIM(
-                    self.connection,
-                    [self.keys.queue],
-                    codec.claim_args(self.keys, count, cutoff, reschedule),
-                )
-                batch = codec.parse_claim(reply)
-                cutoff, given = batch.cutoff, 0
-                for job in batch.jobs:
-                    given += 1
-                    yield job
+                args = codec.claim_args(self.keys, count, cutoff, reschedule)
+                handing = None
+                batch = codec.parse_claim(CLAIM(self.connection, [self.keys.queue], args))
+                cutoff = batch.cutoff
+                handing = iter(batch.jobs)
+                yield from handing
                 if len(batch.jobs) < count:
                     return
                 if remaining is not None:
                     remaining -= count
         finally:
-            if batch is not None and given < len(batch.jobs):
-                self._release(batch, given)
+            # Closed early: what the iterator still holds was claimed but never handed out.
+            left = 0 if handing is None else operator.length_hint(handing)
+            if left and batch is not None:
+                self._release(batch, len(batch.jobs) - left)
 
     def _release(self, batch: codec.Claimed, given: int) -> None:
-        """Put back the jobs of ``batch`` after the first ``given``, which were never handed out."""
-        args = codec.release_args(self.keys, batch.new_due, batch.claimed[given:])
+        """Put back the jobs of ``batch`` after the first ``given``, never handed out."""
         try:
-            RELEASE(self.connection, [self.keys.queue], args)
+            RELEASE(self.connection, [self.keys.queue], codec.release_args(self.keys, batch, given))
         except Exception:  # close() or garbage collection is no place to raise
             logger.warning(
                 "rache: could not put back %d claimed jobs that were never handed out",

@@ -82,3 +82,11 @@ def test_scheduled_jobs_survives_its_anchor_leaving(conn: Any, raw: Any) -> None
 def test_scheduled_jobs_on_an_empty_schedule(sched: Scheduler) -> None:
     assert list(sched.scheduled_jobs()) == []
     assert list(sched.scheduled_jobs(with_times=True)) == []
+
+
+def test_foreign_data_never_hides_the_id_or_due_time(sched: Scheduler, raw: Any) -> None:
+    sched.schedule_job("a", -5)
+    raw.hset("rache:job:a", mapping={"id": "forged", "schedule_at": "1", "n": "2"})
+    due = int(raw.zscore("rache:queue", "a"))
+    assert sched.job_details("a") == {"id": "a", "schedule_at": due, "n": 2}
+    assert list(sched.pending_jobs()) == [{"id": "a", "schedule_at": 1, "n": 2}]

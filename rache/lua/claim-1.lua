@@ -22,8 +22,8 @@
 
   Output:
     {cutoff, new due time of the batch or false if removed,
-     id, due time before the claim, n, field1, value1, ... fieldn, valuen,   (a job)
-     ...}                                                                    (earliest first)
+     id, due time before the claim, {field1, value1, ...},   (a job, earliest first)
+     ...}
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -69,13 +69,11 @@ else
   chunked('ZADD', queueKey, members)
 end
 
+local n = 2
 for i = 1, #found, 2 do
-  local data = rcall('HGETALL', jobPrefix .. found[i])
-  reply[#reply + 1] = found[i]
-  reply[#reply + 1] = found[i + 1]
-  reply[#reply + 1] = #data / 2
-  for j = 1, #data do
-    reply[#reply + 1] = data[j]
-  end
+  reply[n + 1] = found[i]
+  reply[n + 2] = found[i + 1]
+  reply[n + 3] = rcall('HGETALL', jobPrefix .. found[i])
+  n = n + 3
 end
 return reply

@@ -8,12 +8,10 @@
     ARGV[1] job id
 
   Output:
-    {due time or false if not scheduled, field1, value1, ...}
+    {due time or false if not scheduled, {field1, value1, ...}}
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
 local jobKey = KEYS[2]
 
-local reply = rcall('HGETALL', jobKey)
-table.insert(reply, 1, rcall('ZSCORE', queueKey, ARGV[1]))
-return reply
+return {rcall('ZSCORE', queueKey, ARGV[1]), rcall('HGETALL', jobKey)}

@@ -10,7 +10,7 @@ The five functions of rache 0.3.1 use a default :class:`Scheduler`, built on fir
 from __future__ import annotations
 
 import threading
-from typing import Any, Generator, Optional
+from typing import Any, Generator, Iterable, Optional, Tuple
 
 from . import config
 from .codec import Job
@@ -29,6 +29,7 @@ __all__ = [
     "job_details",
     "pending_jobs",
     "schedule_job",
+    "schedule_jobs",
     "scheduled_jobs",
 ]
 
@@ -54,6 +55,14 @@ def schedule_job(job_id: str, schedule_in: Any, connection: Any = None, **kwargs
     See :meth:`Scheduler.schedule_job`.
     """
     _scheduler(connection).schedule_job(job_id, schedule_in, **kwargs)
+
+
+def schedule_jobs(jobs: Iterable[Tuple[Any, ...]], connection: Any = None) -> int:
+    """Schedule many ``(job_id, schedule_in[, data])`` jobs in batches; the job count.
+
+    See :meth:`Scheduler.schedule_jobs`.
+    """
+    return _scheduler(connection).schedule_jobs(jobs)
 
 
 def pending_jobs(

@@ -167,6 +167,27 @@ def schedule_args(job_id: object, schedule_in: object, data: Mapping[str, object
     return [raw_id, millis, precision, len(sets) // 2, *sets, *deletes]
 
 
+def bulk_job_args(index: int, job: object) -> Args:
+    """One job of scheduleBulk-1.lua: id, offset, precision, n set, n deleted, fields...
+
+    ``job`` is ``(job_id, schedule_in)`` or ``(job_id, schedule_in, data)``; errors say
+    which job (by position) was wrong.
+    """
+    if not isinstance(job, tuple) or len(job) not in (2, 3):
+        raise TypeError(
+            f"jobs[{index}] must be a (job_id, schedule_in) or (job_id, schedule_in, data) "
+            f"tuple, not {type(job).__name__}"
+        )
+    data = job[2] if len(job) == 3 else {}
+    if not isinstance(data, Mapping):
+        raise TypeError(f"jobs[{index}] data must be a mapping, not {type(data).__name__}")
+    try:
+        raw_id, millis, precision, nset, *rest = schedule_args(job[0], job[1], data)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"jobs[{index}]: {exc}") from None
+    return [raw_id, millis, precision, nset, len(rest) - 2 * nset, *rest]  # type: ignore[operator]
+
+
 def claim_args(
     keys: Keys, count: int, cutoff: bytes, reschedule: Optional[Tuple[int, bytes]]
 ) -> Args:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import operator
-from typing import Any, Generator, Iterator, Optional, Tuple, Union
+from typing import Any, Generator, Iterable, Iterator, Optional, Tuple, Union
 
 from . import codec, config
 from .codec import Job, Keys
 from .constants import DEFAULT_BATCH_SIZE
-from .scripts import CLAIM, DELETE, DETAILS, PAGE, RELEASE, SCHEDULE
+from .scripts import CLAIM, DELETE, DETAILS, PAGE, RELEASE, SCHEDULE, SCHEDULE_BULK
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,21 @@ class Scheduler:
         """
         args = codec.schedule_args(job_id, schedule_in, kwargs)
         SCHEDULE(self.connection, [self.keys.queue, self.keys.job(args[0])], args)  # type: ignore[arg-type]
+
+    def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]]) -> int:
+        """Schedule many jobs, ``batch_size`` of them per script call (one round trip).
+
+        Each job is ``(job_id, schedule_in)`` or ``(job_id, schedule_in, data)``, meaning
+        what ``schedule_job(job_id, schedule_in, **data)`` means. Every job is checked before
+        any is written; each batch is atomic, the whole call is not. Returns the job count.
+        """
+        encoded = [codec.bulk_job_args(i, job) for i, job in enumerate(jobs)]
+        for start in range(0, len(encoded), self.batch_size):
+            args: codec.Args = [self.keys.job_prefix]
+            for job_args in encoded[start : start + self.batch_size]:
+                args += job_args
+            SCHEDULE_BULK(self.connection, [self.keys.queue], args)
+        return len(encoded)
 
     def pending_jobs(
         self, reschedule_in: Any = None, limit: Optional[int] = None

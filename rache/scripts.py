@@ -16,7 +16,7 @@ from typing import Any, Dict, Sequence, Union
 from redis.exceptions import NoScriptError
 
 _INCLUDE = re.compile(r'^--- @include "([\w-]+)"$', re.MULTILINE)
-_NAME = re.compile(r"^([a-z]+)-(\d+)\.lua$")
+_NAME = re.compile(r"^([a-zA-Z]+)-(\d+)\.lua$")
 #: redis-py's execute_command option for a reply read as bytes (redis.client.NEVER_DECODE),
 #: whatever the client's decode_responses.
 _RAW = {"NEVER_DECODE": True}
@@ -78,6 +78,7 @@ def load() -> Dict[str, Script]:
 
 _SCRIPTS = load()
 SCHEDULE = _SCRIPTS["schedule"]
+SCHEDULE_BULK = _SCRIPTS["scheduleBulk"]
 CLAIM = _SCRIPTS["claim"]
 RELEASE = _SCRIPTS["release"]
 DELETE = _SCRIPTS["delete"]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from rache import Scheduler
+from tests.helpers import snapshot
 
 
 def ids(jobs: Any) -> list[str]:
@@ -150,7 +151,7 @@ def test_bad_arguments_fail_at_the_call_and_claim_nothing(
     sched: Scheduler, raw: Any, kwargs: dict[str, Any], error: type, match: str
 ) -> None:
     sched.schedule_job("a", -1)
-    before = {key: raw.dump(key) for key in raw.keys("*")}
+    before = snapshot(raw)
     with pytest.raises(error, match=match):
         sched.pending_jobs(**kwargs)  # raises before iteration starts
-    assert {key: raw.dump(key) for key in raw.keys("*")} == before
+    assert snapshot(raw) == before

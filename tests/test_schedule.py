@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from rache import ReservedFieldError, Scheduler
+from tests.helpers import snapshot
 
 
 def server_now(raw: Any) -> float:
@@ -127,10 +128,10 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(
     sched: Scheduler, raw: Any, kwargs: dict[str, Any], error: type, match: str
 ) -> None:
     sched.schedule_job("existing", 10, keep=1)
-    before = {key: raw.dump(key) for key in raw.keys("*")}
+    before = snapshot(raw)
     with pytest.raises(error, match=match):
         sched.schedule_job(**kwargs)
-    assert {key: raw.dump(key) for key in raw.keys("*")} == before
+    assert snapshot(raw) == before
 
 
 def test_negative_schedule_in_is_due_at_once(sched: Scheduler) -> None:

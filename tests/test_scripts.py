@@ -4,36 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from rache import Scheduler, scripts, testing
-
-
-def commands_sent(raw: Any, action: Callable[[], Any]) -> list[str]:
-    """The commands clients sent to Redis while ``action`` ran (MONITOR), not scripts' own."""
-    marker = raw.client()  # its own connection, set up before MONITOR starts
-    marker.ping()
-    with raw.monitor() as monitor:
-        action()
-        marker.echo("--end--")
-        seen: list[str] = []
-        while True:
-            command = monitor.next_command()
-            if command["command"] == "ECHO --end--":
-                return seen
-            if command["client_type"] != "lua":
-                seen.append(command["command"].split()[0].upper())
-
-
-def warm_up(sched: Scheduler) -> None:
-    """Connect, and load every script into the server's cache."""
-    sched.schedule_job("warm", 3600)
-    list(sched.pending_jobs())
-    sched.job_details("warm")
-    list(sched.scheduled_jobs())
-    sched.delete_job("warm")
+from tests.helpers import commands_sent, warm_up
 
 
 def test_every_call_is_one_evalsha(sched: Scheduler, raw: Any) -> None:

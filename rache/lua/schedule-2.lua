@@ -26,14 +26,7 @@ local due = dueTime(rcall('TIME'), tonumber(ARGV[2]), ARGV[3])
 rcall('ZADD', queueKey, timeString(due), ARGV[1])
 
 local nset = tonumber(ARGV[4])
-local fields, deletes = {}, {}
-for i = 5, 4 + 2 * nset do
-  fields[#fields + 1] = ARGV[i]
-end
-for i = 5 + 2 * nset, #ARGV do
-  deletes[#deletes + 1] = ARGV[i]
-end
-chunked('HSET', jobKey, fields)
-chunked('HDEL', jobKey, deletes)
+chunked('HSET', jobKey, ARGV, 5, 4 + 2 * nset)
+chunked('HDEL', jobKey, ARGV, 5 + 2 * nset, #ARGV)
 
 return timeString(due)

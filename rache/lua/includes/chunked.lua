@@ -1,10 +1,11 @@
 --[[
-  chunked(command, key, items): runs `command key item...` over a list in slices small
-  enough for unpack() (Lua's C stack holds about 8,000 values), returning nothing.
+  chunked(command, key, items, first, last): runs `command key item...` over items[first ..
+  last] (default: all of them) in slices small enough for unpack() (Lua's C stack holds
+  about 8,000 values); slices have an even length, so field/value pairs stay whole.
 ]]
-local function chunked(command, key, items)
-  local size = 1000
-  for i = 1, #items, size do
-    redis.call(command, key, unpack(items, i, math.min(i + size - 1, #items)))
+local function chunked(command, key, items, first, last)
+  first, last = first or 1, last or #items
+  for i = first, last, 1000 do
+    redis.call(command, key, unpack(items, i, math.min(i + 999, last)))
   end
 end

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from datetime import timedelta
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELD
 from .errors import JobNotFound, ReservedFieldError
@@ -52,11 +52,13 @@ class Keys:
 # -- validation and encoding ----------------------------------------------------------------
 
 
-def _encode_text(text: str, what: str) -> bytes:
+def _encode_text(text: str, what: str, key: object = None) -> bytes:
+    """UTF-8 of ``text``; ``what`` names it in the error, formatted with ``key`` only then."""
     try:
         return text.encode()
     except UnicodeEncodeError as exc:
-        raise ValueError(f"{what} cannot be encoded as UTF-8: {exc.reason}") from None
+        name = what.format(key=key)
+        raise ValueError(f"{name} cannot be encoded as UTF-8: {exc.reason}") from None
 
 
 def encode_job_id(job_id: object) -> bytes:
@@ -74,6 +76,8 @@ def encode_offset(value: object, name: str) -> Tuple[int, bytes]:
     Whole seconds (an int, an integral float or timedelta) count from the server's whole
     second, so due times are integers as in rache 0.3.1; a fraction keeps the millisecond.
     """
+    if type(value) is int and -MAX_OFFSET_SECONDS <= value <= MAX_OFFSET_SECONDS:
+        return value * 1000, WHOLE_SECONDS  # the common case, before the general checks
     if isinstance(value, timedelta):
         whole = value.days * 86400 + value.seconds
         if value.microseconds == 0:
@@ -132,7 +136,7 @@ def encode_data(data: Mapping[str, object]) -> Tuple[List[bytes], List[bytes]]:
     sets: List[bytes] = []
     deletes: List[bytes] = []
     for key, value in data.items():
-        field = _encode_text(key, f"job data key {key!r}")
+        field = _encode_text(key, "job data key {key!r}", key)
         if value is None:
             deletes.append(field)
         else:
@@ -143,8 +147,18 @@ def encode_data(data: Mapping[str, object]) -> Tuple[List[bytes], List[bytes]]:
 
 def encode_value(key: str, value: object) -> bytes:
     """Encode one data value: str, bytes, int or finite float; anything else names the key."""
+    kind = type(value)
+    if kind is str:  # the common cases by exact type, then subclasses by isinstance
+        try:
+            return value.encode()  # type: ignore[attr-defined,no-any-return]
+        except UnicodeEncodeError:
+            pass  # the error comes from the general path below
+    elif kind is int:
+        return b"%d" % value  # type: ignore[str-format]
+    elif kind is bytes:
+        return value  # type: ignore[return-value]
     if isinstance(value, str):
-        return _encode_text(value, f"job data {key!r}")
+        return _encode_text(value, "job data {key!r}", key)
     if isinstance(value, bytes):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
@@ -242,21 +256,24 @@ def _name(raw: bytes) -> Any:
     return name
 
 
-def _jobs(triples: Iterable[Tuple[bytes, Any, Sequence[bytes]]]) -> List[Job]:
-    """Decode (id, due time, [field, value, ...]) triples into jobs: every claim's hot path.
+def _jobs(it: Iterator[Any]) -> List[Job]:
+    """Decode jobs from a flat reply's iterator: id, due time, n, n field/value pairs, ...
 
-    The rules of decode_text and decode_value, with their common cases inlined.
+    Every claim's hot path: the rules of decode_text and decode_value have their common
+    cases inlined, and nothing but the jobs themselves is allocated (no list per job, so
+    the cyclic garbage collector is not set off by a large batch).
     """
     names_get = _NAMES.get
     jobs: List[Job] = []
-    for raw_id, _due, data in triples:
+    for raw_id in it:
+        next(it)  # the due time: only put_back needs it
+        count = next(it)
         try:
             job_id: Any = raw_id.decode()
         except UnicodeDecodeError:
             job_id = raw_id
         job: Job = {"id": job_id}
-        if data:
-            it = iter(data)
+        if count:
             for field, raw in zip(it, it):
                 name = names_get(field) or _name(field)
                 if raw.isdigit():
@@ -268,6 +285,9 @@ def _jobs(triples: Iterable[Tuple[bytes, Any, Sequence[bytes]]]) -> List[Job]:
                         job[name] = raw
                 else:
                     job[name] = decode_value(raw)
+                count -= 1
+                if not count:
+                    break
             job["id"] = job_id  # the id wins over any data of that name
         jobs.append(job)
     return jobs
@@ -282,23 +302,27 @@ class Claimed(NamedTuple):
     new_due: Optional[bytes]
     #: The jobs, earliest first, as handed to the user.
     jobs: List[Job]
-    #: The script's reply, from which to put back the jobs never handed out.
+    #: The script's flat reply, from which to put back the jobs never handed out.
     reply: Sequence[Any]
 
 
 def parse_claim(reply: Sequence[Any]) -> Claimed:
-    """Decode claim-1.lua's reply: cutoff, new due time, then (id, due, data) per job."""
+    """Decode claim-1.lua's reply: cutoff, new due time, then the jobs."""
     it = iter(reply)
     cutoff, new_due = next(it), next(it)
-    return Claimed(cutoff, new_due, _jobs(zip(it, it, it)), reply)
+    return Claimed(cutoff, new_due, _jobs(it), reply)
 
 
 def release_args(keys: Keys, batch: Claimed, given: int) -> Args:
     """The arguments of release-1.lua: put back the jobs of ``batch`` after the first ``given``."""
     args: Args = [keys.job_prefix, b"" if batch.new_due is None else batch.new_due]
-    reply = batch.reply
-    for i in range(2 + 3 * given, len(reply), 3):
-        args += (reply[i], reply[i + 1], b"1" if reply[i + 2] else b"0")
+    reply, i, index = batch.reply, 2, 0
+    while i < len(reply):
+        count = reply[i + 2]
+        if index >= given:
+            args += (reply[i], reply[i + 1], b"1" if count else b"0")
+        i += 3 + 2 * count
+        index += 1
     return args
 
 
@@ -308,7 +332,7 @@ def parse_details(job_id: str, reply: Sequence[Any]) -> Job:
     if due is None and not data:
         raise JobNotFound(job_id)
     job: Job = {"id": job_id, "schedule_at": None if due is None else decode_time(due)}
-    (decoded,) = _jobs([(b"", due, data)])
+    (decoded,) = _jobs(iter((b"", due, len(data) // 2, *data)))
     for key, value in decoded.items():
         job.setdefault(key, value)  # data never hides the id or the due time
     return job

@@ -22,8 +22,9 @@
 
   Output:
     {cutoff, new due time of the batch or false if removed,
-     id, due time before the claim, {field1, value1, ...},   (a job, earliest first)
-     ...}
+     id, due time before the claim, n, field1, value1, ... fieldn, valuen,   (a job)
+     ...}                                                                    (earliest first)
+    Flat, not nested: a nested array per job would cost the client one more list each.
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -71,9 +72,14 @@ end
 
 local n = 2
 for i = 1, #found, 2 do
+  local data = rcall('HGETALL', jobPrefix .. found[i])
   reply[n + 1] = found[i]
   reply[n + 2] = found[i + 1]
-  reply[n + 3] = rcall('HGETALL', jobPrefix .. found[i])
+  reply[n + 3] = #data / 2
   n = n + 3
+  for j = 1, #data do
+    reply[n + j] = data[j]
+  end
+  n = n + #data
 end
 return reply

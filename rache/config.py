@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Dict
 
 import redis
 
 from .constants import DEFAULT_PREFIX, DEFAULT_REDIS_URL, PREFIX_ENV, REDIS_URL_ENV
 from .errors import ConfigurationError
+
+#: A URL's scheme (RFC 3986: a letter, then letters, digits, "+", "-" or ".").
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def redis_url() -> str:
@@ -25,8 +29,10 @@ def _parse(url: str) -> Dict[str, Any]:
     try:
         return redis.connection.parse_url(url)  # type: ignore[no-untyped-call,no-any-return]
     except ValueError:
-        # redis-py's message may quote the URL, password included: name the variable only.
-        scheme = url.partition("://")[0] if "://" in url else ""
+        # redis-py's message may quote the URL, password included: name the variable only,
+        # and the scheme only when it is one (in "user:pa://ss@host" it is the password's).
+        match = _SCHEME.match(url)
+        scheme = match.group(1) if match else ""
         raise ConfigurationError(
             f"{REDIS_URL_ENV} is not a Redis URL (scheme {scheme!r}; expected redis://, "
             "rediss:// or unix://)"

@@ -6,6 +6,8 @@ import logging
 import operator
 from typing import Any, Generator, Iterable, Iterator, Optional, Tuple, Union
 
+import redis
+
 from . import codec, config
 from .codec import Job, Keys
 from .constants import DEFAULT_BATCH_SIZE
@@ -38,7 +40,7 @@ class Scheduler:
         self.connection = config.client(config.redis_url()) if connection is None else connection
 
     def __repr__(self) -> str:
-        return f"<Scheduler prefix={self.keys.prefix!r} connection={self.connection!r}>"
+        return f"<Scheduler prefix={self.keys.prefix!r} connection={_describe(self.connection)}>"
 
     def schedule_job(self, job_id: str, schedule_in: Any, **kwargs: Any) -> None:
         """Schedule ``job_id`` ``schedule_in`` seconds (or a timedelta) from now, with data.
@@ -148,3 +150,25 @@ class Scheduler:
             if len(reply) - 1 < 2 * count:
                 return
             anchor = (reply[-2], reply[-1])
+
+
+def _describe(connection: Any) -> str:
+    """The client's class and where it connects, never its credentials.
+
+    Not ``repr(connection)``: redis-py 6.x to 7.3 list every connection setting in a
+    client's repr, password included (fixed in 7.4).
+    """
+    kind = type(connection)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    pool = getattr(connection, "connection_pool", None)
+    settings = getattr(pool, "connection_kwargs", None)
+    if not isinstance(settings, dict):
+        return f"<{name}>"
+    db = settings.get("db", 0)
+    if "path" in settings:
+        return f"<{name} unix://{settings['path']}?db={db}>"
+    if "host" not in settings:
+        return f"<{name} db={db}>"
+    tls = issubclass(getattr(pool, "connection_class", object), redis.SSLConnection)
+    scheme = "rediss" if tls else "redis"
+    return f"<{name} {scheme}://{settings['host']}:{settings.get('port', 6379)}/{db}>"

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import redis
 
@@ -128,8 +128,23 @@ def discover(url: Optional[str] = None, *, prefer_local: bool = False) -> List[S
     return binaries + docker if prefer_local else docker + binaries
 
 
-def start(spec: ServerSpec, datadir: Optional[Path] = None) -> RedisServer:
-    """Start a server (for a URL, only name it), in ``datadir`` or a new temporary one."""
+def start(
+    spec: ServerSpec,
+    datadir: Optional[Path] = None,
+    *,
+    args: Sequence[str] = (),
+    port: Optional[int] = None,
+) -> RedisServer:
+    """Start a server (for a URL, only name it), in ``datadir`` or a new temporary one.
+
+    For a binary only: ``args`` are more redis-server options, put last on its command line
+    so that they win over ours (``["--requirepass", "secret"]``); the server counts as up
+    once ``port`` (default: a free one) accepts TCP connections, and ``url`` is plain
+    ``redis://`` on it. So a TLS-only server takes its TLS port as ``port``, with
+    ``["--port", "0", "--tls-port", str(port), ...]``, and the caller builds its URL.
+    """
+    if (args or port is not None) and spec.kind != "binary":
+        raise ValueError(f"args and port need a redis-server binary, not a {spec.kind} server")
     if spec.kind == "url":
         parsed = redis.connection.parse_url(spec.target)  # type: ignore[no-untyped-call]
         return RedisServer(spec, parsed.get("host", ""), parsed.get("port", 0), spec.target)
@@ -139,14 +154,17 @@ def start(spec: ServerSpec, datadir: Optional[Path] = None) -> RedisServer:
         container = RedisContainer(spec.target).start()
         host, port = container.get_container_host_ip(), int(container.get_exposed_port(6379))
         return RedisServer(spec, host, port, f"redis://{host}:{port}/0", handle=container)
-    return _start_binary(spec, datadir or Path(tempfile.mkdtemp(prefix="rache-redis-")))
+    return _start_binary(spec, datadir or Path(tempfile.mkdtemp(prefix="rache-redis-")), args, port)
 
 
-def _start_binary(spec: ServerSpec, datadir: Path) -> RedisServer:
+def _start_binary(
+    spec: ServerSpec, datadir: Path, args: Sequence[str], port: Optional[int]
+) -> RedisServer:
     import port_for
     from pytest_redis.executor import RedisExecutor
 
-    port = port_for.select_random()
+    if port is None:
+        port = port_for.select_random()
     executor = RedisExecutor(
         executable=spec.target,
         databases=16,
@@ -156,7 +174,8 @@ def _start_binary(spec: ServerSpec, datadir: Path) -> RedisServer:
         port=port,
         datadir=datadir,
     )
-    executor.command_parts = [*executor.command_parts, "--save", ""]  # no snapshot: throwaway
+    # No snapshot (a throwaway server), then the caller's options, last so that they win.
+    executor.command_parts = [*executor.command_parts, "--save", "", *args]
     executor.start()
     url = f"redis://127.0.0.1:{port}/0"
     return RedisServer(spec, "127.0.0.1", port, url, handle=executor, datadir=datadir)

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check rache tests examples benchmarks
 	$(VENV)/bin/ruff format --check rache tests examples benchmarks
 	$(VENV)/bin/mypy
+
+# The full-size concurrency soak: make soak SOAK_ARGS="--jobs 50000 [--faults]"
+soak: $(VENV)/.installed
+	$(PY) -m tests.soak $(SOAK_ARGS)
 
 # The benchmarks (not part of make test): results in benchmarks/results/.
 bench: $(VENV)/.installed

@@ -1,0 +1,130 @@
+"""Bad input, for every public entry point: a clear error naming the argument, nothing written.
+
+(schedule_job's and pending_jobs' own matrices are in test_schedule.py and test_pending.py,
+schedule_jobs' in test_bulk.py.)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+import redis
+
+import rache
+from rache import Scheduler, testing
+from tests.helpers import snapshot
+
+BAD_IDS = [
+    (None, TypeError, "job_id must be a str, not NoneType"),
+    (42, TypeError, "job_id must be a str, not int"),
+    (b"a", TypeError, "job_id must be a str, not bytes"),
+    (["a"], TypeError, "job_id must be a str, not list"),
+    ("", ValueError, "job_id must not be empty"),
+    ("a\udc00", ValueError, "job_id cannot be encoded as UTF-8"),
+]
+
+OPERATIONS: dict[str, Callable[[Scheduler, Any], Any]] = {
+    "schedule_job": lambda s, job_id: s.schedule_job(job_id, 10, n=1),
+    "delete_job": lambda s, job_id: s.delete_job(job_id),
+    "job_details": lambda s, job_id: s.job_details(job_id),
+    "schedule_jobs": lambda s, job_id: s.schedule_jobs([(job_id, 10)]),
+}
+
+
+@pytest.fixture
+def populated(sched: Scheduler, raw: Any) -> dict[bytes, Any]:
+    sched.schedule_job("a", 10, n=1)
+    sched.schedule_job("b", -10, s="x")
+    return snapshot(raw)
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+@pytest.mark.parametrize(("job_id", "error", "match"), BAD_IDS)
+def test_bad_job_ids(
+    sched: Scheduler,
+    raw: Any,
+    populated: dict[bytes, Any],
+    operation: str,
+    job_id: Any,
+    error: type,
+    match: str,
+) -> None:
+    with pytest.raises(error, match=match):
+        OPERATIONS[operation](sched, job_id)
+    assert snapshot(raw) == populated
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        ({"a": 1}, TypeError, "job data 'v' must be str, bytes, int, float or None"),
+        ([1, 2], TypeError, "job data 'v' must be str, bytes, int, float or None"),
+        ((1,), TypeError, "job data 'v' must be"),
+        ({"nested": {"deeper": 1}}, TypeError, "job data 'v' must be"),
+        (False, TypeError, "not bool"),
+        (object(), TypeError, "not object"),
+        (float("inf"), ValueError, "job data 'v' must be a finite float"),
+    ],
+)
+def test_bad_data_values_through_the_module_functions(
+    conn: Any, raw: Any, populated: dict[bytes, Any], value: Any, error: type, match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        rache.schedule_job("c", 10, connection=conn, v=value)
+    assert snapshot(raw) == populated
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"prefix": b"rache:"}, TypeError, "prefix must be a str, not bytes"),
+        ({"prefix": 1}, TypeError, "prefix must be a str, not int"),
+        ({"prefix": "\udc00"}, ValueError, "prefix cannot be encoded"),
+        ({"batch_size": 0}, ValueError, "batch_size must be from 1 to 10000, not 0"),
+        ({"batch_size": 10_001}, ValueError, "batch_size must be from 1 to 10000"),
+        ({"batch_size": 2.0}, TypeError, "batch_size must be an int, not float"),
+        ({"batch_size": True}, TypeError, "batch_size must be an int, not bool"),
+    ],
+)
+def test_bad_scheduler_settings(conn: Any, kwargs: dict[str, Any], error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        Scheduler(conn, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com", "localhost:6379", "redis//nohost", "mysql://u:p@h/1", ""],
+)
+def test_a_malformed_redis_url(
+    url: str, monkeypatch: pytest.MonkeyPatch, raw: Any, populated: dict[bytes, Any]
+) -> None:
+    monkeypatch.setattr(rache, "_default", None)
+    monkeypatch.setenv("REDIS_URL", url)
+    if url == "":  # empty means unset: the default, localhost:6379, which is a valid URL
+        assert rache.REDIS["port"] == 6379
+        return
+    for call in (lambda: rache.schedule_job("a", 1), lambda: list(rache.pending_jobs())):
+        with pytest.raises(rache.ConfigurationError, match="REDIS_URL is not a Redis URL"):
+            call()
+    with pytest.raises(rache.ConfigurationError):
+        rache.REDIS  # noqa: B018
+    assert snapshot(raw) == populated
+
+
+def test_a_dead_server_is_an_error_not_an_empty_result(server: testing.RedisServer) -> None:
+    if server.spec.kind != "binary":
+        pytest.skip("needs a redis-server binary this run starts")
+    srv = testing.start(server.spec)
+    client = srv.client(socket_connect_timeout=1)
+    sched = Scheduler(client)
+    sched.schedule_job("a", -1)
+    srv.stop()
+    for call in (
+        lambda: list(sched.pending_jobs()),
+        lambda: list(sched.scheduled_jobs()),
+        lambda: sched.job_details("a"),
+    ):
+        with pytest.raises(redis.ConnectionError):
+            call()
+    client.close()

@@ -18,9 +18,11 @@ QUEUE_KEY = "queue"
 #: ``<prefix>job:<id>``: the hash holding one job's data.
 JOB_KEY = "job:"
 
-#: Jobs claimed, or schedule entries read, per script call: bounds how long one call holds
-#: Redis and how much one reply carries.
-DEFAULT_BATCH_SIZE = 1000
+#: Jobs claimed or scheduled, or schedule entries read, per script call: bounds how long one
+#: call holds Redis (a claim of 500 jobs takes about 2 ms of server time with a million
+#: jobs scheduled, 1,000 about 3.5 ms) and how much one reply carries. Smaller batches cost
+#: little: a round trip is some 50 us against about 3.5 us of server time a job.
+DEFAULT_BATCH_SIZE = 500
 
 #: The largest batch a Scheduler accepts (a claim script's reply grows with it).
 MAX_BATCH_SIZE = 10_000

@@ -51,6 +51,10 @@ class Case:
     target: str = ""
     met: Optional[bool] = None
     note: str = ""
+    #: which ratio the target bounds, and the bound
+    target_ratio: str = ""
+    bound: float = 0.0
+    higher_is_better: bool = True
 
 
 class Bench:
@@ -115,6 +119,9 @@ class Bench:
             value = ratios[key] if key in ratios else medians[key]
             met = value >= bound if higher_is_better else value <= bound
         case = Case(name, unit, medians, ratios, target_text, met, note)
+        case.higher_is_better = higher_is_better
+        if target is not None and target[0] in ratios:
+            case.target_ratio, case.bound = target
         self.cases.append(case)
         print(f"  {name}: " + ", ".join(f"{k} {v:,.2f}" for k, v in {**medians, **ratios}.items()))
         return case
@@ -566,29 +573,39 @@ def markdown(cases: List[Case], about: Dict[str, str], command: str, seconds: fl
 
 
 def chart(cases: List[Case], path: Path) -> bool:
-    """A bar chart of every ratio, targets marked; False when matplotlib is missing."""
+    """A bar chart of every ratio, each target marked; False when matplotlib is missing."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import ScalarFormatter
     except ImportError:
         return False
-    labels, values = [], []
-    for case in cases:
-        for key, value in case.ratios.items():
-            labels.append(f"{case.name}\n{key}")
-            values.append(value)
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(labels) + 1.5))
-    ax.barh(range(len(values)), values, color="#c0392b")
-    ax.set_yticks(range(len(values)), labels, fontsize=7)
-    ax.invert_yaxis()
-    ax.axvline(1, color="black", linewidth=0.8)
-    ax.set_xscale("log")
-    ax.set_xlabel("ratio (median of interleaved rounds, log scale); 1 = even")
-    for i, value in enumerate(values):
+    rows = [(case, key, value) for case in cases for key, value in case.ratios.items()]
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(rows) + 1.8))
+    for i, (case, key, value) in enumerate(rows):
+        targeted = key == case.target_ratio
+        color = ("#2e8b57" if case.met else "#c0392b") if targeted else "#7f8c8d"
+        ax.barh(i, value, color=color)
         ax.text(value, i, f" {value:.2f}", va="center", fontsize=7)
-    ax.set_title("rache against its baselines, measured side by side in one run")
+        if targeted:
+            ax.plot([case.bound] * 2, [i - 0.45, i + 0.45], color="black", linewidth=1.5)
+    better = {True: "higher is better", False: "lower is better"}
+    ax.set_yticks(
+        range(len(rows)),
+        [f"{case.name}\n{key} ({better[case.higher_is_better]})" for case, key, _ in rows],
+        fontsize=7,
+    )
+    ax.invert_yaxis()
+    ax.axvline(1, color="black", linewidth=0.6, linestyle=":")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.set_xlabel(
+        "ratio, median of interleaved rounds (log scale)\n"
+        "black tick: the target; green: met, red: missed, grey: no target"
+    )
+    ax.set_title("rache against its baselines, side by side in one run")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -253,7 +253,7 @@ def main() -> int:
     parser.add_argument("--url", help="a Redis whose database may be flushed")
     options = parser.parse_args()
     if options.faults:
-        options.writers = 0  # a worker deletes what it handled: writers would race with it
+        options.writers = options.writes = 0  # a worker deletes what it handled: no writers
     spec = testing.discover(options.url, prefer_local=True)[0]
     durable = ["--appendonly", "yes", "--appendfsync", "always"] if options.faults else []
     server = testing.start(spec, args=durable)

@@ -45,3 +45,17 @@ def test_readme_examples_run_as_written(default_env: None, raw: Any) -> None:
         printed = out.getvalue()
         for expected in expected_output(block):
             assert expected in printed, f"README promises {expected!r}, printed {printed!r}"
+
+
+def test_readme_is_valid_restructuredtext() -> None:
+    import docutils.core
+    import docutils.utils
+
+    try:
+        docutils.core.publish_string(
+            README.read_text(),
+            writer="null",
+            settings_overrides={"report_level": 2, "halt_level": 2},
+        )
+    except docutils.utils.SystemMessage as error:  # a warning or worse, with its line
+        raise AssertionError(f"README.rst: {error}") from None

@@ -36,3 +36,13 @@ def warm_up(sched: Scheduler) -> None:
     sched.job_details("warm")
     list(sched.scheduled_jobs())
     sched.delete_job("warm")
+
+
+def is_millisecond_time(due: Any) -> bool:
+    """A due time kept to the millisecond, typed as rache returns it.
+
+    A float, but for the one time in 1,000 that the millisecond lands on a whole second:
+    the stored score cannot tell, and whole seconds come back as int.
+    """
+    whole = float(due).is_integer()
+    return isinstance(due, int) == whole and abs(round(due * 1000) - due * 1000) < 1e-3

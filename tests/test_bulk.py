@@ -9,7 +9,7 @@ import pytest
 
 import rache
 from rache import ReservedFieldError, Scheduler
-from tests.helpers import commands_sent, snapshot, warm_up
+from tests.helpers import commands_sent, is_millisecond_time, snapshot, warm_up
 
 
 def test_bulk_means_what_single_calls_mean(conn: Any, raw: Any) -> None:
@@ -36,7 +36,7 @@ def test_bulk_means_what_single_calls_mean(conn: Any, raw: Any) -> None:
         "m": 2,
     }
     assert isinstance(bulk.job_details("a")["schedule_at"], int)
-    assert isinstance(bulk.job_details("c")["schedule_at"], float)
+    assert is_millisecond_time(bulk.job_details("c")["schedule_at"])
     assert [job["id"] for job in bulk.pending_jobs()] == ["b"]
 
 

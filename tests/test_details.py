@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from rache import JobNotFound, Scheduler
+from tests.helpers import is_millisecond_time
 
 
 def test_details_of_a_scheduled_job(sched: Scheduler, raw: Any) -> None:
@@ -54,7 +55,7 @@ def test_scheduled_jobs_ids_and_times_earliest_first(sched: Scheduler, raw: Any)
         (k.decode(), sched.job_details(k.decode())["schedule_at"])
         for k in raw.zrange("rache:queue", 0, -1)
     ]
-    assert isinstance(timed[0][1], int) and isinstance(timed[1][1], float)
+    assert isinstance(timed[0][1], int) and is_millisecond_time(timed[1][1])
 
 
 def test_scheduled_jobs_pages_through_everything_once(conn: Any, raw: Any) -> None:

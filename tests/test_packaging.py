@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # --no-build-isolation: the installed setuptools builds it, nothing is downloaded
+    build = ["pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", *build, str(out), str(ROOT)],
         check=True,
         capture_output=True,
     )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rache import Scheduler
-from tests.helpers import snapshot
+from tests.helpers import is_millisecond_time, snapshot
 
 
 def ids(jobs: Any) -> list[str]:
@@ -49,7 +49,7 @@ def test_fractional_reschedule_keeps_the_millisecond(sched: Scheduler, raw: Any)
     sched.schedule_job("a", -1)
     list(sched.pending_jobs(reschedule_in=1.5))
     due = sched.job_details("a")["schedule_at"]
-    assert isinstance(due, float)
+    assert is_millisecond_time(due)
     seconds, micros = raw.time()
     assert 0 < due - (seconds + micros / 1e6) <= 1.5
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rache import ReservedFieldError, Scheduler
-from tests.helpers import snapshot
+from tests.helpers import is_millisecond_time, snapshot
 
 
 def server_now(raw: Any) -> float:
@@ -44,8 +44,7 @@ def test_fractional_offsets_keep_the_millisecond(sched: Scheduler, raw: Any, off
     sched.schedule_job("a", offset)
     end = server_now(raw)
     due = sched.job_details("a")["schedule_at"]
-    assert isinstance(due, float)
-    assert round(due * 1000) == pytest.approx(due * 1000, abs=1e-3)  # whole milliseconds
+    assert is_millisecond_time(due)
     assert start + seconds - 0.001 <= due <= end + seconds
 
 

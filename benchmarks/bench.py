@@ -511,7 +511,7 @@ def jobs_in(reply: List[Any]) -> int:
 def rq_scheduler(client: Any) -> Any:
     """An rq-scheduler Scheduler, or None when the bench extra is not installed."""
     try:
-        from rq_scheduler import Scheduler as RQScheduler  # type: ignore[import-untyped]
+        from rq_scheduler import Scheduler as RQScheduler
     except ImportError:
         return None
     return RQScheduler(connection=client)

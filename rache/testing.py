@@ -10,6 +10,7 @@ killed at will.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import shutil
 import subprocess
@@ -107,13 +108,20 @@ def local_binaries() -> List[ServerSpec]:
 
 def docker_available() -> bool:
     """True when a Docker engine answers within a second (a lone client does not count)."""
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False  # no engine to ask (and the docker client would leak a socket asking)
     try:
         import docker
 
-        docker.from_env(timeout=1).ping()
+        client = docker.from_env(timeout=1)
     except Exception:
         return False
-    return True
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+    finally:
+        client.close()
 
 
 def discover(url: Optional[str] = None, *, prefer_local: bool = False) -> List[ServerSpec]:

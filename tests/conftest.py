@@ -9,16 +9,26 @@ runs on each, through each of the four kinds of client (RESP2/RESP3, decoded or 
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import redis
-from redis._parsers import _HiredisParser, _RESP2Parser, _RESP3Parser
+import redis.asyncio
+from redis._parsers import (
+    _AsyncHiredisParser,
+    _AsyncRESP2Parser,
+    _AsyncRESP3Parser,
+    _HiredisParser,
+    _RESP2Parser,
+    _RESP3Parser,
+)
 from redis.utils import HIREDIS_AVAILABLE
 
 import rache
 from rache import testing
+from rache.aio import AsyncScheduler
 from rache.scheduler import Scheduler
+from tests.shells import Blocking, LoopThread
 
 SERVERS = testing.discover(os.environ.get("RACHE_TEST_REDIS_URL"))
 
@@ -30,6 +40,7 @@ CLIENT_KINDS = [
     for decode in (False, True)
 ]
 PARSERS = {"hiredis": _HiredisParser, 2: _RESP2Parser, 3: _RESP3Parser}
+ASYNC_PARSERS = {"hiredis": _AsyncHiredisParser, 2: _AsyncRESP2Parser, 3: _AsyncRESP3Parser}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -68,23 +79,66 @@ def raw(server: testing.RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    """An event loop in a thread of its own, that the asyncio shell's tests run on."""
+    runner = LoopThread()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(params=["sync", "asyncio"])
+def shell(request: pytest.FixtureRequest) -> str:
+    """Which shell a behaviour test drives: the sync Scheduler or the AsyncScheduler."""
+    return str(request.param)
+
+
 @pytest.fixture(
     params=CLIENT_KINDS,
     ids=[f"resp{p}-{'str' if d else 'bytes'}-{parser}" for p, d, parser in CLIENT_KINDS],
 )
-def conn(request: pytest.FixtureRequest, server: testing.RedisServer, raw: Any) -> Iterator[Any]:
-    """The client handed to rache: each protocol, decoding and reply parser in turn."""
+def conn(
+    request: pytest.FixtureRequest,
+    server: testing.RedisServer,
+    raw: Any,
+    shell: str,
+    loop_thread: LoopThread,
+) -> Iterator[Any]:
+    """The client handed to rache: each protocol, decoding and reply parser in turn.
+
+    A redis-py client for the sync shell, a redis.asyncio one for the asyncio shell.
+    """
     protocol, decode, parser = request.param
-    parser_class = PARSERS["hiredis" if parser == "hiredis" else protocol]
-    client = server.client(protocol=protocol, decode_responses=decode, parser_class=parser_class)
-    yield client
-    client.close()
+    key = "hiredis" if parser == "hiredis" else protocol
+    options = {"protocol": protocol, "decode_responses": decode}
+    if shell == "sync":
+        client = server.client(parser_class=PARSERS[key], **options)
+        yield client
+        client.close()
+    else:
+        aclient = redis.asyncio.Redis.from_url(
+            server.url, parser_class=ASYNC_PARSERS[key], **options
+        )
+        yield aclient
+        loop_thread.run(aclient.aclose())
 
 
 @pytest.fixture
-def sched(conn: Any) -> Scheduler:
-    """A Scheduler over ``conn`` with the default prefix."""
-    return Scheduler(conn, prefix="rache:")
+def make(conn: Any, shell: str, loop_thread: LoopThread) -> Callable[..., Any]:
+    """Make a scheduler over ``conn`` in the shell under test: ``make(batch_size=7)``."""
+
+    def make(**kwargs: Any) -> Any:
+        if shell == "sync":
+            return Scheduler(conn, **kwargs)
+        return Blocking(AsyncScheduler(conn, **kwargs), loop_thread)
+
+    return make
+
+
+@pytest.fixture
+def sched(make: Callable[..., Any]) -> Any:
+    """A scheduler over ``conn`` with the default prefix, in the shell under test."""
+    return make(prefix="rache:")
 
 
 @pytest.fixture

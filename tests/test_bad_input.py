@@ -67,11 +67,11 @@ def test_bad_job_ids(
         (float("inf"), ValueError, "job data 'v' must be a finite float"),
     ],
 )
-def test_bad_data_values_through_the_module_functions(
-    conn: Any, raw: Any, populated: dict[bytes, Any], value: Any, error: type, match: str
+def test_bad_data_values(
+    sched: Any, raw: Any, populated: dict[bytes, Any], value: Any, error: type, match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        rache.schedule_job("c", 10, connection=conn, v=value)
+        sched.schedule_job("c", 10, v=value)
     assert snapshot(raw) == populated
 
 
@@ -87,9 +87,9 @@ def test_bad_data_values_through_the_module_functions(
         ({"batch_size": True}, TypeError, "batch_size must be an int, not bool"),
     ],
 )
-def test_bad_scheduler_settings(conn: Any, kwargs: dict[str, Any], error: type, match: str) -> None:
+def test_bad_scheduler_settings(make: Any, kwargs: dict[str, Any], error: type, match: str) -> None:
     with pytest.raises(error, match=match):
-        Scheduler(conn, **kwargs)
+        make(**kwargs)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from rache import ReservedFieldError, Scheduler
 from tests.helpers import commands_sent, is_millisecond_time, snapshot, warm_up
 
 
-def test_bulk_means_what_single_calls_mean(conn: Any, raw: Any) -> None:
+def test_bulk_means_what_single_calls_mean(make: Any, raw: Any) -> None:
     jobs: list[tuple[Any, ...]] = [
         ("a", 30, {"url": "http://a", "n": 1}),
         ("b", -5),
@@ -20,8 +20,8 @@ def test_bulk_means_what_single_calls_mean(conn: Any, raw: Any) -> None:
         ("d", timedelta(minutes=1), {}),
         ("a", 60, {"n": None, "m": 2}),  # the same id again: the later wins, data merges
     ]
-    bulk = Scheduler(conn, prefix="bulk:")
-    single = Scheduler(conn, prefix="single:")
+    bulk = make(prefix="bulk:")
+    single = make(prefix="single:")
     assert bulk.schedule_jobs(jobs) == 5
     for job_id, schedule_in, *data in jobs:
         single.schedule_job(job_id, schedule_in, **(data[0] if data else {}))
@@ -40,8 +40,8 @@ def test_bulk_means_what_single_calls_mean(conn: Any, raw: Any) -> None:
     assert [job["id"] for job in bulk.pending_jobs()] == ["b"]
 
 
-def test_batches_of_batch_size_one_round_trip_each(conn: Any, raw: Any) -> None:
-    sched = Scheduler(conn, batch_size=100)
+def test_batches_of_batch_size_one_round_trip_each(make: Any, raw: Any) -> None:
+    sched = make(batch_size=100)
     warm_up(sched)
     jobs = [(f"j{i:03}", -1, {"i": i}) for i in range(250)]
     assert commands_sent(raw, lambda: sched.schedule_jobs(jobs)) == ["EVALSHA"] * 3

@@ -58,8 +58,8 @@ def test_scheduled_jobs_ids_and_times_earliest_first(sched: Scheduler, raw: Any)
     assert isinstance(timed[0][1], int) and is_millisecond_time(timed[1][1])
 
 
-def test_scheduled_jobs_pages_through_everything_once(conn: Any, raw: Any) -> None:
-    sched = Scheduler(conn, batch_size=10)
+def test_scheduled_jobs_pages_through_everything_once(make: Any, raw: Any) -> None:
+    sched = make(batch_size=10)
     raw.zadd("rache:queue", {f"t{i:03}": 1000 for i in range(55)})  # many ties on one time
     raw.zadd("rache:queue", {f"u{i:03}": 2000 + i for i in range(45)})
     assert list(sched.scheduled_jobs()) == [f"t{i:03}" for i in range(55)] + [
@@ -68,8 +68,8 @@ def test_scheduled_jobs_pages_through_everything_once(conn: Any, raw: Any) -> No
     assert list(sched.scheduled_jobs(with_times=True))[-1] == ("u044", 2044)
 
 
-def test_scheduled_jobs_survives_its_anchor_leaving(conn: Any, raw: Any) -> None:
-    sched = Scheduler(conn, batch_size=5)
+def test_scheduled_jobs_survives_its_anchor_leaving(make: Any, raw: Any) -> None:
+    sched = make(batch_size=5)
     raw.zadd("rache:queue", {f"t{i:02}": 1000 for i in range(20)})
     seen = []
     for job_id in sched.scheduled_jobs():

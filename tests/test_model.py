@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from rache import JobNotFound, Scheduler
+from rache import JobNotFound
 
 IDS = st.sampled_from(["a", "b", "c", "d", "e", "f", "{x}", "日本"])
 OFFSETS = st.integers(-20, 20).map(lambda k: k * 1000)  # due (<= 0) or not, never in between
@@ -52,11 +52,11 @@ def expected_value(value: Any) -> Any:
 class SchedulerMachine(RuleBasedStateMachine):
     """Drives one Scheduler and the model side by side."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, make: Any, raw: Any) -> None:
         super().__init__()
-        client.flushdb()
-        self.client = client
-        self.sched = Scheduler(client, prefix="model:", batch_size=2)
+        raw.flushdb()
+        self.client = raw
+        self.sched = make(prefix="model:", batch_size=2)
         self.jobs: Dict[str, Job] = {}
 
     def now(self) -> float:
@@ -160,11 +160,11 @@ class SchedulerMachine(RuleBasedStateMachine):
 
 
 @pytest.mark.slow
-def test_scheduler_agrees_with_the_model(conn: Any) -> None:
+def test_scheduler_agrees_with_the_model(make: Any, raw: Any, conn: Any) -> None:
     protocol = conn.get_connection_kwargs().get("protocol")
     examples = 40 if (protocol, conn.get_encoder().decode_responses) == (3, False) else 10
     run_state_machine_as_test(
-        lambda: SchedulerMachine(conn),  # type: ignore[arg-type]
+        lambda: SchedulerMachine(make, raw),  # type: ignore[arg-type]
         settings=settings(
             max_examples=examples,
             stateful_step_count=25,

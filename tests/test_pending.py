@@ -62,8 +62,8 @@ def test_limit_caps_the_count_and_the_rest_stay_due(sched: Scheduler) -> None:
     assert ids(sched.pending_jobs(limit=100)) == [f"j{i}" for i in range(3, 10)]
 
 
-def test_batches_cover_every_due_job_once(conn: Any) -> None:
-    sched = Scheduler(conn, batch_size=7)
+def test_batches_cover_every_due_job_once(make: Any) -> None:
+    sched = make(batch_size=7)
     for i in range(50):
         sched.schedule_job(f"j{i:02}", -1, i=i)
     jobs = list(sched.pending_jobs())
@@ -72,8 +72,8 @@ def test_batches_cover_every_due_job_once(conn: Any) -> None:
 
 
 @pytest.mark.parametrize("reschedule_in", [0, -5, -0.5, 0.0001])
-def test_due_again_at_once_never_twice_in_one_call(conn: Any, raw: Any, reschedule_in: Any) -> None:
-    sched = Scheduler(conn, batch_size=3)
+def test_due_again_at_once_never_twice_in_one_call(make: Any, raw: Any, reschedule_in: Any) -> None:
+    sched = make(batch_size=3)
     for i in range(10):
         sched.schedule_job(f"j{i}", -10)
     first = ids(sched.pending_jobs(reschedule_in=reschedule_in))

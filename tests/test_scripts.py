@@ -21,8 +21,8 @@ def test_every_call_is_one_evalsha(sched: Scheduler, raw: Any) -> None:
     assert commands_sent(raw, lambda: sched.delete_job("a")) == ["EVALSHA"]
 
 
-def test_claims_go_by_batches_of_one_round_trip(conn: Any, raw: Any) -> None:
-    sched = Scheduler(conn, batch_size=1000)
+def test_claims_go_by_batches_of_one_round_trip(make: Any, raw: Any) -> None:
+    sched = make(batch_size=1000)
     warm_up(sched)
     now = raw.time()[0]
     raw.zadd("rache:queue", {f"j{i}": now - 1 for i in range(2500)})
@@ -30,8 +30,8 @@ def test_claims_go_by_batches_of_one_round_trip(conn: Any, raw: Any) -> None:
     assert commands_sent(raw, lambda: list(sched.pending_jobs())) == ["EVALSHA"] * 2
 
 
-def test_generator_claims_lazily(conn: Any, raw: Any) -> None:
-    sched = Scheduler(conn, batch_size=10)
+def test_generator_claims_lazily(make: Any, raw: Any) -> None:
+    sched = make(batch_size=10)
     now = raw.time()[0]
     raw.zadd("rache:queue", {f"j{i:02}": now - 1 for i in range(30)})
     jobs = sched.pending_jobs()

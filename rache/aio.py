@@ -1,0 +1,213 @@
+"""The asyncio shell: ``AsyncScheduler`` and async twins of the module-level functions.
+
+The same scripts and the same codec as the sync ``Scheduler`` (both build their calls in
+``_BaseScheduler``); only the calls are awaited. ``pending_jobs`` and ``scheduled_jobs``
+return async generators::
+
+    async for job in rache.aio.pending_jobs(reschedule_in=60):
+        ...
+
+Cancellation: a task cancelled while it awaits a claim does not lose the batch. The claim
+runs on (Redis has it already), and once its reply is in, its jobs are put back as they
+were, in the background. If the event loop stops first, the batch is lost as a dead
+worker's would be: gone without ``reschedule_in``, due again after N seconds with it.
+An ``async for`` left early puts the rest of its batch back when the generator is closed:
+at once with ``contextlib.aclosing`` (or ``await jobs.aclose()``), else when the event loop
+finalizes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any, AsyncGenerator, Iterable, List, Optional, Set, Tuple
+
+import redis.asyncio
+
+from . import codec, config
+from .codec import Args, Job
+from .constants import DEFAULT_BATCH_SIZE
+from .scheduler import Call, _BaseScheduler, _warn_unreleased
+
+__all__ = [
+    "AsyncScheduler",
+    "delete_job",
+    "job_details",
+    "pending_jobs",
+    "schedule_job",
+    "schedule_jobs",
+    "scheduled_jobs",
+]
+
+
+class AsyncScheduler(_BaseScheduler):
+    """A schedule of jobs in one Redis under one key prefix, over a redis.asyncio client.
+
+    :param connection: a ``redis.asyncio.Redis`` client (``decode_responses`` and protocol
+        do not matter; its pool may be shared by many tasks); None makes one from
+        ``REDIS_URL``.
+    :param prefix: the key prefix; None reads ``RACHE_REDIS_PREFIX`` (default ``rache:``).
+    :param batch_size: jobs claimed or scheduled, or entries read, per script call.
+    """
+
+    def __init__(
+        self,
+        connection: Any = None,
+        prefix: Optional[str] = None,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        super().__init__(connection, prefix, batch_size=batch_size)
+        #: put-backs running after a cancellation (kept, or the loop could drop them)
+        self._background: Set[asyncio.Future[Any]] = set()
+
+    def _connect(self) -> Any:
+        url = config.redis_url()
+        config.client(url)  # the same clear error for a bad REDIS_URL; connects nowhere
+        return redis.asyncio.Redis.from_url(url)
+
+    async def _run(self, call: Call) -> Any:
+        script, keys, args = call
+        return await script.run_async(self.connection, keys, args)
+
+    async def schedule_job(self, job_id: str, schedule_in: Any, **kwargs: Any) -> None:
+        """Schedule ``job_id`` ``schedule_in`` seconds (or a timedelta) from now, with data.
+
+        See :meth:`rache.Scheduler.schedule_job`.
+        """
+        await self._run(self._schedule(job_id, schedule_in, kwargs))
+
+    async def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]]) -> int:
+        """Schedule many ``(job_id, schedule_in[, data])`` jobs in batches; the job count.
+
+        See :meth:`rache.Scheduler.schedule_jobs`.
+        """
+        calls, count = self._bulk(jobs)
+        for call in calls:
+            await self._run(call)
+        return count
+
+    def pending_jobs(
+        self, reschedule_in: Any = None, limit: Optional[int] = None
+    ) -> AsyncGenerator[Job, None]:
+        """Claim the due jobs, each for this caller only: an async generator.
+
+        Arguments are checked here, at the call. See :meth:`rache.Scheduler.pending_jobs`.
+        """
+        return self._pending(self._claim_of(reschedule_in, limit))
+
+    async def _pending(self, claim: codec.Claim) -> AsyncGenerator[Job, None]:
+        jobs: List[Job] = []
+        given = 0
+        try:
+            while (args := claim.next_args()) is not None:
+                jobs, given = [], 0
+                jobs = claim.take(await self._claim(args))
+                for job in jobs:
+                    given += 1
+                    yield job
+        finally:
+            release = claim.release_args(len(jobs) - given)
+            if release is not None:
+                try:
+                    await self._run(self._release_call(release))
+                except Exception:  # aclose() or finalization is no place to raise
+                    _warn_unreleased(len(jobs) - given)
+
+    async def _claim(self, args: Args) -> Any:
+        """One claim call that a cancellation cannot lose: its jobs then go back."""
+        call = asyncio.ensure_future(self._run(self._claim_call(args)))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(self._put_back)
+            raise
+
+    def _put_back(self, call: asyncio.Future[Any]) -> None:
+        """Done callback of a claim whose caller was cancelled: release all it claimed."""
+        if call.cancelled() or call.exception() is not None:
+            return  # no reply: nothing known to put back
+        batch = codec.parse_claim(call.result())
+        if not batch.jobs:
+            return
+        args = codec.release_args(self.keys, batch, 0)
+        task = asyncio.ensure_future(self._release_quietly(args, len(batch.jobs)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _release_quietly(self, args: Args, count: int) -> None:
+        try:
+            await self._run(self._release_call(args))
+        except Exception:
+            _warn_unreleased(count)
+
+    async def delete_job(self, job_id: str) -> None:
+        """Remove a job and its data. See :meth:`rache.Scheduler.delete_job`."""
+        await self._run(self._delete(job_id))
+
+    async def job_details(self, job_id: str) -> Job:
+        """A job's id, due time and data. See :meth:`rache.Scheduler.job_details`."""
+        return codec.parse_details(job_id, await self._run(self._details(job_id)))
+
+    def scheduled_jobs(self, with_times: bool = False) -> AsyncGenerator[Any, None]:
+        """Every scheduled job id, or (id, due time): an async generator.
+
+        See :meth:`rache.Scheduler.scheduled_jobs`.
+        """
+        return self._scheduled(codec.Pages(self.batch_size, bool(with_times)))
+
+    async def _scheduled(self, pages: codec.Pages) -> AsyncGenerator[Any, None]:
+        while (args := pages.next_args()) is not None:
+            for item in pages.take(await self._run(self._page_call(args))):
+                yield item
+
+
+#: The default scheduler of each event loop (a redis.asyncio client belongs to one loop).
+_defaults: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncScheduler] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _scheduler(connection: Any = None) -> AsyncScheduler:
+    """The running loop's default AsyncScheduler, or one over ``connection``."""
+    if connection is not None:
+        return AsyncScheduler(connection)
+    loop = asyncio.get_running_loop()
+    scheduler = _defaults.get(loop)
+    if scheduler is None:
+        scheduler = _defaults[loop] = AsyncScheduler()
+    return scheduler
+
+
+async def schedule_job(
+    job_id: str, schedule_in: Any, connection: Any = None, **kwargs: Any
+) -> None:
+    """Schedule ``job_id`` in ``schedule_in`` seconds, attaching ``kwargs``."""
+    await _scheduler(connection).schedule_job(job_id, schedule_in, **kwargs)
+
+
+async def schedule_jobs(jobs: Iterable[Tuple[Any, ...]], connection: Any = None) -> int:
+    """Schedule many ``(job_id, schedule_in[, data])`` jobs in batches; the job count."""
+    return await _scheduler(connection).schedule_jobs(jobs)
+
+
+def pending_jobs(
+    reschedule_in: Any = None, limit: Optional[int] = None, connection: Any = None
+) -> AsyncGenerator[Job, None]:
+    """Claim the due jobs, each for this caller only (call it inside a running loop)."""
+    return _scheduler(connection).pending_jobs(reschedule_in, limit)
+
+
+async def delete_job(job_id: str, connection: Any = None) -> None:
+    """Remove a job and its data."""
+    await _scheduler(connection).delete_job(job_id)
+
+
+async def job_details(job_id: str, connection: Any = None) -> Job:
+    """A job's id, due time and data."""
+    return await _scheduler(connection).job_details(job_id)
+
+
+def scheduled_jobs(with_times: bool = False, connection: Any = None) -> AsyncGenerator[Any, None]:
+    """Every scheduled job id, or (id, due time) (call it inside a running loop)."""
+    return _scheduler(connection).scheduled_jobs(with_times)

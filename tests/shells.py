@@ -1,0 +1,84 @@
+"""The asyncio shell behind the sync shell's interface, so one behaviour suite runs on both.
+
+Every test that takes the ``make`` or ``sched`` fixture runs once per shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, AsyncIterator, Awaitable, Generator, Tuple, TypeVar
+
+from rache.aio import AsyncScheduler
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running in a thread of its own, for sync code to run coroutines on."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run ``awaitable`` on the loop and wait for its result."""
+
+        async def wrapped() -> T:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout=120)
+
+    def close(self) -> None:
+        """Stop the loop and its thread."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+async def _next(iterator: AsyncIterator[T]) -> Tuple[bool, Any]:
+    try:
+        return True, await iterator.__anext__()
+    except StopAsyncIteration:
+        return False, None
+
+
+class Blocking:
+    """An AsyncScheduler with the sync Scheduler's methods, each run on a LoopThread."""
+
+    def __init__(self, inner: AsyncScheduler, runner: LoopThread) -> None:
+        self.inner = inner
+        self.runner = runner
+
+    def __getattr__(self, name: str) -> Any:  # keys, batch_size, connection
+        return getattr(self.inner, name)
+
+    def schedule_job(self, job_id: Any, schedule_in: Any, **kwargs: Any) -> None:
+        self.runner.run(self.inner.schedule_job(job_id, schedule_in, **kwargs))
+
+    def schedule_jobs(self, jobs: Any) -> int:
+        return self.runner.run(self.inner.schedule_jobs(jobs))
+
+    def delete_job(self, job_id: Any) -> None:
+        self.runner.run(self.inner.delete_job(job_id))
+
+    def job_details(self, job_id: Any) -> Any:
+        return self.runner.run(self.inner.job_details(job_id))
+
+    def pending_jobs(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        return self._iterate(self.inner.pending_jobs(*args, **kwargs))  # checks args now
+
+    def scheduled_jobs(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        return self._iterate(self.inner.scheduled_jobs(*args, **kwargs))
+
+    def _iterate(self, iterator: Any) -> Generator[Any, None, None]:
+        """A sync generator over an async one; closing it closes the async one at once."""
+        try:
+            while True:
+                more, item = self.runner.run(_next(iterator))
+                if not more:
+                    return
+                yield item
+        finally:
+            self.runner.run(iterator.aclose())

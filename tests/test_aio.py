@@ -1,0 +1,213 @@
+"""What only the asyncio shell has: async module functions, many tasks, cancellation.
+
+(The behaviour suite runs on both shells through the ``make`` and ``sched`` fixtures.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import threading
+from typing import Any, Dict, List
+
+import pytest
+import redis.asyncio
+
+import rache
+from rache import aio, testing
+from rache.aio import AsyncScheduler
+
+
+def run(coroutine: Any) -> Any:
+    """Run a test's coroutine on a fresh event loop."""
+    return asyncio.run(coroutine)
+
+
+def test_async_module_functions_use_redis_url(
+    server: testing.RedisServer, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", server.url)
+    monkeypatch.setenv("RACHE_REDIS_PREFIX", "aio:")
+
+    async def scenario() -> List[Any]:
+        await aio.schedule_job("a", -1, n=1)
+        assert await aio.schedule_jobs([("b", -1), ("c", 3600, {"s": "x"})]) == 3 - 1
+        seen = [job async for job in aio.pending_jobs(reschedule_in=60)]
+        details = await aio.job_details("c")
+        ids = [job_id async for job_id in aio.scheduled_jobs()]
+        await aio.delete_job("c")
+        default = aio._scheduler()
+        assert default is aio._scheduler()  # one default per loop
+        await default.connection.aclose()
+        return [seen, details["s"], ids]
+
+    seen, data, ids = run(scenario())
+    assert seen == [{"id": "a", "n": 1}, {"id": "b"}]
+    assert data == "x"
+    assert sorted(ids) == ["a", "b", "c"]
+    assert sorted(raw.keys("aio:*")) == [b"aio:job:a", b"aio:queue"]
+
+
+def test_async_module_functions_take_a_connection(server: testing.RedisServer, raw: Any) -> None:
+    async def scenario() -> Any:
+        client = redis.asyncio.Redis.from_url(server.url, decode_responses=True)
+        await aio.schedule_job("a", -1, connection=client, n=1)
+        jobs = [job async for job in aio.pending_jobs(connection=client)]
+        await client.aclose()
+        return jobs
+
+    assert run(scenario()) == [{"id": "a", "n": 1}]
+
+
+def test_bad_arguments_fail_at_the_call(server: testing.RedisServer) -> None:
+    sched = AsyncScheduler(redis.asyncio.Redis.from_url(server.url))
+    with pytest.raises(ValueError, match="limit must be 0 or more"):
+        sched.pending_jobs(limit=-1)  # not at the first __anext__
+    with pytest.raises(TypeError, match="reschedule_in must be a number"):
+        aio.pending_jobs(reschedule_in="soon", connection=sched.connection)
+
+
+@pytest.mark.slow
+def test_fifty_tasks_and_two_processes_take_each_job_once(
+    server: testing.RedisServer, raw: Any
+) -> None:
+    jobs = 20_000
+    now = raw.time()[0]
+    raw.zadd("rache:queue", {f"job-{i:05}": now - 1 for i in range(jobs)})
+    results: Dict[str, Any] = {}
+    processes = threading.Thread(
+        target=lambda: results.update(polled=testing.run_pollers(server.url, 2, limit=10))
+    )
+
+    async def tasks() -> List[str]:
+        client = redis.asyncio.Redis.from_url(server.url, max_connections=50)
+        sched = AsyncScheduler(client)
+        claimed: List[str] = []
+
+        async def poll() -> None:
+            while True:
+                batch = [job["id"] async for job in sched.pending_jobs(limit=20)]
+                if not batch:
+                    return
+                claimed.extend(batch)
+
+        processes.start()
+        for _ in range(3000):  # the processes take a moment to spawn: start with them
+            if await client.zcard("rache:queue") < jobs:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*(poll() for _ in range(50)))
+        await client.aclose()
+        return claimed
+
+    by_tasks = run(tasks())
+    processes.join()
+    by_processes = [job_id for polled in results["polled"] for job_id in polled.ids]
+    counts = collections.Counter(by_tasks + by_processes)
+    assert [job_id for job_id, n in counts.items() if n > 1] == []
+    assert len(counts) == jobs
+    assert by_tasks and by_processes  # both kinds of poller took part
+
+
+@pytest.mark.parametrize("reschedule_in", [None, 3600])
+def test_a_task_cancelled_while_awaiting_a_claim_loses_nothing(
+    server: testing.RedisServer, raw: Any, reschedule_in: Any
+) -> None:
+    jobs = 2000
+    now = raw.time()[0]
+    raw.zadd("rache:queue", {f"job-{i:05}": now - 100 + i % 50 for i in range(jobs)})
+    before = dict(raw.zrange("rache:queue", 0, -1, withscores=True))
+
+    async def scenario() -> List[str]:
+        client = redis.asyncio.Redis.from_url(server.url)
+        sched = AsyncScheduler(client)
+        received: List[str] = []
+
+        async def consume() -> None:
+            async for job in sched.pending_jobs(reschedule_in):
+                received.append(job["id"])
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0)  # the task starts its first claim and awaits it
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):  # the claim completes, then its jobs go back, in the background
+            await asyncio.sleep(0.02)
+            if not sched._background and await client.zcard("rache:queue") == jobs:
+                break
+        await client.aclose()
+        return received
+
+    assert run(scenario()) == []
+    assert dict(raw.zrange("rache:queue", 0, -1, withscores=True)) == before
+
+
+def test_a_task_cancelled_between_batches_keeps_what_it_received(
+    server: testing.RedisServer, raw: Any
+) -> None:
+    jobs = 30
+    now = raw.time()[0]
+    raw.zadd("rache:queue", {f"job-{i:02}": now - 100 + i for i in range(jobs)})
+
+    async def scenario() -> List[str]:
+        client = redis.asyncio.Redis.from_url(server.url)
+        sched = AsyncScheduler(client, batch_size=10)
+        received: List[str] = []
+        second_batch = asyncio.Event()
+
+        async def consume() -> None:
+            async for job in sched.pending_jobs():
+                received.append(job["id"])
+                if len(received) == 10:
+                    second_batch.set()  # the next __anext__ awaits the second claim
+
+        task = asyncio.create_task(consume())
+        await second_batch.wait()
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if not sched._background and await client.zcard("rache:queue") == jobs - 10:
+                break
+        await client.aclose()
+        return received
+
+    received = run(scenario())
+    assert received == [f"job-{i:02}" for i in range(10)]
+    assert sorted(raw.zrange("rache:queue", 0, -1)) == [
+        f"job-{i:02}".encode() for i in range(10, 30)
+    ]
+
+
+def test_aclosing_puts_the_rest_of_the_batch_back_at_once(
+    server: testing.RedisServer, raw: Any
+) -> None:
+    now = raw.time()[0]
+    raw.zadd("rache:queue", {f"job-{i}": now - 10 for i in range(5)})
+
+    async def scenario() -> int:
+        client = redis.asyncio.Redis.from_url(server.url)
+        sched = AsyncScheduler(client)
+        async with contextlib.aclosing(sched.pending_jobs()) as jobs:
+            async for _job in jobs:
+                break
+        left = int(await client.zcard("rache:queue"))  # before the loop could finalize it
+        await client.aclose()
+        return left
+
+    assert run(scenario()) == 4
+
+
+def test_an_async_scheduler_reads_redis_url_lazily(
+    server: testing.RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "http://nowhere")
+    with pytest.raises(rache.ConfigurationError, match="REDIS_URL is not a Redis URL"):
+        AsyncScheduler()
+    monkeypatch.setenv("REDIS_URL", server.url)
+    sched = AsyncScheduler()
+    assert "AsyncScheduler" in repr(sched) and str(server.port) in repr(sched)

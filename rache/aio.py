@@ -26,7 +26,6 @@ import redis.asyncio
 
 from . import codec, config
 from .codec import Args, Job
-from .constants import DEFAULT_BATCH_SIZE
 from .scheduler import Call, _BaseScheduler, _warn_unreleased
 
 __all__ = [
@@ -50,16 +49,8 @@ class AsyncScheduler(_BaseScheduler):
     :param batch_size: jobs claimed or scheduled, or entries read, per script call.
     """
 
-    def __init__(
-        self,
-        connection: Any = None,
-        prefix: Optional[str] = None,
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> None:
-        super().__init__(connection, prefix, batch_size=batch_size)
-        #: put-backs running after a cancellation (kept, or the loop could drop them)
-        self._background: Set[asyncio.Future[Any]] = set()
+    #: put-backs running after a cancellation (kept here, or the loop could drop them)
+    _background: Optional[Set[asyncio.Future[Any]]] = None
 
     def _connect(self) -> Any:
         url = config.redis_url()
@@ -132,6 +123,8 @@ class AsyncScheduler(_BaseScheduler):
             return
         args = codec.release_args(self.keys, batch, 0)
         task = asyncio.ensure_future(self._release_quietly(args, len(batch.jobs)))
+        if self._background is None:
+            self._background = set()
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

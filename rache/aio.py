@@ -100,10 +100,9 @@ class AsyncScheduler(_BaseScheduler):
         finally:
             release = claim.release_args(len(jobs) - given)
             if release is not None:
-                try:
-                    await self._run(self._release_call(release))
-                except Exception:  # aclose() or finalization is no place to raise
-                    _warn_unreleased(len(jobs) - given)
+                # Shielded, as a claim is: a cancellation while the put-back is awaited
+                # (a timeout around aclose(), a second cancel) must not drop it.
+                await asyncio.shield(self._in_background(release, len(jobs) - given))
 
     async def _claim(self, args: Args) -> Any:
         """One claim call that a cancellation cannot lose: its jobs then go back."""
@@ -119,14 +118,17 @@ class AsyncScheduler(_BaseScheduler):
         if call.cancelled() or call.exception() is not None:
             return  # no reply: nothing known to put back
         batch = codec.parse_claim(call.result())
-        if not batch.jobs:
-            return
-        args = codec.release_args(self.keys, batch, 0)
-        task = asyncio.ensure_future(self._release_quietly(args, len(batch.jobs)))
+        if batch.jobs:
+            self._in_background(codec.release_args(self.keys, batch, 0), len(batch.jobs))
+
+    def _in_background(self, args: Args, count: int) -> asyncio.Future[None]:
+        """Put back ``count`` jobs in a task of its own, kept until done."""
+        task = asyncio.ensure_future(self._release_quietly(args, count))
         if self._background is None:
             self._background = set()
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def _release_quietly(self, args: Args, count: int) -> None:
         try:

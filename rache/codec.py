@@ -343,22 +343,6 @@ def page_args(count: int, anchor: Tuple[bytes, bytes]) -> Args:
     return [count, anchor[0], anchor[1]]
 
 
-def parse_page(reply: Sequence[Any], anchor: Tuple[bytes, bytes]) -> List[Tuple[bytes, bytes]]:
-    """Decode page-1.lua's reply into (id, due) pairs, skipping those already seen."""
-    entries = [(reply[i], reply[i + 1]) for i in range(1, len(reply), 2)]
-    if reply[0] == 1:
-        return entries
-    # The anchor moved: the page starts at the anchor's due time; skip the ids at that time
-    # that sort (bytewise, as Redis sorts them) at or before the anchor's.
-    anchor_id, anchor_due = anchor[0], float(anchor[1])
-    skip = 0
-    for raw_id, due in entries:
-        if float(due) != anchor_due or raw_id > anchor_id:
-            break
-        skip += 1
-    return entries[skip:]
-
-
 # -- the iterations of pending_jobs() and scheduled_jobs(), sans I/O -------------------------
 
 
@@ -425,11 +409,11 @@ class Pages:
         return None if self.done else page_args(self.count, self.anchor)
 
     def take(self, reply: Sequence[Any]) -> List[Any]:
-        """The ids, or (id, due time) pairs, of one page."""
-        entries = parse_page(reply, self.anchor)
-        self.done = len(reply) - 1 < 2 * self.count
+        """The ids, or (id, due time) pairs, of one page (id, due, id, due, ...)."""
+        self.done = len(reply) < 2 * self.count
         if not self.done:
-            self.anchor = (reply[-2], reply[-1])
+            self.anchor = (reply[-2], reply[-1])  # always after the previous one
+        it = iter(reply)
         if self.with_times:
-            return [(decode_text(raw_id), decode_time(due)) for raw_id, due in entries]
-        return [decode_text(raw_id) for raw_id, _ in entries]
+            return [(decode_text(raw_id), decode_time(due)) for raw_id, due in zip(it, it)]
+        return [decode_text(raw_id) for raw_id, _ in zip(it, it)]

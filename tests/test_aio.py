@@ -211,3 +211,57 @@ def test_an_async_scheduler_reads_redis_url_lazily(
     monkeypatch.setenv("REDIS_URL", server.url)
     sched = AsyncScheduler()
     assert "AsyncScheduler" in repr(sched) and str(server.port) in repr(sched)
+
+
+BUSY = """
+local start = redis.call('TIME')
+repeat
+  local now = redis.call('TIME')
+until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > tonumber(ARGV[1])
+return 1
+"""
+
+
+def test_a_cancel_while_aclose_puts_back_still_puts_back(
+    server: testing.RedisServer, raw: Any
+) -> None:
+    # Found in review: the put-back in the generator's finally was not shielded, so a
+    # cancel landing while it waited (here: for the pool's only connection) dropped it.
+    now = raw.time()[0]
+    raw.zadd("rache:queue", {f"job-{i}": now - 10 for i in range(10)})
+
+    async def scenario() -> List[str]:
+        pool = redis.asyncio.BlockingConnectionPool.from_url(server.url, max_connections=1)
+        client = redis.asyncio.Redis(connection_pool=pool)
+        sched = AsyncScheduler(client)
+        received: List[str] = []
+        got_one, go_on = asyncio.Event(), asyncio.Event()
+
+        async def consume() -> None:
+            async with contextlib.aclosing(sched.pending_jobs()) as jobs:
+                async for job in jobs:
+                    received.append(job["id"])
+                    got_one.set()
+                    await go_on.wait()
+                    break
+
+        task = asyncio.create_task(consume())
+        await got_one.wait()
+        busy: Any = asyncio.ensure_future(client.eval(BUSY, 0, 300_000))  # holds the connection
+        await asyncio.sleep(0.05)
+        go_on.set()  # the consumer leaves: aclose() waits for the connection to put back 9
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await busy
+        for _ in range(100):
+            if not sched._background:
+                break
+            await asyncio.sleep(0.02)
+        await client.aclose()
+        await pool.disconnect()  # the client does not own a pool it was given
+        return received
+
+    assert run(scenario()) == ["job-0"]
+    assert raw.zcard("rache:queue") == 9

@@ -5,7 +5,7 @@
   A pending_jobs() call is a series of batches. The first reads the server clock and fixes the
   call's cutoff; the next ones pass it back, so the call never takes a job it rescheduled
   itself: a rescheduled job whose new due time would not be after the cutoff (reschedule_in
-  of 0 or less) is due again at the cutoff plus one microsecond instead, for the next call.
+  of 0 or less) is due again at the cutoff plus half a microsecond instead, for the next call.
 
   The job hashes are read at ARGV[1] .. id, a key this script derives: on Redis Cluster the
   prefix must carry a hash tag so that they share the queue's slot.
@@ -58,7 +58,9 @@ else
   local due = dueTime(now, tonumber(offset), ARGV[5])
   local limit = tonumber(cutoff)
   if due <= limit then
-    due = limit + 0.000001
+    -- Half a microsecond: after the cutoff (a whole microsecond), yet never a whole
+    -- millisecond or second, so no schedule_job can give a job this very due time.
+    due = limit + 0.0000005
   end
   local newDue = timeString(due)
   reply[2] = newDue

@@ -13,7 +13,7 @@ import threading
 from typing import Any, Generator, Iterable, Optional, Tuple
 
 from . import config
-from .codec import Job
+from .codec import Job, Stats
 from .errors import ConfigurationError, JobNotFound, RacheError, ReservedFieldError
 from .scheduler import Scheduler
 
@@ -25,12 +25,14 @@ __all__ = [
     "RacheError",
     "ReservedFieldError",
     "Scheduler",
+    "Stats",
     "delete_job",
     "job_details",
     "pending_jobs",
     "schedule_job",
     "schedule_jobs",
     "scheduled_jobs",
+    "stats",
 ]
 
 _default: Optional[Scheduler] = None
@@ -57,12 +59,19 @@ def schedule_job(job_id: str, schedule_in: Any, connection: Any = None, **kwargs
     _scheduler(connection).schedule_job(job_id, schedule_in, **kwargs)
 
 
-def schedule_jobs(jobs: Iterable[Tuple[Any, ...]], connection: Any = None) -> int:
+def schedule_jobs(
+    jobs: Iterable[Tuple[Any, ...]], connection: Any = None, *, at: bool = False
+) -> int:
     """Schedule many ``(job_id, schedule_in[, data])`` jobs in batches; the job count.
 
     See :meth:`Scheduler.schedule_jobs`.
     """
-    return _scheduler(connection).schedule_jobs(jobs)
+    return _scheduler(connection).schedule_jobs(jobs, at=at)
+
+
+def stats(intervals: int = 60, interval: float = 60, connection: Any = None) -> Stats:
+    """The schedule's figures in one snapshot. See :meth:`Scheduler.stats`."""
+    return _scheduler(connection).stats(intervals, interval)
 
 
 def pending_jobs(

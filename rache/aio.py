@@ -36,6 +36,7 @@ __all__ = [
     "schedule_job",
     "schedule_jobs",
     "scheduled_jobs",
+    "stats",
 ]
 
 
@@ -68,15 +69,19 @@ class AsyncScheduler(_BaseScheduler):
         """
         await self._run(self._schedule(job_id, schedule_in, kwargs))
 
-    async def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]]) -> int:
+    async def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]], *, at: bool = False) -> int:
         """Schedule many ``(job_id, schedule_in[, data])`` jobs in batches; the job count.
 
         See :meth:`rache.Scheduler.schedule_jobs`.
         """
-        calls, count = self._bulk(jobs)
+        calls, count = self._bulk(jobs, at)
         for call in calls:
             await self._run(call)
         return count
+
+    async def stats(self, intervals: int = 60, interval: float = 60) -> codec.Stats:
+        """The schedule's figures in one snapshot. See :meth:`rache.Scheduler.stats`."""
+        return codec.parse_stats(await self._run(self._stats(intervals, interval)), interval)
 
     def pending_jobs(
         self, reschedule_in: Any = None, limit: Optional[int] = None
@@ -181,9 +186,16 @@ async def schedule_job(
     await _scheduler(connection).schedule_job(job_id, schedule_in, **kwargs)
 
 
-async def schedule_jobs(jobs: Iterable[Tuple[Any, ...]], connection: Any = None) -> int:
+async def schedule_jobs(
+    jobs: Iterable[Tuple[Any, ...]], connection: Any = None, *, at: bool = False
+) -> int:
     """Schedule many ``(job_id, schedule_in[, data])`` jobs in batches; the job count."""
-    return await _scheduler(connection).schedule_jobs(jobs)
+    return await _scheduler(connection).schedule_jobs(jobs, at=at)
+
+
+async def stats(intervals: int = 60, interval: float = 60, connection: Any = None) -> codec.Stats:
+    """The schedule's figures in one snapshot."""
+    return await _scheduler(connection).stats(intervals, interval)
 
 
 def pending_jobs(

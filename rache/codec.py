@@ -24,9 +24,11 @@ Job = Dict[str, Any]
 #: Script arguments as sent to Redis.
 Args = List[Union[bytes, int]]
 
-#: Precision flags of the Lua scripts: count from the server's whole second or millisecond.
+#: Precision flags of the Lua scripts: count from the server's whole second or millisecond,
+#: or take the value as the due time itself (milliseconds since the epoch).
 WHOLE_SECONDS = b"s"
 MILLISECONDS = b"ms"
+AT = b"at"
 
 
 class Keys:
@@ -181,25 +183,39 @@ def schedule_args(job_id: object, schedule_in: object, data: Mapping[str, object
     return [raw_id, millis, precision, len(sets) // 2, *sets, *deletes]
 
 
-def bulk_job_args(index: int, job: object) -> Args:
+def encode_due_at(value: object) -> Tuple[int, bytes]:
+    """A due time given as a Unix timestamp (seconds), kept to the millisecond."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"due time must be a Unix timestamp, not {type(value).__name__}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or abs(seconds) > MAX_OFFSET_SECONDS:
+        raise ValueError(f"due time must be a finite Unix timestamp, not {value!r}")
+    return round(seconds * 1000), AT
+
+
+def bulk_job_args(index: int, job: object, at: bool = False) -> Args:
     """One job of scheduleBulk-1.lua: id, offset, precision, n set, n deleted, fields...
 
-    ``job`` is ``(job_id, schedule_in)`` or ``(job_id, schedule_in, data)``; errors say
-    which job (by position) was wrong.
+    ``job`` is ``(job_id, schedule_in)`` or ``(job_id, schedule_in, data)``, or with
+    ``at`` ``(job_id, due time as a Unix timestamp[, data])``; errors say which job (by
+    position) was wrong.
     """
     if not isinstance(job, tuple) or len(job) not in (2, 3):
+        second = "due time" if at else "schedule_in"
         raise TypeError(
-            f"jobs[{index}] must be a (job_id, schedule_in) or (job_id, schedule_in, data) "
+            f"jobs[{index}] must be a (job_id, {second}) or (job_id, {second}, data) "
             f"tuple, not {type(job).__name__}"
         )
     data = job[2] if len(job) == 3 else {}
-    if not isinstance(data, Mapping):
-        raise TypeError(f"jobs[{index}] data must be a mapping, not {type(data).__name__}")
     try:
-        raw_id, millis, precision, nset, *rest = schedule_args(job[0], job[1], data)
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data must be a mapping, not {type(data).__name__}")
+        raw_id = encode_job_id(job[0])
+        millis, precision = encode_due_at(job[1]) if at else encode_offset(job[1], "schedule_in")
+        sets, deletes = encode_data(data)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"jobs[{index}]: {exc}") from None
-    return [raw_id, millis, precision, nset, len(rest) - 2 * nset, *rest]  # type: ignore[operator]
+    return [raw_id, millis, precision, len(sets) // 2, len(deletes), *sets, *deletes]
 
 
 def claim_args(
@@ -417,3 +433,52 @@ class Pages:
         if self.with_times:
             return [(decode_text(raw_id), decode_time(due)) for raw_id, due in zip(it, it)]
         return [decode_text(raw_id) for raw_id, _ in zip(it, it)]
+
+
+class Stats(NamedTuple):
+    """The figures of a schedule at one instant (times are Unix seconds, server clock)."""
+
+    #: the server's time of the snapshot
+    now: float
+    #: jobs scheduled
+    total: int
+    #: jobs due now (at or before ``now``)
+    due: int
+    #: the earliest due time, None for an empty schedule
+    earliest: Optional[Union[int, float]]
+    #: the first due time after ``now``, None if nothing is to come
+    next_due: Optional[Union[int, float]]
+    #: jobs falling due in each coming interval: (now, now + interval], ...
+    coming: List[int]
+    #: the length of those intervals, seconds
+    interval: float
+
+    @property
+    def lag(self) -> float:
+        """How overdue the oldest due job is, seconds (0 when none is due)."""
+        if self.earliest is None or self.earliest > self.now:
+            return 0.0
+        return self.now - self.earliest
+
+
+def stats_args(intervals: int, interval: float) -> Args:
+    """The arguments of stats-1.lua: how many coming intervals to count, and their length."""
+    if isinstance(intervals, bool) or not isinstance(intervals, int) or not 0 <= intervals <= 1440:
+        raise ValueError(f"intervals must be an int from 0 to 1440, not {intervals!r}")
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
+        raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
+    return [intervals, repr(float(interval)).encode()]
+
+
+def parse_stats(reply: Sequence[Any], interval: float) -> Stats:
+    """Decode stats-1.lua's reply."""
+    now, total, due, earliest, next_due, *coming = reply
+    return Stats(
+        now=float(now),
+        total=int(total),
+        due=int(due),
+        earliest=None if earliest is None else decode_time(earliest),
+        next_due=None if next_due is None else decode_time(next_due),
+        coming=[int(n) for n in coming],
+        interval=float(interval),
+    )

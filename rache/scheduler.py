@@ -14,7 +14,17 @@ from typing import Any, Generator, Iterable, Iterator, List, Optional, Tuple
 from . import codec, config
 from .codec import Args, Job, Keys
 from .constants import DEFAULT_BATCH_SIZE
-from .scripts import CLAIM, DELETE, DETAILS, PAGE, RELEASE, SCHEDULE, SCHEDULE_BULK, Script
+from .scripts import (
+    CLAIM,
+    DELETE,
+    DETAILS,
+    PAGE,
+    RELEASE,
+    SCHEDULE,
+    SCHEDULE_BULK,
+    STATS,
+    Script,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +63,8 @@ class _BaseScheduler:
         args = codec.schedule_args(job_id, schedule_in, data)
         return SCHEDULE, [self.keys.queue, self.keys.job(args[0])], args  # type: ignore[arg-type]
 
-    def _bulk(self, jobs: Iterable[Tuple[Any, ...]]) -> Tuple[List[Call], int]:
-        encoded = [codec.bulk_job_args(i, job) for i, job in enumerate(jobs)]
+    def _bulk(self, jobs: Iterable[Tuple[Any, ...]], at: bool = False) -> Tuple[List[Call], int]:
+        encoded = [codec.bulk_job_args(i, job, at) for i, job in enumerate(jobs)]
         calls: List[Call] = []
         for start in range(0, len(encoded), self.batch_size):
             args: Args = [self.keys.job_prefix]
@@ -86,6 +96,9 @@ class _BaseScheduler:
     def _page_call(self, args: Args) -> Call:
         return PAGE, [self.keys.queue], args
 
+    def _stats(self, intervals: int, interval: float) -> Call:
+        return STATS, [self.keys.queue], codec.stats_args(intervals, interval)
+
 
 def _warn_unreleased(left: int) -> None:
     logger.warning(
@@ -116,17 +129,27 @@ class Scheduler(_BaseScheduler):
         """
         self._run(self._schedule(job_id, schedule_in, kwargs))
 
-    def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]]) -> int:
+    def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]], *, at: bool = False) -> int:
         """Schedule many jobs, ``batch_size`` of them per script call (one round trip).
 
         Each job is ``(job_id, schedule_in)`` or ``(job_id, schedule_in, data)``, meaning
-        what ``schedule_job(job_id, schedule_in, **data)`` means. Every job is checked before
-        any is written; each batch is atomic, the whole call is not. Returns the job count.
+        what ``schedule_job(job_id, schedule_in, **data)`` means; with ``at``, the second
+        item is the due time itself, a Unix timestamp (kept to the millisecond), as an
+        export gives it. Every job is checked before any is written; each batch is atomic,
+        the whole call is not. Returns the job count.
         """
-        calls, count = self._bulk(jobs)
+        calls, count = self._bulk(jobs, at)
         for call in calls:
             self._run(call)
         return count
+
+    def stats(self, intervals: int = 60, interval: float = 60) -> codec.Stats:
+        """The schedule's figures in one snapshot (one script call).
+
+        Total, due now, lag, next due time, and how many jobs fall due in each of the next
+        ``intervals`` intervals of ``interval`` seconds.
+        """
+        return codec.parse_stats(self._run(self._stats(intervals, interval)), interval)
 
     def pending_jobs(
         self, reschedule_in: Any = None, limit: Optional[int] = None

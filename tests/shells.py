@@ -57,8 +57,11 @@ class Blocking:
     def schedule_job(self, job_id: Any, schedule_in: Any, **kwargs: Any) -> None:
         self.runner.run(self.inner.schedule_job(job_id, schedule_in, **kwargs))
 
-    def schedule_jobs(self, jobs: Any) -> int:
-        return self.runner.run(self.inner.schedule_jobs(jobs))
+    def schedule_jobs(self, jobs: Any, **kwargs: Any) -> int:
+        return self.runner.run(self.inner.schedule_jobs(jobs, **kwargs))
+
+    def stats(self, *args: Any, **kwargs: Any) -> Any:
+        return self.runner.run(self.inner.stats(*args, **kwargs))
 
     def delete_job(self, job_id: Any) -> None:
         self.runner.run(self.inner.delete_job(job_id))

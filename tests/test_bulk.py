@@ -61,7 +61,7 @@ def test_nothing_to_schedule_sends_nothing(sched: Scheduler, raw: Any) -> None:
         (["x", 1], TypeError, r"jobs\[1\] must be a \(job_id, schedule_in\)"),
         (("x",), TypeError, r"jobs\[1\] must be"),
         (("x", 1, {}, 4), TypeError, r"jobs\[1\] must be"),
-        (("x", 1, [1]), TypeError, r"jobs\[1\] data must be a mapping"),
+        (("x", 1, [1]), TypeError, r"jobs\[1\]: data must be a mapping"),
         ((None, 1), TypeError, r"jobs\[1\]: job_id must be a str"),
         (("x", float("nan")), ValueError, r"jobs\[1\]: schedule_in must be a finite"),
         (("x", 1, {"v": [1]}), TypeError, r"jobs\[1\]: job data 'v' must be"),

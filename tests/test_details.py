@@ -129,3 +129,71 @@ def test_scheduled_jobs_anchor_order_is_bytewise(make: Any, raw: Any) -> None:
         seen.append(job_id)
         raw.zrem("rache:queue", job_id)  # every anchor leaves: the fallback path each time
     assert seen == sorted(ids, key=str.encode)
+
+
+def test_stats_of_an_empty_schedule(sched: Any) -> None:
+    stats = sched.stats()
+    assert (stats.total, stats.due, stats.earliest, stats.next_due, stats.lag) == (
+        0,
+        0,
+        None,
+        None,
+        0,
+    )
+    assert stats.coming == [0] * 60 and stats.interval == 60
+
+
+def test_stats_in_one_snapshot(sched: Any, raw: Any) -> None:
+    offsets = {
+        "late": -100,
+        "later": -50,
+        "now": 0,
+        "a": 30,
+        "b": 90,
+        "c": 95,
+        "d": 3010,
+        "e": 4000,
+    }
+    for job_id, offset in offsets.items():
+        sched.schedule_job(job_id, offset)
+    stats = sched.stats()
+    assert (stats.total, stats.due) == (8, 3)
+    assert stats.earliest == raw.zscore("rache:queue", "late")
+    assert stats.next_due == raw.zscore("rache:queue", "a")
+    assert 99 <= stats.lag <= 101.5
+    expected = [0] * 60
+    expected[0], expected[1], expected[50] = 1, 2, 1  # 4000 s is beyond the hour
+    assert stats.coming == expected
+    hours = sched.stats(intervals=2, interval=3600)
+    assert hours.coming == [4, 1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"intervals": -1}, "intervals"), ({"interval": 0}, "interval")]
+)
+def test_stats_rejects_bad_intervals(sched: Any, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        sched.stats(**kwargs)
+
+
+def test_schedule_jobs_at_known_times_round_trips_an_export(make: Any, raw: Any) -> None:
+    source, copy = make(prefix="src:"), make(prefix="dst:")
+    source.schedule_job("whole", 100, n=1)
+    source.schedule_job("milli", 12.345, s="x")
+    source.schedule_job("past", -7)
+    exported = [
+        (
+            job_id,
+            due,
+            {k: v for k, v in source.job_details(job_id).items() if k not in ("id", "schedule_at")},
+        )
+        for job_id, due in source.scheduled_jobs(with_times=True)
+    ]
+    assert copy.schedule_jobs(exported, at=True) == 3
+    assert list(copy.scheduled_jobs(with_times=True)) == list(
+        source.scheduled_jobs(with_times=True)
+    )
+    for job_id, _, _ in exported:
+        assert copy.job_details(job_id) == source.job_details(job_id)
+    with pytest.raises(TypeError, match=r"jobs\[0\]: due time must be a Unix timestamp"):
+        copy.schedule_jobs([("x", "tomorrow")], at=True)

@@ -33,7 +33,7 @@ from rache.scripts import _SCRIPTS
 #: Works on Redis 6.2 and 7.0 (no selectors). CHANGE-ME is the password to choose.
 ACL_LINE = (
     "ACL SETUSER rache reset on >CHANGE-ME ~rache:* resetchannels"
-    " +evalsha +script|load +time +zadd +zrem +zrange +zrangebyscore +zscore +zrank +zcount"
+    " +evalsha +script|load +time +zadd +zrem +zrange +zrangebyscore +zscore +zrank +zcount +zcard"
     " +hset +hdel +hgetall +exists +del"
 )
 PERMISSIONS = [part[1:] for part in ACL_LINE.split() if part.startswith("+")]
@@ -96,6 +96,11 @@ def exercise(api: Any, batch_size: int) -> None:
         api.job_details("a")
     times = list(api.scheduled_jobs(True))
     assert [job_id for job_id, _ in times] == ["b", "d"] and times[0][1] == b["schedule_at"]
+
+    stats = api.stats()  # ZCARD, ZCOUNT, ZRANGE, ZRANGEBYSCORE
+    assert (stats.total, stats.due, stats.next_due) == (2, 0, b["schedule_at"])
+    assert api.schedule_jobs([("e", b["schedule_at"], {"k": "v"})], at=True) == 1
+    assert api.job_details("e") == {"id": "e", "schedule_at": b["schedule_at"], "k": "v"}
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +176,7 @@ def test_the_acl_user_runs_the_whole_api(
     assert all(admin.script_exists(*(script.sha for script in _SCRIPTS.values())))
     assert [r for r in refusals(admin) if r != ("command", "client")] == []
     assert rache_logs(caplog) == []
-    assert set(admin.keys("*")) == {"rache:queue", "rache:job:b"}
+    assert set(admin.keys("*")) == {"rache:queue", "rache:job:b", "rache:job:e"}
 
 
 def test_each_command_of_the_acl_line_is_needed(

@@ -27,6 +27,7 @@ __all__ = [
     "Scheduler",
     "Stats",
     "delete_job",
+    "export_jobs",
     "job_details",
     "pending_jobs",
     "schedule_job",
@@ -67,6 +68,11 @@ def schedule_jobs(
     See :meth:`Scheduler.schedule_jobs`.
     """
     return _scheduler(connection).schedule_jobs(jobs, at=at)
+
+
+def export_jobs(connection: Any = None) -> Generator[Tuple[Any, Any, Job], None, None]:
+    """Every job as ``(job_id, due time, data)``. See :meth:`Scheduler.export_jobs`."""
+    return _scheduler(connection).export_jobs()
 
 
 def stats(intervals: int = 60, interval: float = 60, connection: Any = None) -> Stats:

@@ -31,6 +31,7 @@ from .scheduler import Call, _BaseScheduler, _warn_unreleased
 __all__ = [
     "AsyncScheduler",
     "delete_job",
+    "export_jobs",
     "job_details",
     "pending_jobs",
     "schedule_job",
@@ -157,9 +158,17 @@ class AsyncScheduler(_BaseScheduler):
         return self._scheduled(codec.Pages(self.batch_size, bool(with_times)))
 
     async def _scheduled(self, pages: codec.Pages) -> AsyncGenerator[Any, None]:
+        call = self._export_call if isinstance(pages, codec.Exports) else self._page_call
         while (args := pages.next_args()) is not None:
-            for item in pages.take(await self._run(self._page_call(args))):
+            for item in pages.take(await self._run(call(args))):
                 yield item
+
+    def export_jobs(self) -> AsyncGenerator[Tuple[Any, Any, Job], None]:
+        """Every scheduled job as ``(job_id, due time, data)``: an async generator.
+
+        See :meth:`rache.Scheduler.export_jobs`.
+        """
+        return self._scheduled(codec.Exports(self.keys, self.batch_size))
 
 
 #: The default scheduler of each event loop (a redis.asyncio client belongs to one loop).
@@ -191,6 +200,11 @@ async def schedule_jobs(
 ) -> int:
     """Schedule many ``(job_id, schedule_in[, data])`` jobs in batches; the job count."""
     return await _scheduler(connection).schedule_jobs(jobs, at=at)
+
+
+def export_jobs(connection: Any = None) -> AsyncGenerator[Tuple[Any, Any, Job], None]:
+    """Every job as ``(job_id, due time, data)`` (call it inside a running loop)."""
+    return _scheduler(connection).export_jobs()
 
 
 async def stats(intervals: int = 60, interval: float = 60, connection: Any = None) -> codec.Stats:

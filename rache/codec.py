@@ -435,6 +435,31 @@ class Pages:
         return [decode_text(raw_id) for raw_id, _ in zip(it, it)]
 
 
+class Exports(Pages):
+    """One export_jobs() call as a series of export-1.lua calls: pages with each job's data."""
+
+    def __init__(self, keys: Keys, count: int) -> None:
+        super().__init__(count, True)
+        self.keys = keys
+
+    def next_args(self) -> Optional[Args]:
+        """The arguments of the next export-1.lua call, or None when every page was read."""
+        return None if self.done else [self.keys.job_prefix, *page_args(self.count, self.anchor)]
+
+    def take(self, reply: Sequence[Any]) -> List[Any]:
+        """(id, due time, data) of each job of one page."""
+        jobs = _jobs(iter(reply))
+        exported, i, last = [], 0, 0
+        for job in jobs:
+            last = i
+            exported.append((job.pop("id"), decode_time(reply[i + 1]), job))
+            i += 3 + 2 * reply[i + 2]
+        self.done = len(jobs) < self.count
+        if not self.done:
+            self.anchor = (reply[last], reply[last + 1])
+        return exported
+
+
 class Stats(NamedTuple):
     """The figures of a schedule at one instant (times are Unix seconds, server clock)."""
 

@@ -15,6 +15,11 @@ from .errors import ConfigurationError
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
+def hide_password(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``: for messages and logs."""
+    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
+
+
 def redis_url() -> str:
     """The URL of the default Redis: ``REDIS_URL``, else ``redis://localhost:6379/0``."""
     return os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL

@@ -18,6 +18,7 @@ from .scripts import (
     CLAIM,
     DELETE,
     DETAILS,
+    EXPORT,
     PAGE,
     RELEASE,
     SCHEDULE,
@@ -95,6 +96,9 @@ class _BaseScheduler:
 
     def _page_call(self, args: Args) -> Call:
         return PAGE, [self.keys.queue], args
+
+    def _export_call(self, args: Args) -> Call:
+        return EXPORT, [self.keys.queue], args
 
     def _stats(self, intervals: int, interval: float) -> Call:
         return STATS, [self.keys.queue], codec.stats_args(intervals, interval)
@@ -200,8 +204,17 @@ class Scheduler(_BaseScheduler):
         return self._scheduled(codec.Pages(self.batch_size, bool(with_times)))
 
     def _scheduled(self, pages: codec.Pages) -> Generator[Any, None, None]:
+        call = self._export_call if isinstance(pages, codec.Exports) else self._page_call
         while (args := pages.next_args()) is not None:
-            yield from pages.take(self._run(self._page_call(args)))
+            yield from pages.take(self._run(call(args)))
+
+    def export_jobs(self) -> Generator[Tuple[Any, Any, Job], None, None]:
+        """Every scheduled job as ``(job_id, due time, data)``, earliest first.
+
+        A page of ``batch_size`` jobs per script call; ``schedule_jobs(..., at=True)`` takes
+        the tuples back, so this copies a schedule between two Redis servers.
+        """
+        return self._scheduled(codec.Exports(self.keys, self.batch_size))
 
 
 def _describe(connection: Any) -> str:

@@ -23,6 +23,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import redis
 
+from . import config
+
 
 @dataclass
 class ServerSpec:
@@ -43,7 +45,7 @@ class ServerSpec:
     def describe(self) -> str:
         """A sentence on where this server comes from, for reports."""
         if self.kind == "url":
-            return f"the server at {_hide_password(self.target)}"
+            return f"the server at {config.hide_password(self.target)}"
         if self.kind == "docker":
             return f"a Docker container of {self.target} (testcontainers)"
         return f"redis-server {self.version} from {self.target} on a free port"
@@ -70,10 +72,6 @@ class RedisServer:
         if self.handle is not None:
             self.handle.stop()
             self.handle = None
-
-
-def _hide_password(url: str) -> str:
-    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
 
 
 def binary_version(path: str) -> str:

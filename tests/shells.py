@@ -75,6 +75,9 @@ class Blocking:
     def scheduled_jobs(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         return self._iterate(self.inner.scheduled_jobs(*args, **kwargs))
 
+    def export_jobs(self) -> Generator[Any, None, None]:
+        return self._iterate(self.inner.export_jobs())
+
     def _iterate(self, iterator: Any) -> Generator[Any, None, None]:
         """A sync generator over an async one; closing it closes the async one at once."""
         try:

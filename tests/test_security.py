@@ -101,6 +101,9 @@ def exercise(api: Any, batch_size: int) -> None:
     assert (stats.total, stats.due, stats.next_due) == (2, 0, b["schedule_at"])
     assert api.schedule_jobs([("e", b["schedule_at"], {"k": "v"})], at=True) == 1
     assert api.job_details("e") == {"id": "e", "schedule_at": b["schedule_at"], "k": "v"}
+    exported = list(api.export_jobs())  # export-1.lua: ZRANGE, HGETALL
+    assert [job_id for job_id, _, _ in exported] == ["b", "e", "d"]
+    assert exported[1] == ("e", b["schedule_at"], {"k": "v"})
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,5 @@
+"""``python -m rache``: the ``rache`` command."""
+
+from rache.cli import main
+
+main()

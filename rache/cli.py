@@ -1,0 +1,386 @@
+"""The ``rache`` command: see, change, check, copy and watch a schedule without Python.
+
+Needs click (``pip install 'rache[cli]'``). Reads ``REDIS_URL`` and ``RACHE_REDIS_PREFIX``,
+or ``--url`` and ``--prefix``. Exit status: 0 done, 1 something is wrong (``doctor`` found
+a problem, ``show`` found no job, Redis cannot be reached), 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import json
+import os
+import re
+import select
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+try:
+    import click
+except ImportError:  # pragma: no cover - the message is the point
+    sys.exit("rache: the command needs click: pip install 'rache[cli]'")
+
+import redis
+
+from . import codec, config
+from .constants import PREFIX_ENV, REDIS_URL_ENV
+from .errors import ConfigurationError, JobNotFound
+from .scheduler import Scheduler
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``1.5``, ``-30s``, ``10m`` or ``1h30m``; ValueError otherwise."""
+    sign, body = (-1, text[1:]) if text.startswith("-") else (1, text)
+    if _NUMBER.fullmatch(body):
+        return sign * float(body)
+    parts = _DURATION.findall(body)
+    if not body or "".join(number + unit for number, unit in parts) != body:
+        raise ValueError(f"not a duration: {text!r} (try 90, 1.5, 10m or 1h30m)")
+    return sign * sum(float(number) * _UNITS[unit] for number, unit in parts)
+
+
+def relative(due: float, now: float) -> str:
+    """``in 5m 03s``, ``12s overdue`` or ``now``."""
+    delta = due - now
+    if abs(delta) < 0.5:
+        return "now"
+    seconds = round(abs(delta))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days}d"] * bool(days) + [f"{hours}h"] * bool(hours)
+    parts += [f"{minutes}m"] * bool(minutes) + [f"{secs}s"] * bool(secs)
+    text = " ".join(parts[:2])
+    return f"in {text}" if delta > 0 else f"{text} overdue"
+
+
+def timestamp(due: float) -> str:
+    """A due time as UTC text."""
+    moment = datetime.datetime.fromtimestamp(due, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _json_value(value: Any) -> Any:
+    return {"base64": base64.b64encode(value).decode()} if isinstance(value, bytes) else value
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"base64"}:
+        return base64.b64decode(value["base64"])
+    return value
+
+
+class Context:
+    """The scheduler a command works on, made on first use (so --help needs no Redis)."""
+
+    def __init__(self, url: Optional[str], prefix: Optional[str]) -> None:
+        self.url = url or config.redis_url()
+        self.prefix = prefix if prefix is not None else config.prefix()
+        self._scheduler: Optional[Scheduler] = None
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            try:
+                client = config.client(self.url)
+            except ConfigurationError as error:
+                raise click.UsageError(f"--url: {error}") from None
+            self._scheduler = Scheduler(client, self.prefix)
+        return self._scheduler
+
+    def now(self) -> float:
+        seconds, micros = self.scheduler.connection.time()
+        return float(seconds) + float(micros) / 1e6
+
+
+class RacheGroup(click.Group):
+    """Turns the errors a user can meet into one line and an exit status, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            where = config.hide_password(ctx.obj.url if ctx.obj else "")
+            click.echo(f"rache: cannot reach Redis at {where}: {error}", err=True)
+            sys.exit(1)
+        except redis.ResponseError as error:
+            click.echo(f"rache: Redis refused: {error}", err=True)
+            sys.exit(1)
+        except (TypeError, ValueError) as error:
+            if isinstance(error, click.ClickException):
+                raise
+            raise click.UsageError(str(error)) from None
+
+
+@click.group(cls=RacheGroup)
+@click.option("--url", envvar=REDIS_URL_ENV, help="Redis URL [env REDIS_URL].")
+@click.option("--prefix", envvar=PREFIX_ENV, help="Key prefix [env RACHE_REDIS_PREFIX].")
+@click.pass_context
+def main(ctx: click.Context, url: Optional[str], prefix: Optional[str]) -> None:
+    """See and change a rache schedule in Redis."""
+    ctx.obj = Context(url, prefix)
+
+
+@main.command("list")
+@click.option("--due", is_flag=True, help="Only the jobs due now.")
+@click.option("--limit", type=click.IntRange(min=0), help="At most this many jobs.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: id and due time.")
+@click.pass_obj
+def list_jobs(obj: Context, due: bool, limit: Optional[int], as_json: bool) -> None:
+    """Scheduled jobs, earliest first, with their due times."""
+    now = obj.now()
+    for shown, (job_id, at) in enumerate(obj.scheduler.scheduled_jobs(with_times=True)):
+        if (due and at > now) or (limit is not None and shown >= limit):
+            break
+        if as_json:
+            click.echo(json.dumps({"id": _json_value(job_id), "due": at}))
+        else:
+            overdue = at <= now
+            when = click.style(f"{relative(at, now):>16}", fg="yellow" if overdue else None)
+            click.echo(f"{timestamp(at)}  {when}  {job_id}")
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_obj
+def show(obj: Context, job_id: str, as_json: bool) -> None:
+    """One job: its due time and data."""
+    try:
+        job = obj.scheduler.job_details(job_id)
+    except JobNotFound as error:
+        click.echo(f"rache: {error}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps({key: _json_value(value) for key, value in job.items()}))
+        return
+    due = job.pop("schedule_at")
+    job.pop("id")
+    click.echo(f"id           {job_id}")
+    when = "not scheduled" if due is None else f"{timestamp(due)} ({relative(due, obj.now())})"
+    click.echo(f"due          {when}")
+    for key, value in job.items():
+        click.echo(f"{key:<12} {value!r}")
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--in", "schedule_in", required=True, help="When: 90, 10m, 1h30m, -5s...")
+@click.option("--set", "fields", multiple=True, metavar="KEY=VALUE", help="Data to attach.")
+@click.pass_obj
+def add(obj: Context, job_id: str, schedule_in: str, fields: Tuple[str, ...]) -> None:
+    """Schedule a job (or move it), optionally with data."""
+    seconds = parse_duration(schedule_in)
+    data: Dict[str, Any] = {}
+    for field in fields:
+        key, sep, value = field.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{field!r} is not KEY=VALUE", param_hint="--set")
+        data[key] = value
+    offset = int(seconds) if float(seconds).is_integer() else seconds
+    obj.scheduler.schedule_job(job_id, offset, **data)
+    due = obj.scheduler.job_details(job_id)["schedule_at"]
+    click.echo(f"scheduled {job_id} at {timestamp(due)} ({relative(due, obj.now())})")
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, required=True)
+@click.pass_obj
+def rm(obj: Context, job_ids: Tuple[str, ...]) -> None:
+    """Remove jobs and their data (an unknown id is not an error)."""
+    for job_id in job_ids:
+        obj.scheduler.delete_job(job_id)
+        click.echo(f"removed {job_id}")
+
+
+def render_stats(stats: codec.Stats, colour: bool = True) -> List[str]:
+    """The lines of ``rache stats`` and ``rache watch``."""
+    lines = [
+        f"jobs        {stats.total:,}",
+        f"due now     {stats.due:,}",
+    ]
+    if stats.earliest is not None and stats.due:
+        lag = f"{relative(stats.earliest, stats.now)} ({timestamp(stats.earliest)})"
+        lines.append("oldest due  " + click.style(lag, fg="yellow" if colour else None))
+    if stats.next_due is not None:
+        lines.append(
+            f"next due    {relative(stats.next_due, stats.now)} ({timestamp(stats.next_due)})"
+        )
+    if stats.coming:
+        top = max(stats.coming) or 1
+        bars = "".join(_BARS[-(-8 * n // top)] if n else _BARS[0] for n in stats.coming)
+        span = relative(stats.now + stats.interval * len(stats.coming), stats.now)
+        lines.append(f"coming      |{bars}| {sum(stats.coming):,} {span}, peak {top:,}")
+    return lines
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_obj
+def stats(obj: Context, as_json: bool) -> None:
+    """Total, due now, lag, next due time, and jobs due per minute over the next hour."""
+    figures = obj.scheduler.stats()
+    if as_json:
+        fields = figures._asdict()
+        fields["lag"] = figures.lag
+        click.echo(json.dumps(fields))
+    else:
+        for line in render_stats(figures):
+            click.echo(line)
+
+
+@contextmanager
+def _keys() -> Iterator[Any]:
+    """Key presses without Enter while in the block, where stdin is a terminal."""
+    if not sys.stdin.isatty():
+        yield None
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd)
+    try:
+        yield fd
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@main.command()
+@click.option("--every", default=1.0, type=click.FloatRange(min=0.1), help="Seconds.")
+@click.pass_obj
+def watch(obj: Context, every: float) -> None:
+    """A live view of the stats, refreshed every second; q or Ctrl-C quits."""
+    with _keys() as fd:
+        try:
+            while True:
+                figures = obj.scheduler.stats()
+                click.clear()
+                click.echo(f"rache watch  {obj.prefix}  {timestamp(figures.now)}")
+                for line in render_stats(figures):
+                    click.echo(line)
+                click.echo("q: quit")
+                if fd is None:
+                    time.sleep(every)
+                elif select.select([fd], [], [], every)[0] and os.read(fd, 1) in (b"q", b"Q"):
+                    return
+        except KeyboardInterrupt:
+            return
+
+
+@main.command()
+@click.pass_obj
+def doctor(obj: Context) -> None:
+    """Check what silently breaks a schedule; exit 1 if something does."""
+    client = obj.scheduler.connection
+    problems = 0
+
+    def report(ok: Optional[bool], what: str, fix: str = "") -> None:
+        nonlocal problems
+        if ok is None:
+            mark = click.style("??  ", fg="yellow")
+        else:
+            mark = click.style("ok  ", fg="green") if ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {what}")
+        if ok is False:
+            problems += 1
+        if fix and not ok:
+            click.echo(f"     {fix}")
+
+    info = client.info("server")
+    version = str(info.get("redis_version", "0"))
+    major_minor = tuple(int(part) for part in version.split(".")[:2])
+    report(major_minor >= (6, 2), f"Redis {version}", "rache needs Redis 6.2 or later")
+    settings = _config(client, "maxmemory-policy", "appendonly", "save")
+    policy = settings.get("maxmemory-policy")
+    if policy is None:
+        report(None, "maxmemory-policy: CONFIG GET refused, cannot check")
+    else:
+        report(
+            policy == "noeviction",
+            f"maxmemory-policy {policy}",
+            "evicted jobs vanish without a trace: CONFIG SET maxmemory-policy noeviction",
+        )
+    if "appendonly" in settings:
+        durable = settings["appendonly"] == "yes" or bool(settings.get("save"))
+        report(
+            durable,
+            f"persistence: appendonly {settings['appendonly']}, save {settings.get('save')!r}",
+            "a restart loses the schedule: CONFIG SET appendonly yes",
+        )
+    cluster = client.info("cluster").get("cluster_enabled") == 1
+    if cluster:
+        tagged = re.search(r"\{[^}]+\}", obj.prefix) is not None
+        report(tagged, f"prefix {obj.prefix!r} on a cluster", "use a hash tag: --prefix '{rache}:'")
+    try:
+        obj.scheduler.stats(intervals=0)
+        report(True, "rache's scripts run (EVALSHA, SCRIPT LOAD)")
+    except redis.exceptions.NoPermissionError as error:
+        report(False, f"rache's scripts are refused: {error}", "see README, Least privilege")
+    sys.exit(1 if problems else 0)
+
+
+def _config(client: Any, *names: str) -> Dict[str, str]:
+    found: Dict[str, str] = {}
+    for name in names:  # a refusal (ACL, managed services): the check says it cannot tell
+        with contextlib.suppress(redis.ResponseError):
+            found.update(client.config_get(name))
+    return {_text(k): _text(v) for k, v in found.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@main.command("export")
+@click.argument("output", type=click.File("w"), default="-")
+@click.pass_obj
+def export(obj: Context, output: Any) -> None:
+    """Every job as JSON lines (id, due, data), a page per script call, to OUTPUT or stdout."""
+    count, total = 0, obj.scheduler.stats(intervals=0).total
+    with click.progressbar(length=total, label="exporting", file=sys.stderr) as bar:
+        for job_id, due, data in obj.scheduler.export_jobs():
+            fields = {key: _json_value(value) for key, value in data.items()}
+            line = {"id": _json_value(job_id), "due": due, "data": fields}
+            output.write(json.dumps(line) + "\n")
+            count += 1
+            if count % 1000 == 0:
+                bar.update(1000)
+    click.echo(f"exported {count:,} jobs", err=True)
+
+
+@main.command("import")
+@click.argument("source", type=click.File("r"))
+@click.pass_obj
+def import_(obj: Context, source: Any) -> None:
+    """Schedule the jobs of an export (JSON lines), at their due times, in batches."""
+    jobs = []
+    for number, line in enumerate(source, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            data = {key: _from_json(value) for key, value in entry.get("data", {}).items()}
+            jobs.append((_from_json(entry["id"]), entry["due"], data))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise click.UsageError(f"{source.name} line {number}: not a job ({error})") from None
+    scheduler = obj.scheduler
+    calls, count = scheduler._bulk(jobs, at=True)  # every job checked before any is sent
+    with click.progressbar(calls, label="importing", file=sys.stderr) as bar:
+        for call in bar:
+            scheduler._run(call)
+    click.echo(f"imported {count:,} jobs", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,7 +1,7 @@
 """The sans-IO core: validate and encode each operation's arguments, decode each script's reply.
 
-No function here does I/O, so the sync shell (and later the asyncio one) is "build, call,
-parse" and every rule lives once. Replies are read undecoded (bytes), whatever the client's
+No function here does I/O, so the sync and asyncio shells are "build, call, parse" and
+every rule lives once. Replies are read undecoded (bytes), whatever the client's
 ``decode_responses`` and protocol, and decoded here by rache 0.3.1's rules.
 """
 

@@ -24,7 +24,6 @@
     {cutoff, new due time of the batch or false if removed,
      id, due time before the claim, n, field1, value1, ... fieldn, valuen,   (a job)
      ...}                                                                    (earliest first)
-    Flat, not nested: a nested array per job would cost the client one more list each.
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -35,6 +34,7 @@ local offset = ARGV[4]
 
 --- @include "time"
 --- @include "chunked"
+--- @include "appendJobs"
 
 local now = rcall('TIME')
 if cutoff == '' then
@@ -72,16 +72,4 @@ else
   chunked('ZADD', queueKey, members)
 end
 
-local n = 2
-for i = 1, #found, 2 do
-  local data = rcall('HGETALL', jobPrefix .. found[i])
-  reply[n + 1] = found[i]
-  reply[n + 2] = found[i + 1]
-  reply[n + 3] = #data / 2
-  n = n + 3
-  for j = 1, #data do
-    reply[n + j] = data[j]
-  end
-  n = n + #data
-end
-return reply
+return appendJobs(reply, found, jobPrefix)

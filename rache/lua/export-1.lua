@@ -16,22 +16,12 @@
   Output:
     {id, due time, n, field1, value1, ... fieldn, valuen, ...}   (as claim-1.lua's jobs)
 ]]
-local rcall = redis.call
 local queueKey = KEYS[1]
 local jobPrefix = ARGV[1]
 
 --- @include "pageStart"
+--- @include "appendJobs"
 
 local start = pageStart(queueKey, ARGV[3], ARGV[4])
-local found = rcall('ZRANGE', queueKey, start, start + tonumber(ARGV[2]) - 1, 'WITHSCORES')
-local reply, n = {}, 0
-for i = 1, #found, 2 do
-  local data = rcall('HGETALL', jobPrefix .. found[i])
-  reply[n + 1], reply[n + 2], reply[n + 3] = found[i], found[i + 1], #data / 2
-  n = n + 3
-  for j = 1, #data do
-    reply[n + j] = data[j]
-  end
-  n = n + #data
-end
-return reply
+local found = redis.call('ZRANGE', queueKey, start, start + tonumber(ARGV[2]) - 1, 'WITHSCORES')
+return appendJobs({}, found, jobPrefix)

@@ -54,6 +54,22 @@ class Keys:
 # -- validation and encoding ----------------------------------------------------------------
 
 
+def has_hash_tag(prefix: str) -> bool:
+    """Whether ``prefix`` holds a Redis Cluster hash tag of its own (``{...}``, not empty).
+
+    Redis hashes only what is between a key's first ``{`` and the next ``}``: when that lies
+    in the prefix, the queue and every job hash of the schedule share one slot.
+    """
+    start = prefix.find("{")
+    return start >= 0 and prefix.find("}", start + 1) > start + 1
+
+
+def tagged(prefix: str) -> str:
+    """A hash-tagged version of ``prefix``, for error messages: ``rache:`` -> ``{rache}:``."""
+    name = prefix.rstrip(":") or "rache"
+    return f"{{{name}}}:"
+
+
 def _encode_text(text: str, what: str, key: object = None) -> bytes:
     """UTF-8 of ``text``; ``what`` names it in the error, formatted with ``key`` only then."""
     try:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 import operator
+import sys
 from typing import Any, Generator, Iterable, Iterator, List, Optional, Tuple
+
+import redis
 
 from . import codec, config
 from .codec import Args, Job, Keys
 from .constants import DEFAULT_BATCH_SIZE
+from .errors import ConfigurationError
 from .scripts import (
     CLAIM,
     DELETE,
@@ -52,6 +56,12 @@ class _BaseScheduler:
         self.keys = Keys(config.prefix() if prefix is None else prefix)
         self.batch_size = codec.check_batch_size(batch_size)
         self.connection = self._connect() if connection is None else connection
+        if _is_cluster(self.connection) and not codec.has_hash_tag(self.keys.prefix):
+            raise ConfigurationError(
+                f"prefix {self.keys.prefix!r} has no hash tag, and on Redis Cluster every key "
+                "of a schedule must hash to one slot: use a prefix with one, such as "
+                f"{codec.tagged(self.keys.prefix)!r}"
+            )
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -215,6 +225,14 @@ class Scheduler(_BaseScheduler):
         the tuples back, so this copies a schedule between two Redis servers.
         """
         return self._scheduled(codec.Exports(self.keys, self.batch_size))
+
+
+def _is_cluster(connection: Any) -> bool:
+    """True for a redis-py Redis Cluster client, sync or asyncio."""
+    if isinstance(connection, redis.RedisCluster):
+        return True
+    aio = sys.modules.get("redis.asyncio.cluster")  # loaded if such a client exists
+    return aio is not None and isinstance(connection, aio.RedisCluster)
 
 
 def _describe(connection: Any) -> str:

@@ -289,3 +289,55 @@ def run_pollers(
             if worker.is_alive():
                 worker.kill()
     return [results[i] for i in range(processes)]
+
+
+@dataclass
+class RedisClusterServers:
+    """A throwaway Redis Cluster: masters on free ports, all slots assigned."""
+
+    nodes: List[RedisServer]
+
+    def client(self, **kwargs: Any) -> redis.RedisCluster:
+        """A new redis-py RedisCluster client of it."""
+        return redis.RedisCluster(host=self.nodes[0].host, port=self.nodes[0].port, **kwargs)
+
+    def stop(self) -> None:
+        """Stop every node."""
+        for node in self.nodes:
+            node.stop()
+
+
+def start_cluster(spec: ServerSpec, datadir: Path, masters: int = 3) -> RedisClusterServers:
+    """Start ``masters`` cluster-mode redis-server nodes and join them in one cluster.
+
+    Uses ``redis-cli --cluster create`` (the one beside the binary, else on PATH) and waits
+    until every node says ``cluster_state:ok``.
+    """
+    if spec.kind != "binary":
+        raise ValueError(f"a cluster needs a redis-server binary, not a {spec.kind} server")
+    cluster = RedisClusterServers([])
+    try:
+        for i in range(masters):
+            folder = datadir / f"node{i}"
+            folder.mkdir(parents=True, exist_ok=True)
+            options = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            cluster.nodes.append(start(spec, folder, args=options))
+        sibling = Path(spec.target).with_name("redis-cli")
+        cli = str(sibling) if sibling.exists() else shutil.which("redis-cli") or "redis-cli"
+        addresses = [f"{node.host}:{node.port}" for node in cluster.nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        for node in cluster.nodes:
+            client = node.client()
+            while client.cluster("INFO").get("cluster_state") != "ok":
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the cluster did not reach cluster_state:ok in 30 s")
+                time.sleep(0.05)
+            client.close()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster

@@ -1,0 +1,129 @@
+"""rache on a real Redis Cluster (3 masters started from the session's redis-server binary)."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from pathlib import Path
+from typing import Any, Iterator, List
+
+import pytest
+import redis
+import redis.asyncio.cluster
+
+from rache import ConfigurationError, Scheduler, codec, testing
+from rache.aio import AsyncScheduler
+from tests.helpers import snapshot
+from tests.shells import Blocking, LoopThread
+from tests.test_security import exercise
+
+
+@pytest.mark.parametrize(
+    ("prefix", "tagged"),
+    [("{rache}:", True), ("app:{q1}:", True), ("rache:", False), ("{}rache:", False),
+     ("{rache:", False), ("rache}:{", False), ("}{x}:", True)],
+)  # fmt: skip
+def test_hash_tags_follow_redis_rules(prefix: str, tagged: bool) -> None:
+    assert codec.has_hash_tag(prefix) is tagged
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    server: testing.RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[testing.RedisClusterServers]:
+    """A 3-master cluster of the session server's binary."""
+    if server.spec.kind != "binary":
+        pytest.skip("a cluster needs a redis-server binary this run starts")
+    nodes = testing.start_cluster(
+        server.spec, tmp_path_factory.mktemp(f"cluster-{server.spec.label}")
+    )
+    yield nodes
+    nodes.stop()
+
+
+@pytest.fixture
+def client(cluster: testing.RedisClusterServers) -> Iterator[Any]:
+    """A RedisCluster client of an empty cluster."""
+    rc = cluster.client()
+    rc.flushall()
+    yield rc
+    rc.close()
+
+
+def test_an_untagged_prefix_is_refused_up_front(client: Any, cluster: Any) -> None:
+    before = snapshot(client)
+    for prefix in (None, "rache:"):
+        with pytest.raises(ConfigurationError, match=r"no hash tag.*such as '\{rache\}:'"):
+            Scheduler(client, prefix)
+    cls: Any = redis.asyncio.cluster.RedisCluster
+    aclient = cls(host=cluster.nodes[0].host, port=cluster.nodes[0].port)
+    with pytest.raises(ConfigurationError, match="no hash tag"):
+        AsyncScheduler(aclient, "jobs:")
+    assert snapshot(client) == before
+
+
+def test_the_whole_api_runs_on_a_cluster(client: Any) -> None:
+    exercise(Scheduler(client, "{rache}:", batch_size=2), 2)
+    slots = {client.keyslot(key) for key in client.keys("*")}
+    assert len(slots) == 1  # the queue and every job hash in the prefix's slot
+
+
+def test_the_asyncio_shell_runs_on_a_cluster(
+    cluster: testing.RedisClusterServers, client: Any, loop_thread: LoopThread
+) -> None:
+    node = cluster.nodes[0]
+    cls: Any = redis.asyncio.cluster.RedisCluster
+    aclient = cls(host=node.host, port=node.port)
+    exercise(Blocking(AsyncScheduler(aclient, "{rache}:", batch_size=2), loop_thread), 2)
+    loop_thread.run(aclient.aclose())
+
+
+def test_schedules_with_different_tags_spread_over_the_nodes(client: Any) -> None:
+    owners = set()
+    for n in range(12):
+        sched = Scheduler(client, f"{{s{n}}}:")
+        sched.schedule_job("a", 10)
+        owners.add(client.get_node_from_key(sched.keys.queue).name)
+    assert len(owners) == 3
+
+
+def test_scripts_reload_after_a_flush_on_every_node(client: Any) -> None:
+    sched = Scheduler(client, "{rache}:")
+    sched.schedule_job("a", -1, n=1)
+    client.script_flush()
+    assert not any(client.script_exists(codec_sha()))
+    assert list(sched.pending_jobs()) == [{"id": "a", "n": 1}]
+
+
+def codec_sha() -> str:
+    from rache import scripts
+
+    return scripts.CLAIM.sha
+
+
+@pytest.mark.slow
+def test_four_threads_claim_each_job_once_on_a_cluster(client: Any) -> None:
+    sched = Scheduler(client, "{rache}:", batch_size=50)
+    ids = [f"job-{i:05}" for i in range(3000)]
+    sched.schedule_jobs((job_id, -1) for job_id in ids)
+    claimed: List[str] = []
+    lock = threading.Lock()
+
+    def poll() -> None:
+        while batch := [job["id"] for job in sched.pending_jobs(limit=25)]:
+            with lock:
+                claimed.extend(batch)
+
+    threads = [threading.Thread(target=poll) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = collections.Counter(claimed)
+    assert [job_id for job_id, n in counts.items() if n > 1] == []
+    assert sorted(counts) == ids
+
+
+def test_a_cluster_needs_a_binary(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs a redis-server binary"):
+        testing.start_cluster(testing.ServerSpec("url", "redis://x"), tmp_path)

@@ -82,19 +82,33 @@ def _from_json(value: Any) -> Any:
 class Context:
     """The scheduler a command works on, made on first use (so --help needs no Redis)."""
 
-    def __init__(self, url: Optional[str], prefix: Optional[str]) -> None:
+    def __init__(self, url: Optional[str], prefix: Optional[str], cluster: bool) -> None:
         self.url = url or config.redis_url()
         self.prefix = prefix if prefix is not None else config.prefix()
+        self.cluster = cluster
         self._scheduler: Optional[Scheduler] = None
+
+    @property
+    def client(self) -> Any:
+        """The client, made on first use: without the scheduler, so doctor can check a prefix."""
+        return self.scheduler.connection if self._scheduler else self._client()
+
+    def _client(self) -> Any:
+        try:
+            config.client(self.url)  # a clear error for a URL that is not Redis's
+        except ConfigurationError as error:
+            raise click.UsageError(f"--url: {error}") from None
+        if self.cluster:
+            return redis.RedisCluster.from_url(self.url)
+        return redis.Redis.from_url(self.url)
 
     @property
     def scheduler(self) -> Scheduler:
         if self._scheduler is None:
             try:
-                client = config.client(self.url)
-            except ConfigurationError as error:
-                raise click.UsageError(f"--url: {error}") from None
-            self._scheduler = Scheduler(client, self.prefix)
+                self._scheduler = Scheduler(self._client(), self.prefix)
+            except ConfigurationError as error:  # an untagged prefix on a cluster
+                raise click.UsageError(f"--prefix: {error}") from None
         return self._scheduler
 
     def now(self) -> float:
@@ -124,10 +138,11 @@ class RacheGroup(click.Group):
 @click.group(cls=RacheGroup)
 @click.option("--url", envvar=REDIS_URL_ENV, help="Redis URL [env REDIS_URL].")
 @click.option("--prefix", envvar=PREFIX_ENV, help="Key prefix [env RACHE_REDIS_PREFIX].")
+@click.option("--cluster", is_flag=True, help="--url names a node of a Redis Cluster.")
 @click.pass_context
-def main(ctx: click.Context, url: Optional[str], prefix: Optional[str]) -> None:
+def main(ctx: click.Context, url: Optional[str], prefix: Optional[str], cluster: bool) -> None:
     """See and change a rache schedule in Redis."""
-    ctx.obj = Context(url, prefix)
+    ctx.obj = Context(url, prefix, cluster)
 
 
 @main.command("list")
@@ -282,7 +297,7 @@ def watch(obj: Context, every: float) -> None:
 @click.pass_obj
 def doctor(obj: Context) -> None:
     """Check what silently breaks a schedule; exit 1 if something does."""
-    client = obj.scheduler.connection
+    client = obj.client
     problems = 0
 
     def report(ok: Optional[bool], what: str, fix: str = "") -> None:
@@ -298,6 +313,8 @@ def doctor(obj: Context) -> None:
             click.echo(f"     {fix}")
 
     info = client.info("server")
+    if obj.cluster:  # a cluster client answers per node: take one
+        info = next(iter(info.values())) if isinstance(next(iter(info.values())), dict) else info
     version = str(info.get("redis_version", "0"))
     major_minor = tuple(int(part) for part in version.split(".")[:2])
     report(major_minor >= (6, 2), f"Redis {version}", "rache needs Redis 6.2 or later")
@@ -318,16 +335,23 @@ def doctor(obj: Context) -> None:
             f"persistence: appendonly {settings['appendonly']}, save {settings.get('save')!r}",
             "a restart loses the schedule: CONFIG SET appendonly yes",
         )
-    cluster = client.info("cluster").get("cluster_enabled") == 1
-    if cluster:
-        tagged = re.search(r"\{[^}]+\}", obj.prefix) is not None
-        report(tagged, f"prefix {obj.prefix!r} on a cluster", "use a hash tag: --prefix '{rache}:'")
+    if obj.cluster or _cluster_enabled(client):
+        tagged = codec.has_hash_tag(obj.prefix)
+        fix = f"a prefix with a hash tag: --prefix {codec.tagged(obj.prefix)!r}"
+        report(tagged, f"prefix {obj.prefix!r} on a cluster", fix)
+        if not tagged:
+            sys.exit(1)  # rache cannot run its scripts with this prefix: nothing more to check
     try:
         obj.scheduler.stats(intervals=0)
         report(True, "rache's scripts run (EVALSHA, SCRIPT LOAD)")
     except redis.exceptions.NoPermissionError as error:
         report(False, f"rache's scripts are refused: {error}", "see README, Least privilege")
     sys.exit(1 if problems else 0)
+
+
+def _cluster_enabled(client: Any) -> bool:
+    """Whether a plain client's server is a cluster node."""
+    return str(client.info("cluster").get("cluster_enabled")) == "1"
 
 
 def _config(client: Any, *names: str) -> Dict[str, str]:

@@ -127,3 +127,25 @@ def test_four_threads_claim_each_job_once_on_a_cluster(client: Any) -> None:
 def test_a_cluster_needs_a_binary(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs a redis-server binary"):
         testing.start_cluster(testing.ServerSpec("url", "redis://x"), tmp_path)
+
+
+def test_the_rache_command_on_a_cluster(cluster: testing.RedisClusterServers, client: Any) -> None:
+    from click.testing import CliRunner
+
+    from rache.cli import main
+
+    node = cluster.nodes[0]
+    url = f"redis://{node.host}:{node.port}/0"
+
+    def rache(*args: str) -> Any:
+        return CliRunner().invoke(main, ["--url", url, *args])
+
+    assert rache("--cluster", "--prefix", "{rache}:", "add", "a", "--in", "-5").exit_code == 0
+    assert rache("--cluster", "--prefix", "{rache}:", "list").output.split()[-1] == "a"
+    assert "due now     1" in rache("--cluster", "--prefix", "{rache}:", "stats").output
+    doctor = rache("--cluster", "--prefix", "{rache}:", "doctor").output
+    assert "ok   prefix '{rache}:' on a cluster" in doctor and "ok   rache's scripts run" in doctor
+    untagged = rache("--prefix", "rache:", "doctor")  # a cluster node, even without --cluster
+    assert untagged.exit_code == 1 and "FAIL prefix 'rache:' on a cluster" in untagged.output
+    refused = rache("--cluster", "--prefix", "rache:", "list")
+    assert refused.exit_code == 2 and "no hash tag" in refused.output

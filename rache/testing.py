@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -307,6 +308,32 @@ class RedisClusterServers:
             node.stop()
 
 
+def _free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:``port`` (a bind says it, now)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _start_node(spec: ServerSpec, folder: Path, options: List[str]) -> RedisServer:
+    """A cluster node on a port whose cluster bus port (port + 10000) is free as well."""
+    import port_for
+
+    for attempt in range(20):
+        port = port_for.select_random(ports=set(range(20000, 30000)))
+        if not _free(port + 10000):
+            continue
+        try:
+            return start(spec, folder, args=options, port=port)
+        except Exception:  # taken in between: try another pair
+            if attempt == 19:
+                raise
+    raise RuntimeError("no free pair of ports for a cluster node")
+
+
 def start_cluster(spec: ServerSpec, datadir: Path, masters: int = 3) -> RedisClusterServers:
     """Start ``masters`` cluster-mode redis-server nodes and join them in one cluster.
 
@@ -321,7 +348,7 @@ def start_cluster(spec: ServerSpec, datadir: Path, masters: int = 3) -> RedisClu
             folder = datadir / f"node{i}"
             folder.mkdir(parents=True, exist_ok=True)
             options = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-            cluster.nodes.append(start(spec, folder, args=options))
+            cluster.nodes.append(_start_node(spec, folder, options))
         sibling = Path(spec.target).with_name("redis-cli")
         cli = str(sibling) if sibling.exists() else shutil.which("redis-cli") or "redis-cli"
         addresses = [f"{node.host}:{node.port}" for node in cluster.nodes]

@@ -27,6 +27,7 @@ import redis.asyncio
 from . import codec, config
 from .codec import Args, Job
 from .scheduler import Call, _BaseScheduler, _warn_unreleased
+from .scripts import CLAIM, DELETE, DETAILS, EXPORT, PAGE, RELEASE, Script
 
 __all__ = [
     "AsyncScheduler",
@@ -112,7 +113,7 @@ class AsyncScheduler(_BaseScheduler):
 
     async def _claim(self, args: Args) -> Any:
         """One claim call that a cancellation cannot lose: its jobs then go back."""
-        call = asyncio.ensure_future(self._run(self._claim_call(args)))
+        call = asyncio.ensure_future(self._run(self._on_queue(CLAIM, args)))
         try:
             return await asyncio.shield(call)
         except asyncio.CancelledError:
@@ -138,29 +139,28 @@ class AsyncScheduler(_BaseScheduler):
 
     async def _release_quietly(self, args: Args, count: int) -> None:
         try:
-            await self._run(self._release_call(args))
+            await self._run(self._on_queue(RELEASE, args))
         except Exception:
             _warn_unreleased(count)
 
     async def delete_job(self, job_id: str) -> None:
         """Remove a job and its data. See :meth:`rache.Scheduler.delete_job`."""
-        await self._run(self._delete(job_id))
+        await self._run(self._on_job(DELETE, job_id))
 
     async def job_details(self, job_id: str) -> Job:
         """A job's id, due time and data. See :meth:`rache.Scheduler.job_details`."""
-        return codec.parse_details(job_id, await self._run(self._details(job_id)))
+        return codec.parse_details(job_id, await self._run(self._on_job(DETAILS, job_id)))
 
     def scheduled_jobs(self, with_times: bool = False) -> AsyncGenerator[Any, None]:
         """Every scheduled job id, or (id, due time): an async generator.
 
         See :meth:`rache.Scheduler.scheduled_jobs`.
         """
-        return self._scheduled(codec.Pages(self.batch_size, bool(with_times)))
+        return self._scheduled(PAGE, codec.Pages(self.batch_size, bool(with_times)))
 
-    async def _scheduled(self, pages: codec.Pages) -> AsyncGenerator[Any, None]:
-        call = self._export_call if isinstance(pages, codec.Exports) else self._page_call
+    async def _scheduled(self, script: Script, pages: codec.Pages) -> AsyncGenerator[Any, None]:
         while (args := pages.next_args()) is not None:
-            for item in pages.take(await self._run(call(args))):
+            for item in pages.take(await self._run(self._on_queue(script, args))):
                 yield item
 
     def export_jobs(self) -> AsyncGenerator[Tuple[Any, Any, Job], None]:
@@ -168,7 +168,7 @@ class AsyncScheduler(_BaseScheduler):
 
         See :meth:`rache.Scheduler.export_jobs`.
         """
-        return self._scheduled(codec.Exports(self.keys, self.batch_size))
+        return self._scheduled(EXPORT, codec.Exports(self.keys, self.batch_size))
 
 
 #: The default scheduler of each event loop (a redis.asyncio client belongs to one loop).

@@ -81,7 +81,7 @@ class _BaseScheduler:
             args: Args = [self.keys.job_prefix]
             for job_args in encoded[start : start + self.batch_size]:
                 args += job_args
-            calls.append((SCHEDULE_BULK, [self.keys.queue], args))
+            calls.append(self._on_queue(SCHEDULE_BULK, args))
         return calls, len(encoded)
 
     def _claim_of(self, reschedule_in: Any, limit: Any) -> codec.Claim:
@@ -90,28 +90,17 @@ class _BaseScheduler:
         )
         return codec.Claim(self.keys, self.batch_size, reschedule, codec.encode_limit(limit))
 
-    def _claim_call(self, args: Args) -> Call:
-        return CLAIM, [self.keys.queue], args
+    def _on_queue(self, script: Script, args: Args) -> Call:
+        """A call of a script whose one key is the queue (it derives job keys itself)."""
+        return script, [self.keys.queue], args
 
-    def _release_call(self, args: Args) -> Call:
-        return RELEASE, [self.keys.queue], args
-
-    def _delete(self, job_id: Any) -> Call:
+    def _on_job(self, script: Script, job_id: Any) -> Call:
+        """A call of a script on one job: the queue and the job's hash, the id its argument."""
         raw_id = codec.encode_job_id(job_id)
-        return DELETE, [self.keys.queue, self.keys.job(raw_id)], [raw_id]
-
-    def _details(self, job_id: Any) -> Call:
-        raw_id = codec.encode_job_id(job_id)
-        return DETAILS, [self.keys.queue, self.keys.job(raw_id)], [raw_id]
-
-    def _page_call(self, args: Args) -> Call:
-        return PAGE, [self.keys.queue], args
-
-    def _export_call(self, args: Args) -> Call:
-        return EXPORT, [self.keys.queue], args
+        return script, [self.keys.queue, self.keys.job(raw_id)], [raw_id]
 
     def _stats(self, intervals: int, interval: float) -> Call:
-        return STATS, [self.keys.queue], codec.stats_args(intervals, interval)
+        return self._on_queue(STATS, codec.stats_args(intervals, interval))
 
 
 def _warn_unreleased(left: int) -> None:
@@ -182,7 +171,7 @@ class Scheduler(_BaseScheduler):
         try:
             while (args := claim.next_args()) is not None:
                 handing = None
-                handing = iter(claim.take(self._run(self._claim_call(args))))
+                handing = iter(claim.take(self._run(self._on_queue(CLAIM, args))))
                 yield from handing
         finally:
             # Closed early: what the iterator still holds was claimed but never handed out.
@@ -190,20 +179,20 @@ class Scheduler(_BaseScheduler):
             release = claim.release_args(left)
             if release is not None:
                 try:
-                    self._run(self._release_call(release))
+                    self._run(self._on_queue(RELEASE, release))
                 except Exception:  # close() or garbage collection is no place to raise
                     _warn_unreleased(left)
 
     def delete_job(self, job_id: str) -> None:
         """Remove a job: its schedule entry and its data. An unknown job is no error."""
-        self._run(self._delete(job_id))
+        self._run(self._on_job(DELETE, job_id))
 
     def job_details(self, job_id: str) -> Job:
         """``{'id', 'schedule_at', **data}`` of a job; ``schedule_at`` is None if unscheduled.
 
         :raises JobNotFound: the job is neither scheduled nor has data.
         """
-        return codec.parse_details(job_id, self._run(self._details(job_id)))
+        return codec.parse_details(job_id, self._run(self._on_job(DETAILS, job_id)))
 
     def scheduled_jobs(self, with_times: bool = False) -> Generator[Any, None, None]:
         """Every scheduled job id, earliest first, or ``(id, due time)`` with ``with_times``.
@@ -211,12 +200,11 @@ class Scheduler(_BaseScheduler):
         Reads the schedule in pages of ``batch_size``. A job rescheduled while the iteration
         runs may come twice or not at all; every other job comes exactly once.
         """
-        return self._scheduled(codec.Pages(self.batch_size, bool(with_times)))
+        return self._scheduled(PAGE, codec.Pages(self.batch_size, bool(with_times)))
 
-    def _scheduled(self, pages: codec.Pages) -> Generator[Any, None, None]:
-        call = self._export_call if isinstance(pages, codec.Exports) else self._page_call
+    def _scheduled(self, script: Script, pages: codec.Pages) -> Generator[Any, None, None]:
         while (args := pages.next_args()) is not None:
-            yield from pages.take(self._run(call(args)))
+            yield from pages.take(self._run(self._on_queue(script, args)))
 
     def export_jobs(self) -> Generator[Tuple[Any, Any, Job], None, None]:
         """Every scheduled job as ``(job_id, due time, data)``, earliest first.
@@ -224,7 +212,7 @@ class Scheduler(_BaseScheduler):
         A page of ``batch_size`` jobs per script call; ``schedule_jobs(..., at=True)`` takes
         the tuples back, so this copies a schedule between two Redis servers.
         """
-        return self._scheduled(codec.Exports(self.keys, self.batch_size))
+        return self._scheduled(EXPORT, codec.Exports(self.keys, self.batch_size))
 
 
 def _is_cluster(connection: Any) -> bool:

@@ -87,26 +87,28 @@ class Context:
         self.prefix = prefix if prefix is not None else config.prefix()
         self.cluster = cluster
         self._scheduler: Optional[Scheduler] = None
+        self._connection: Any = None
 
     @property
     def client(self) -> Any:
-        """The client, made on first use: without the scheduler, so doctor can check a prefix."""
-        return self.scheduler.connection if self._scheduler else self._client()
+        """The client, made once on first use; the scheduler shares it.
 
-    def _client(self) -> Any:
-        try:
-            config.client(self.url)  # a clear error for a URL that is not Redis's
-        except ConfigurationError as error:
-            raise click.UsageError(f"--url: {error}") from None
-        if self.cluster:
-            return redis.RedisCluster.from_url(self.url)
-        return redis.Redis.from_url(self.url)
+        Apart from the scheduler, so that doctor can check a prefix a cluster would refuse.
+        """
+        if self._connection is None:
+            try:
+                config.client(self.url)  # a clear error for a URL that is not Redis's
+            except ConfigurationError as error:
+                raise click.UsageError(f"--url: {error}") from None
+            cls = redis.RedisCluster if self.cluster else redis.Redis
+            self._connection = cls.from_url(self.url)
+        return self._connection
 
     @property
     def scheduler(self) -> Scheduler:
         if self._scheduler is None:
             try:
-                self._scheduler = Scheduler(self._client(), self.prefix)
+                self._scheduler = Scheduler(self.client, self.prefix)
             except ConfigurationError as error:  # an untagged prefix on a cluster
                 raise click.UsageError(f"--prefix: {error}") from None
         return self._scheduler
@@ -313,8 +315,9 @@ def doctor(obj: Context) -> None:
             click.echo(f"     {fix}")
 
     info = client.info("server")
-    if obj.cluster:  # a cluster client answers per node: take one
-        info = next(iter(info.values())) if isinstance(next(iter(info.values())), dict) else info
+    first = next(iter(info.values()), None)
+    if isinstance(first, dict):  # a cluster client may answer per node: take one
+        info = first
     version = str(info.get("redis_version", "0"))
     major_minor = tuple(int(part) for part in version.split(".")[:2])
     report(major_minor >= (6, 2), f"Redis {version}", "rache needs Redis 6.2 or later")

@@ -570,7 +570,7 @@ def jobs_in(reply: List[Any]) -> int:
 
     Every job of the benchmark has the two fields of DATA: 3 + 4 entries of the flat reply.
     """
-    return (len(reply) - 2) // (3 + 2 * len(DATA))
+    return (len(reply) - 3) // (3 + 2 * len(DATA))
 
 
 def rq_scheduler(client: Any) -> Any:

@@ -19,8 +19,33 @@ from .errors import JobNotFound, ReservedFieldError
 Value = Union[str, bytes, int, float]
 #: A value as rache returns it: ASCII decimal integers as int, text as str, other bytes as is.
 Decoded = Union[int, str, bytes]
-#: A job as rache returns it: ``{'id': ..., **data}``.
-Job = Dict[str, Any]
+
+
+class Job(Dict[str, Any]):
+    """A job as rache hands it out: ``{'id': ..., **data}``, plus the due time it was claimed for.
+
+    A dict, so ``job == {'id': ..., **data}`` holds as in rache 0.3.1; the due time rides
+    along as an attribute, never as a key that could hide the job's own data.
+    """
+
+    __slots__ = ("_due",)
+    _due: Optional[bytes]  # the score as the script read it, decoded only when asked
+
+    @property
+    def due_at(self) -> Union[int, float, None]:
+        """The due time this job was handed out for (Unix seconds), None if unscheduled."""
+        raw = getattr(self, "_due", None)
+        return None if raw is None else decode_time(raw)
+
+    @property
+    def occurrence_id(self) -> str:
+        """``<id>:<due time>``, the name of this one occurrence of the job.
+
+        A task queue's job id: a batch handed out twice (a lost reply) cannot enqueue twice.
+        """
+        return f"{self['id']}:{self.due_at}"
+
+
 #: Script arguments as sent to Redis.
 Args = List[Union[bytes, int]]
 
@@ -296,15 +321,18 @@ def _jobs(it: Iterator[Any]) -> List[Job]:
     the cyclic garbage collector is not set off by a large batch).
     """
     names_get = _NAMES.get
+    new_job = Job
     jobs: List[Job] = []
     for raw_id in it:
-        next(it)  # the due time: only put_back needs it
+        due = next(it)
         count = next(it)
         try:
             job_id: Any = raw_id.decode()
         except UnicodeDecodeError:
             job_id = raw_id
-        job: Job = {"id": job_id}
+        job = new_job()
+        job["id"] = job_id
+        job._due = due
         if count:
             for field, raw in zip(it, it):
                 name = names_get(field) or _name(field)
@@ -332,6 +360,8 @@ class Claimed(NamedTuple):
     cutoff: bytes
     #: The due time the batch's jobs were rescheduled to, None if removed.
     new_due: Optional[bytes]
+    #: The earliest due time left in the schedule after the claim, None if it is empty.
+    next_due: Optional[bytes]
     #: The jobs, earliest first, as handed to the user.
     jobs: List[Job]
     #: The script's flat reply, from which to put back the jobs never handed out.
@@ -339,16 +369,16 @@ class Claimed(NamedTuple):
 
 
 def parse_claim(reply: Sequence[Any]) -> Claimed:
-    """Decode claim-1.lua's reply: cutoff, new due time, then the jobs."""
+    """Decode claim-1.lua's reply: cutoff, new due time, next due time, then the jobs."""
     it = iter(reply)
-    cutoff, new_due = next(it), next(it)
-    return Claimed(cutoff, new_due, _jobs(it), reply)
+    cutoff, new_due, next_due = next(it), next(it), next(it)
+    return Claimed(cutoff, new_due, next_due, _jobs(it), reply)
 
 
 def release_args(keys: Keys, batch: Claimed, given: int) -> Args:
     """The arguments of release-1.lua: put back the jobs of ``batch`` after the first ``given``."""
     args: Args = [keys.job_prefix, b"" if batch.new_due is None else batch.new_due]
-    reply, i, index = batch.reply, 2, 0
+    reply, i, index = batch.reply, 3, 0
     while i < len(reply):
         count = reply[i + 2]
         if index >= given:
@@ -363,7 +393,8 @@ def parse_details(job_id: str, reply: Sequence[Any]) -> Job:
     due, data = reply
     if due is None and not data:
         raise JobNotFound(job_id)
-    job: Job = {"id": job_id, "schedule_at": None if due is None else decode_time(due)}
+    job = Job(id=job_id, schedule_at=None if due is None else decode_time(due))
+    job._due = due
     (decoded,) = _jobs(iter((b"", due, len(data) // 2, *data)))
     for key, value in decoded.items():
         job.setdefault(key, value)  # data never hides the id or the due time
@@ -401,6 +432,8 @@ class Claim:
         self.count = 0
         self.done = False
         self.batch: Optional[Claimed] = None
+        #: The earliest due time in the schedule after the last batch (None: empty).
+        self.next_due: Optional[bytes] = None
 
     def next_args(self) -> Optional[Args]:
         """The arguments of the next claim-1.lua call, or None when the call is over."""
@@ -414,7 +447,7 @@ class Claim:
     def take(self, reply: Sequence[Any]) -> List[Job]:
         """The jobs of a claim-1.lua reply; a short batch ends the call."""
         batch = self.batch = parse_claim(reply)
-        self.cutoff = batch.cutoff
+        self.cutoff, self.next_due = batch.cutoff, batch.next_due
         self.done = len(batch.jobs) < self.count
         if self.remaining is not None:
             self.remaining -= len(batch.jobs)

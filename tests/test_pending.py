@@ -155,3 +155,47 @@ def test_bad_arguments_fail_at_the_call_and_claim_nothing(
     with pytest.raises(error, match=match):
         sched.pending_jobs(**kwargs)  # raises before iteration starts
     assert snapshot(raw) == before
+
+
+def test_each_job_carries_the_due_time_it_was_claimed_for(sched: Scheduler, raw: Any) -> None:
+    sched.schedule_job("a", -10)
+    sched.schedule_job("b", -1.5, n=1)
+    due = {
+        job_id.decode(): score
+        for job_id, score in raw.zrange("rache:queue", 0, -1, withscores=True)
+    }
+    jobs = list(sched.pending_jobs(reschedule_in=60))
+    assert [job.due_at for job in jobs] == [due["a"], due["b"]]
+    assert isinstance(jobs[0].due_at, int)  # a whole second, as 0.3.1 kept it
+    assert jobs[1].occurrence_id == f"b:{due['b']}"
+    assert jobs[1] == {"id": "b", "n": 1}  # the due time is no key of the dict
+    # The next occurrence of the same job has another name.
+    sched.schedule_job("b", -1)
+    (again,) = [job for job in sched.pending_jobs() if job["id"] == "b"]
+    assert again.occurrence_id != jobs[1].occurrence_id
+
+
+def test_a_claim_reads_the_next_due_time_in_the_same_call(raw: Any) -> None:
+    from rache import codec
+    from rache.scripts import CLAIM
+
+    sched = Scheduler(raw)
+
+    def claim_once(limit: int) -> codec.Claim:
+        claim = sched._claim_of(None, limit)
+        args = claim.next_args()
+        assert args is not None
+        claim.take(sched._run(sched._on_queue(CLAIM, args)))
+        return claim
+
+    assert claim_once(10).next_due is None  # an empty schedule
+    sched.schedule_job("now", -1)
+    sched.schedule_job("later", 30.25)
+    sched.schedule_job("latest", 60)
+    claim = claim_once(10)
+    assert claim.batch is not None and [job["id"] for job in claim.batch.jobs] == ["now"]
+    assert claim.next_due is not None
+    assert float(claim.next_due) == raw.zscore("rache:queue", "later")
+    # Nothing due: the call still says when the head falls due, by the server's clock.
+    claim = claim_once(10)
+    assert claim.next_due is not None and 30 < float(claim.next_due) - float(claim.cutoff) < 31

@@ -22,6 +22,7 @@
 
   Output:
     {cutoff, new due time of the batch or false if removed,
+     earliest due time left in the queue after the claim or false if it is empty,
      id, due time before the claim, n, field1, value1, ... fieldn, valuen,   (a job)
      ...}                                                                    (earliest first)
 ]]
@@ -41,11 +42,17 @@ if cutoff == '' then
   cutoff = timeString(tonumber(now[1]) + tonumber(now[2]) / 1000000)
 end
 
-local found = rcall('ZRANGEBYSCORE', queueKey, '-inf', cutoff, 'WITHSCORES', 'LIMIT', 0, count)
-local reply = {cutoff, false}
-if #found == 0 then
-  return reply
+-- The head of the queue once the claim is made: when a dispatcher should poll again.
+local function nextDue()
+  local head = rcall('ZRANGE', queueKey, 0, 0, 'WITHSCORES')
+  return head[2] or false
 end
+
+local found = rcall('ZRANGEBYSCORE', queueKey, '-inf', cutoff, 'WITHSCORES', 'LIMIT', 0, count)
+if #found == 0 then
+  return {cutoff, false, nextDue()}
+end
+local reply = {cutoff, false, false}
 
 local ids = {}
 for i = 1, #found, 2 do
@@ -71,5 +78,6 @@ else
   end
   chunked('ZADD', queueKey, members)
 end
+reply[3] = nextDue()
 
 return appendJobs(reply, found, jobPrefix)

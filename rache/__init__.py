@@ -15,12 +15,13 @@ from typing import Any, Generator, Iterable, Optional, Tuple
 from . import config
 from .codec import Job, Stats
 from .errors import ConfigurationError, JobNotFound, RacheError, ReservedFieldError
-from .scheduler import Scheduler
+from .scheduler import Scheduler, reshard
 
 __version__ = "1.0.0.dev0"
 
 __all__ = [
     "ConfigurationError",
+    "Job",
     "JobNotFound",
     "RacheError",
     "ReservedFieldError",
@@ -30,6 +31,7 @@ __all__ = [
     "export_jobs",
     "job_details",
     "pending_jobs",
+    "reshard",
     "schedule_job",
     "schedule_jobs",
     "scheduled_jobs",

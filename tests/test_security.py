@@ -27,6 +27,7 @@ from rache import testing
 from rache.constants import DEFAULT_BATCH_SIZE
 from rache.scheduler import Scheduler
 from rache.scripts import _SCRIPTS
+from tests.test_shards import exercise_sharded
 
 #: The ACL line README.rst gives operators: a user ``rache`` allowed rache's script
 #: commands, the commands its scripts run, and keys under ``rache:`` only; nothing else.
@@ -172,14 +173,20 @@ def test_the_acl_user_runs_the_whole_api(
     user = login(acl_server, password, protocol)
     caplog.set_level(logging.DEBUG, logger="rache")
     exercise(Scheduler(user, "rache:", batch_size=2), 2)
+    exercise_sharded(Scheduler(user, "rache:sharded:", batch_size=2, shards=3))
     user.close()
     # The user loaded every script itself (the cache was cold: SCRIPT LOAD), Redis refused
     # it nothing rache needs (redis-py's CLIENT SETINFO on connecting, if refused, is
-    # ignored), and rache logged no failure (a failed put-back is only logged).
-    assert all(admin.script_exists(*(script.sha for script in _SCRIPTS.values())))
+    # ignored), and rache logged no failure (a failed put-back is only logged). Only
+    # rache.reshard(), an administrator's move, runs deleteBulk.
+    used = [script.sha for name, script in _SCRIPTS.items() if name != "deleteBulk"]
+    assert all(admin.script_exists(*used))
     assert [r for r in refusals(admin) if r != ("command", "client")] == []
     assert rache_logs(caplog) == []
-    assert set(admin.keys("*")) == {"rache:queue", "rache:job:b", "rache:job:e"}
+    keys = {str(key) for key in admin.keys("*")}
+    keys = {key for key in keys if not key.startswith("rache:sharded:")}
+    assert keys == {"rache:queue", "rache:job:b", "rache:job:e"}
+    assert admin.hgetall("rache:sharded:layout") == {"shards": "3"}
 
 
 def test_each_command_of_the_acl_line_is_needed(

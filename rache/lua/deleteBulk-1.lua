@@ -1,0 +1,24 @@
+--[[
+  Removes many jobs at once, their schedule entries and their data: the last step of moving
+  a schedule to another shard layout, once the jobs are copied.
+
+  Input:
+    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+
+    ARGV[1] job key prefix: a job's hash is ARGV[1] .. id (hash tag on Redis Cluster)
+    ARGV[2 ..] the job ids
+
+  Output:
+    the number of jobs given
+]]
+local rcall = redis.call
+local queueKey = KEYS[1]
+local jobPrefix = ARGV[1]
+
+--- @include "chunked"
+
+for i = 2, #ARGV do
+  rcall('DEL', jobPrefix .. ARGV[i])
+end
+chunked('ZREM', queueKey, ARGV, 2, #ARGV)
+return #ARGV - 1

@@ -1,0 +1,222 @@
+"""Sharded schedules (``shards=K``) on one server: every operation keeps its meaning.
+
+The same behaviours on a real Redis Cluster are in test_cluster.py.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Callable, Dict, List
+
+import pytest
+from redis.crc import key_slot
+
+from rache import ConfigurationError, JobNotFound, Scheduler, codec, reshard
+from tests.helpers import snapshot
+
+SHARD_PREFIXES = ["rache:{0-0}:", "rache:{1-1}:", "rache:{2-0}:"]
+
+
+def test_shard_keys_are_stable_and_spread_over_the_slot_ranges() -> None:
+    assert codec.shard_prefixes("rache:", 1) == ["rache:"]
+    assert codec.shard_prefixes("rache:", 3) == SHARD_PREFIXES  # the keys are the layout
+    for shards in (2, 3, 5, 16):
+        prefixes = codec.shard_prefixes("app:", shards)
+        slots = [key_slot(f"{p}queue".encode()) for p in prefixes]
+        # shard i in the i-th equal range of slots: one master each, on an even cluster
+        assert [slot * shards // 16384 for slot in slots] == list(range(shards))
+        assert all(
+            key_slot(f"{p}job:x".encode()) == key_slot(f"{p}queue".encode()) for p in prefixes
+        )
+    # A job's shard depends on its id and the count only (CRC-32, not Python's hash()).
+    assert [codec.shard_of(f"job-{i}".encode(), 3) for i in range(6)] == [1, 2, 0, 0, 2, 0]
+
+
+@pytest.mark.parametrize("shards", [0, -1, 257, 2.0, True, "3", None])
+def test_a_bad_shard_count_is_refused(raw: Any, shards: Any) -> None:
+    with pytest.raises(ValueError, match="shards must be an int from 1 to 256"):
+        Scheduler(raw, "rache:", shards=shards)
+
+
+def test_a_tagged_prefix_cannot_be_sharded(raw: Any) -> None:
+    with pytest.raises(ConfigurationError, match=r"has a hash tag.*such as 'rache:'"):
+        Scheduler(raw, "{rache}:", shards=3)
+
+
+def exercise_sharded(api: Any) -> None:
+    """Run every operation of a scheduler with 3 shards and ``batch_size=2``; check each.
+
+    Claims start at a shard of their own choosing, so only what a sharded call promises is
+    checked: each shard's jobs earliest first, each job once, the rest put back.
+    """
+    due = {f"j{i}": -100 + 10 * i for i in range(9)}
+    assert (
+        api.schedule_jobs([(job_id, t, {"n": i}) for i, (job_id, t) in enumerate(due.items())]) == 9
+    )
+    api.schedule_job("j0", -100, n=None, url="http://x")  # HDEL and HSET
+    api.schedule_job("later", 3600)
+    assert list(api.scheduled_jobs()) == [*due, "later"]
+    assert api.job_details("j0") == {
+        "id": "j0",
+        "schedule_at": api.job_details("j0")["schedule_at"],
+        "url": "http://x",
+    }
+    claims = api.pending_jobs()  # closed early: the rest of its batch goes back
+    first = next(claims)
+    claims.close()
+    assert first["id"] in due and first["id"] not in api.scheduled_jobs()
+    rescheduled = list(api.pending_jobs(reschedule_in=60, limit=4))
+    rest = list(api.pending_jobs())
+    claimed = [first["id"], *(job["id"] for job in rescheduled + rest)]
+    assert sorted(claimed) == sorted(due)
+    assert api.job_details(rescheduled[0]["id"])["schedule_at"] >= 59 + max(due.values())
+    for job in rest:
+        data = {"url": "http://x"} if job["id"] == "j0" else {"n": int(job["id"][1:])}
+        assert job == {"id": job["id"], **data}
+    assert [job_id for job_id, _ in api.scheduled_jobs(True)][-1] == "later"
+    stats = api.stats()
+    assert (stats.total, stats.due) == (5, 0)
+    exported = list(api.export_jobs())
+    assert [job_id for job_id, _, _ in exported][-1] == "later" and len(exported) == 5
+    api.delete_job("later")
+    with pytest.raises(JobNotFound):
+        api.job_details("later")
+    assert api.stats().total == 4
+
+
+@pytest.fixture
+def sharded(make: Callable[..., Any]) -> Any:
+    return make(prefix="rache:", shards=3, batch_size=4)
+
+
+def where(raw: Any) -> Dict[str, int]:
+    """Which shard's queue holds each scheduled job."""
+    found = {}
+    for index, prefix in enumerate(SHARD_PREFIXES):
+        for job_id in raw.zrange(f"{prefix}queue", 0, -1):
+            found[job_id.decode()] = index
+    return found
+
+
+def test_the_whole_api(make: Callable[..., Any]) -> None:
+    exercise_sharded(make(prefix="rache:", shards=3, batch_size=2))
+
+
+def test_every_operation_keeps_its_meaning(sharded: Any, raw: Any) -> None:
+    ids = [f"job-{i:02}" for i in range(30)]
+    for i, job_id in enumerate(ids):
+        sharded.schedule_job(job_id, -100 + i, n=i)
+    sharded.schedule_job("later", 3600, url="http://x")
+    # Each job in its own shard's queue, its data beside it; nothing under the bare prefix.
+    placed = where(raw)
+    assert placed == {job_id: codec.shard_of(job_id.encode(), 3) for job_id in [*ids, "later"]}
+    assert sorted(collections.Counter(placed.values())) != [31]  # spread, not piled up
+    assert raw.hgetall("rache:{1-1}:job:job-03") == {b"n": b"3"}
+    assert raw.exists("rache:queue") == 0
+    # One timeline across shards: earliest first, with times and data.
+    assert list(sharded.scheduled_jobs()) == [*ids, "later"]
+    times = list(sharded.scheduled_jobs(with_times=True))
+    assert [t for _, t in times] == sorted(t for _, t in times)
+    assert [job_id for job_id, _, _ in sharded.export_jobs()] == [*ids, "later"]
+    assert sharded.job_details("job-07")["n"] == 7
+    assert sharded.stats().total == 31 and sharded.stats().due == 30
+    # Claims: every due job once, a limit caps the call's total.
+    first = [job["id"] for job in sharded.pending_jobs(limit=10)]
+    rest = [job["id"] for job in sharded.pending_jobs()]
+    assert len(first) == 10 and sorted(first + rest) == ids
+    assert list(sharded.pending_jobs()) == []
+    sharded.delete_job("later")
+    assert raw.exists("rache:{1-1}:job:later") == 0
+    assert list(sharded.scheduled_jobs()) == []
+
+
+def test_a_call_takes_each_shard_earliest_first(sharded: Any) -> None:
+    due = {f"j{i}": -1000 + 7 * i for i in range(40)}
+    sharded.schedule_jobs(list(due.items()))
+    jobs = list(sharded.pending_jobs())
+    by_shard: Dict[int, List[float]] = collections.defaultdict(list)
+    for job in jobs:
+        by_shard[codec.shard_of(job["id"].encode(), 3)].append(job.due_at)
+    assert len(jobs) == 40 and len(by_shard) == 3
+    assert all(times == sorted(times) for times in by_shard.values())
+
+
+def test_limit_spans_the_shards_and_calls_start_at_any_shard(sharded: Any) -> None:
+    sharded.schedule_jobs([(f"j{i}", -10) for i in range(60)])
+    firsts = set()
+    taken: List[str] = []
+    while batch := [job["id"] for job in sharded.pending_jobs(limit=7)]:
+        assert len(batch) <= 7
+        firsts.add(codec.shard_of(batch[0].encode(), 3))
+        taken += batch
+    assert sorted(taken) == sorted(f"j{i}" for i in range(60))
+    assert len(firsts) > 1  # random start: 9 calls all on one shard is (1/3)^8
+
+
+def test_an_early_stop_puts_back_in_the_right_shard(sharded: Any, raw: Any) -> None:
+    sharded.schedule_jobs([(f"j{i}", -10 - i) for i in range(12)])
+    before = where(raw)
+    claims = sharded.pending_jobs(reschedule_in=60)
+    handed = next(claims)
+    claims.close()
+    after = where(raw)
+    assert after == before  # every job still (or again) in its own shard's queue
+    assert [job["id"] for job in sharded.pending_jobs()] != []
+    assert handed["id"] in before
+
+
+def test_another_shard_count_is_refused_until_resharded(make: Callable[..., Any], raw: Any) -> None:
+    three = make(prefix="rache:", shards=3)
+    three.schedule_job("a", 10)
+    assert raw.hget("rache:layout", "shards") == b"3"
+    before = snapshot(raw)
+    for wrong in (2, 4):
+        with pytest.raises(ConfigurationError, match=f"laid out in 3 shard.*not {wrong}.*reshard"):
+            make(prefix="rache:", shards=wrong).schedule_job("b", 10)
+    assert snapshot(raw) == before
+    assert list(make(prefix="rache:", shards=3).scheduled_jobs()) == ["a"]
+
+
+def test_an_unsharded_schedule_with_jobs_is_not_hidden_by_shards(
+    make: Callable[..., Any], raw: Any
+) -> None:
+    make(prefix="rache:").schedule_job("old", 10)
+    before = snapshot(raw)
+    with pytest.raises(ConfigurationError, match="laid out in 1 shard"):
+        list(make(prefix="rache:", shards=2).pending_jobs())
+    assert snapshot(raw) == before
+
+
+def test_reshard_moves_every_job_with_its_time_and_data(raw: Any) -> None:
+    one = Scheduler(raw, "rache:", batch_size=3)
+    one.schedule_jobs([(f"j{i}", 100 + i, {"n": i}) for i in range(20)])
+    one.schedule_job("done", 0, result="kept")
+    assert [job["id"] for job in one.pending_jobs()] == ["done"]  # data, no schedule entry
+    expected = list(one.export_jobs())
+
+    assert reshard(raw, "rache:", shards=3, batch_size=3) == 21
+    assert raw.hget("rache:layout", "shards") == b"3" and raw.exists("rache:queue") == 0
+    three = Scheduler(raw, "rache:", shards=3)
+    assert list(three.export_jobs()) == expected
+    assert three.job_details("done") == {"id": "done", "schedule_at": None, "result": "kept"}
+    assert reshard(raw, "rache:", shards=3) == 0  # already so: nothing to do
+
+    moved = reshard(raw, "rache:", shards=2)
+    assert 0 < moved <= 21  # shard 0 keeps its keys ({0-0}) in both layouts
+    assert list(Scheduler(raw, "rache:", shards=2).export_jobs()) == expected
+    assert reshard(raw, "rache:", shards=1) == 21
+    assert raw.exists("rache:layout") == 0
+    back = Scheduler(raw, "rache:")
+    assert list(back.export_jobs()) == expected
+    assert back.job_details("done")["result"] == "kept"
+    assert sorted(key.decode() for key in raw.keys("*") if b"{" in key) == []
+
+
+def test_reshard_checks_its_arguments_first(raw: Any) -> None:
+    Scheduler(raw, "rache:").schedule_job("a", 10)
+    before = snapshot(raw)
+    with pytest.raises(ValueError, match="shards must be an int"):
+        reshard(raw, "rache:", shards=0)
+    with pytest.raises(ConfigurationError, match="has a hash tag"):
+        reshard(raw, "{rache}:", shards=2)
+    assert snapshot(raw) == before

@@ -27,9 +27,9 @@ except ImportError:  # pragma: no cover - the message is the point
 import redis
 
 from . import codec, config
-from .constants import PREFIX_ENV, REDIS_URL_ENV
+from .constants import MAX_SHARDS, PREFIX_ENV, REDIS_URL_ENV
 from .errors import ConfigurationError, JobNotFound
-from .scheduler import Scheduler
+from .scheduler import Scheduler, reshard
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -82,10 +82,13 @@ def _from_json(value: Any) -> Any:
 class Context:
     """The scheduler a command works on, made on first use (so --help needs no Redis)."""
 
-    def __init__(self, url: Optional[str], prefix: Optional[str], cluster: bool) -> None:
+    def __init__(
+        self, url: Optional[str], prefix: Optional[str], cluster: bool, shards: int = 1
+    ) -> None:
         self.url = url or config.redis_url()
         self.prefix = prefix if prefix is not None else config.prefix()
         self.cluster = cluster
+        self.shards = shards
         self._scheduler: Optional[Scheduler] = None
         self._connection: Any = None
 
@@ -108,9 +111,16 @@ class Context:
     def scheduler(self) -> Scheduler:
         if self._scheduler is None:
             try:
-                self._scheduler = Scheduler(self.client, self.prefix)
+                self._scheduler = Scheduler(self.client, self.prefix, shards=self.shards)
             except ConfigurationError as error:  # an untagged prefix on a cluster
                 raise click.UsageError(f"--prefix: {error}") from None
+            if self.shards == 1:  # a sharded scheduler checks its layout itself
+                recorded = self.client.hget(codec.layout_key(self.prefix), "shards")
+                if recorded is not None and int(recorded) != 1:
+                    raise click.UsageError(
+                        f"the schedule under prefix {self.prefix!r} is laid out in "
+                        f"{int(recorded)} shard(s), not 1: pass --shards {int(recorded)}"
+                    )
         return self._scheduler
 
     def now(self) -> float:
@@ -141,10 +151,15 @@ class RacheGroup(click.Group):
 @click.option("--url", envvar=REDIS_URL_ENV, help="Redis URL [env REDIS_URL].")
 @click.option("--prefix", envvar=PREFIX_ENV, help="Key prefix [env RACHE_REDIS_PREFIX].")
 @click.option("--cluster", is_flag=True, help="--url names a node of a Redis Cluster.")
+@click.option(
+    "--shards", type=click.IntRange(1, MAX_SHARDS), default=1, help="The schedule's shard count."
+)
 @click.pass_context
-def main(ctx: click.Context, url: Optional[str], prefix: Optional[str], cluster: bool) -> None:
+def main(
+    ctx: click.Context, url: Optional[str], prefix: Optional[str], cluster: bool, shards: int
+) -> None:
     """See and change a rache schedule in Redis."""
-    ctx.obj = Context(url, prefix, cluster)
+    ctx.obj = Context(url, prefix, cluster, shards)
 
 
 @main.command("list")
@@ -367,6 +382,21 @@ def _config(client: Any, *names: str) -> Dict[str, str]:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@main.command("reshard")
+@click.option(
+    "--to", "to", type=click.IntRange(1, MAX_SHARDS), required=True, help="The new shard count."
+)
+@click.pass_obj
+def reshard_command(obj: Context, to: int) -> None:
+    """Move the schedule to another shard count (stop its pollers and writers first).
+
+    Moves every job with its due time and data, then records the new count; safe to run
+    again if it stopped halfway.
+    """
+    moved = reshard(obj.client, obj.prefix, shards=to)
+    click.echo(f"moved {moved} jobs: the schedule under {obj.prefix!r} has {to} shard(s)")
 
 
 @main.command("export")

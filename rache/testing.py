@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -72,6 +73,12 @@ class RedisServer:
         """Stop the server, if this process started it."""
         if self.handle is not None:
             self.handle.stop()
+            self.handle = None
+
+    def crash(self) -> None:
+        """Kill the server at once (SIGKILL): no shutdown, no last write to its replicas."""
+        if self.handle is not None:
+            self.handle.kill(sig=signal.SIGKILL)
             self.handle = None
 
 
@@ -195,6 +202,8 @@ class Polled:
     ids: List[str]
     started: float
     finished: float
+    #: Redis errors ridden out (a failover, a restart)
+    errors: int = 0
 
 
 def drain(
@@ -235,6 +244,49 @@ def drain(
     finished = time.perf_counter()
     client.close()
     return Polled(claimed, started, finished)
+
+
+def poll_for(
+    url: str,
+    seconds: float,
+    prefix: str = "rache:",
+    limit: int = 50,
+    barrier: Any = None,
+    cluster: bool = False,
+    shards: int = 1,
+) -> Polled:
+    """Poll one schedule for ``seconds``, riding out Redis errors, and say what it claimed.
+
+    Unlike :func:`drain`, an empty schedule does not end it (jobs may still fall due), and a
+    failed call is counted and retried: the poller of a failover test. Each job counts as
+    soon as it is handed out, so a call that fails halfway keeps what it gave.
+    """
+    from .scheduler import Scheduler
+
+    client: Any = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+    scheduler = Scheduler(client, prefix, shards=shards)
+    client.ping()
+    if barrier is not None:
+        barrier.wait()
+    started = time.perf_counter()
+    deadline = started + seconds
+    claimed: List[str] = []
+    errors = 0
+    while time.perf_counter() < deadline:
+        got = 0
+        try:
+            for job in scheduler.pending_jobs(limit=limit):
+                claimed.append(job["id"])
+                got += 1
+        except redis.RedisError:
+            errors += 1
+            time.sleep(0.05)
+            continue
+        if not got:
+            time.sleep(0.005)
+    finished = time.perf_counter()
+    client.close()
+    return Polled(claimed, started, finished, errors)
 
 
 def _poller(
@@ -337,32 +389,47 @@ def _start_node(spec: ServerSpec, folder: Path, options: List[str]) -> RedisServ
     raise RuntimeError("no free pair of ports for a cluster node")
 
 
-def start_cluster(spec: ServerSpec, datadir: Path, masters: int = 3) -> RedisClusterServers:
+def start_cluster(
+    spec: ServerSpec,
+    datadir: Path,
+    masters: int = 3,
+    replicas: int = 0,
+    node_timeout_ms: Optional[int] = None,
+) -> RedisClusterServers:
     """Start ``masters`` cluster-mode redis-server nodes and join them in one cluster.
 
-    Uses ``redis-cli --cluster create`` (the one beside the binary, else on PATH) and waits
-    until every node says ``cluster_state:ok``.
+    With ``replicas``, that many more nodes per master replicate it (``--cluster-replicas``);
+    ``node_timeout_ms`` (``cluster-node-timeout``) is how long a master may be unreachable
+    before a replica takes over. Uses ``redis-cli --cluster create`` (the one beside the
+    binary, else on PATH) and waits until every node says ``cluster_state:ok`` and every
+    replica is in sync.
     """
     if spec.kind != "binary":
         raise ValueError(f"a cluster needs a redis-server binary, not a {spec.kind} server")
     cluster = RedisClusterServers([])
     try:
-        for i in range(masters):
+        options = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+        if node_timeout_ms is not None:
+            options += ["--cluster-node-timeout", str(node_timeout_ms)]
+        for i in range(masters * (1 + replicas)):
             folder = datadir / f"node{i}"
             folder.mkdir(parents=True, exist_ok=True)
-            options = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
             cluster.nodes.append(_start_node(spec, folder, options))
         sibling = Path(spec.target).with_name("redis-cli")
         cli = str(sibling) if sibling.exists() else shutil.which("redis-cli") or "redis-cli"
         addresses = [f"{node.host}:{node.port}" for node in cluster.nodes]
         subprocess.run(
-            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", str(replicas),
+             "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         deadline = time.monotonic() + 30
         for node in cluster.nodes:
             client = node.client()
-            while client.cluster("INFO").get("cluster_state") != "ok":
+            while client.cluster("INFO").get("cluster_state") != "ok" or (
+                client.info("replication").get("role") == "slave"
+                and client.info("replication").get("master_link_status") != "up"
+            ):
                 if time.monotonic() > deadline:
                     raise TimeoutError("the cluster did not reach cluster_state:ok in 30 s")
                 time.sleep(0.05)

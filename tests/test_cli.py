@@ -195,3 +195,17 @@ def test_python_dash_m_rache(server: testing.RedisServer, raw: Any) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0 and json.loads(result.stdout)["total"] == 0
+
+
+def test_reshard_and_the_shards_option(cli: Any, raw: Any) -> None:
+    Scheduler(raw, "rache:").schedule_jobs([("a", 60, {"n": 1}), ("b", 120)])
+    moved = cli("reshard", "--to", "3")
+    assert moved.exit_code == 0, moved.output
+    assert "moved 2 jobs: the schedule under 'rache:' has 3 shard(s)" in moved.output
+    assert cli("--shards", "3", "list").output.split()[-1] == "b"
+    assert json.loads(cli("--shards", "3", "show", "a", "--json").output)["n"] == 1
+    wrong = cli("list")  # an unsharded view of a sharded schedule: refused, not empty
+    assert wrong.exit_code == 2 and "laid out in 3 shard(s), not 1" in wrong.output
+    assert cli("reshard", "--to", "0").exit_code == 2
+    assert cli("reshard", "--to", "1").output.startswith("moved 2 jobs")
+    assert cli("list").output.split()[-1] == "b"

@@ -16,6 +16,7 @@ from rache.aio import AsyncScheduler
 from tests.helpers import snapshot
 from tests.shells import Blocking, LoopThread
 from tests.test_security import exercise
+from tests.test_shards import exercise_sharded
 
 
 @pytest.mark.parametrize(
@@ -27,18 +28,10 @@ def test_hash_tags_follow_redis_rules(prefix: str, tagged: bool) -> None:
     assert codec.has_hash_tag(prefix) is tagged
 
 
-@pytest.fixture(scope="module")
-def cluster(
-    server: testing.RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[testing.RedisClusterServers]:
-    """A 3-master cluster of the session server's binary."""
-    if server.spec.kind != "binary":
-        pytest.skip("a cluster needs a redis-server binary this run starts")
-    nodes = testing.start_cluster(
-        server.spec, tmp_path_factory.mktemp(f"cluster-{server.spec.label}")
-    )
-    yield nodes
-    nodes.stop()
+@pytest.fixture
+def cluster(cluster_nodes: testing.RedisClusterServers) -> testing.RedisClusterServers:
+    """The session's 3-master cluster of the server's binary (conftest.py)."""
+    return cluster_nodes
 
 
 @pytest.fixture
@@ -66,6 +59,16 @@ def test_the_whole_api_runs_on_a_cluster(client: Any) -> None:
     exercise(Scheduler(client, "{rache}:", batch_size=2), 2)
     slots = {client.keyslot(key) for key in client.keys("*")}
     assert len(slots) == 1  # the queue and every job hash in the prefix's slot
+
+
+def test_a_sharded_schedule_runs_on_a_cluster_one_shard_a_node(client: Any) -> None:
+    sched = Scheduler(client, "rache:", batch_size=2, shards=3)
+    exercise_sharded(sched)
+    owners = {client.get_node_from_key(keys.queue).name for keys in sched.shards}
+    assert len(owners) == 3  # the shards' tags fall in the three masters' slot ranges
+    for keys in sched.shards:  # and each shard's keys in its own slot
+        mine = client.keys(keys.prefix.replace("{", "[{]") + "*")
+        assert len({client.keyslot(key) for key in mine}) <= 1
 
 
 def test_the_asyncio_shell_runs_on_a_cluster(
@@ -149,3 +152,23 @@ def test_the_rache_command_on_a_cluster(cluster: testing.RedisClusterServers, cl
     assert untagged.exit_code == 1 and "FAIL prefix 'rache:' on a cluster" in untagged.output
     refused = rache("--cluster", "--prefix", "rache:", "list")
     assert refused.exit_code == 2 and "no hash tag" in refused.output
+
+
+@pytest.mark.slow
+def test_four_processes_claim_each_job_once_from_a_sharded_schedule(
+    cluster: testing.RedisClusterServers, client: Any
+) -> None:
+    sched = Scheduler(client, "rache:", shards=3)
+    ids = [f"job-{i:05}" for i in range(5000)]
+    sched.schedule_jobs((job_id, -1) for job_id in ids)
+    per_shard = collections.Counter(codec.shard_of(job_id.encode(), 3) for job_id in ids)
+    assert sorted(per_shard) == [0, 1, 2] and min(per_shard.values()) > 1500
+    node = cluster.nodes[0]
+    per_poller = testing.run_pollers(
+        f"redis://{node.host}:{node.port}/0", 4, cluster=True, shards=3, limit=50
+    )
+    counts = collections.Counter(job_id for polled in per_poller for job_id in polled.ids)
+    assert [job_id for job_id, n in counts.items() if n > 1] == []
+    assert sorted(counts) == ids
+    assert all(polled.ids for polled in per_poller)  # all four took part
+    assert sched.stats().total == 0

@@ -67,14 +67,11 @@ class _BaseScheduler:
         #: The schedule's key prefix, as given (each shard's keys add a hash tag to it).
         self.keys = Keys(prefix)
         self.batch_size = codec.check_batch_size(batch_size)
+        codec.check_shards(shards)
         try:
             #: The keys of each shard: the prefix's own keys for an unsharded schedule.
-            self.shards = [
-                Keys(p) for p in codec.shard_prefixes(prefix, codec.check_shards(shards))
-            ]
-        except ValueError as exc:
-            if not isinstance(shards, int) or isinstance(shards, bool):
-                raise
+            self.shards = [Keys(p) for p in codec.shard_prefixes(prefix, shards)]
+        except ValueError as exc:  # a hash tag in the prefix of a sharded schedule
             raise ConfigurationError(str(exc)) from None
         self.connection = self._connect() if connection is None else connection
         cluster = _is_cluster(self.connection)

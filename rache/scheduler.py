@@ -10,15 +10,16 @@ from __future__ import annotations
 import logging
 import operator
 import sys
-from typing import Any, Generator, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Generator, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import redis
 
-from . import codec, config
+from . import codec, config, recurrence
 from .codec import Args, Job, Keys
 from .constants import DEFAULT_BATCH_SIZE
 from .errors import ConfigurationError
 from .scripts import (
+    ADVANCE,
     CLAIM,
     DELETE,
     DETAILS,
@@ -27,6 +28,7 @@ from .scripts import (
     RELEASE,
     SCHEDULE,
     SCHEDULE_BULK,
+    SCHEDULE_RECURRING,
     STATS,
     Script,
 )
@@ -45,6 +47,10 @@ class _BaseScheduler:
     :param prefix: the key prefix; None reads ``RACHE_REDIS_PREFIX`` (default ``rache:``).
     :param batch_size: jobs claimed or scheduled, or entries read, per script call.
     """
+
+    #: How long (seconds) a claim holds a cron job while its poller computes the next
+    #: occurrence: a poller that dies in between delays that occurrence by this much.
+    recurring_lease: float = recurrence.DEFAULT_LEASE_MS / 1000
 
     def __init__(
         self,
@@ -74,6 +80,24 @@ class _BaseScheduler:
         args = codec.schedule_args(job_id, schedule_in, data)
         return SCHEDULE, [self.keys.queue, self.keys.job(args[0])], args  # type: ignore[arg-type]
 
+    def _schedule_recurring(
+        self,
+        job_id: Any,
+        every: Any,
+        cron: Any,
+        timezone: Any,
+        misfire: Any,
+        grace: Any,
+        jitter: Any,
+        start: Any,
+        data: Any,
+    ) -> Call:
+        args = codec.schedule_recurring_args(
+            job_id, every, cron, timezone, misfire, grace, jitter, start, data
+        )
+        keys = [self.keys.queue, self.keys.job(args[0]), self.keys.recurring]  # type: ignore[arg-type]
+        return SCHEDULE_RECURRING, keys, args
+
     def _bulk(self, jobs: Iterable[Tuple[Any, ...]], at: bool = False) -> Tuple[List[Call], int]:
         encoded = [codec.bulk_job_args(i, job, at) for i, job in enumerate(jobs)]
         calls: List[Call] = []
@@ -88,16 +112,23 @@ class _BaseScheduler:
         reschedule = (
             None if reschedule_in is None else codec.encode_offset(reschedule_in, "reschedule_in")
         )
-        return codec.Claim(self.keys, self.batch_size, reschedule, codec.encode_limit(limit))
+        lease_ms = max(1, round(self.recurring_lease * 1000))
+        return codec.Claim(
+            self.keys, self.batch_size, reschedule, codec.encode_limit(limit), lease_ms
+        )
 
     def _on_queue(self, script: Script, args: Args) -> Call:
         """A call of a script whose one key is the queue (it derives job keys itself)."""
         return script, [self.keys.queue], args
 
+    def _on_rules(self, script: Script, args: Args) -> Call:
+        """A call of a script whose keys are the queue and the recurrence rules."""
+        return script, [self.keys.queue, self.keys.recurring], args
+
     def _on_job(self, script: Script, job_id: Any) -> Call:
-        """A call of a script on one job: the queue and the job's hash, the id its argument."""
+        """A call of a script on one job: the queue, its hash and the rules; the id its argument."""
         raw_id = codec.encode_job_id(job_id)
-        return script, [self.keys.queue, self.keys.job(raw_id)], [raw_id]
+        return script, [self.keys.queue, self.keys.job(raw_id), self.keys.recurring], [raw_id]
 
     def _stats(self, intervals: int, interval: float) -> Call:
         return self._on_queue(STATS, codec.stats_args(intervals, interval))
@@ -131,6 +162,34 @@ class Scheduler(_BaseScheduler):
         Scheduling a job again moves it; its data merges, and a key given as None is removed.
         """
         self._run(self._schedule(job_id, schedule_in, kwargs))
+
+    def schedule_recurring(
+        self,
+        job_id: str,
+        *,
+        every: Any = None,
+        cron: Optional[str] = None,
+        timezone: str = "UTC",
+        misfire: str = recurrence.DEFAULT_MISFIRE,
+        grace: Any = recurrence.DEFAULT_GRACE_MS / 1000,
+        jitter: Any = 0,
+        start: Any = None,
+        data: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        """Make ``job_id`` recur: ``every`` N seconds (or a timedelta), or on a ``cron`` rule.
+
+        Each occurrence is handed out once by ``pending_jobs``, carrying its own due time.
+        ``start`` (a Unix timestamp or an aware datetime; default now, server clock) is the
+        first occurrence of ``every``, and where a ``cron`` rule starts from. ``misfire``
+        (``coalesce`` or ``skip``) and ``grace`` say what becomes of missed occurrences;
+        ``jitter`` shifts the job's occurrences by a fixed offset below it, derived from the
+        id. ``data`` merges into the job's data as ``schedule_job``'s keywords do.
+        """
+        self._run(
+            self._schedule_recurring(
+                job_id, every, cron, timezone, misfire, grace, jitter, start, data
+            )
+        )
 
     def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]], *, at: bool = False) -> int:
         """Schedule many jobs, ``batch_size`` of them per script call (one round trip).
@@ -171,7 +230,10 @@ class Scheduler(_BaseScheduler):
         try:
             while (args := claim.next_args()) is not None:
                 handing = None
-                handing = iter(claim.take(self._run(self._on_queue(CLAIM, args))))
+                jobs = claim.take(self._run(self._on_rules(CLAIM, args)))
+                if (advance := claim.advance_args()) is not None:
+                    jobs = claim.advanced(self._run(self._on_rules(ADVANCE, advance)))
+                handing = iter(jobs)
                 yield from handing
         finally:
             # Closed early: what the iterator still holds was claimed but never handed out.
@@ -179,7 +241,7 @@ class Scheduler(_BaseScheduler):
             release = claim.release_args(left)
             if release is not None:
                 try:
-                    self._run(self._on_queue(RELEASE, release))
+                    self._run(self._on_rules(RELEASE, release))
                 except Exception:  # close() or garbage collection is no place to raise
                     _warn_unreleased(left)
 

@@ -94,6 +94,8 @@ def load() -> Dict[str, Script]:
 _SCRIPTS = load()
 SCHEDULE = _SCRIPTS["schedule"]
 SCHEDULE_BULK = _SCRIPTS["scheduleBulk"]
+SCHEDULE_RECURRING = _SCRIPTS["scheduleRecurring"]
+ADVANCE = _SCRIPTS["advance"]
 CLAIM = _SCRIPTS["claim"]
 RELEASE = _SCRIPTS["release"]
 DELETE = _SCRIPTS["delete"]

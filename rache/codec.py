@@ -7,6 +7,7 @@ every rule lives once. Replies are read undecoded (bytes), whatever the client's
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from datetime import timedelta
@@ -15,6 +16,8 @@ from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Seq
 from . import recurrence
 from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELD
 from .errors import JobNotFound, ReservedFieldError
+
+logger = logging.getLogger(__name__)
 
 #: A value a job's data may hold when scheduled (None removes the key).
 Value = Union[str, bytes, int, float]
@@ -552,7 +555,15 @@ class Claim:
             if record is not None:
                 self._held.append((job, record, None))
                 continue
-            self._hold_cron(job, info, now)
+            try:
+                self._hold_cron(job, info, now)
+            except Exception:  # no croniter here, a zone this host lacks: not this poller's
+                logger.warning(
+                    "rache: cannot evaluate the cron rule of job %r here; it stays leased "
+                    "for another poller to take up",
+                    job["id"],
+                    exc_info=True,
+                )
         if self._advance:
             return []
         return self.advanced([])

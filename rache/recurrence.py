@@ -198,7 +198,7 @@ def _zone(name: str) -> Any:
 def _croniter() -> Any:
     try:
         from croniter import croniter
-    except ImportError:  # pragma: no cover - the cron extra is in the test extra
+    except ImportError:
         raise ImportError("cron rules need croniter: pip install 'rache[cron]'") from None
     return croniter
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -191,10 +192,19 @@ def test_jitter_is_a_fixed_offset_per_job_below_it() -> None:
     assert again == recurrence.make_rule("j1", 60, None, "UTC", "coalesce", 60, 10).start_ms
 
 
+def test_the_core_imports_and_every_n_rules_work_without_croniter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "croniter", None)  # as if not installed
+    assert recurrence.make_rule("a", 5, None, "UTC", "coalesce", 60, 0).every_ms == 5000
+    with pytest.raises(ImportError, match=r"pip install 'rache\[cron\]'"):
+        recurrence.make_rule("a", None, "* * * * *", "UTC", "coalesce", 60, 0)
+
+
 # -- the claim script computes every-N rules exactly as decide() does -------------------------
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     every=st.integers(1, 5000),
     back=st.integers(0, 20_000),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -205,3 +206,47 @@ def test_bad_rules_are_errors_that_change_nothing(
     with pytest.raises(TypeError, match="job_id must be a str"):
         sched.schedule_recurring(5, every=1)  # type: ignore[arg-type]
     assert snapshot(raw) == before
+
+
+def test_declaring_the_same_rule_again_keeps_the_job_as_it_runs(raw: Any) -> None:
+    sched = Scheduler(raw, prefix="rache:")
+    sched.schedule_recurring("tick", every=60, data={"n": 1})
+    sched.schedule_recurring("daily", cron="0 9 * * *", timezone="Europe/Paris")
+    list(sched.pending_jobs())  # 'tick' runs, 'daily' is set to its first occurrence
+    before = snapshot(raw)
+    time.sleep(0.01)
+    # A program declaring its schedule at each start: nothing moves, data still merges.
+    sched.schedule_recurring("tick", every=60)
+    sched.schedule_recurring("daily", cron="0 9 * * *", timezone="Europe/Paris")
+    assert snapshot(raw) == before
+    sched.schedule_recurring("tick", every=60, data={"n": 2})
+    assert raw.hget("rache:job:tick", "n") == b"2"
+    assert raw.zscore("rache:queue", "tick") == pytest.approx(before_score(before, raw))
+    # A different rule replaces it, from now.
+    sched.schedule_recurring("tick", every=30)
+    assert raw.hget("rache:recurring", "tick").split(b"|")[2] == b"30000"
+    assert score_ms(raw, "tick") <= server_ms(raw)
+
+
+def before_score(before: dict[bytes, Any], raw: Any) -> float:
+    """The score 'tick' had in a snapshot, restored into a scratch key to read it."""
+    raw.restore("scratch", 0, before[b"rache:queue"])
+    score = raw.zscore("scratch", "tick")
+    raw.delete("scratch")
+    return float(score)
+
+
+def test_a_poller_that_cannot_evaluate_a_cron_rule_leaves_it_to_another(
+    raw: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sched = Scheduler(raw, prefix="rache:")
+    sched.recurring_lease = 0.2
+    expression, latest = far_daily_rule(raw)
+    sched.schedule_recurring("daily", cron=expression, start=(latest - 1000) / 1000)
+    sched.schedule_job("plain", -1)
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "croniter", None)  # this poller has no croniter
+        assert [job["id"] for job in sched.pending_jobs()] == ["plain"]
+    assert "cannot evaluate the cron rule of job 'daily'" in caplog.text
+    time.sleep(0.3)  # its lease ends; a poller with croniter takes it up
+    assert [(job["id"], due_ms(job)) for job in sched.pending_jobs()] == [("daily", latest)]

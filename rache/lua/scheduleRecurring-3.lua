@@ -1,6 +1,8 @@
 --[[
   Schedules one recurring job: stores its rule, sets the time from which the rule resumes as
-  the job's due time, and merges its data, atomically.
+  the job's due time, and merges its data, atomically. The rule the job already has (the
+  same every-N rule with the same start or none given, the same cron rule with no start
+  given) is kept as it runs: only the data merges.
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
@@ -18,7 +20,7 @@
     ARGV[7 + 2n ..]   fields to delete
 
   Output:
-    the due time, Unix seconds, as a string
+    the job's due time, Unix seconds, as a string
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -28,7 +30,26 @@ local rulesKey = KEYS[3]
 --- @include "time"
 --- @include "chunked"
 
-local start = tonumber(ARGV[3])
+local nset = tonumber(ARGV[6])
+chunked('HSET', jobKey, ARGV, 7, 6 + 2 * nset)
+chunked('HDEL', jobKey, ARGV, 7 + 2 * nset, #ARGV)
+
+-- The same rule again (a program declaring its schedule at every start): keep it as it runs.
+local current = rcall('ZSCORE', queueKey, ARGV[1])
+local old = rcall('HMGET', rulesKey, ARGV[1])[1]
+local given = tonumber(ARGV[3])
+if current and old then
+  if ARGV[2] == 'e' then
+    local oldStart, oldRest = string.match(old, '^e|(%-?%d+)|(.*)$')
+    if oldRest == ARGV[4] and (not given or tonumber(oldStart) == given + tonumber(ARGV[5])) then
+      return current
+    end
+  elseif not given and string.match(old, '^c|[^|]*|[^|]*|(.*)$') == ARGV[4] then
+    return current
+  end
+end
+
+local start = given
 if not start then
   local now = rcall('TIME')
   start = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -43,9 +64,4 @@ end
 local due = timeString(start / 1000)
 rcall('HSET', rulesKey, ARGV[1], rule)
 rcall('ZADD', queueKey, due, ARGV[1])
-
-local nset = tonumber(ARGV[6])
-chunked('HSET', jobKey, ARGV, 7, 6 + 2 * nset)
-chunked('HDEL', jobKey, ARGV, 7 + 2 * nset, #ARGV)
-
 return due

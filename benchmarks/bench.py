@@ -268,7 +268,19 @@ class Bench:
             claimed, cutoff = 0, b""
             while claimed < limit:
                 count = min(batch, limit - claimed)
-                reply = execute("EVALSHA", sha, 1, "raw:queue", "raw:job:", count, cutoff, b"", b"")
+                reply = execute(
+                    "EVALSHA",
+                    sha,
+                    2,
+                    "raw:queue",
+                    "raw:recurring",
+                    "raw:job:",
+                    count,
+                    cutoff,
+                    b"",
+                    b"",
+                    5000,
+                )
                 cutoff, got = reply[0], jobs_in(reply)
                 claimed += got
                 if got < count:
@@ -316,7 +328,19 @@ class Bench:
         def raw_all() -> int:
             claimed, cutoff, batch = 0, b"", ours.batch_size
             while True:
-                reply = execute("EVALSHA", sha, 1, "raw:queue", "raw:job:", batch, cutoff, b"", b"")
+                reply = execute(
+                    "EVALSHA",
+                    sha,
+                    2,
+                    "raw:queue",
+                    "raw:recurring",
+                    "raw:job:",
+                    batch,
+                    cutoff,
+                    b"",
+                    b"",
+                    5000,
+                )
                 cutoff, got = reply[0], jobs_in(reply)
                 claimed += got
                 if got < batch:
@@ -566,11 +590,12 @@ class Bench:
 
 
 def jobs_in(reply: List[Any]) -> int:
-    """How many jobs a raw claim-1.lua reply holds, without decoding it.
+    """How many jobs a raw claim-2.lua reply holds, without decoding it.
 
-    Every job of the benchmark has the two fields of DATA: 3 + 4 entries of the flat reply.
+    Every job of the benchmark has the two fields of DATA: 3 + 4 entries of the flat reply,
+    after a header of 4.
     """
-    return (len(reply) - 3) // (3 + 2 * len(DATA))
+    return (len(reply) - 4) // (3 + 2 * len(DATA))
 
 
 def rq_scheduler(client: Any) -> Any:

@@ -34,6 +34,7 @@ __all__ = [
     "reshard",
     "schedule_job",
     "schedule_jobs",
+    "schedule_recurring",
     "scheduled_jobs",
     "stats",
 ]
@@ -60,6 +61,14 @@ def schedule_job(job_id: str, schedule_in: Any, connection: Any = None, **kwargs
     See :meth:`Scheduler.schedule_job`.
     """
     _scheduler(connection).schedule_job(job_id, schedule_in, **kwargs)
+
+
+def schedule_recurring(job_id: str, connection: Any = None, **rule: Any) -> None:
+    """Make ``job_id`` recur (``every=`` or ``cron=``, ...).
+
+    See :meth:`Scheduler.schedule_recurring`.
+    """
+    _scheduler(connection).schedule_recurring(job_id, **rule)
 
 
 def schedule_jobs(

@@ -21,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import weakref
-from typing import Any, AsyncGenerator, Iterable, List, Optional, Set, Tuple
+from typing import Any, AsyncGenerator, Iterable, List, Mapping, Optional, Set, Tuple
 
 import redis.asyncio
 
-from . import codec, config
+from . import codec, config, recurrence
 from .codec import Args, Job, Keys
 from .scheduler import Call, _BaseScheduler, _warn_unreleased
-from .scripts import CLAIM, DELETE, DETAILS, RELEASE, Script
+from .scripts import ADVANCE, CLAIM, DELETE, DETAILS, RELEASE, Script
 
 __all__ = [
     "AsyncScheduler",
@@ -38,6 +38,7 @@ __all__ = [
     "pending_jobs",
     "schedule_job",
     "schedule_jobs",
+    "schedule_recurring",
     "scheduled_jobs",
     "stats",
 ]
@@ -77,6 +78,26 @@ class AsyncScheduler(_BaseScheduler):
         """
         await self._run(self._schedule(job_id, schedule_in, kwargs))
 
+    async def schedule_recurring(
+        self,
+        job_id: str,
+        *,
+        every: Any = None,
+        cron: Optional[str] = None,
+        timezone: str = "UTC",
+        misfire: str = recurrence.DEFAULT_MISFIRE,
+        grace: Any = recurrence.DEFAULT_GRACE_MS / 1000,
+        jitter: Any = 0,
+        start: Any = None,
+        data: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        """Make ``job_id`` recur. See :meth:`rache.Scheduler.schedule_recurring`."""
+        await self._run(
+            self._schedule_recurring(
+                job_id, every, cron, timezone, misfire, grace, jitter, start, data
+            )
+        )
+
     async def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]], *, at: bool = False) -> int:
         """Schedule many ``(job_id, schedule_in[, data])`` jobs in batches; the job count.
 
@@ -108,6 +129,8 @@ class AsyncScheduler(_BaseScheduler):
             while (args := claim.next_args()) is not None:
                 jobs, given = [], 0
                 jobs = claim.take(await self._claim(args, claim.keys))
+                if (advance := claim.advance_args()) is not None:
+                    jobs = claim.advanced(await self._advance(claim, advance))
                 for job in jobs:
                     given += 1
                     yield job
@@ -120,20 +143,40 @@ class AsyncScheduler(_BaseScheduler):
 
     async def _claim(self, args: Args, keys: Keys) -> Any:
         """One claim call that a cancellation cannot lose: its jobs then go back."""
-        call = asyncio.ensure_future(self._run(self._on_queue(CLAIM, args, keys)))
+        call = asyncio.ensure_future(self._run(self._on_rules(CLAIM, args, keys)))
         try:
             return await asyncio.shield(call)
         except asyncio.CancelledError:
             call.add_done_callback(functools.partial(self._put_back, keys))
             raise
 
+    async def _advance(self, claim: codec.Claim, args: Args) -> Any:
+        """The advance of a batch's cron jobs, which a cancellation cannot lose either."""
+        keys = claim.keys
+        call = asyncio.ensure_future(self._run(self._on_rules(ADVANCE, args, keys)))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(lambda done: self._put_back_advanced(claim, keys, done))
+            raise
+
+    def _put_back_advanced(self, claim: codec.Claim, keys: Keys, call: asyncio.Future[Any]) -> None:
+        """Done callback of an advance whose caller was cancelled: release what it held."""
+        if call.cancelled() or call.exception() is not None:
+            return  # the leases run out, and the next claim takes the jobs up again
+        jobs = claim.advanced(call.result())
+        release = claim.release_args(len(jobs))
+        if release is not None:
+            self._in_background(release, len(jobs), keys)
+
     def _put_back(self, keys: Keys, call: asyncio.Future[Any]) -> None:
         """Done callback of a claim whose caller was cancelled: release all it claimed."""
         if call.cancelled() or call.exception() is not None:
             return  # no reply: nothing known to put back
         batch = codec.parse_claim(call.result())
-        if batch.jobs:
-            self._in_background(codec.release_args(keys, batch, 0), len(batch.jobs), keys)
+        release = codec.release_args(keys, batch, 0)
+        if release is not None:
+            self._in_background(release, len(batch.jobs), keys)
 
     def _in_background(self, args: Args, count: int, keys: Keys) -> asyncio.Future[None]:
         """Put back ``count`` jobs in a task of its own, kept until done."""
@@ -146,7 +189,7 @@ class AsyncScheduler(_BaseScheduler):
 
     async def _release_quietly(self, args: Args, count: int, keys: Keys) -> None:
         try:
-            await self._run(self._on_queue(RELEASE, args, keys))
+            await self._run(self._on_rules(RELEASE, args, keys))
         except Exception:
             _warn_unreleased(count)
 
@@ -209,6 +252,11 @@ async def schedule_job(
 ) -> None:
     """Schedule ``job_id`` in ``schedule_in`` seconds, attaching ``kwargs``."""
     await _scheduler(connection).schedule_job(job_id, schedule_in, **kwargs)
+
+
+async def schedule_recurring(job_id: str, connection: Any = None, **rule: Any) -> None:
+    """Make ``job_id`` recur (``every=`` or ``cron=``, ...), as Scheduler.schedule_recurring."""
+    await _scheduler(connection).schedule_recurring(job_id, **rule)
 
 
 async def schedule_jobs(

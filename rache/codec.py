@@ -8,6 +8,7 @@ every rule lives once. Replies are read undecoded (bytes), whatever the client's
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import numbers
 import zlib
@@ -16,8 +17,11 @@ from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Seq
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
+from . import recurrence
 from .constants import LAYOUT_KEY, MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, MAX_SHARDS, RESERVED_FIELD
 from .errors import JobNotFound, ReservedFieldError
+
+logger = logging.getLogger(__name__)
 
 #: A value a job's data may hold when scheduled (None removes the key).
 Value = Union[str, bytes, int, float]
@@ -63,7 +67,7 @@ AT = b"at"
 class Keys:
     """The Redis keys of one prefix, laid out exactly as rache 0.3.1 did."""
 
-    __slots__ = ("job_prefix", "prefix", "queue")
+    __slots__ = ("job_prefix", "prefix", "queue", "recurring")
 
     def __init__(self, prefix: str) -> None:
         if not isinstance(prefix, str):
@@ -74,6 +78,9 @@ class Keys:
         self.queue = raw + b"queue"
         #: ``<prefix>job:``, to which a job id is appended to name its hash.
         self.job_prefix = raw + b"job:"
+        #: ``<prefix>recurring``, the hash of recurrence rules by job id (new in 1.0; no
+        #: job hash can have this name, as theirs all start with ``<prefix>job:``).
+        self.recurring = raw + b"recurring"
 
     def job(self, raw_id: bytes) -> bytes:
         """The key of the hash holding the data of the job ``raw_id``."""
@@ -308,13 +315,42 @@ def bulk_job_args(index: int, job: object, at: bool = False) -> Args:
     return [raw_id, millis, precision, len(sets) // 2, len(deletes), *sets, *deletes]
 
 
-def claim_args(
-    keys: Keys, count: int, cutoff: bytes, reschedule: Optional[Tuple[int, bytes]]
+def schedule_recurring_args(
+    job_id: object,
+    every: object,
+    cron: object,
+    timezone: object,
+    misfire: object,
+    grace: object,
+    jitter: object,
+    start: object,
+    data: object,
 ) -> Args:
-    """The arguments of claim-1.lua: claim up to ``count`` jobs due by ``cutoff``."""
+    """The arguments of scheduleRecurring-3.lua (after its keys), or a clear error."""
+    raw_id = encode_job_id(job_id)
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise TypeError(f"data must be a mapping, not {type(data).__name__}")
+    rule = recurrence.make_rule(str(job_id), every, cron, timezone, misfire, grace, jitter)
+    start_ms = recurrence.encode_start(start)
+    sets, deletes = encode_data(data)
+    kind, offset = (b"e", rule.start_ms) if rule.kind == "every" else (b"c", 0)
+    first: Union[bytes, int] = b"" if start_ms is None else start_ms
+    return [raw_id, kind, first, rule.encode_tail(), offset, len(sets) // 2, *sets, *deletes]
+
+
+def claim_args(
+    keys: Keys,
+    count: int,
+    cutoff: bytes,
+    reschedule: Optional[Tuple[int, bytes]],
+    lease_ms: int = recurrence.DEFAULT_LEASE_MS,
+) -> Args:
+    """The arguments of claim-2.lua: claim up to ``count`` jobs due by ``cutoff``."""
     if reschedule is None:
-        return [keys.job_prefix, count, cutoff, b"", b""]
-    return [keys.job_prefix, count, cutoff, reschedule[0], reschedule[1]]
+        return [keys.job_prefix, count, cutoff, b"", b"", lease_ms]
+    return [keys.job_prefix, count, cutoff, reschedule[0], reschedule[1], lease_ms]
 
 
 # -- decoding -------------------------------------------------------------------------------
@@ -411,6 +447,8 @@ class Claimed(NamedTuple):
     new_due: Optional[bytes]
     #: The earliest due time left in the schedule after the claim, None if it is empty.
     next_due: Optional[bytes]
+    #: None if no job of the batch recurs, else [claimed count, id, kind, time, rule, ...]
+    recurring: Optional[Sequence[Any]]
     #: The jobs, earliest first, as handed to the user.
     jobs: List[Job]
     #: The script's flat reply, from which to put back the jobs never handed out.
@@ -418,32 +456,80 @@ class Claimed(NamedTuple):
 
 
 def parse_claim(reply: Sequence[Any]) -> Claimed:
-    """Decode claim-1.lua's reply: cutoff, new due time, next due time, then the jobs."""
+    """Decode claim-2.lua's reply: cutoff, new due time, next due time, recurring, the jobs."""
     it = iter(reply)
-    cutoff, new_due, next_due = next(it), next(it), next(it)
-    return Claimed(cutoff, new_due, next_due, _jobs(it), reply)
+    cutoff, new_due, next_due, recurring = next(it), next(it), next(it), next(it)
+    return Claimed(cutoff, new_due, next_due, recurring, _jobs(it), reply)
 
 
-def release_args(keys: Keys, batch: Claimed, given: int) -> Args:
-    """The arguments of release-1.lua: put back the jobs of ``batch`` after the first ``given``."""
-    args: Args = [keys.job_prefix, b"" if batch.new_due is None else batch.new_due]
-    reply, i, index = batch.reply, 3, 0
+#: What release-2.lua needs to put back one handed-out job: ``(b"p", id, due before the
+#: claim, b"1" if it had data)`` for a plain job, ``(b"r", id, the occurrence handed out,
+#: the due time the claim gave it)`` for a recurring one; None: cannot be put back.
+Record = Optional[Tuple[bytes, bytes, bytes, bytes]]
+
+
+def _recurring_info(batch: Claimed) -> Dict[bytes, Tuple[bytes, bytes, bytes]]:
+    """Map each recurring job id of a batch to (kind, time, rule)."""
+    assert batch.recurring is not None
+    it = iter(batch.recurring[1:])
+    return {raw_id: (kind, time, rule) for raw_id, kind, time, rule in zip(it, it, it, it)}
+
+
+def _records(batch: Claimed) -> List[Record]:
+    """The put-back record of each job of a batch, as claimed (a cron job's: None)."""
+    info = {} if batch.recurring is None else _recurring_info(batch)
+    records: List[Record] = []
+    reply, i = batch.reply, 4
     while i < len(reply):
-        count = reply[i + 2]
-        if index >= given:
-            args += (reply[i], reply[i + 1], b"1" if count else b"0")
+        raw_id, due, count = reply[i], reply[i + 1], reply[i + 2]
+        entry = info.get(raw_id)
+        if entry is None:
+            records.append((b"p", raw_id, due, b"1" if count else b"0"))
+        elif entry[0] == b"e":
+            records.append((b"r", raw_id, due, entry[1]))
+        else:
+            records.append(None)  # leased: back when its lease ends, see advance-2.lua
         i += 3 + 2 * count
-        index += 1
+    return records
+
+
+def release_args(
+    keys: Keys, batch: Claimed, given: int, records: Optional[List[Record]] = None
+) -> Optional[Args]:
+    """The arguments of release-2.lua: put back the jobs of ``batch`` after the first ``given``.
+
+    ``records`` are those of the jobs handed out (by default, every job of the reply).
+    """
+    left = (_records(batch) if records is None else records)[given:]
+    plain = [record for record in left if record is not None and record[0] == b"p"]
+    recurring = [record for record in left if record is not None and record[0] == b"r"]
+    if not plain and not recurring:
+        return None
+    args: Args = [keys.job_prefix, b"" if batch.new_due is None else batch.new_due, len(plain)]
+    for record in plain + recurring:
+        args += record[1:]
     return args
 
 
 def parse_details(job_id: str, reply: Sequence[Any]) -> Job:
-    """Decode details-2.lua's reply into ``{'id', 'schedule_at', **data}``."""
-    due, data = reply
-    if due is None and not data:
+    """Decode details-3.lua's reply into ``{'id', 'schedule_at', **data}``.
+
+    A recurring job also has ``recurring`` (its rule) and ``next_occurrences`` (the next
+    five occurrences from the time its rule resumes, Unix seconds).
+    """
+    due, data, raw_rule = reply
+    if due is None and not data and raw_rule is None:
         raise JobNotFound(job_id)
     job = Job(id=job_id, schedule_at=None if due is None else decode_time(due))
     job._due = due
+    if raw_rule is not None:
+        rule, pending, lease = recurrence.decode_rule(raw_rule)
+        job["recurring"] = rule.describe()
+        resume = pending if pending and due is not None and float(due) == float(lease) else due
+        if resume is not None:
+            start = recurrence.time_ms(resume if isinstance(resume, bytes) else resume.encode())
+            upcoming = recurrence.upcoming(rule, start, 5)
+            job["next_occurrences"] = [decode_time(recurrence.time_text(t)) for t in upcoming]
     (decoded,) = _jobs(iter((b"", due, len(data) // 2, *data)))
     for key, value in decoded.items():
         job.setdefault(key, value)  # data never hides the id or the due time
@@ -459,10 +545,12 @@ def page_args(count: int, anchor: Tuple[bytes, bytes]) -> Args:
 
 
 class Claim:
-    """One pending_jobs() call as a series of claim-1.lua calls, without the calls themselves.
+    """One pending_jobs() call as a series of claim-2.lua calls, without the calls themselves.
 
     A shell asks ``next_args()`` for the next script call (None: done) on the queue of
-    ``keys``, hands its reply to ``take()`` for the jobs, and on an early stop asks
+    ``keys``, hands its reply to ``take()`` for the jobs; if ``advance_args()`` then gives
+    arguments (the batch leased cron jobs), it runs advance-2.lua with them and hands its
+    reply to ``advanced()`` for the jobs instead. On an early stop it asks
     ``release_args(left)`` for the call that puts back the ``left`` jobs of the last batch
     it never handed out. A sharded schedule's call visits each shard in turn from ``start``,
     until ``limit`` jobs (in all) are claimed.
@@ -475,6 +563,7 @@ class Claim:
         reschedule: Optional[Tuple[int, bytes]],
         limit: Optional[int],
         start: int = 0,
+        lease_ms: int = recurrence.DEFAULT_LEASE_MS,
     ) -> None:
         self.shards = shards
         self.index = start
@@ -482,12 +571,18 @@ class Claim:
         self.batch_size = batch_size
         self.reschedule = reschedule
         self.remaining = limit
+        self.lease_ms = lease_ms
         self.cutoff = b""  # a shard's first batch reads the clock; the next ones reuse it
         self.count = 0
         self.done = False
         self.batch: Optional[Claimed] = None
         self._visited = 1
         self._heads: Dict[int, Optional[bytes]] = {}
+        #: The put-back records of the jobs handed out, when the batch held recurring jobs.
+        self.records: Optional[List[Record]] = None
+        #: Jobs of the batch with their records, and which advance-2.lua entry each awaits.
+        self._held: List[Tuple[Job, Record, Optional[int]]] = []
+        self._advance: Args = []
 
     @property
     def next_due(self) -> Optional[bytes]:
@@ -496,7 +591,7 @@ class Claim:
         return min(heads, key=float) if heads else None
 
     def next_args(self) -> Optional[Args]:
-        """The arguments of the next claim-1.lua call, or None when the call is over."""
+        """The arguments of the next claim-2.lua call, or None when the call is over."""
         if self.remaining is not None and self.remaining <= 0:
             return None
         if self.done:  # this shard has nothing more due: on to the next, if any
@@ -509,23 +604,92 @@ class Claim:
         size = self.batch_size if self.remaining is None else min(self.batch_size, self.remaining)
         self.count = size
         self.batch = None
-        return claim_args(self.keys, size, self.cutoff, self.reschedule)
+        self.records = None
+        return claim_args(self.keys, size, self.cutoff, self.reschedule, self.lease_ms)
 
     def take(self, reply: Sequence[Any]) -> List[Job]:
-        """The jobs of a claim-1.lua reply; a short batch ends the shard's part of the call."""
+        """The jobs of a claim-2.lua reply; a short batch ends the shard's part of the call."""
         batch = self.batch = parse_claim(reply)
         self.cutoff = batch.cutoff
         self._heads[self.index] = batch.next_due
-        self.done = len(batch.jobs) < self.count
+        if batch.recurring is None:
+            self.done = len(batch.jobs) < self.count
+            return self._handed(batch.jobs)
+        self.done = batch.recurring[0] < self.count
+        info = _recurring_info(batch)
+        now = recurrence.now_ms(batch.cutoff)
+        self._held, self._advance = [], []
+        for job, record in zip(batch.jobs, _records(batch)):
+            if record is not None:
+                self._held.append((job, record, None))
+                continue
+            try:
+                self._hold_cron(job, info, now)
+            except Exception:  # no croniter here, a zone this host lacks: not this poller's
+                logger.warning(
+                    "rache: cannot evaluate the cron rule of job %r here; it stays leased "
+                    "for another poller to take up",
+                    job["id"],
+                    exc_info=True,
+                )
+        if self._advance:
+            return []
+        return self.advanced([])
+
+    def _hold_cron(self, job: Job, info: Dict[bytes, Tuple[bytes, bytes, bytes]], now: int) -> None:
+        """Decide a leased cron job's occurrence and next time; hold it for advance-2.lua."""
+        raw_id = _raw_id(job)
+        _, lease, raw_rule = info[raw_id]
+        rule, _, _ = recurrence.decode_rule(raw_rule)
+        pending = recurrence.time_ms(job._due or b"0")
+        run, following = recurrence.decide(rule, pending, now)
+        moved = recurrence.time_text(following)
+        record: Record = None
+        if run is not None:
+            job._due = recurrence.time_text(run)
+            record = (b"r", raw_id, job._due, moved)
+        index = len(self._advance) // 3
+        self._advance += (raw_id, lease, moved)
+        self._held.append((job, record, index))
+
+    def advance_args(self) -> Optional[Args]:
+        """The arguments of advance-2.lua for the cron jobs the last batch leased, if any."""
+        return self._advance or None
+
+    def advanced(self, reply: Sequence[Any]) -> List[Job]:
+        """The jobs of the batch to hand out, once advance-2.lua said which leases held.
+
+        A cron job goes out only if its lease held and the misfire policy runs its
+        occurrence; a lease that did not hold belongs to a newer claim, which hands it out.
+        """
+        jobs: List[Job] = []
+        records: List[Record] = []
+        for job, record, index in self._held:
+            if index is not None and (record is None or not int(reply[index])):
+                continue
+            jobs.append(job)
+            records.append(record)
+        self._held, self._advance = [], []
+        self.records = records
+        return self._handed(jobs)
+
+    def _handed(self, jobs: List[Job]) -> List[Job]:
         if self.remaining is not None:
-            self.remaining -= len(batch.jobs)
-        return batch.jobs
+            self.remaining -= len(jobs)
+        return jobs
 
     def release_args(self, left: int) -> Optional[Args]:
-        """The release-1.lua arguments that put back the last ``left`` jobs of the batch."""
+        """The release-2.lua arguments that put back the last ``left`` jobs of the batch."""
         if not left or self.batch is None:
             return None
-        return release_args(self.keys, self.batch, len(self.batch.jobs) - left)
+        records = self.records if self.records is not None else _records(self.batch)
+        return release_args(self.keys, self.batch, len(records) - left, records)
+
+
+def _raw_id(job: Job) -> bytes:
+    """A job's id as the script sent it (a str id was UTF-8; bytes ids stayed bytes)."""
+    job_id = job["id"]
+    return job_id.encode() if isinstance(job_id, str) else bytes(job_id)
 
 
 class Pages:

@@ -12,15 +12,16 @@ import operator
 import random
 import re
 import sys
-from typing import Any, Generator, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Generator, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import redis
 
-from . import codec, config
+from . import codec, config, recurrence
 from .codec import Args, Job, Keys
 from .constants import DEFAULT_BATCH_SIZE
 from .errors import ConfigurationError
 from .scripts import (
+    ADVANCE,
     CLAIM,
     DELETE,
     DELETE_BULK,
@@ -31,6 +32,7 @@ from .scripts import (
     RELEASE,
     SCHEDULE,
     SCHEDULE_BULK,
+    SCHEDULE_RECURRING,
     STATS,
     Script,
 )
@@ -54,6 +56,9 @@ class _BaseScheduler:
 
     #: The call that records or checks a sharded schedule's layout, on first use.
     _layout: Optional[Call] = None
+    #: How long (seconds) a claim holds a cron job while its poller computes the next
+    #: occurrence: a poller that dies in between delays that occurrence by this much.
+    recurring_lease: float = recurrence.DEFAULT_LEASE_MS / 1000
 
     def __init__(
         self,
@@ -119,6 +124,24 @@ class _BaseScheduler:
         keys = self._keys_of(args[0])  # type: ignore[arg-type]
         return SCHEDULE, [keys.queue, keys.job(args[0])], args  # type: ignore[arg-type]
 
+    def _schedule_recurring(
+        self,
+        job_id: Any,
+        every: Any,
+        cron: Any,
+        timezone: Any,
+        misfire: Any,
+        grace: Any,
+        jitter: Any,
+        start: Any,
+        data: Any,
+    ) -> Call:
+        args = codec.schedule_recurring_args(
+            job_id, every, cron, timezone, misfire, grace, jitter, start, data
+        )
+        keys = self._keys_of(args[0])  # type: ignore[arg-type]
+        return SCHEDULE_RECURRING, [keys.queue, keys.job(args[0]), keys.recurring], args  # type: ignore[arg-type]
+
     def _bulk(self, jobs: Iterable[Tuple[Any, ...]], at: bool = False) -> Tuple[List[Call], int]:
         encoded = [codec.bulk_job_args(i, job, at) for i, job in enumerate(jobs)]
         groups: List[List[Args]] = [[] for _ in self.shards]
@@ -143,19 +166,24 @@ class _BaseScheduler:
         # Each call of a sharded schedule starts at a shard of its own choosing, so that
         # pollers spread over the nodes and a limit does not always favour one shard.
         start = random.randrange(len(self.shards)) if len(self.shards) > 1 else 0
+        lease_ms = max(1, round(self.recurring_lease * 1000))
         return codec.Claim(
-            self.shards, self.batch_size, reschedule, codec.encode_limit(limit), start
+            self.shards, self.batch_size, reschedule, codec.encode_limit(limit), start, lease_ms
         )
 
     def _on_queue(self, script: Script, args: Args, keys: Optional[Keys] = None) -> Call:
         """A call of a script whose one key is a queue (it derives job keys itself)."""
         return script, [(keys or self.shards[0]).queue], args
 
+    def _on_rules(self, script: Script, args: Args, keys: Keys) -> Call:
+        """A call of a script whose keys are a shard's queue and recurrence rules."""
+        return script, [keys.queue, keys.recurring], args
+
     def _on_job(self, script: Script, job_id: Any) -> Call:
-        """A call of a script on one job: the queue and the job's hash, the id its argument."""
+        """A call of a script on one job: the queue, its hash and the rules; the id its argument."""
         raw_id = codec.encode_job_id(job_id)
         keys = self._keys_of(raw_id)
-        return script, [keys.queue, keys.job(raw_id)], [raw_id]
+        return script, [keys.queue, keys.job(raw_id), keys.recurring], [raw_id]
 
     def _stats(self, intervals: int, interval: float) -> List[Call]:
         args = codec.stats_args(intervals, interval)
@@ -214,6 +242,34 @@ class Scheduler(_BaseScheduler):
         """
         self._run(self._schedule(job_id, schedule_in, kwargs))
 
+    def schedule_recurring(
+        self,
+        job_id: str,
+        *,
+        every: Any = None,
+        cron: Optional[str] = None,
+        timezone: str = "UTC",
+        misfire: str = recurrence.DEFAULT_MISFIRE,
+        grace: Any = recurrence.DEFAULT_GRACE_MS / 1000,
+        jitter: Any = 0,
+        start: Any = None,
+        data: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        """Make ``job_id`` recur: ``every`` N seconds (or a timedelta), or on a ``cron`` rule.
+
+        Each occurrence is handed out once by ``pending_jobs``, carrying its own due time.
+        ``start`` (a Unix timestamp or an aware datetime; default now, server clock) is the
+        first occurrence of ``every``, and where a ``cron`` rule starts from. ``misfire``
+        (``coalesce`` or ``skip``) and ``grace`` say what becomes of missed occurrences;
+        ``jitter`` shifts the job's occurrences by a fixed offset below it, derived from the
+        id. ``data`` merges into the job's data as ``schedule_job``'s keywords do.
+        """
+        self._run(
+            self._schedule_recurring(
+                job_id, every, cron, timezone, misfire, grace, jitter, start, data
+            )
+        )
+
     def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]], *, at: bool = False) -> int:
         """Schedule many jobs, ``batch_size`` of them per script call (one round trip).
 
@@ -254,7 +310,10 @@ class Scheduler(_BaseScheduler):
         try:
             while (args := claim.next_args()) is not None:
                 handing = None
-                handing = iter(claim.take(self._run(self._on_queue(CLAIM, args, claim.keys))))
+                jobs = claim.take(self._run(self._on_rules(CLAIM, args, claim.keys)))
+                if (advance := claim.advance_args()) is not None:
+                    jobs = claim.advanced(self._run(self._on_rules(ADVANCE, advance, claim.keys)))
+                handing = iter(jobs)
                 yield from handing
         finally:
             # Closed early: what the iterator still holds was claimed but never handed out.
@@ -262,7 +321,7 @@ class Scheduler(_BaseScheduler):
             release = claim.release_args(left)
             if release is not None:
                 try:
-                    self._run(self._on_queue(RELEASE, release, claim.keys))
+                    self._run(self._on_rules(RELEASE, release, claim.keys))
                 except Exception:  # close() or garbage collection is no place to raise
                     _warn_unreleased(left)
 
@@ -342,6 +401,7 @@ def reshard(
             if leaving:
                 dest.schedule_jobs(leaving, at=True)
                 ids = [job_id.encode() for job_id, _, _ in leaving]
+                _move_rules(connection, keys, ids, dest)
                 source._run(source._on_queue(DELETE_BULK, [keys.job_prefix, *ids], keys))
                 moved += len(leaving)
         moved += _move_unscheduled(connection, keys, dest)
@@ -350,6 +410,15 @@ def reshard(
     else:
         connection.hset(layout, "shards", target)
     return moved
+
+
+def _move_rules(connection: Any, keys: Keys, ids: List[bytes], dest: Scheduler) -> None:
+    """Move the recurrence rules of the jobs ``ids`` from the shard ``keys`` to ``dest``'s."""
+    rules = connection.hmget(keys.recurring, ids)
+    for raw_id, rule in zip(ids, rules):
+        if rule is not None:
+            connection.hset(dest._keys_of(raw_id).recurring, raw_id, rule)
+            connection.hdel(keys.recurring, raw_id)
 
 
 def _move_unscheduled(connection: Any, keys: Keys, dest: Scheduler) -> int:

@@ -87,6 +87,8 @@ def load() -> Dict[str, Script]:
         match = _NAME.match(entry.name)
         if match:
             name, numkeys = match.group(1), int(match.group(2))
+            if name in scripts:  # e.g. a stale claim-1.lua beside claim-2.lua
+                raise LookupError(f"two scripts for the operation {name!r} in rache/lua")
             scripts[name] = Script(name, numkeys, _expand(entry.read_text("utf-8"), includes))
     return scripts
 
@@ -94,6 +96,8 @@ def load() -> Dict[str, Script]:
 _SCRIPTS = load()
 SCHEDULE = _SCRIPTS["schedule"]
 SCHEDULE_BULK = _SCRIPTS["scheduleBulk"]
+SCHEDULE_RECURRING = _SCRIPTS["scheduleRecurring"]
+ADVANCE = _SCRIPTS["advance"]
 CLAIM = _SCRIPTS["claim"]
 RELEASE = _SCRIPTS["release"]
 DELETE = _SCRIPTS["delete"]

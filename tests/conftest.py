@@ -47,6 +47,7 @@ BEHAVIOUR_SUITE = {
     "tests.test_pending",
     "tests.test_details",
     "tests.test_bulk",
+    "tests.test_recurring",
 }
 PARSERS = {"hiredis": _HiredisParser, 2: _RESP2Parser, 3: _RESP3Parser}
 ASYNC_PARSERS = {"hiredis": _AsyncHiredisParser, 2: _AsyncRESP2Parser, 3: _AsyncRESP3Parser}

@@ -57,6 +57,9 @@ class Blocking:
     def schedule_job(self, job_id: Any, schedule_in: Any, **kwargs: Any) -> None:
         self.runner.run(self.inner.schedule_job(job_id, schedule_in, **kwargs))
 
+    def schedule_recurring(self, job_id: Any, **kwargs: Any) -> None:
+        self.runner.run(self.inner.schedule_recurring(job_id, **kwargs))
+
     def schedule_jobs(self, jobs: Any, **kwargs: Any) -> int:
         return self.runner.run(self.inner.schedule_jobs(jobs, **kwargs))
 

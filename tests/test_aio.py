@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime
 import threading
 from typing import Any, Dict, List
 
@@ -15,6 +16,7 @@ import pytest
 import redis.asyncio
 
 import rache
+import rache.scripts
 from rache import aio, testing
 from rache.aio import AsyncScheduler
 
@@ -265,3 +267,66 @@ def test_a_cancel_while_aclose_puts_back_still_puts_back(
 
     assert run(scenario()) == ["job-0"]
     assert raw.zcard("rache:queue") == 9
+
+
+def test_module_functions_schedule_recurring_jobs(
+    server: testing.RedisServer, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", server.url)
+    monkeypatch.setenv("RACHE_REDIS_PREFIX", "aio:")
+    monkeypatch.setattr(rache, "_default", None)
+    rache.schedule_recurring("sync", every=60, data={"n": 1})
+
+    async def scenario() -> List[Any]:
+        await aio.schedule_recurring("async", cron="0 0 * * *", timezone="America/New_York")
+        details = await aio.job_details("async")
+        await aio._scheduler().connection.aclose()
+        return [details]
+
+    (details,) = run(scenario())
+    assert details["recurring"]["timezone"] == "America/New_York"
+    assert rache.job_details("sync")["recurring"]["every"] == 60
+    assert sorted(raw.hkeys("aio:recurring")) == [b"async", b"sync"]
+    assert rache._default is not None
+    rache._default.connection.close()
+
+
+def test_a_task_cancelled_while_awaiting_an_advance_loses_nothing(
+    server: testing.RedisServer, raw: Any
+) -> None:
+    # A cron job long overdue: the claim leases it, the advance hands its occurrence out.
+    rache.Scheduler(raw).schedule_recurring("yearly", cron="0 0 1 1 *", start=0)
+
+    async def scenario() -> List[Any]:
+        client = redis.asyncio.Redis.from_url(server.url)
+        sched = AsyncScheduler(client)
+        run_script = sched._run
+        advancing = asyncio.Event()
+
+        async def slow_advance(call: Any) -> Any:
+            if call[0] is rache.scripts.ADVANCE:
+                advancing.set()
+                await asyncio.sleep(0.2)  # the advance is on its way; the task is cancelled
+            return await run_script(call)
+
+        sched._run = slow_advance  # type: ignore[method-assign]
+
+        async def consume() -> List[Any]:
+            return [job async for job in sched.pending_jobs()]
+
+        task = asyncio.ensure_future(consume())
+        await advancing.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.5)  # the advance lands, then its occurrence goes back
+        sched._run = run_script  # type: ignore[method-assign]
+        again = [(job["id"], job.due_at) async for job in sched.pending_jobs()]
+        await client.aclose()
+        return again
+
+    again = run(scenario())
+    this_year = datetime.datetime.now(datetime.timezone.utc).replace(
+        month=1, day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    assert again == [("yearly", int(this_year.timestamp()))]

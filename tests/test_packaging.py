@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,10 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # From a copy of the sources: setuptools would reuse (and leave) a build/ in the tree,
+    # whose stale files (a renamed script) would then ship.
+    source = tmp_path_factory.mktemp("source") / "rache"
+    skip = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "results")
+    shutil.copytree(ROOT, source, ignore=skip)
     # --no-build-isolation: the installed setuptools builds it, nothing is downloaded
     build = ["pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w"]
     subprocess.run(
-        [sys.executable, "-m", *build, str(out), str(ROOT)],
+        [sys.executable, "-m", *build, str(out), str(source)],
         check=True,
         capture_output=True,
     )

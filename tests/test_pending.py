@@ -185,7 +185,7 @@ def test_a_claim_reads_the_next_due_time_in_the_same_call(raw: Any) -> None:
         claim = sched._claim_of(None, limit)
         args = claim.next_args()
         assert args is not None
-        claim.take(sched._run(sched._on_queue(CLAIM, args)))
+        claim.take(sched._run(sched._on_rules(CLAIM, args, claim.keys)))
         return claim
 
     assert claim_once(10).next_due is None  # an empty schedule

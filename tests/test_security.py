@@ -35,7 +35,7 @@ from tests.test_shards import exercise_sharded
 ACL_LINE = (
     "ACL SETUSER rache reset on >CHANGE-ME ~rache:* resetchannels"
     " +evalsha +script|load +time +zadd +zrem +zrange +zrangebyscore +zscore +zrank +zcount +zcard"
-    " +hset +hdel +hgetall +exists +del"
+    " +hset +hdel +hgetall +hmget +exists +del"
 )
 PERMISSIONS = [part[1:] for part in ACL_LINE.split() if part.startswith("+")]
 README = Path(__file__).resolve().parent.parent / "README.rst"
@@ -105,6 +105,17 @@ def exercise(api: Any, batch_size: int) -> None:
     exported = list(api.export_jobs())  # export-1.lua: ZRANGE, HGETALL
     assert [job_id for job_id, _, _ in exported] == ["b", "e", "d"]
     assert exported[1] == ("e", b["schedule_at"], {"k": "v"})
+
+    # Recurring jobs, their rules in rache:recurring (HMGET): both long overdue, one run each.
+    api.schedule_recurring("r", every=3600, start=0, data={"k": 1})
+    api.schedule_recurring("cron", cron="0 0 1 1 *", start=0)  # leased, then advanced
+    claims = api.pending_jobs()
+    assert next(claims) == {"id": "cron"}
+    claims.close()  # 'r' goes back to its occurrence (release-2.lua)
+    assert list(api.pending_jobs()) == [{"id": "r", "k": 1}]
+    assert api.job_details("r")["recurring"]["every"] == 3600
+    api.delete_job("r")
+    api.delete_job("cron")
 
 
 @pytest.fixture(scope="module")

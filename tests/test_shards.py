@@ -220,3 +220,30 @@ def test_reshard_checks_its_arguments_first(raw: Any) -> None:
     with pytest.raises(ConfigurationError, match="has a hash tag"):
         reshard(raw, "{rache}:", shards=2)
     assert snapshot(raw) == before
+
+
+def test_reshard_moves_recurrence_rules(raw: Any) -> None:
+    one = Scheduler(raw, "rache:")
+    for i in range(6):
+        one.schedule_recurring(f"r{i}", every=60, data={"n": i})
+    before = {f"r{i}": one.job_details(f"r{i}") for i in range(6)}
+    assert reshard(raw, "rache:", shards=3) == 6
+    three = Scheduler(raw, "rache:", shards=3)
+    after = {f"r{i}": three.job_details(f"r{i}") for i in range(6)}
+    assert after == before  # rule, next occurrences, data and due time alike
+    assert raw.exists("rache:recurring") == 0
+
+
+def test_recurring_jobs_recur_in_their_own_shard(sharded: Any, raw: Any) -> None:
+    start = int(raw.time()[0]) - 30
+    ids = [f"every-{i}" for i in range(9)]
+    for job_id in ids:
+        sharded.schedule_recurring(job_id, every=60, start=start)
+    jobs = list(sharded.pending_jobs())
+    assert sorted(job["id"] for job in jobs) == ids and {job.due_at for job in jobs} == {start}
+    assert list(sharded.pending_jobs()) == []
+    assert where(raw) == {job_id: codec.shard_of(job_id.encode(), 3) for job_id in ids}
+    assert {sharded.job_details(job_id)["schedule_at"] for job_id in ids} == {start + 60}
+    for index, prefix in enumerate(SHARD_PREFIXES):
+        mine = {job_id for job_id in ids if codec.shard_of(job_id.encode(), 3) == index}
+        assert {key.decode() for key in raw.hkeys(f"{prefix}recurring")} == mine

@@ -1,0 +1,17 @@
+--[[
+  Deletes one job: its schedule entry, its data and its recurrence rule. Deleting an unknown
+  job does nothing.
+
+  Input:
+    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[2] job key: hash, the job's data
+    KEYS[3] recurring key: hash, job id -> rule
+
+    ARGV[1] job id
+
+  Output:
+    the number of things removed (0 to 3)
+]]
+local rcall = redis.call
+
+return rcall('ZREM', KEYS[1], ARGV[1]) + rcall('DEL', KEYS[2]) + rcall('HDEL', KEYS[3], ARGV[1])

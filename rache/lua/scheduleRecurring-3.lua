@@ -1,0 +1,67 @@
+--[[
+  Schedules one recurring job: stores its rule, sets the time from which the rule resumes as
+  the job's due time, and merges its data, atomically. The rule the job already has (the
+  same every-N rule with the same start or none given, the same cron rule with no start
+  given) is kept as it runs: only the data merges.
+
+  Input:
+    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[2] job key: hash, the job's data
+    KEYS[3] recurring key: hash, job id -> rule
+
+    ARGV[1] job id
+    ARGV[2] 'e' (every-N) or 'c' (cron)
+    ARGV[3] the start, milliseconds since the epoch, or '' for now (the server clock)
+    ARGV[4] the rest of the rule: every-N 'every|misfire|grace', cron
+            'misfire|grace|offset|zone|expression' (see claim-2.lua)
+    ARGV[5] the jitter offset of an every-N rule, milliseconds, added to the start
+    ARGV[6] n, the number of fields to set
+    ARGV[7 .. 6 + 2n] field, value pairs to set
+    ARGV[7 + 2n ..]   fields to delete
+
+  Output:
+    the job's due time, Unix seconds, as a string
+]]
+local rcall = redis.call
+local queueKey = KEYS[1]
+local jobKey = KEYS[2]
+local rulesKey = KEYS[3]
+
+--- @include "time"
+--- @include "chunked"
+
+local nset = tonumber(ARGV[6])
+chunked('HSET', jobKey, ARGV, 7, 6 + 2 * nset)
+chunked('HDEL', jobKey, ARGV, 7 + 2 * nset, #ARGV)
+
+-- The same rule again (a program declaring its schedule at every start): keep it as it runs.
+local current = rcall('ZSCORE', queueKey, ARGV[1])
+local old = rcall('HMGET', rulesKey, ARGV[1])[1]
+local given = tonumber(ARGV[3])
+if current and old then
+  if ARGV[2] == 'e' then
+    local oldStart, oldRest = string.match(old, '^e|(%-?%d+)|(.*)$')
+    if oldRest == ARGV[4] and (not given or tonumber(oldStart) == given + tonumber(ARGV[5])) then
+      return current
+    end
+  elseif not given and string.match(old, '^c|[^|]*|[^|]*|(.*)$') == ARGV[4] then
+    return current
+  end
+end
+
+local start = given
+if not start then
+  local now = rcall('TIME')
+  start = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+local rule
+if ARGV[2] == 'e' then
+  start = start + tonumber(ARGV[5])
+  rule = 'e|' .. string.format('%d', start) .. '|' .. ARGV[4]
+else
+  rule = 'c|||' .. ARGV[4]
+end
+local due = timeString(start / 1000)
+rcall('HSET', rulesKey, ARGV[1], rule)
+rcall('ZADD', queueKey, due, ARGV[1])
+return due

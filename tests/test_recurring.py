@@ -1,0 +1,252 @@
+"""Recurring jobs on a real Redis: each occurrence handed out once, with its own due time."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from rache import JobNotFound, Scheduler, recurrence
+from rache.scripts import ADVANCE, CLAIM
+from tests.helpers import snapshot
+
+
+def due_ms(job: Any) -> int:
+    """The due time a job was handed out for, ms."""
+    assert job.due_at is not None
+    return round(float(job.due_at) * 1000)
+
+
+def server_ms(raw: Any) -> int:
+    seconds, micros = raw.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def score_ms(raw: Any, job_id: str) -> int:
+    return recurrence.time_ms(repr(raw.zscore("rache:queue", job_id)).encode())
+
+
+def far_daily_rule(raw: Any) -> tuple[str, int]:
+    """A daily cron rule whose last occurrence was about 12 hours ago, and that time (ms)."""
+    now = server_ms(raw)
+    hour = (datetime.fromtimestamp(now / 1000, timezone.utc).hour + 12) % 24
+    expression = f"0 {hour} * * *"
+    rule = recurrence.Rule("cron", cron=expression, timezone="UTC")
+    latest = recurrence.latest_at_or_before(rule, now)
+    assert latest is not None
+    return expression, latest
+
+
+def test_an_every_n_job_hands_out_each_occurrence_with_its_due_time(sched: Any, raw: Any) -> None:
+    start = server_ms(raw) - 1000  # a second ago: the occurrences at -1 s and -0.5 s are due
+    sched.schedule_recurring("tick", every=0.5, start=start / 1000, data={"url": "u"})
+    sched.schedule_job("plain", -1)
+    jobs = list(sched.pending_jobs(reschedule_in=3600))
+    by_id = {job["id"]: job for job in jobs}
+    assert by_id["tick"] == {"id": "tick", "url": "u"}
+    # Missed 'start', so coalesced into the latest due occurrence: start + 500 or + 1000
+    due = due_ms(by_id["tick"])
+    assert due in (start + 500, start + 1000) and (due - start) % 500 == 0
+    assert by_id["tick"].occurrence_id == f"tick:{by_id['tick'].due_at}"
+    # Still scheduled, at the next occurrence on the grid; reschedule_in applied to the plain
+    # job only.
+    assert score_ms(raw, "tick") == due + 500
+    assert raw.zscore("rache:queue", "plain") > time.time() + 3000
+    assert list(sched.pending_jobs()) == []
+
+
+def test_job_details_shows_the_rule_and_the_next_occurrences(sched: Any, raw: Any) -> None:
+    start = server_ms(raw) + 60_000
+    sched.schedule_recurring("tick", every=90, start=start / 1000, misfire="skip", grace=5)
+    details = sched.job_details("tick")
+    assert details["recurring"] == {
+        "every": 90,
+        "start": recurrence._seconds(start),
+        "misfire": "skip",
+        "grace": 5,
+    }
+    assert details["next_occurrences"] == [
+        recurrence._seconds(start + k * 90_000) for k in range(5)
+    ]
+    assert round(details["schedule_at"] * 1000) == start
+    sched.schedule_recurring("daily", cron="30 2 * * *", timezone="Europe/Paris")
+    daily = sched.job_details("daily")
+    assert daily["recurring"]["cron"] == "30 2 * * *"
+    assert len(daily["next_occurrences"]) == 5
+    # delete_job removes the rule too
+    sched.delete_job("tick")
+    sched.delete_job("daily")
+    assert raw.exists("rache:recurring") == 0
+    with pytest.raises(JobNotFound):
+        sched.job_details("tick")
+
+
+@pytest.mark.parametrize(("misfire", "runs"), [("coalesce", True), ("skip", False)])
+def test_a_cron_job_after_a_downtime_follows_its_misfire_policy(
+    sched: Any, raw: Any, misfire: str, runs: bool
+) -> None:
+    expression, latest = far_daily_rule(raw)
+    three_days_ago = (server_ms(raw) - 3 * 86_400_000) / 1000
+    sched.schedule_recurring("daily", cron=expression, misfire=misfire, start=three_days_ago)
+    jobs = list(sched.pending_jobs())
+    assert [due_ms(job) for job in jobs] == ([latest] if runs else [])
+    # three missed occurrences, at most one run; the job waits for the next one
+    assert score_ms(raw, "daily") == latest + 86_400_000
+    assert list(sched.pending_jobs()) == []
+    assert raw.hget("rache:recurring", "daily").startswith(b"c|||")
+
+
+def test_schedule_job_on_a_recurring_job_resumes_its_rule_from_then(raw: Any) -> None:
+    sched = Scheduler(raw, prefix="rache:")
+    start = server_ms(raw) - 10_000
+    sched.schedule_recurring("tick", every=4, start=start / 1000)
+    sched.schedule_job("tick", 3600)
+    assert raw.hexists("rache:recurring", "tick")
+    details = sched.job_details("tick")
+    first = details["next_occurrences"][0]
+    assert round(first * 1000) == recurrence.next_at_or_after(
+        recurrence.Rule("every", 4000, start), score_ms(raw, "tick")
+    )
+
+
+def test_stopping_early_puts_a_recurring_occurrence_back(raw: Any) -> None:
+    sched = Scheduler(raw, prefix="rache:", batch_size=10)
+    start = server_ms(raw) - 100
+    sched.schedule_recurring("tick", every=60, start=start / 1000)
+    sched.schedule_job("a", -5)
+    jobs = sched.pending_jobs()
+    assert next(jobs)["id"] == "a"
+    jobs.close()  # 'tick' was claimed and moved on, never handed out: it comes back
+    assert score_ms(raw, "tick") == start
+    again = list(sched.pending_jobs())
+    assert [(job["id"], due_ms(job)) for job in again] == [("tick", start)]
+
+
+def claim_without_advancing(sched: Scheduler, raw: Any) -> tuple[Any, list[Any]]:
+    """A claim-2.lua call as pending_jobs makes it, stopped before its advance-2.lua."""
+    claim = sched._claim_of(None, None)
+    args = claim.next_args()
+    assert args is not None
+    assert claim.take(CLAIM(raw, [sched.keys.queue, sched.keys.recurring], args)) == []
+    advance = claim.advance_args()
+    assert advance is not None
+    return claim, advance
+
+
+def test_a_lease_that_expired_is_claimed_again_and_its_old_holder_hands_out_nothing(
+    raw: Any,
+) -> None:
+    sched = Scheduler(raw, prefix="rache:")
+    sched.recurring_lease = 0.3
+    expression, latest = far_daily_rule(raw)
+    sched.schedule_recurring("daily", cron=expression, start=(latest - 1000) / 1000)
+    # The first holder claims, then stalls past its lease.
+    first, first_advance = claim_without_advancing(sched, raw)
+    assert list(sched.pending_jobs()) == []  # leased: nobody else gets it meanwhile
+    time.sleep(0.4)
+    # A second poller takes the job up, and hands out the same occurrence, once.
+    jobs = list(sched.pending_jobs())
+    assert [due_ms(job) for job in jobs] == [latest]
+    # The first holder wakes: its advance fails, so it hands out nothing.
+    assert (
+        first.advanced(ADVANCE(raw, [sched.keys.queue, sched.keys.recurring], first_advance)) == []
+    )
+    assert score_ms(raw, "daily") == latest + 86_400_000
+    assert list(sched.pending_jobs()) == []
+
+
+def test_a_holder_that_never_advances_loses_nothing(raw: Any) -> None:
+    sched = Scheduler(raw, prefix="rache:")
+    sched.recurring_lease = 0.2
+    expression, latest = far_daily_rule(raw)
+    sched.schedule_recurring("daily", cron=expression, start=(latest - 1000) / 1000)
+    claim_without_advancing(sched, raw)  # and dies
+    time.sleep(0.3)
+    jobs = list(sched.pending_jobs())
+    assert [(job["id"], due_ms(job)) for job in jobs] == [("daily", latest)]
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+BAD_RULES = [
+    ({"every": 0}, ValueError, "every must be more than 0 seconds"),
+    ({"every": -5}, ValueError, "every must be more than 0 seconds"),
+    ({"every": float("nan")}, ValueError, "every must be more than 0 seconds"),
+    ({"every": "5"}, TypeError, "every must be a number of seconds"),
+    ({}, ValueError, "give exactly one of every="),
+    ({"every": 5, "cron": "* * * * *"}, ValueError, "give exactly one of every="),
+    ({"cron": "61 * * * *"}, ValueError, "cron expression '61 \\* \\* \\* \\*' is not valid"),
+    ({"cron": "nonsense"}, ValueError, "cron expression 'nonsense' is not valid"),
+    ({"cron": 5}, TypeError, "cron must be a str"),
+    ({"cron": "* * * * *", "timezone": "Mars/Olympus"}, ValueError, "timezone 'Mars/Olympus'"),
+    ({"cron": "* * * * *", "timezone": "../etc"}, ValueError, "timezone '../etc'"),
+    ({"every": 5, "misfire": "later"}, ValueError, "misfire must be one of coalesce, skip"),
+    ({"every": 5, "grace": -1}, ValueError, "grace must be 0 or more"),
+    ({"every": 5, "jitter": -1}, ValueError, "jitter must be 0 or more"),
+    ({"every": 5, "start": "now"}, TypeError, "start must be a Unix timestamp or a datetime"),
+    ({"every": 5, "start": datetime(2024, 1, 1)}, ValueError, "start must be an aware datetime"),
+    ({"every": 5, "data": {"id": 1}}, ValueError, "'id' is reserved"),
+    ({"every": 5, "data": [1]}, TypeError, "data must be a mapping"),
+]
+
+
+@pytest.mark.parametrize(("rule", "error", "match"), BAD_RULES)
+def test_bad_rules_are_errors_that_change_nothing(
+    raw: Any, rule: dict[str, Any], error: type, match: str
+) -> None:
+    sched = Scheduler(raw, prefix="rache:")
+    sched.schedule_recurring("keep", every=5, data={"n": 1})
+    sched.schedule_job("a", 10, n=1)
+    before = snapshot(raw)
+    with pytest.raises(error, match=match):
+        sched.schedule_recurring("keep", **rule)
+    with pytest.raises(TypeError, match="job_id must be a str"):
+        sched.schedule_recurring(5, every=1)  # type: ignore[arg-type]
+    assert snapshot(raw) == before
+
+
+def test_declaring_the_same_rule_again_keeps_the_job_as_it_runs(raw: Any) -> None:
+    sched = Scheduler(raw, prefix="rache:")
+    sched.schedule_recurring("tick", every=60, data={"n": 1})
+    sched.schedule_recurring("daily", cron="0 9 * * *", timezone="Europe/Paris")
+    list(sched.pending_jobs())  # 'tick' runs, 'daily' is set to its first occurrence
+    before = snapshot(raw)
+    time.sleep(0.01)
+    # A program declaring its schedule at each start: nothing moves, data still merges.
+    sched.schedule_recurring("tick", every=60)
+    sched.schedule_recurring("daily", cron="0 9 * * *", timezone="Europe/Paris")
+    assert snapshot(raw) == before
+    sched.schedule_recurring("tick", every=60, data={"n": 2})
+    assert raw.hget("rache:job:tick", "n") == b"2"
+    assert raw.zscore("rache:queue", "tick") == pytest.approx(before_score(before, raw))
+    # A different rule replaces it, from now.
+    sched.schedule_recurring("tick", every=30)
+    assert raw.hget("rache:recurring", "tick").split(b"|")[2] == b"30000"
+    assert score_ms(raw, "tick") <= server_ms(raw)
+
+
+def before_score(before: dict[bytes, Any], raw: Any) -> float:
+    """The score 'tick' had in a snapshot, restored into a scratch key to read it."""
+    raw.restore("scratch", 0, before[b"rache:queue"])
+    score = raw.zscore("scratch", "tick")
+    raw.delete("scratch")
+    return float(score)
+
+
+def test_a_poller_that_cannot_evaluate_a_cron_rule_leaves_it_to_another(
+    raw: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sched = Scheduler(raw, prefix="rache:")
+    sched.recurring_lease = 0.2
+    expression, latest = far_daily_rule(raw)
+    sched.schedule_recurring("daily", cron=expression, start=(latest - 1000) / 1000)
+    sched.schedule_job("plain", -1)
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "croniter", None)  # this poller has no croniter
+        assert [job["id"] for job in sched.pending_jobs()] == ["plain"]
+    assert "cannot evaluate the cron rule of job 'daily'" in caplog.text
+    time.sleep(0.3)  # its lease ends; a poller with croniter takes it up
+    assert [(job["id"], due_ms(job)) for job in sched.pending_jobs()] == [("daily", latest)]

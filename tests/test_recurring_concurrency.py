@@ -1,0 +1,183 @@
+"""Recurring jobs under many poller processes: every occurrence exactly once, on cadence.
+
+Pollers are processes of their own; one of them is killed, or stalls past its lease,
+between the claim that leases a cron job and the advance that hands its occurrence out.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+import signal
+import statistics
+import time
+from typing import Any, List, Tuple
+
+import pytest
+import redis
+
+from rache import Scheduler, recurrence, testing
+from rache.scripts import ADVANCE, CLAIM
+
+LEASE = 0.5
+#: (job id, occurrence due time in ms, when the poller got it in ms): what a poller saw
+Seen = List[Tuple[str, int, float]]
+
+
+def due_ms(job: Any) -> int:
+    """The due time a job was handed out for, ms."""
+    assert job.due_at is not None
+    return round(float(job.due_at) * 1000)
+
+
+def server_ms(raw: Any) -> int:
+    seconds, micros = raw.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def poll_until(url: str, until_ms: int, least: float, barrier: Any = None) -> Seen:
+    """Poll in a tight loop until ``until_ms`` (Unix ms), and for ``least`` seconds at least.
+
+    Returns every job handed out, and when.
+    """
+    client = redis.Redis.from_url(url)
+    sched = Scheduler(client, "rache:")
+    sched.recurring_lease = LEASE
+    client.ping()
+    if barrier is not None:
+        barrier.wait()
+    until_ms = max(until_ms, round((time.time() + least) * 1000))
+    seen: Seen = []
+    while time.time() * 1000 < until_ms:
+        for job in sched.pending_jobs():
+            seen.append((job["id"], due_ms(job), time.time() * 1000))
+        time.sleep(0.001)
+    client.close()
+    return seen
+
+
+def _run(queue: Any, target: Any, *args: Any) -> None:
+    queue.put(target(*args))
+
+
+def run_processes(
+    target: Any, args: Tuple[Any, ...], count: int, when_ready: Any = None
+) -> List[Any]:
+    """Run ``target(*args, barrier)`` in ``count`` processes at once; their results.
+
+    ``when_ready()`` runs once all of them are up, as they start.
+    """
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    barrier = context.Barrier(count + 1)
+    workers = [
+        context.Process(target=_run, args=(queue, target, *args, barrier), daemon=True)
+        for _ in range(count)
+    ]
+    for worker in workers:
+        worker.start()
+    barrier.wait(120)
+    if when_ready is not None:
+        when_ready()
+    results = [queue.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=10)
+    return results
+
+
+@pytest.mark.slow
+def test_an_every_200ms_job_polled_by_4_processes_runs_each_occurrence_once(
+    server: testing.RedisServer, raw: Any
+) -> None:
+    sched = Scheduler(raw, "rache:")
+    starts = []
+
+    def schedule() -> None:  # once the pollers are up, 0.1 s from now
+        starts.append(server_ms(raw) + 100)
+        sched.schedule_recurring(
+            "tick", every=0.2, start=starts[0] / 1000, misfire="skip", grace=0.1
+        )
+
+    results = run_processes(poll_until, (server.url, 0, 5.4), 4, schedule)
+    start = starts[0]
+    seen = [entry for result in results for entry in result]
+    counts = collections.Counter(due for _, due, _ in seen)
+    assert {due: n for due, n in counts.items() if n > 1} == {}  # never twice
+    # every occurrence of the 5 s, each on the grid: none lost, none late beyond the grace
+    # (the pollers stop 5.3 s after the start: the one at 5.2 s may come too)
+    assert sorted(counts)[:26] == [start + 200 * k for k in range(26)]
+    assert sorted(counts)[26:] in ([], [start + 5200])
+    assert sum(1 for result in results if result) >= 2  # the work was really shared
+    lateness = [got - due for _, due, got in seen]
+    print(
+        f"\n26 occurrences, 4 pollers: lateness (handed out - due) max {max(lateness):.1f} ms, "
+        f"median {statistics.median(lateness):.1f} ms"
+    )
+    assert max(lateness) < 100
+
+
+def claim_and_hold(url: str, claim_now: Any, ready: Any, go: Any, queue: Any) -> None:
+    """Claim when told (leasing the cron job), report, and advance only when told again."""
+    client = redis.Redis.from_url(url)
+    client.ping()
+    sched = Scheduler(client, "rache:")
+    sched.recurring_lease = LEASE
+    claim_now.wait(60)
+    claim = sched._claim_of(None, None)
+    args = claim.next_args()
+    assert args is not None
+    assert claim.take(CLAIM(client, [sched.keys.queue, sched.keys.recurring], args)) == []
+    advance = claim.advance_args()
+    assert advance is not None
+    ready.set()
+    go.wait(60)
+    jobs = claim.advanced(ADVANCE(client, [sched.keys.queue, sched.keys.recurring], advance))
+    queue.put([(job["id"], due_ms(job)) for job in jobs])
+
+
+@pytest.mark.slow
+def test_pollers_killed_or_stalled_between_claim_and_advance_lose_and_repeat_nothing(
+    server: testing.RedisServer, raw: Any
+) -> None:
+    sched = Scheduler(raw, "rache:")
+    now = server_ms(raw)
+    sched.schedule_recurring("hourly", cron="0 * * * *", start=(now - 7_200_000) / 1000)
+    occurrence = recurrence.latest_at_or_before(recurrence.Rule("cron", cron="0 * * * *"), now)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    events = [[context.Event() for _ in range(3)] for _ in range(2)]
+    victims = [
+        context.Process(target=claim_and_hold, args=(server.url, *events[i], queue))
+        for i in range(2)
+    ]
+    for victim in victims:
+        victim.start()
+    # The first claims the job (a lease), and is killed before its advance.
+    killed, stalled = victims
+    events[0][0].set()
+    assert events[0][1].wait(60)
+    leased = raw.zscore("rache:queue", "hourly")
+    assert leased > time.time()  # leased, and not handed out
+    assert killed.pid is not None
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.join(10)
+    # Once that lease ran out, the second claims the job again, and stalls past its lease.
+    time.sleep(leased - time.time() + 0.01)
+    events[1][0].set()
+    assert events[1][1].wait(60)
+    assert raw.zscore("rache:queue", "hourly") > leased
+    # 2 pollers, for that lease and then some: one of them hands the occurrence out.
+    results = run_processes(poll_until, (server.url, 0, LEASE + 1), 2)
+    handed = [(job_id, due) for result in results for job_id, due, _ in result]
+    events[1][2].set()  # the stalled one wakes: its lease was taken up, its advance fails
+    stalled_handed = queue.get(timeout=30)
+    stalled.join(10)
+    assert stalled_handed == []
+    counts = collections.Counter(handed)
+    assert counts[("hourly", occurrence)] == 1
+    assert set(counts.values()) == {1}  # (a new hour may have begun: that one once, too)
+    # Still recurring, at its next occurrence, no lease left in its rule.
+    assert raw.hget("rache:recurring", "hourly").startswith(b"c|||")
+    next_due = recurrence.time_ms(repr(raw.zscore("rache:queue", "hourly")).encode())
+    assert next_due == max(due for _, due in handed) + 3_600_000

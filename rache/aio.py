@@ -30,6 +30,7 @@ from .scheduler import Call, _BaseScheduler, _warn_unreleased
 from .scripts import CLAIM, DELETE, DETAILS, EXPORT, PAGE, RELEASE, Script
 
 __all__ = [
+    "AsyncDispatcher",
     "AsyncScheduler",
     "delete_job",
     "export_jobs",
@@ -232,3 +233,6 @@ async def job_details(job_id: str, connection: Any = None) -> Job:
 def scheduled_jobs(with_times: bool = False, connection: Any = None) -> AsyncGenerator[Any, None]:
     """Every scheduled job id, or (id, due time) (call it inside a running loop)."""
     return _scheduler(connection).scheduled_jobs(with_times)
+
+
+from .dispatch import AsyncDispatcher  # noqa: E402  (it builds on AsyncScheduler, above)

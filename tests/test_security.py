@@ -25,16 +25,18 @@ from redis.exceptions import NoPermissionError
 import rache
 from rache import testing
 from rache.constants import DEFAULT_BATCH_SIZE
+from rache.dispatch import Dispatcher
 from rache.scheduler import Scheduler
 from rache.scripts import _SCRIPTS
 
 #: The ACL line README.rst gives operators: a user ``rache`` allowed rache's script
-#: commands, the commands its scripts run, and keys under ``rache:`` only; nothing else.
+#: commands, the commands its scripts run, and keys under ``rache:`` only; nothing else but
+#: the Dispatcher's wake-up channel (the schedule scripts PUBLISH, a dispatcher SUBSCRIBEs).
 #: Works on Redis 6.2 and 7.0 (no selectors). CHANGE-ME is the password to choose.
 ACL_LINE = (
-    "ACL SETUSER rache reset on >CHANGE-ME ~rache:* resetchannels"
+    "ACL SETUSER rache reset on >CHANGE-ME ~rache:* resetchannels &rache:wakeup"
     " +evalsha +script|load +time +zadd +zrem +zrange +zrangebyscore +zscore +zrank +zcount +zcard"
-    " +hset +hdel +hgetall +exists +del"
+    " +hset +hdel +hgetall +exists +del +publish +subscribe"
 )
 PERMISSIONS = [part[1:] for part in ACL_LINE.split() if part.startswith("+")]
 README = Path(__file__).resolve().parent.parent / "README.rst"
@@ -104,6 +106,12 @@ def exercise(api: Any, batch_size: int) -> None:
     exported = list(api.export_jobs())  # export-1.lua: ZRANGE, HGETALL
     assert [job_id for job_id, _, _ in exported] == ["b", "e", "d"]
     assert exported[1] == ("e", b["schedule_at"], {"k": "v"})
+
+    if isinstance(api, Scheduler):  # a Dispatcher: SUBSCRIBE to <prefix>wakeup, then claim
+        handed: List[Any] = []
+        api.schedule_job("f", -1)
+        Dispatcher(handed.append, scheduler=api, max_sleep=1).run(until_idle=True)
+        assert handed == [{"id": "f"}]
 
 
 @pytest.fixture(scope="module")

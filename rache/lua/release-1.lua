@@ -14,11 +14,19 @@
 
   Output:
     the number of jobs put back
+
+  Jobs put back are due (they were claimed): if one is now the earliest in the queue, its due
+  time is published on <prefix>wakeup, so that a sleeping dispatcher takes it at once.
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
 local jobPrefix = ARGV[1]
 local claimedDue = ARGV[2]
+
+--- @include "wakeup"
+
+local before = head(queueKey)
+local earliest = nil
 
 local restored = 0
 for i = 3, #ARGV, 3 do
@@ -33,6 +41,10 @@ for i = 3, #ARGV, 3 do
   if unchanged then
     rcall('ZADD', queueKey, due, id)
     restored = restored + 1
+    if earliest == nil or tonumber(due) < earliest then
+      earliest = tonumber(due)
+    end
   end
 end
+wakeup(queueKey, before, earliest)
 return restored

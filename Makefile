@@ -10,6 +10,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,lint]'
+	# arq, for the adapters' tests: it pins redis<6, so it goes beside the redis-py above
+	$(PY) -m pip install --quiet --no-deps 'arq>=0.25'
 	touch $@
 
 demo: $(VENV)/.installed

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench soak clean
+.PHONY: demo test lint bench bench-dispatch soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ soak: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)
+
+# The Dispatcher's benchmark (~2 min): lag and idle commands against polling loops, and
+# jobs/s into rq against rache 0.3.1. Results in benchmarks/results/dispatch.md.
+bench-dispatch: $(VENV)/.installed
+	$(PY) -m benchmarks.dispatch $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -30,7 +30,7 @@ from . import codec
 from .codec import Job
 from .constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 from .errors import ConfigurationError
-from .scheduler import Scheduler, _warn_unreleased
+from .scheduler import Scheduler, _is_cluster, _warn_unreleased
 from .scripts import CLAIM, RELEASE
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class DispatchLoop:
         0 after a full batch (more may be due), else until the earliest due time left
         (a difference of server-clock times, so the local clock's offset does not matter).
         """
-        if len(jobs) >= self.batch:
+        if len(jobs) >= claim.count:  # the call's size: batch, or the scheduler's if less
             return 0.0
         if claim.next_due is None:
             return self.max_sleep
@@ -353,7 +353,8 @@ class Dispatcher(_BaseDispatcher):
         ``REDIS_URL``).
     :param reschedule_in: as in ``pending_jobs``: claimed jobs are due again after this
         (seconds or timedelta, more than 0), instead of leaving the schedule.
-    :param batch: the most jobs per claim (one script call).
+    :param batch: the most jobs per claim (one script call; the scheduler's ``batch_size``
+        caps it).
     :param max_sleep: the longest sleep between claims, seconds: the only Redis traffic of
         an idle dispatcher is one claim this often.
     :param on_error: ``on_error(job, exc)``, called after the handler raised.
@@ -438,17 +439,20 @@ class Dispatcher(_BaseDispatcher):
     def _subscribe(self) -> None:
         if not self.wakeup or self._pubsub is not None:
             return
-        pubsub = self.scheduler.connection.pubsub(ignore_subscribe_messages=True)
+        factory = _pubsub_factory(self)
+        if factory is None:
+            return
+        pubsub = factory(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self.channel)
-        except redis.exceptions.NoPermissionError:
+        except CONNECTION_ERRORS:
             pubsub.close()
-            logger.warning(
-                "rache: not allowed to SUBSCRIBE to %r: waking on the next due time or "
-                "max_sleep only (see README, Least privilege)",
-                self.channel,
-            )
-            self.wakeup = False
+            raise  # an outage: backed off, then subscribed again
+        except Exception as exc:
+            # Refused (ACL: see README, Least privilege) or unsupported by the client: the
+            # wake-up is only a shortcut, so the loop goes on without it.
+            pubsub.close()
+            _no_wakeup(self, exc)
             return
         except BaseException:
             pubsub.close()
@@ -474,6 +478,10 @@ class Dispatcher(_BaseDispatcher):
                     message = self._pubsub.get_message(timeout=piece)
                 except CONNECTION_ERRORS:
                     self._drop_pubsub()  # resubscribed before the next claim
+                    return
+                except Exception as exc:  # SUBSCRIBE refused: its error is read here
+                    self._drop_pubsub()
+                    _no_wakeup(self, exc)
                     return
                 if message is not None:
                     while self._pubsub.get_message(timeout=0) is not None:
@@ -575,17 +583,23 @@ class AsyncDispatcher(_BaseDispatcher):
     async def _subscribe(self) -> None:
         if not self.wakeup or self._pubsub is not None:
             return
-        pubsub = self.scheduler.connection.pubsub(ignore_subscribe_messages=True)
+        factory = _pubsub_factory(self)
+        if factory is None:
+            return
+        if _is_cluster(self.scheduler.connection):
+            # redis-py's asyncio cluster Pub/Sub needs the slot map, read on first use.
+            await self.scheduler.connection.initialize()
+        pubsub = factory(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(self.channel)
-        except redis.exceptions.NoPermissionError:
+        except CONNECTION_ERRORS:
             await _aclose(pubsub)
-            logger.warning(
-                "rache: not allowed to SUBSCRIBE to %r: waking on the next due time or "
-                "max_sleep only (see README, Least privilege)",
-                self.channel,
-            )
-            self.wakeup = False
+            raise  # an outage: backed off, then subscribed again
+        except Exception as exc:
+            # Refused (ACL: see README, Least privilege) or unsupported by the client: the
+            # wake-up is only a shortcut, so the loop goes on without it.
+            await _aclose(pubsub)
+            _no_wakeup(self, exc)
             return
         except BaseException:
             await _aclose(pubsub)
@@ -603,6 +617,9 @@ class AsyncDispatcher(_BaseDispatcher):
                     self._wake.set()
         except CONNECTION_ERRORS:
             self._wake.set()  # the loop sees this task done, and subscribes anew
+        except Exception as exc:  # SUBSCRIBE refused: its error is read here
+            _no_wakeup(self, exc)
+            self._wake.set()
 
     async def _drop_pubsub(self) -> None:
         listener, pubsub = self._listener, self._pubsub
@@ -629,6 +646,31 @@ async def _maybe_await(result: Union[Any, Awaitable[Any]]) -> Any:
     if inspect.isawaitable(result):
         return await result
     return result
+
+
+def _no_wakeup(dispatcher: _BaseDispatcher, exc: BaseException) -> None:
+    """Turn the wake-up off for good, said once: the loop then wakes on its timer."""
+    logger.warning(
+        "rache: cannot SUBSCRIBE to %r (%r): waking on the next due time or max_sleep only",
+        dispatcher.channel,
+        exc,
+    )
+    dispatcher.wakeup = False
+
+
+def _pubsub_factory(dispatcher: _BaseDispatcher) -> Any:
+    """The client's ``pubsub`` method; None (and wakeup turned off, said once) if it has none.
+
+    Older redis-py's asyncio RedisCluster has no Pub/Sub: its dispatchers wake on their timer.
+    """
+    factory = getattr(dispatcher.scheduler.connection, "pubsub", None)
+    if factory is None:
+        logger.warning(
+            "rache: %s has no Pub/Sub: waking on the next due time or max_sleep only",
+            type(dispatcher.scheduler.connection).__name__,
+        )
+        dispatcher.wakeup = False
+    return factory
 
 
 async def _aclose(pubsub: Any) -> None:

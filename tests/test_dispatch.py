@@ -31,9 +31,20 @@ ROOT = Path(__file__).resolve().parent.parent
 class Running:
     """A dispatcher (sync, or asyncio on a loop of its own) running in a thread."""
 
-    def __init__(self, kind: str, url: str, handler: Callable[[Job], Any], **options: Any) -> None:
+    def __init__(
+        self,
+        kind: str,
+        url: str,
+        handler: Callable[[Job], Any],
+        *,
+        cluster: Optional[testing.RedisServer] = None,
+        prefix: str = "rache:",
+        **options: Any,
+    ) -> None:
         self.kind = kind
         self.url = url
+        self.cluster = cluster  # a node: a RedisCluster client then, not a plain one
+        self.prefix = prefix
         self.handler = handler
         self.options = options
         self.dispatcher: Any = None
@@ -46,9 +57,13 @@ class Running:
     def _main(self) -> None:
         try:
             if self.kind == "sync":
-                client = redis.Redis.from_url(self.url)
+                client: Any = (
+                    redis.Redis.from_url(self.url)
+                    if self.cluster is None
+                    else redis.RedisCluster(host=self.cluster.host, port=self.cluster.port)
+                )
                 self.dispatcher = Dispatcher(
-                    self.handler, scheduler=Scheduler(client, "rache:"), **self.options
+                    self.handler, scheduler=Scheduler(client, self.prefix), **self.options
                 )
                 self.ready.set()
                 self.dispatcher.run()
@@ -61,9 +76,13 @@ class Running:
             raise
 
     async def _async_main(self) -> None:
-        client = redis.asyncio.Redis.from_url(self.url)
+        client: Any = (
+            redis.asyncio.Redis.from_url(self.url)
+            if self.cluster is None
+            else redis.asyncio.RedisCluster(host=self.cluster.host, port=self.cluster.port)
+        )
         self.dispatcher = AsyncDispatcher(
-            self.handler, scheduler=AsyncScheduler(client, "rache:"), **self.options
+            self.handler, scheduler=AsyncScheduler(client, self.prefix), **self.options
         )
         self.ready.set()
         await self.dispatcher.run()
@@ -192,6 +211,33 @@ def test_a_job_scheduled_while_the_dispatcher_sleeps_is_handed_out_on_time(
     assert lags[len(lags) // 2] < 0.05, lags  # a few ms in practice; 50 ms on a noisy VM
 
 
+@pytest.mark.slow
+def test_the_wakeup_works_on_a_cluster(solo: testing.RedisServer, tmp_path: Path) -> None:
+    # PUBLISH from a script on the schedule's node reaches a subscriber on any node.
+    if solo.spec.kind != "binary":
+        pytest.skip(f"a cluster needs a redis-server binary, not {solo.spec.describe()}")
+    cluster = testing.start_cluster(solo.spec, tmp_path)
+    client = cluster.client()
+    try:
+        for kind in KINDS:
+            seen, handler = recorder()
+            running = Running(
+                kind, "", handler, cluster=cluster.nodes[0], prefix="{rache}:", max_sleep=30
+            )
+            try:
+                running.wait_for(lambda: running.dispatcher.core.claims >= 1)  # noqa: B023
+                time.sleep(0.2)
+                Scheduler(client, "{rache}:").schedule_job(f"{kind}-job", 0.2)
+                running.wait_for(lambda: len(seen) == 1)  # noqa: B023
+            finally:
+                running.stop()
+            job, handed = seen[0]
+            assert job.due_at is not None and handed - job.due_at < 0.05
+    finally:
+        client.close()
+        cluster.stop()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_without_the_wakeup_the_same_job_waits_for_the_timer(
     solo: testing.RedisServer, solo_raw: Any, kind: str
@@ -264,6 +310,17 @@ def test_a_failing_handler_is_logged_and_the_loop_goes_on(
     assert "'bad'" in record.getMessage() and record.exc_info is not None
     # The job's fate: back in the schedule with reschedule_in, else gone (on_error decides).
     assert (solo_raw.zscore("rache:queue", "bad") is not None) == (reschedule_in is not None)
+
+
+def test_a_full_batch_is_followed_by_another_claim_at_once(solo_raw: Any) -> None:
+    # The scheduler's batch_size (2) caps the dispatcher's batch (5): 2 is a full batch.
+    sched = Scheduler(solo_raw, "rache:", batch_size=2)
+    sched.schedule_jobs([(f"job-{i}", -1) for i in range(7)])
+    handed: List[Any] = []
+    dispatcher = Dispatcher(handed.append, scheduler=sched, batch=5)
+    dispatcher.run(until_idle=True)
+    assert [job["id"] for job in handed] == [f"job-{i}" for i in range(7)]
+    assert dispatcher.core.claims == 4
 
 
 def test_on_error_can_reschedule_the_job(solo: testing.RedisServer, solo_raw: Any) -> None:

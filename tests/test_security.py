@@ -7,10 +7,12 @@ produces (reprs, errors, log records) is then searched for the password.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import shutil
 import subprocess
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +22,12 @@ from urllib.parse import quote
 import port_for
 import pytest
 import redis
+import redis.asyncio
 from redis.exceptions import NoPermissionError
 
 import rache
 from rache import testing
+from rache.aio import AsyncDispatcher, AsyncScheduler
 from rache.constants import DEFAULT_BATCH_SIZE
 from rache.dispatch import Dispatcher
 from rache.scheduler import Scheduler
@@ -214,6 +218,47 @@ def test_each_command_of_the_acl_line_is_needed(
         ):
             unneeded.append(permission)
     assert unneeded == []
+
+
+@pytest.mark.parametrize("kind", ["sync", "asyncio"])
+def test_the_acl_line_of_before_the_dispatcher_still_schedules_and_dispatches(
+    acl_server: testing.RedisServer,
+    admin: redis.Redis,
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
+) -> None:
+    """Without ``&rache:wakeup +publish +subscribe`` (an ACL from before the Dispatcher)."""
+    old_line = ACL_LINE.replace(" &rache:wakeup", "").replace(" +publish +subscribe", "")
+    password = secrets.token_hex(16)
+    grant(admin, password, old_line)
+    user = login(acl_server, password)
+    Scheduler(user, "rache:").schedule_job("a", -1)  # PUBLISH refused, ignored (redis.pcall)
+    handed: List[Any] = []
+    caplog.set_level(logging.WARNING, logger="rache")
+    if kind == "sync":
+        dispatcher = Dispatcher(handed.append, scheduler=Scheduler(user), max_sleep=0.2)
+        threading.Timer(0.8, dispatcher.stop).start()
+        dispatcher.run()
+    else:
+
+        async def main() -> None:
+            aclient = redis.asyncio.Redis(
+                host=acl_server.host, port=acl_server.port, username="rache", password=password
+            )
+            adispatcher = AsyncDispatcher(
+                handed.append, scheduler=AsyncScheduler(aclient), max_sleep=0.2
+            )
+            asyncio.get_running_loop().call_later(0.8, adispatcher.stop)
+            await adispatcher.run()
+            await aclient.aclose()
+
+        asyncio.run(main())
+    user.close()
+    assert handed == [{"id": "a"}]  # claimed by the timer, not woken
+    assert ("command", "publish") in refusals(admin)
+    assert ("command", "subscribe") in refusals(admin)
+    [warning] = rache_logs(caplog)  # said once; the loop went on
+    assert "cannot SUBSCRIBE" in warning and "max_sleep" in warning
 
 
 def test_the_acl_user_is_refused_other_keys_and_commands(

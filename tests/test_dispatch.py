@@ -39,12 +39,14 @@ class Running:
         *,
         cluster: Optional[testing.RedisServer] = None,
         prefix: str = "rache:",
+        client_options: Optional[Dict[str, Any]] = None,
         **options: Any,
     ) -> None:
         self.kind = kind
         self.url = url
         self.cluster = cluster  # a node: a RedisCluster client then, not a plain one
         self.prefix = prefix
+        self.client_options = client_options or {}
         self.handler = handler
         self.options = options
         self.dispatcher: Any = None
@@ -58,7 +60,7 @@ class Running:
         try:
             if self.kind == "sync":
                 client: Any = (
-                    redis.Redis.from_url(self.url)
+                    redis.Redis.from_url(self.url, **self.client_options)
                     if self.cluster is None
                     else redis.RedisCluster(host=self.cluster.host, port=self.cluster.port)
                 )
@@ -77,7 +79,7 @@ class Running:
 
     async def _async_main(self) -> None:
         client: Any = (
-            redis.asyncio.Redis.from_url(self.url)
+            redis.asyncio.Redis.from_url(self.url, **self.client_options)
             if self.cluster is None
             else redis.asyncio.RedisCluster(host=self.cluster.host, port=self.cluster.port)
         )
@@ -209,6 +211,25 @@ def test_a_job_scheduled_while_the_dispatcher_sleeps_is_handed_out_on_time(
     print(f"\n{kind} {server.spec.label}: lag due -> handler, ms: {shown}")
     assert min(lags) >= -0.002  # never early (the same clock: server and test share a host)
     assert lags[len(lags) // 2] < 0.05, lags  # a few ms in practice; 50 ms on a noisy VM
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_wakeup_works_with_every_kind_of_client(
+    solo: testing.RedisServer, solo_raw: Any, kind: str
+) -> None:
+    # Pub/Sub messages arrive as RESP3 pushes or RESP2 arrays, decoded or not.
+    for protocol, decode in [(2, False), (2, True), (3, False), (3, True)]:
+        seen, handler = recorder()
+        options = {"protocol": protocol, "decode_responses": decode}
+        running = Running(kind, solo.url, handler, client_options=options, max_sleep=30)
+        try:
+            running.wait_for(lambda: running.dispatcher.core.claims >= 1)  # noqa: B023
+            Scheduler(solo_raw, "rache:").schedule_job(f"job-{protocol}-{decode}", 0.1)
+            running.wait_for(lambda: len(seen) == 1)  # noqa: B023
+        finally:
+            running.stop()
+        job, handed = seen[0]
+        assert job.due_at is not None and handed - job.due_at < 0.05, (protocol, decode)
 
 
 @pytest.mark.slow

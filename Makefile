@@ -4,12 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench bench-cluster soak clean
+.PHONY: demo test lint bench bench-cluster bench-dispatch soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,lint]'
+	# arq, for the adapters' tests: it pins redis<6, so it goes beside the redis-py above
+	$(PY) -m pip install --quiet --no-deps 'arq>=0.25'
 	touch $@
 
 demo: $(VENV)/.installed
@@ -35,6 +37,11 @@ bench: $(VENV)/.installed
 # Dispatch on one node vs a 3-master cluster, K=1 and K=3 (issue #6): benchmarks/results/cluster.md
 bench-cluster: $(VENV)/.installed
 	$(PY) -m benchmarks.cluster $(BENCH_ARGS)
+
+# The Dispatcher's benchmark (~2 min): lag and idle commands against polling loops, and
+# jobs/s into rq against rache 0.3.1. Results in benchmarks/results/dispatch.md.
+bench-dispatch: $(VENV)/.installed
+	$(PY) -m benchmarks.dispatch $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

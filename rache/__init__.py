@@ -14,6 +14,7 @@ from typing import Any, Generator, Iterable, Optional, Tuple
 
 from . import config
 from .codec import Job, Stats
+from .dispatch import Dispatcher
 from .errors import ConfigurationError, JobNotFound, RacheError, ReservedFieldError
 from .scheduler import Scheduler, reshard
 
@@ -21,6 +22,7 @@ __version__ = "1.0.0.dev0"
 
 __all__ = [
     "ConfigurationError",
+    "Dispatcher",
     "Job",
     "JobNotFound",
     "RacheError",

@@ -31,6 +31,7 @@ from .scheduler import Call, _BaseScheduler, _warn_unreleased
 from .scripts import ADVANCE, CLAIM, DELETE, DETAILS, RELEASE, Script
 
 __all__ = [
+    "AsyncDispatcher",
     "AsyncScheduler",
     "delete_job",
     "export_jobs",
@@ -128,18 +129,31 @@ class AsyncScheduler(_BaseScheduler):
         try:
             while (args := claim.next_args()) is not None:
                 jobs, given = [], 0
-                jobs = claim.take(await self._claim(args, claim.keys))
-                if (advance := claim.advance_args()) is not None:
-                    jobs = claim.advanced(await self._advance(claim, advance))
+                jobs = await self._claim_batch(claim, args)
                 for job in jobs:
                     given += 1
                     yield job
         finally:
-            release = claim.release_args(len(jobs) - given)
-            if release is not None:
+            putting_back = self._release(claim, len(jobs) - given)
+            if putting_back is not None:
                 # Shielded, as a claim is: a cancellation while the put-back is awaited
                 # (a timeout around aclose(), a second cancel) must not drop it.
-                await asyncio.shield(self._in_background(release, len(jobs) - given, claim.keys))
+                await asyncio.shield(putting_back)
+
+    async def _claim_batch(self, claim: codec.Claim, args: Args) -> List[Job]:
+        """One batch of ``claim``: the claim script, then the advance of its cron jobs.
+
+        Both calls are shielded: a cancellation puts their jobs back, never loses them.
+        """
+        jobs = claim.take(await self._claim(args, claim.keys))
+        if (advance := claim.advance_args()) is not None:
+            jobs = claim.advanced(await self._advance(claim, advance))
+        return jobs
+
+    def _release(self, claim: codec.Claim, left: int) -> Optional[asyncio.Future[None]]:
+        """Put back the ``left`` jobs of ``claim``'s batch never handed out, in the background."""
+        release = claim.release_args(left)
+        return None if release is None else self._in_background(release, left, claim.keys)
 
     async def _claim(self, args: Args, keys: Keys) -> Any:
         """One claim call that a cancellation cannot lose: its jobs then go back."""
@@ -296,3 +310,6 @@ async def job_details(job_id: str, connection: Any = None) -> Job:
 def scheduled_jobs(with_times: bool = False, connection: Any = None) -> AsyncGenerator[Any, None]:
     """Every scheduled job id, or (id, due time) (call it inside a running loop)."""
     return _scheduler(connection).scheduled_jobs(with_times)
+
+
+from .dispatch import AsyncDispatcher  # noqa: E402  (it builds on AsyncScheduler, above)

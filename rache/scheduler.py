@@ -310,20 +310,27 @@ class Scheduler(_BaseScheduler):
         try:
             while (args := claim.next_args()) is not None:
                 handing = None
-                jobs = claim.take(self._run(self._on_rules(CLAIM, args, claim.keys)))
-                if (advance := claim.advance_args()) is not None:
-                    jobs = claim.advanced(self._run(self._on_rules(ADVANCE, advance, claim.keys)))
-                handing = iter(jobs)
+                handing = iter(self._claim_batch(claim, args))
                 yield from handing
         finally:
             # Closed early: what the iterator still holds was claimed but never handed out.
-            left = 0 if handing is None else operator.length_hint(handing)
-            release = claim.release_args(left)
-            if release is not None:
-                try:
-                    self._run(self._on_rules(RELEASE, release, claim.keys))
-                except Exception:  # close() or garbage collection is no place to raise
-                    _warn_unreleased(left)
+            self._release(claim, 0 if handing is None else operator.length_hint(handing))
+
+    def _claim_batch(self, claim: codec.Claim, args: Args) -> List[Job]:
+        """One batch of ``claim``: the claim script, then the advance of its cron jobs."""
+        jobs = claim.take(self._run(self._on_rules(CLAIM, args, claim.keys)))
+        if (advance := claim.advance_args()) is not None:
+            jobs = claim.advanced(self._run(self._on_rules(ADVANCE, advance, claim.keys)))
+        return jobs
+
+    def _release(self, claim: codec.Claim, left: int) -> None:
+        """Put back the ``left`` jobs of ``claim``'s batch never handed out; only logs errors."""
+        release = claim.release_args(left)
+        if release is not None:
+            try:
+                self._run(self._on_rules(RELEASE, release, claim.keys))
+            except Exception:  # close() or garbage collection is no place to raise
+                _warn_unreleased(left)
 
     def delete_job(self, job_id: str) -> None:
         """Remove a job: its schedule entry and its data. An unknown job is no error."""

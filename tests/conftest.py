@@ -241,3 +241,23 @@ def default_env(
     yield
     if rache._default is not None:
         rache._default.connection.close()
+
+
+@pytest.fixture(scope="session")
+def solo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testing.RedisServer]:
+    """One server, for the tests about the dispatcher's process rather than Redis versions.
+
+    The script behaviour (PUBLISH included) and the wake-up run on every session server.
+    """
+    srv = testing.start(SERVERS[0], tmp_path_factory.mktemp("dispatch"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def solo_raw(solo: testing.RedisServer) -> Iterator[redis.Redis]:
+    """A bytes client of ``solo``, its database flushed."""
+    client = solo.client()
+    client.flushdb()
+    yield client
+    client.close()

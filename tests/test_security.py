@@ -7,10 +7,12 @@ produces (reprs, errors, log records) is then searched for the password.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import shutil
 import subprocess
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,22 +22,26 @@ from urllib.parse import quote
 import port_for
 import pytest
 import redis
+import redis.asyncio
 from redis.exceptions import NoPermissionError
 
 import rache
 from rache import testing
+from rache.aio import AsyncDispatcher, AsyncScheduler
 from rache.constants import DEFAULT_BATCH_SIZE
+from rache.dispatch import Dispatcher
 from rache.scheduler import Scheduler
 from rache.scripts import _SCRIPTS
 from tests.test_shards import exercise_sharded
 
 #: The ACL line README.rst gives operators: a user ``rache`` allowed rache's script
-#: commands, the commands its scripts run, and keys under ``rache:`` only; nothing else.
+#: commands, the commands its scripts run, and keys under ``rache:`` only; nothing else but
+#: the Dispatcher's wake-up channel (the schedule scripts PUBLISH, a dispatcher SUBSCRIBEs).
 #: Works on Redis 6.2 and 7.0 (no selectors). CHANGE-ME is the password to choose.
 ACL_LINE = (
-    "ACL SETUSER rache reset on >CHANGE-ME ~rache:* resetchannels"
+    "ACL SETUSER rache reset on >CHANGE-ME ~rache:* resetchannels &rache:*wakeup"
     " +evalsha +script|load +time +zadd +zrem +zrange +zrangebyscore +zscore +zrank +zcount +zcard"
-    " +hset +hdel +hgetall +hmget +exists +del"
+    " +hset +hdel +hgetall +hmget +exists +del +publish +subscribe"
 )
 PERMISSIONS = [part[1:] for part in ACL_LINE.split() if part.startswith("+")]
 README = Path(__file__).resolve().parent.parent / "README.rst"
@@ -116,6 +122,11 @@ def exercise(api: Any, batch_size: int) -> None:
     assert api.job_details("r")["recurring"]["every"] == 3600
     api.delete_job("r")
     api.delete_job("cron")
+    if isinstance(api, Scheduler):  # a Dispatcher: SUBSCRIBE to <prefix>wakeup, then claim
+        handed: List[Any] = []
+        api.schedule_job("f", -1)
+        Dispatcher(handed.append, scheduler=api, max_sleep=1).run(until_idle=True)
+        assert handed == [{"id": "f"}]
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +235,47 @@ def test_each_command_of_the_acl_line_is_needed(
         ):
             unneeded.append(permission)
     assert unneeded == []
+
+
+@pytest.mark.parametrize("kind", ["sync", "asyncio"])
+def test_the_acl_line_of_before_the_dispatcher_still_schedules_and_dispatches(
+    acl_server: testing.RedisServer,
+    admin: redis.Redis,
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
+) -> None:
+    """Without ``&rache:*wakeup +publish +subscribe`` (an ACL from before the Dispatcher)."""
+    old_line = ACL_LINE.replace(" &rache:*wakeup", "").replace(" +publish +subscribe", "")
+    password = secrets.token_hex(16)
+    grant(admin, password, old_line)
+    user = login(acl_server, password)
+    Scheduler(user, "rache:").schedule_job("a", -1)  # PUBLISH refused, ignored (redis.pcall)
+    handed: List[Any] = []
+    caplog.set_level(logging.WARNING, logger="rache")
+    if kind == "sync":
+        dispatcher = Dispatcher(handed.append, scheduler=Scheduler(user), max_sleep=0.2)
+        threading.Timer(0.8, dispatcher.stop).start()
+        dispatcher.run()
+    else:
+
+        async def main() -> None:
+            aclient = redis.asyncio.Redis(
+                host=acl_server.host, port=acl_server.port, username="rache", password=password
+            )
+            adispatcher = AsyncDispatcher(
+                handed.append, scheduler=AsyncScheduler(aclient), max_sleep=0.2
+            )
+            asyncio.get_running_loop().call_later(0.8, adispatcher.stop)
+            await adispatcher.run()
+            await aclient.aclose()
+
+        asyncio.run(main())
+    user.close()
+    assert handed == [{"id": "a"}]  # claimed by the timer, not woken
+    assert ("command", "publish") in refusals(admin)
+    assert ("command", "subscribe") in refusals(admin)
+    [warning] = rache_logs(caplog)  # said once; the loop went on
+    assert "cannot SUBSCRIBE" in warning and "max_sleep" in warning
 
 
 def test_the_acl_user_is_refused_other_keys_and_commands(

@@ -22,6 +22,9 @@
 
   Output:
     the number of jobs put back
+
+  Jobs put back are due (they were claimed): if one is now the earliest in the queue, its due
+  time is published on <prefix>wakeup, so that a sleeping dispatcher takes it at once.
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -29,6 +32,11 @@ local rulesKey = KEYS[2]
 local jobPrefix = ARGV[1]
 local claimedDue = ARGV[2]
 local last = 3 + 3 * tonumber(ARGV[3])
+
+--- @include "wakeup"
+
+local before = head(queueKey)
+local earliest = nil
 
 local restored = 0
 for i = 4, last, 3 do
@@ -43,6 +51,9 @@ for i = 4, last, 3 do
   if unchanged then
     rcall('ZADD', queueKey, due, id)
     restored = restored + 1
+    if earliest == nil or tonumber(due) < earliest then
+      earliest = tonumber(due)
+    end
   end
 end
 for i = last + 1, #ARGV, 3 do
@@ -53,6 +64,10 @@ for i = last + 1, #ARGV, 3 do
       and (string.sub(rule, 1, 1) == 'e' or string.sub(rule, 1, 3) == 'c||') then
     rcall('ZADD', queueKey, due, id)
     restored = restored + 1
+    if earliest == nil or tonumber(due) < earliest then
+      earliest = tonumber(due)
+    end
   end
 end
+wakeup(queueKey, before, earliest)
 return restored

@@ -14,6 +14,9 @@
 
   Output:
     the due time, Unix seconds, as a string
+
+  When the job becomes the earliest in the queue (the head moved earlier), its due time is
+  published on the channel <prefix>wakeup, for sleeping dispatchers.
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -21,9 +24,12 @@ local jobKey = KEYS[2]
 
 --- @include "time"
 --- @include "chunked"
+--- @include "wakeup"
 
 local due = dueTime(rcall('TIME'), tonumber(ARGV[2]), ARGV[3])
+local before = head(queueKey)
 rcall('ZADD', queueKey, timeString(due), ARGV[1])
+wakeup(queueKey, before, tonumber(timeString(due)))
 
 local nset = tonumber(ARGV[4])
 chunked('HSET', jobKey, ARGV, 5, 4 + 2 * nset)

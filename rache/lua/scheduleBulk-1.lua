@@ -19,6 +19,9 @@
 
   Output:
     the number of jobs scheduled
+
+  When a job of the batch becomes the earliest in the queue (the head moved earlier), its due
+  time is published on the channel <prefix>wakeup, for sleeping dispatchers.
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -26,15 +29,22 @@ local jobPrefix = ARGV[1]
 
 --- @include "time"
 --- @include "chunked"
+--- @include "wakeup"
 
 local now = rcall('TIME')
+local before = head(queueKey)
+local earliest = nil
 local members = {}
 local count = 0
 local i = 2
 while i <= #ARGV do
   local id = ARGV[i]
   local nset, ndel = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-  members[#members + 1] = timeString(dueTime(now, tonumber(ARGV[i + 1]), ARGV[i + 2]))
+  local due = timeString(dueTime(now, tonumber(ARGV[i + 1]), ARGV[i + 2]))
+  if earliest == nil or tonumber(due) < earliest then
+    earliest = tonumber(due)
+  end
+  members[#members + 1] = due
   members[#members + 1] = id
   i = i + 5
   chunked('HSET', jobPrefix .. id, ARGV, i, i + 2 * nset - 1)
@@ -44,4 +54,5 @@ while i <= #ARGV do
   count = count + 1
 end
 chunked('ZADD', queueKey, members)
+wakeup(queueKey, before, earliest)
 return count

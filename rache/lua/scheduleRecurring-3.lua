@@ -21,6 +21,9 @@
 
   Output:
     the job's due time, Unix seconds, as a string
+
+  When the job becomes the earliest in the queue, its due time is published on the channel
+  <prefix>wakeup, for sleeping dispatchers.
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -29,6 +32,7 @@ local rulesKey = KEYS[3]
 
 --- @include "time"
 --- @include "chunked"
+--- @include "wakeup"
 
 local nset = tonumber(ARGV[6])
 chunked('HSET', jobKey, ARGV, 7, 6 + 2 * nset)
@@ -62,6 +66,8 @@ else
   rule = 'c|||' .. ARGV[4]
 end
 local due = timeString(start / 1000)
+local before = head(queueKey)
 rcall('HSET', rulesKey, ARGV[1], rule)
 rcall('ZADD', queueKey, due, ARGV[1])
+wakeup(queueKey, before, tonumber(due))
 return due

@@ -1,0 +1,700 @@
+"""The dispatch loop: claim due jobs, hand each to a handler, sleep until the next is due.
+
+One sans-IO core (:class:`DispatchLoop`) makes every decision: how long to sleep after a
+claim, how long to back off after a connection error, what to count and log. The sync
+:class:`Dispatcher` and the asyncio :class:`AsyncDispatcher` only do the I/O it asks for.
+
+Wake-up: each claim's reply carries the earliest due time left in the schedule (read by the
+same script, no extra round trip), so the loop sleeps exactly until then, at most
+``max_sleep``. The scripts that add jobs (schedule, bulk schedule, put-back) PUBLISH on the
+channel ``<prefix>wakeup`` when they move the head of the schedule earlier, and a sleeping
+dispatcher, subscribed to it, wakes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import signal
+import threading
+import time
+import weakref
+from typing import Any, Awaitable, Callable, ClassVar, List, Optional, Union
+
+import redis
+
+from . import codec
+from .codec import Job
+from .constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+from .errors import ConfigurationError
+from .scheduler import Scheduler, _is_cluster
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AsyncDispatcher", "DispatchLoop", "Dispatcher"]
+
+#: A handler: called with each claimed job (an AsyncDispatcher also awaits what it returns).
+Handler = Callable[[Job], Any]
+#: An error hook: ``on_error(job, exc)`` after the handler raised ``exc`` for ``job``.
+ErrorHook = Callable[[Job, BaseException], Any]
+
+#: Errors that mean "Redis is unreachable for now": retried with backoff, never raised.
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+#: The longest a sleep waits for a wake-up message or stop() in one piece (sync loop only:
+#: stop() from a signal handler or another thread is seen within this; no Redis command).
+_SLICE = 0.1
+#: Slept past a due time, so that a claim at the due time finds the job due on the server.
+_MARGIN = 0.0005
+
+
+def _check_seconds(value: object, name: str, *, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    seconds = float(value)
+    if not (seconds > 0 if positive else seconds >= 0) or seconds != seconds or seconds > 1e9:
+        bound = "more than 0" if positive else "0 or more"
+        raise ValueError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
+    return seconds
+
+
+class DispatchLoop:
+    """The decisions of a dispatch loop, without I/O: sleeps, backoff, counts and logs.
+
+    Shared by :class:`Dispatcher` and :class:`AsyncDispatcher`, so that a rule exists once.
+    """
+
+    def __init__(
+        self,
+        *,
+        batch: int,
+        max_sleep: float,
+        backoff: float,
+        max_backoff: float,
+        metrics: Any = None,
+    ) -> None:
+        if isinstance(batch, bool) or not isinstance(batch, int):
+            raise TypeError(f"batch must be an int, not {type(batch).__name__}")
+        if not 1 <= batch <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch must be from 1 to {MAX_BATCH_SIZE}, not {batch}")
+        self.batch = batch
+        self.max_sleep = _check_seconds(max_sleep, "max_sleep")
+        self.backoff = _check_seconds(backoff, "backoff")
+        self.max_backoff = _check_seconds(max_backoff, "max_backoff")
+        if self.max_backoff < self.backoff:
+            raise ValueError(
+                f"max_backoff ({max_backoff!r}) must not be less than backoff ({backoff!r})"
+            )
+        #: jobs claimed, handed to the handler without error, and whose handler raised
+        self.claimed = 0
+        self.handled = 0
+        self.failed = 0
+        #: the dispatch lag of the last job claimed, and the largest seen (seconds): the
+        #: claim's time (server clock) less the job's due time
+        self.lag: Optional[float] = None
+        self.max_lag = 0.0
+        #: claim calls made, and connection errors met
+        self.claims = 0
+        self.errors = 0
+        self._outage: Optional[float] = None  # when the current outage began (monotonic)
+        self._attempt = 0  # failed attempts in a row
+        self._prometheus = _Prometheus.of(metrics) if metrics is not None else None
+
+    # -- claims ---------------------------------------------------------------------------
+
+    def took(self, claim: codec.Claim, jobs: List[Job]) -> None:
+        """Count a claim's jobs and their lag (cutoff less due time)."""
+        self.claims += 1
+        self.connected()
+        if not jobs:
+            return
+        self.claimed += len(jobs)
+        cutoff = float(claim.cutoff)
+        for job in jobs:
+            due = job.due_at
+            lag = 0.0 if due is None else max(0.0, cutoff - float(due))
+            if lag > self.max_lag:
+                self.max_lag = lag
+            if self._prometheus is not None:
+                self._prometheus.lag.observe(lag)
+        self.lag = lag
+        if self._prometheus is not None:
+            self._prometheus.claimed.inc(len(jobs))
+
+    def sleep_after(self, claim: codec.Claim) -> float:
+        """Seconds to sleep after a claim of up to ``batch`` jobs, at most ``max_sleep``.
+
+        0 after a full one (more may be due), else until the earliest due time left in
+        every shard (a difference of server-clock times, so the local clock's offset does
+        not matter).
+        """
+        if claim.remaining is not None and claim.remaining <= 0:
+            return 0.0
+        if claim.next_due is None:
+            return self.max_sleep
+        wait = float(claim.next_due) - float(claim.cutoff) + _MARGIN
+        return min(self.max_sleep, max(_MARGIN, wait))
+
+    # -- handler outcomes -----------------------------------------------------------------
+
+    def handled_one(self) -> None:
+        """Count a job whose handler returned."""
+        self.handled += 1
+        if self._prometheus is not None:
+            self._prometheus.handled.inc()
+
+    def failed_one(self, job: Job, exc: BaseException) -> None:
+        """Count and log a job whose handler raised: the loop goes on."""
+        self.failed += 1
+        if self._prometheus is not None:
+            self._prometheus.failed.inc()
+        logger.error(
+            "rache: the handler raised for job %r (due at %s)",
+            job.get("id"),
+            job.due_at,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+
+    def hook_failed(self, job: Job, exc: BaseException) -> None:
+        """Log an on_error hook that raised itself."""
+        logger.error(
+            "rache: on_error raised for job %r",
+            job.get("id"),
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+
+    # -- connection errors ----------------------------------------------------------------
+
+    def disconnected(self, exc: BaseException) -> float:
+        """Note a connection error; the seconds to back off before the next attempt.
+
+        Capped exponential backoff with jitter (half to all of ``backoff * 2**n``, at most
+        ``max_backoff``). The outage is logged once, when it begins; its end once too.
+        """
+        self.errors += 1
+        if self._outage is None:
+            self._outage = time.monotonic()
+            logger.warning("rache: Redis unreachable (%s); retrying with backoff", exc)
+        else:
+            logger.debug("rache: Redis still unreachable (%s)", exc)
+        delay = min(self.max_backoff, self.backoff * 2 ** min(self._attempt, 30))
+        self._attempt += 1
+        return random.uniform(delay / 2, delay)
+
+    def connected(self) -> None:
+        """Note a call that went through: ends an outage, logged once."""
+        if self._outage is not None:
+            logger.warning(
+                "rache: Redis reachable again after %.1f s (%d failed attempts)",
+                time.monotonic() - self._outage,
+                self._attempt,
+            )
+            self._outage = None
+        self._attempt = 0
+
+
+class _Prometheus:
+    """The dispatchers' Prometheus metrics in one registry (``rache[prometheus]``).
+
+    One set per registry, shared by every dispatcher given it: a registry refuses a second
+    metric of the same name.
+    """
+
+    _by_registry: ClassVar[weakref.WeakKeyDictionary[Any, _Prometheus]] = (
+        weakref.WeakKeyDictionary()
+    )
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def of(cls, registry: Any) -> _Prometheus:
+        """The metrics in ``registry`` (True: prometheus_client's default one), made once."""
+        try:
+            import prometheus_client
+        except ImportError:  # pragma: no cover - depends on the installed extras
+            raise ConfigurationError(
+                "metrics= needs prometheus_client: pip install 'rache[prometheus]'"
+            ) from None
+        if registry is True:
+            registry = prometheus_client.REGISTRY
+        if not isinstance(registry, prometheus_client.CollectorRegistry):
+            raise TypeError(
+                "metrics must be a prometheus_client.CollectorRegistry or True (the default "
+                f"registry), not {type(registry).__name__}"
+            )
+        with cls._lock:
+            metrics = cls._by_registry.get(registry)
+            if metrics is None:
+                metrics = cls._by_registry[registry] = cls(registry)
+            return metrics
+
+    def __init__(self, registry: Any) -> None:
+        import prometheus_client
+
+        self.claimed = prometheus_client.Counter(
+            "rache_dispatcher_claimed", "Jobs claimed by rache dispatchers", registry=registry
+        )
+        self.handled = prometheus_client.Counter(
+            "rache_dispatcher_handled", "Jobs whose handler returned", registry=registry
+        )
+        self.failed = prometheus_client.Counter(
+            "rache_dispatcher_failed", "Jobs whose handler raised", registry=registry
+        )
+        self.lag = prometheus_client.Histogram(
+            "rache_dispatcher_lag_seconds",
+            "Claim time less due time, server clock",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+
+
+class _BaseDispatcher:
+    """What both dispatchers share: settings, the loop's core, stop(), signal handling."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        scheduler: Any,
+        reschedule_in: Any = None,
+        batch: int = DEFAULT_BATCH_SIZE,
+        max_sleep: float = 30.0,
+        on_error: Optional[ErrorHook] = None,
+        wakeup: bool = True,
+        backoff: float = 0.1,
+        max_backoff: float = 30.0,
+        metrics: Any = None,
+    ) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")
+        if reschedule_in is not None:
+            millis, _ = codec.encode_offset(reschedule_in, "reschedule_in")
+            if millis <= 0:
+                raise ValueError(
+                    "reschedule_in must be more than 0 for a dispatcher (a job due again at "
+                    f"once would be claimed in a loop), not {reschedule_in!r}"
+                )
+        self.core = DispatchLoop(
+            batch=batch,
+            max_sleep=max_sleep,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            metrics=metrics,
+        )
+        self.handler = handler
+        self.scheduler = scheduler
+        self.reschedule_in = reschedule_in
+        self.on_error = on_error
+        self.wakeup = bool(wakeup)
+        #: the channels the schedule scripts publish on when the head of the schedule moves
+        #: earlier: ``<prefix>wakeup``, one per shard of a sharded schedule
+        self.channels = [keys.prefix + "wakeup" for keys in scheduler.shards]
+        self.channel = ", ".join(self.channels)
+        self._stopping = False
+
+    # The counts, as attributes of the dispatcher itself.
+    @property
+    def claimed(self) -> int:
+        """Jobs claimed so far."""
+        return self.core.claimed
+
+    @property
+    def handled(self) -> int:
+        """Jobs whose handler returned."""
+        return self.core.handled
+
+    @property
+    def failed(self) -> int:
+        """Jobs whose handler raised."""
+        return self.core.failed
+
+    @property
+    def lag(self) -> Optional[float]:
+        """The dispatch lag of the last job claimed: claim time less due time, seconds."""
+        return self.core.lag
+
+    @property
+    def max_lag(self) -> float:
+        """The largest dispatch lag seen, seconds."""
+        return self.core.max_lag
+
+    def stop(self) -> None:
+        """Ask the loop to stop: it hands out the batch in hand, then ``run()`` returns.
+
+        Safe from a signal handler, another thread or the handler itself.
+        """
+        self._stopping = True
+
+    @property
+    def stopping(self) -> bool:
+        """Whether stop() was called (or SIGTERM/SIGINT received) since run() began."""
+        return self._stopping
+
+    def _claim(self) -> codec.Claim:
+        return self.scheduler._claim_of(self.reschedule_in, self.core.batch)  # type: ignore[no-any-return]
+
+    def _failed(self, job: Job, exc: Exception) -> Optional[Any]:
+        """Count and log a failed job; the on_error hook's call, to run (or await) if any."""
+        self.core.failed_one(job, exc)
+        return None if self.on_error is None else self.on_error
+
+
+class Dispatcher(_BaseDispatcher):
+    """A blocking dispatch loop: claims due jobs and calls ``handler(job)`` for each.
+
+    :param handler: called with each claimed :class:`rache.Job`; see ``rache.adapters``
+        for rq, Celery and arq. An exception it raises is logged with the job's id and
+        counted, and the loop goes on: with ``reschedule_in`` the job is due again then,
+        without it the job is off the schedule, and ``on_error(job, exc)`` decides (it may
+        schedule it again).
+    :param scheduler: the :class:`rache.Scheduler` to claim from (default: one from
+        ``REDIS_URL``).
+    :param reschedule_in: as in ``pending_jobs``: claimed jobs are due again after this
+        (seconds or timedelta, more than 0), instead of leaving the schedule.
+    :param batch: the most jobs per claim (one script call; the scheduler's ``batch_size``
+        caps it).
+    :param max_sleep: the longest sleep between claims, seconds: the only Redis traffic of
+        an idle dispatcher is one claim this often.
+    :param on_error: ``on_error(job, exc)``, called after the handler raised.
+    :param wakeup: listen on ``<prefix>wakeup`` to wake when an earlier job is scheduled;
+        False sleeps until the next due time or ``max_sleep`` only.
+    :param backoff: the first delay after a connection error; doubles to ``max_backoff``.
+    :param metrics: a ``prometheus_client.CollectorRegistry`` (or True for the default one)
+        to register counters and a lag histogram in; needs ``rache[prometheus]``.
+    """
+
+    def __init__(
+        self, handler: Handler, *, scheduler: Optional[Scheduler] = None, **options: Any
+    ) -> None:
+        if scheduler is None:
+            scheduler = Scheduler()
+        elif not isinstance(scheduler, Scheduler):
+            raise TypeError(
+                f"scheduler must be a rache.Scheduler, not {type(scheduler).__name__} "
+                "(use rache.aio.AsyncDispatcher with an AsyncScheduler)"
+            )
+        super().__init__(handler, scheduler=scheduler, **options)
+        self._pubsub: Any = None
+
+    def run(self, *, until_idle: bool = False) -> None:
+        """Run until stop(), SIGTERM or SIGINT, or (``until_idle``) until nothing is due.
+
+        With ``until_idle``, returns after the first claim that finds fewer than ``batch``
+        jobs due (they are handed out first).
+        Signal handlers are installed for the run only, and only on the main thread.
+        """
+        self._stopping = False
+        previous = _install_signals(self.stop)
+        try:
+            while not self._stopping:
+                try:
+                    self._subscribe()
+                    more = self._batch()
+                except CONNECTION_ERRORS as exc:
+                    self._drop_pubsub()
+                    self._sleep(self.core.disconnected(exc), listen=False)
+                    continue
+                if until_idle and more > 0:
+                    return
+                if more:
+                    self._sleep(more, listen=True)
+        finally:
+            _restore_signals(previous)
+            self._drop_pubsub()
+
+    def _batch(self) -> float:
+        """One claim of up to ``batch`` jobs handed out; the seconds to sleep after it.
+
+        A sharded schedule's claim takes from each shard in turn, as pending_jobs does.
+        """
+        claim = self._claim()
+        while (args := claim.next_args()) is not None:
+            jobs = self.scheduler._claim_batch(claim, args)
+            self.core.took(claim, jobs)
+            given = 0
+            try:
+                for job in jobs:  # the whole batch in hand, even once stop() was called
+                    given += 1
+                    try:
+                        self.handler(job)
+                    except Exception as exc:
+                        hook = self._failed(job, exc)
+                        if hook is not None:
+                            try:
+                                hook(job, exc)
+                            except Exception as hook_exc:
+                                self.core.hook_failed(job, hook_exc)
+                    else:
+                        self.core.handled_one()
+            finally:
+                # Only a BaseException from the handler leaves jobs never handed out.
+                self.scheduler._release(claim, len(jobs) - given)
+            if self._stopping:
+                break
+        return self.core.sleep_after(claim)
+
+    def _subscribe(self) -> None:
+        if not self.wakeup or self._pubsub is not None:
+            return
+        factory = _pubsub_factory(self)
+        if factory is None:
+            return
+        pubsub = factory(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(*self.channels)
+        except CONNECTION_ERRORS:
+            pubsub.close()
+            raise  # an outage: backed off, then subscribed again
+        except Exception as exc:
+            # Refused (ACL: see README, Least privilege) or unsupported by the client: the
+            # wake-up is only a shortcut, so the loop goes on without it.
+            pubsub.close()
+            _no_wakeup(self, exc)
+            return
+        except BaseException:
+            pubsub.close()
+            raise
+        self._pubsub = pubsub
+
+    def _drop_pubsub(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):  # a broken connection: nothing to save
+                self._pubsub.close()
+            self._pubsub = None
+
+    def _sleep(self, seconds: float, *, listen: bool) -> None:
+        """Sleep ``seconds``, or less: a wake-up message (if ``listen``), or stop()."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            piece = min(left, _SLICE)
+            if listen and self._pubsub is not None:
+                try:
+                    message = self._pubsub.get_message(timeout=piece)
+                except CONNECTION_ERRORS:
+                    self._drop_pubsub()  # resubscribed before the next claim
+                    return
+                except Exception as exc:  # SUBSCRIBE refused: its error is read here
+                    self._drop_pubsub()
+                    _no_wakeup(self, exc)
+                    return
+                if message is not None:
+                    while self._pubsub.get_message(timeout=0) is not None:
+                        pass  # one claim answers every message queued
+                    return
+            else:
+                time.sleep(piece)
+
+
+class AsyncDispatcher(_BaseDispatcher):
+    """The asyncio dispatch loop: :class:`Dispatcher`'s twin over an ``AsyncScheduler``.
+
+    ``handler(job)`` may be a plain function or a coroutine function (awaited), and so may
+    ``on_error``. The options are the Dispatcher's. ``await run()`` returns on stop(),
+    SIGTERM or SIGINT (handlers installed for the run, when it runs on the main thread).
+    """
+
+    def __init__(self, handler: Handler, *, scheduler: Any = None, **options: Any) -> None:
+        from .aio import AsyncScheduler
+
+        if scheduler is None:
+            scheduler = AsyncScheduler()
+        elif not isinstance(scheduler, AsyncScheduler):
+            raise TypeError(
+                f"scheduler must be a rache.aio.AsyncScheduler, not {type(scheduler).__name__} "
+                "(use rache.Dispatcher with a Scheduler)"
+            )
+        super().__init__(handler, scheduler=scheduler, **options)
+        self._wake: Optional[asyncio.Event] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._listener: Optional[asyncio.Task[None]] = None
+        self._pubsub: Any = None
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the batch in hand; safe from any thread or a signal."""
+        self._stopping = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits
+                loop.call_soon_threadsafe(wake.set)
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Run until stop(), SIGTERM or SIGINT, or with ``until_idle`` until nothing is due."""
+        self._stopping = False
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        # signal.signal, not loop.add_signal_handler: the flag is set at once, even while
+        # a sync handler holds the loop, so the batch in hand is the last.
+        previous = _install_signals(self.stop)
+        try:
+            while not self._stopping:
+                try:
+                    await self._subscribe()
+                    more = await self._batch()
+                except CONNECTION_ERRORS as exc:
+                    await self._drop_pubsub()
+                    self._wake.clear()  # a backoff: only stop() cuts it short
+                    await self._sleep(self.core.disconnected(exc))
+                    continue
+                if until_idle and more > 0:
+                    return
+                if more:
+                    await self._sleep(more)
+        finally:
+            _restore_signals(previous)
+            await self._drop_pubsub()
+            self._loop = self._wake = None
+
+    async def _batch(self) -> float:
+        claim = self._claim()
+        assert self._wake is not None
+        self._wake.clear()  # a message from now on is news for the next sleep
+        while (args := claim.next_args()) is not None:
+            jobs = await self.scheduler._claim_batch(claim, args)
+            self.core.took(claim, jobs)
+            given = 0
+            try:
+                for job in jobs:
+                    given += 1
+                    try:
+                        await _maybe_await(self.handler(job))
+                    except Exception as exc:
+                        hook = self._failed(job, exc)
+                        if hook is not None:
+                            try:
+                                await _maybe_await(hook(job, exc))
+                            except Exception as hook_exc:
+                                self.core.hook_failed(job, hook_exc)
+                    else:
+                        self.core.handled_one()
+            finally:
+                putting_back = self.scheduler._release(claim, len(jobs) - given)
+                if putting_back is not None:  # cancelled, or a BaseException from the handler
+                    await asyncio.shield(putting_back)
+            if self._stopping:
+                break
+        return self.core.sleep_after(claim)
+
+    async def _subscribe(self) -> None:
+        if not self.wakeup or self._pubsub is not None:
+            return
+        factory = _pubsub_factory(self)
+        if factory is None:
+            return
+        if _is_cluster(self.scheduler.connection):
+            # redis-py's asyncio cluster Pub/Sub needs the slot map, read on first use.
+            await self.scheduler.connection.initialize()
+        pubsub = factory(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(*self.channels)
+        except CONNECTION_ERRORS:
+            await _aclose(pubsub)
+            raise  # an outage: backed off, then subscribed again
+        except Exception as exc:
+            # Refused (ACL: see README, Least privilege) or unsupported by the client: the
+            # wake-up is only a shortcut, so the loop goes on without it.
+            await _aclose(pubsub)
+            _no_wakeup(self, exc)
+            return
+        except BaseException:
+            await _aclose(pubsub)
+            raise
+        self._pubsub = pubsub
+        self._listener = asyncio.ensure_future(self._listen(pubsub))
+
+    async def _listen(self, pubsub: Any) -> None:
+        """Set the wake event on every message; on a broken connection, set it and end."""
+        assert self._wake is not None
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is not None:
+                    self._wake.set()
+        except CONNECTION_ERRORS:
+            self._wake.set()  # the loop sees this task done, and subscribes anew
+        except Exception as exc:  # SUBSCRIBE refused: its error is read here
+            _no_wakeup(self, exc)
+            self._wake.set()
+
+    async def _drop_pubsub(self) -> None:
+        listener, pubsub = self._listener, self._pubsub
+        self._listener = self._pubsub = None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+        if pubsub is not None:
+            with contextlib.suppress(Exception):  # a broken connection: nothing to save
+                await _aclose(pubsub)
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        if self._stopping:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        if self._listener is not None and self._listener.done():
+            await self._drop_pubsub()  # its connection broke: resubscribe before the claim
+
+
+async def _maybe_await(result: Union[Any, Awaitable[Any]]) -> Any:
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _no_wakeup(dispatcher: _BaseDispatcher, exc: BaseException) -> None:
+    """Turn the wake-up off for good, said once: the loop then wakes on its timer."""
+    logger.warning(
+        "rache: cannot SUBSCRIBE to %r (%r): waking on the next due time or max_sleep only",
+        dispatcher.channel,
+        exc,
+    )
+    dispatcher.wakeup = False
+
+
+def _pubsub_factory(dispatcher: _BaseDispatcher) -> Any:
+    """The client's ``pubsub`` method; None (and wakeup turned off, said once) if it has none.
+
+    Older redis-py's asyncio RedisCluster has no Pub/Sub: its dispatchers wake on their timer.
+    """
+    factory = getattr(dispatcher.scheduler.connection, "pubsub", None)
+    if factory is None:
+        logger.warning(
+            "rache: %s has no Pub/Sub: waking on the next due time or max_sleep only",
+            type(dispatcher.scheduler.connection).__name__,
+        )
+        dispatcher.wakeup = False
+    return factory
+
+
+async def _aclose(pubsub: Any) -> None:
+    """Close a redis.asyncio PubSub: ``aclose()`` from redis-py 5.0.1, ``reset()`` before."""
+    close = getattr(pubsub, "aclose", None) or pubsub.reset
+    await close()
+
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _install_signals(stop: Callable[[], None]) -> Optional[List[Any]]:
+    """SIGTERM and SIGINT call ``stop`` (main thread only); the handlers they replace."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = [signal.getsignal(sig) for sig in _SIGNALS]
+    for sig in _SIGNALS:
+        signal.signal(sig, lambda signum, frame: stop())
+    return previous
+
+
+def _restore_signals(previous: Optional[List[Any]]) -> None:
+    if previous is None:
+        return
+    for sig, handler in zip(_SIGNALS, previous):
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

@@ -147,7 +147,16 @@ class AsyncScheduler(_BaseScheduler):
         """
         jobs = claim.take(await self._claim(args, claim.keys))
         if (advance := claim.advance_args()) is not None:
-            jobs = claim.advanced(await self._advance(claim, advance))
+            try:
+                reply = await self._advance(claim, advance)
+            except asyncio.CancelledError:
+                raise  # the advance runs on: its done callback puts back the batch
+            except BaseException:  # the batch's other jobs were claimed: put them back
+                putting_back = self._release(claim, len(claim.unadvanced()))
+                if putting_back is not None:
+                    await asyncio.shield(putting_back)
+                raise
+            jobs = claim.advanced(reply)
         return jobs
 
     def _release(self, claim: codec.Claim, left: int) -> Optional[asyncio.Future[None]]:
@@ -175,10 +184,14 @@ class AsyncScheduler(_BaseScheduler):
             raise
 
     def _put_back_advanced(self, claim: codec.Claim, keys: Keys, call: asyncio.Future[Any]) -> None:
-        """Done callback of an advance whose caller was cancelled: release what it held."""
+        """Done callback of an advance whose caller was cancelled: release what it held.
+
+        Its cron jobs, if the advance failed, stay leased for the next claim to take up.
+        """
         if call.cancelled() or call.exception() is not None:
-            return  # the leases run out, and the next claim takes the jobs up again
-        jobs = claim.advanced(call.result())
+            jobs = claim.unadvanced()
+        else:
+            jobs = claim.advanced(call.result())
         release = claim.release_args(len(jobs))
         if release is not None:
             self._in_background(release, len(jobs), keys)

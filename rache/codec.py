@@ -669,9 +669,22 @@ class Claim:
                 continue
             jobs.append(job)
             records.append(record)
+        # The claim read the head with these jobs leased; moved, one may now come first.
+        head = self._heads.get(self.index)
+        for index, moved in enumerate(self._advance[2::3]):
+            if int(reply[index]) and (head is None or float(moved) < float(head)):
+                head = moved  # type: ignore[assignment]
+        self._heads[self.index] = head
         self._held, self._advance = [], []
         self.records = records
         return self._handed(jobs)
+
+    def unadvanced(self) -> List[Job]:
+        """The jobs of the batch that await no advance: to put back when the advance failed.
+
+        Its cron jobs stay leased, for the next claim after the lease to take up again.
+        """
+        return self.advanced([0] * (len(self._advance) // 3))
 
     def _handed(self, jobs: List[Job]) -> List[Job]:
         if self.remaining is not None:

@@ -12,7 +12,7 @@ import operator
 import random
 import re
 import sys
-from typing import Any, Generator, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Generator, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import redis
 
@@ -30,6 +30,7 @@ from .scripts import (
     LAYOUT,
     PAGE,
     RELEASE,
+    RESTORE_BULK,
     SCHEDULE,
     SCHEDULE_BULK,
     SCHEDULE_RECURRING,
@@ -320,7 +321,12 @@ class Scheduler(_BaseScheduler):
         """One batch of ``claim``: the claim script, then the advance of its cron jobs."""
         jobs = claim.take(self._run(self._on_rules(CLAIM, args, claim.keys)))
         if (advance := claim.advance_args()) is not None:
-            jobs = claim.advanced(self._run(self._on_rules(ADVANCE, advance, claim.keys)))
+            try:
+                reply = self._run(self._on_rules(ADVANCE, advance, claim.keys))
+            except BaseException:  # the batch's other jobs were claimed: put them back
+                self._release(claim, len(claim.unadvanced()))
+                raise
+            jobs = claim.advanced(reply)
         return jobs
 
     def _release(self, claim: codec.Claim, left: int) -> None:
@@ -381,10 +387,11 @@ def reshard(
 ) -> int:
     """Move the schedule under ``prefix`` to ``shards`` shards; returns the jobs moved.
 
-    Every job keeps its due time and data, scheduled or not. Stop the pollers and writers of
-    the schedule first: a job is copied, then removed from its old place, not in one atomic
-    step. Safe to run again after a failure (a copy is the same job, not a second one); the
-    new count is recorded last, so until it is, schedulers of the old count still start.
+    Every job keeps its due time and data to the byte, scheduled or not, and its recurrence
+    rule. Stop the pollers and writers of the schedule first: a job is copied, then removed
+    from its old place, not in one atomic step. Safe to run again after a failure (a copy is
+    the same job, not a second one); the new count is recorded last, so until it is,
+    schedulers of the old count still start.
 
     :param connection: a sync redis-py client, ``redis.Redis`` or ``redis.RedisCluster``.
     """
@@ -403,14 +410,26 @@ def reshard(
     for keys in source.shards:
         pages = codec.Exports(keys, batch_size)
         while (args := pages.next_args()) is not None:
-            page = pages.take(source._run(source._on_queue(EXPORT, args, keys)))
-            leaving = [job for job in page if dest._keys_of(job[0].encode()).prefix != keys.prefix]
-            if leaving:
-                dest.schedule_jobs(leaving, at=True)
-                ids = [job_id.encode() for job_id, _, _ in leaving]
+            reply = source._run(source._on_queue(EXPORT, args, keys))
+            pages.take(reply)  # only for the next page's anchor: the copy is of the raw reply
+            leaving: Dict[bytes, Args] = {}  # new shard's prefix -> restoreBulk-1.lua args
+            ids: List[bytes] = []
+            i = 0
+            while i < len(reply):
+                raw_id, count = reply[i], reply[i + 2]
+                end = i + 3 + 2 * count
+                into = dest._keys_of(raw_id)
+                if into.prefix != keys.prefix:
+                    leaving.setdefault(into.job_prefix, [into.job_prefix]).extend(reply[i:end])
+                    ids.append(raw_id)
+                i = end
+            for args in leaving.values():
+                into = dest._keys_of(args[1])  # type: ignore[arg-type]
+                dest._run(dest._on_queue(RESTORE_BULK, args, into))
+            if ids:
                 _move_rules(connection, keys, ids, dest)
                 source._run(source._on_queue(DELETE_BULK, [keys.job_prefix, *ids], keys))
-                moved += len(leaving)
+                moved += len(ids)
         moved += _move_unscheduled(connection, keys, dest)
     if target == 1:
         connection.delete(layout)
@@ -438,7 +457,7 @@ def _move_unscheduled(connection: Any, keys: Keys, dest: Scheduler) -> int:
         target = dest._keys_of(raw_id)
         if target.prefix == keys.prefix:
             continue
-        data = connection.hgetall(key)
+        data = connection.execute_command("HGETALL", key, NEVER_DECODE=True)  # bytes as they are
         if data:
             connection.hset(target.job(raw_id), mapping=data)
         connection.delete(key)

@@ -250,3 +250,62 @@ def test_a_poller_that_cannot_evaluate_a_cron_rule_leaves_it_to_another(
     assert "cannot evaluate the cron rule of job 'daily'" in caplog.text
     time.sleep(0.3)  # its lease ends; a poller with croniter takes it up
     assert [(job["id"], due_ms(job)) for job in sched.pending_jobs()] == [("daily", latest)]
+
+
+@pytest.mark.parametrize("shell", ["sync", "asyncio"])
+def test_a_failed_advance_puts_back_the_rest_of_the_batch(
+    raw: Any, shell: str, loop_thread: Any, server: Any
+) -> None:
+    # The claim went through, the advance of its cron job did not (the connection broke):
+    # the batch's plain and every-N jobs go back, the cron job stays leased for later.
+    import redis
+    import redis.asyncio
+
+    from rache.aio import AsyncScheduler
+    from tests.shells import Blocking
+
+    setup = Scheduler(raw, "rache:")
+    setup.schedule_job("plain", -5, n=1)
+    setup.schedule_recurring("every", every=3600, start=0)
+    setup.schedule_recurring("cron", cron="0 0 1 1 *", start=0)
+    before = raw.zscore("rache:queue", "plain")
+    if shell == "sync":
+        sched: Any = Scheduler(raw, "rache:")
+        run = sched._run
+
+        def failing(call: Any) -> Any:
+            if call[0] is ADVANCE:
+                raise redis.ConnectionError("the connection broke")
+            return run(call)
+
+        sched._run = failing
+    else:
+        client = redis.asyncio.Redis.from_url(server.url)
+        inner = AsyncScheduler(client, "rache:")
+        arun = inner._run
+
+        async def afailing(call: Any) -> Any:
+            if call[0] is ADVANCE:
+                raise redis.ConnectionError("the connection broke")
+            return await arun(call)
+
+        inner._run = afailing  # type: ignore[method-assign]
+        sched = Blocking(inner, loop_thread)
+    with pytest.raises(redis.ConnectionError):
+        list(sched.pending_jobs())
+    if shell == "asyncio":
+        loop_thread.run(asyncio_sleep(0.05))  # the put-back runs as a task
+    assert raw.zscore("rache:queue", "plain") == before  # put back as it was
+    # every: back at the occurrence the claim took (coalesced: the latest one, an hour's)
+    assert 0 < raw.zscore("rache:queue", "every") <= time.time()
+    assert raw.zscore("rache:queue", "cron") > time.time()  # leased: back after the lease
+    again = Scheduler(raw, "rache:")
+    assert sorted(job["id"] for job in again.pending_jobs()) == ["every", "plain"]
+    if shell == "asyncio":
+        loop_thread.run(client.aclose())
+
+
+async def asyncio_sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)

@@ -247,3 +247,23 @@ def test_recurring_jobs_recur_in_their_own_shard(sharded: Any, raw: Any) -> None
     for index, prefix in enumerate(SHARD_PREFIXES):
         mine = {job_id for job_id in ids if codec.shard_of(job_id.encode(), 3) == index}
         assert {key.decode() for key in raw.hkeys(f"{prefix}recurring")} == mine
+
+
+def test_reshard_copies_due_times_and_data_byte_for_byte(raw: Any) -> None:
+    # A lease time ends in half a microsecond; '007' and '-0' are text, not numbers; a
+    # field that is not UTF-8 came from another client. All must move exactly.
+    raw.zadd("rache:queue", {"leased": 1795883934.9200006, "plain": 1795883930})
+    raw.hset("rache:job:plain", mapping={"zip": b"007", "code": b"-0", b"\xff\xfeblob": b"\x00"})
+    raw.hset("rache:job:unscheduled", mapping={b"\xfe": b"x"})
+    before = {job_id: raw.zscore("rache:queue", job_id) for job_id in ("leased", "plain")}
+    data = raw.hgetall("rache:job:plain")
+    assert reshard(raw, "rache:", shards=3) == 3
+    three = Scheduler(raw, "rache:", shards=3)
+    for job_id, due in before.items():
+        keys = three._keys_of(job_id.encode())
+        assert raw.zscore(keys.queue, job_id) == due  # the very double
+    assert raw.hgetall(three._keys_of(b"plain").job(b"plain")) == data
+    assert raw.hgetall(three._keys_of(b"unscheduled").job(b"unscheduled")) == {b"\xfe": b"x"}
+    assert reshard(raw, "rache:", shards=1) == 3
+    assert raw.zscore("rache:queue", "leased") == before["leased"]
+    assert raw.hgetall("rache:job:plain") == data

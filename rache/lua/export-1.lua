@@ -14,7 +14,7 @@
     ARGV[4] anchor's due time (Unix seconds), as the previous page gave it
 
   Output:
-    {id, due time, n, field1, value1, ... fieldn, valuen, ...}   (as claim-1.lua's jobs)
+    {id, due time, n, field1, value1, ... fieldn, valuen, ...}   (as claim-2.lua's jobs)
 ]]
 local queueKey = KEYS[1]
 local jobPrefix = ARGV[1]

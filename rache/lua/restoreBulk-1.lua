@@ -1,0 +1,33 @@
+--[[
+  Writes jobs exactly as an export page read them: each one's due time as the very score
+  it had, and its data as the very bytes. The copy step of moving a schedule to another
+  shard layout (rache.reshard), which must not round a due time or reencode a value.
+
+  The job hashes are written at ARGV[1] .. id, a key this script derives: on Redis Cluster
+  the prefix must carry a hash tag so that they share the queue's slot.
+
+  Input:
+    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+
+    ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
+    ARGV[2 ..] per job: id, due time (as export-1.lua gave it), n, n field/value pairs
+
+  Output:
+    the number of jobs written
+]]
+local rcall = redis.call
+local queueKey = KEYS[1]
+local jobPrefix = ARGV[1]
+
+--- @include "chunked"
+
+local count = 0
+local i = 2
+while i <= #ARGV do
+  local id, due, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  rcall('ZADD', queueKey, due, id)
+  chunked('HSET', jobPrefix .. id, ARGV, i + 3, i + 2 + 2 * n)
+  i = i + 3 + 2 * n
+  count = count + 1
+end
+return count

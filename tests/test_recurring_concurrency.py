@@ -19,21 +19,11 @@ import redis
 
 from rache import Scheduler, recurrence, testing
 from rache.scripts import ADVANCE, CLAIM
+from tests.test_recurring import due_ms, server_ms
 
 LEASE = 0.5
 #: (job id, occurrence due time in ms, when the poller got it in ms): what a poller saw
 Seen = List[Tuple[str, int, float]]
-
-
-def due_ms(job: Any) -> int:
-    """The due time a job was handed out for, ms."""
-    assert job.due_at is not None
-    return round(float(job.due_at) * 1000)
-
-
-def server_ms(raw: Any) -> int:
-    seconds, micros = raw.time()
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def poll_until(url: str, until_ms: int, least: float, barrier: Any = None) -> Seen:

@@ -39,6 +39,14 @@ local before = head(queueKey)
 local earliest = nil
 
 local restored = 0
+local function putBack(id, due)
+  rcall('ZADD', queueKey, due, id)
+  restored = restored + 1
+  if earliest == nil or tonumber(due) < earliest then
+    earliest = tonumber(due)
+  end
+end
+
 for i = 4, last, 3 do
   local id, due, hadData = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local current = rcall('ZSCORE', queueKey, id)
@@ -49,11 +57,7 @@ for i = 4, last, 3 do
     unchanged = current and tonumber(current) == tonumber(claimedDue)
   end
   if unchanged then
-    rcall('ZADD', queueKey, due, id)
-    restored = restored + 1
-    if earliest == nil or tonumber(due) < earliest then
-      earliest = tonumber(due)
-    end
+    putBack(id, due)
   end
 end
 for i = last + 1, #ARGV, 3 do
@@ -62,11 +66,7 @@ for i = last + 1, #ARGV, 3 do
   local rule = rcall('HMGET', rulesKey, id)[1]
   if current and rule and tonumber(current) == tonumber(moved)
       and (string.sub(rule, 1, 1) == 'e' or string.sub(rule, 1, 3) == 'c||') then
-    rcall('ZADD', queueKey, due, id)
-    restored = restored + 1
-    if earliest == nil or tonumber(due) < earliest then
-      earliest = tonumber(due)
-    end
+    putBack(id, due)
   end
 end
 wakeup(queueKey, before, earliest)

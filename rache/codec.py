@@ -577,7 +577,8 @@ class Claim:
         self.done = False
         self.batch: Optional[Claimed] = None
         self._visited = 1
-        self._heads: Dict[int, Optional[bytes]] = {}
+        #: per shard claimed from: its last cutoff and head (its master's clock, both)
+        self._heads: Dict[int, Tuple[bytes, Optional[bytes]]] = {}
         #: The put-back records of the jobs handed out, when the batch held recurring jobs.
         self.records: Optional[List[Record]] = None
         #: Jobs of the batch with their records, and which advance-2.lua entry each awaits.
@@ -587,8 +588,16 @@ class Claim:
     @property
     def next_due(self) -> Optional[bytes]:
         """The earliest due time left in the shards claimed from (None: all empty)."""
-        heads = [head for head in self._heads.values() if head is not None]
+        heads = [head for _, head in self._heads.values() if head is not None]
         return min(heads, key=float) if heads else None
+
+    def next_wait(self) -> Optional[float]:
+        """Seconds until the earliest due time left in the shards claimed from (None: empty).
+
+        Each shard's head less its own cutoff: times of one master's clock, never two.
+        """
+        waits = [float(head) - float(cut) for cut, head in self._heads.values() if head]
+        return min(waits) if waits else None
 
     def next_args(self) -> Optional[Args]:
         """The arguments of the next claim-2.lua call, or None when the call is over."""
@@ -611,7 +620,7 @@ class Claim:
         """The jobs of a claim-2.lua reply; a short batch ends the shard's part of the call."""
         batch = self.batch = parse_claim(reply)
         self.cutoff = batch.cutoff
-        self._heads[self.index] = batch.next_due
+        self._heads[self.index] = (batch.cutoff, batch.next_due)
         if batch.recurring is None:
             self.done = len(batch.jobs) < self.count
             return self._handed(batch.jobs)
@@ -670,11 +679,11 @@ class Claim:
             jobs.append(job)
             records.append(record)
         # The claim read the head with these jobs leased; moved, one may now come first.
-        head = self._heads.get(self.index)
+        cutoff, head = self._heads[self.index]
         for index, moved in enumerate(self._advance[2::3]):
             if int(reply[index]) and (head is None or float(moved) < float(head)):
                 head = moved  # type: ignore[assignment]
-        self._heads[self.index] = head
+        self._heads[self.index] = (cutoff, head)
         self._held, self._advance = [], []
         self.records = records
         return self._handed(jobs)

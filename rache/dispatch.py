@@ -128,14 +128,15 @@ class DispatchLoop:
         """Seconds to sleep after a claim of up to ``batch`` jobs, at most ``max_sleep``.
 
         0 after a full one (more may be due), else until the earliest due time left in
-        every shard (a difference of server-clock times, so the local clock's offset does
-        not matter).
+        every shard (each a difference of its own master's times, so no clock's offset
+        matters, the local one's or another master's).
         """
         if claim.remaining is not None and claim.remaining <= 0:
             return 0.0
-        if claim.next_due is None:
+        wait = claim.next_wait()
+        if wait is None:
             return self.max_sleep
-        wait = float(claim.next_due) - float(claim.cutoff) + _MARGIN
+        wait += _MARGIN
         return min(self.max_sleep, max(_MARGIN, wait))
 
     # -- handler outcomes -----------------------------------------------------------------

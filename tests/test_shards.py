@@ -267,3 +267,14 @@ def test_reshard_copies_due_times_and_data_byte_for_byte(raw: Any) -> None:
     assert reshard(raw, "rache:", shards=1) == 3
     assert raw.zscore("rache:queue", "leased") == before["leased"]
     assert raw.hgetall("rache:job:plain") == data
+
+
+def test_the_wait_to_the_next_due_job_reads_each_shards_own_clock() -> None:
+    # Sans I/O: two shards' claim replies, the second master's clock 2 s behind the first's.
+    claim = codec.Claim([codec.Keys(p) for p in SHARD_PREFIXES[:2]], 10, None, None)
+    for cutoff, head in [(b"1000", b"1001"), (b"998", b"1005")]:
+        assert claim.next_args() is not None
+        assert claim.take([cutoff, None, head, None]) == []  # nothing due in this shard
+    assert claim.next_args() is None  # both shards visited
+    assert claim.next_due == b"1001"
+    assert claim.next_wait() == 1.0  # not 1001 - 998: no two clocks compared

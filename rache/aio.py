@@ -246,7 +246,7 @@ class AsyncScheduler(_BaseScheduler):
                 for item in items:
                     yield item
         while (args := pages.next_args()) is not None:
-            for item in pages.take(await self._run(self._on_queue(script, args))):
+            for item in pages.take(await self._run(self._on_queue(script, args, self.shards[0]))):
                 yield item
 
     def export_jobs(self) -> AsyncGenerator[Tuple[Any, Any, Job], None]:

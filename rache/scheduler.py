@@ -172,9 +172,9 @@ class _BaseScheduler:
             self.shards, self.batch_size, reschedule, codec.encode_limit(limit), start, lease_ms
         )
 
-    def _on_queue(self, script: Script, args: Args, keys: Optional[Keys] = None) -> Call:
-        """A call of a script whose one key is a queue (it derives job keys itself)."""
-        return script, [(keys or self.shards[0]).queue], args
+    def _on_queue(self, script: Script, args: Args, keys: Keys) -> Call:
+        """A call of a script whose one key is a shard's queue (it derives job keys itself)."""
+        return script, [keys.queue], args
 
     def _on_rules(self, script: Script, args: Args, keys: Keys) -> Call:
         """A call of a script whose keys are a shard's queue and recurrence rules."""
@@ -367,7 +367,7 @@ class Scheduler(_BaseScheduler):
                     return
                 yield from items
         while (args := pages.next_args()) is not None:
-            yield from pages.take(self._run(self._on_queue(script, args)))
+            yield from pages.take(self._run(self._on_queue(script, args, self.shards[0])))
 
     def export_jobs(self) -> Generator[Tuple[Any, Any, Job], None, None]:
         """Every scheduled job as ``(job_id, due time, data)``, earliest first.

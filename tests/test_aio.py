@@ -17,8 +17,9 @@ import redis.asyncio
 
 import rache
 import rache.scripts
-from rache import aio, testing
+from rache import aio
 from rache.aio import AsyncScheduler
+from tests import harness as testing
 
 
 def run(coroutine: Any) -> Any:

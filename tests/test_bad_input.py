@@ -12,7 +12,8 @@ import pytest
 import redis
 
 import rache
-from rache import Scheduler, testing
+from rache import Scheduler
+from tests import harness
 from tests.helpers import snapshot
 
 BAD_IDS = [
@@ -112,10 +113,10 @@ def test_a_malformed_redis_url(
     assert snapshot(raw) == populated
 
 
-def test_a_dead_server_is_an_error_not_an_empty_result(server: testing.RedisServer) -> None:
+def test_a_dead_server_is_an_error_not_an_empty_result(server: harness.RedisServer) -> None:
     if server.spec.kind != "binary":
         pytest.skip("needs a redis-server binary this run starts")
-    srv = testing.start(server.spec)
+    srv = harness.start(server.spec)
     client = srv.client(socket_connect_timeout=1)
     sched = Scheduler(client)
     sched.schedule_job("a", -1)

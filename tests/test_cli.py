@@ -15,12 +15,13 @@ from typing import Any, List
 import pytest
 from click.testing import CliRunner
 
-from rache import Scheduler, testing
+from rache import Scheduler
 from rache.cli import main, parse_duration, relative
+from tests import harness
 
 
 @pytest.fixture
-def cli(server: testing.RedisServer, raw: Any) -> Any:
+def cli(server: harness.RedisServer, raw: Any) -> Any:
     """Run ``rache ARGS...`` on the test server; the result has exit_code and output."""
     runner = CliRunner()
 
@@ -101,7 +102,7 @@ def test_user_errors_are_one_line_and_exit_2(cli: Any, raw: Any) -> None:
     assert missing.exit_code == 1 and "no job with id 'nope'" in missing.output
 
 
-def test_an_unreachable_or_bad_url(server: testing.RedisServer) -> None:
+def test_an_unreachable_or_bad_url(server: harness.RedisServer) -> None:
     runner = CliRunner()
     down = runner.invoke(main, ["--url", "redis://127.0.0.1:1/0", "list"])
     assert down.exit_code == 1 and "cannot reach Redis at redis://127.0.0.1:1/0" in down.output
@@ -109,7 +110,7 @@ def test_an_unreachable_or_bad_url(server: testing.RedisServer) -> None:
     assert bad.exit_code == 2 and "not a Redis URL" in bad.output and "secret" not in bad.output
 
 
-def test_doctor(cli: Any, server: testing.RedisServer, raw: Any) -> None:
+def test_doctor(cli: Any, server: harness.RedisServer, raw: Any) -> None:
     raw.config_set("appendonly", "no")
     raw.config_set("save", "")
     raw.config_set("maxmemory-policy", "allkeys-lru")
@@ -170,7 +171,7 @@ def read_until(fd: int, text: bytes, seconds: float = 10) -> bytes:
 
 
 def test_watch_refreshes_in_a_terminal_and_quits_on_q(
-    server: testing.RedisServer, raw: Any
+    server: harness.RedisServer, raw: Any
 ) -> None:
     now = raw.time()[0]
     raw.zadd("rache:queue", {"a": now - 5})
@@ -189,7 +190,7 @@ def test_watch_refreshes_in_a_terminal_and_quits_on_q(
     assert os.waitstatus_to_exitcode(status) == 0
 
 
-def test_python_dash_m_rache(server: testing.RedisServer, raw: Any) -> None:
+def test_python_dash_m_rache(server: harness.RedisServer, raw: Any) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "rache", "--url", server.url, "stats", "--json"],
         capture_output=True, text=True, timeout=60,

@@ -11,8 +11,9 @@ import pytest
 import redis
 import redis.asyncio.cluster
 
-from rache import ConfigurationError, Scheduler, codec, testing
+from rache import ConfigurationError, Scheduler, codec
 from rache.aio import AsyncScheduler
+from tests import harness as testing
 from tests.helpers import snapshot
 from tests.shells import Blocking, LoopThread
 from tests.test_security import exercise

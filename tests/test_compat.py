@@ -10,7 +10,7 @@ import pytest
 import redis
 
 import rache
-from rache import testing
+from tests import harness
 
 
 def test_module_functions_use_redis_url_and_the_rache_prefix(default_env: None, raw: Any) -> None:
@@ -35,7 +35,7 @@ def test_the_prefix_comes_from_rache_redis_prefix(
     assert rache.REDIS_KEY == "custom:queue"
 
 
-def test_a_passed_connection_is_used(server: testing.RedisServer, raw: Any) -> None:
+def test_a_passed_connection_is_used(server: harness.RedisServer, raw: Any) -> None:
     client = redis.StrictRedis.from_url(server.url, decode_responses=True)
     rache.schedule_job("a", -1, connection=client, n=1)
     assert list(rache.pending_jobs(connection=client, reschedule_in=60)) == [{"id": "a", "n": 1}]
@@ -46,7 +46,7 @@ def test_a_passed_connection_is_used(server: testing.RedisServer, raw: Any) -> N
 
 
 def test_0_3_1_names_are_lazy_and_reflect_redis_url(
-    default_env: None, server: testing.RedisServer
+    default_env: None, server: harness.RedisServer
 ) -> None:
     assert rache.REDIS == {
         "host": server.host,

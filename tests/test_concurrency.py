@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from benchmarks import legacy
-from rache import testing
+from tests import harness
 
 JOBS = 5000
 POLLERS = 4
@@ -25,10 +25,10 @@ def schedule_due_jobs(raw: Any, count: int) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("reschedule_in", "limit"), [(None, 50), (3600, 50), (None, None)])
 def test_four_pollers_claim_each_job_exactly_once(
-    server: testing.RedisServer, raw: Any, reschedule_in: Any, limit: Any
+    server: harness.RedisServer, raw: Any, reschedule_in: Any, limit: Any
 ) -> None:
     ids = schedule_due_jobs(raw, JOBS)
-    per_poller = testing.run_pollers(server.url, POLLERS, reschedule_in=reschedule_in, limit=limit)
+    per_poller = harness.run_pollers(server.url, POLLERS, reschedule_in=reschedule_in, limit=limit)
     counts = collections.Counter(job_id for polled in per_poller for job_id in polled.ids)
     duplicates = {job_id: n for job_id, n in counts.items() if n > 1}
     assert duplicates == {}
@@ -41,10 +41,10 @@ def test_four_pollers_claim_each_job_exactly_once(
 
 
 @pytest.mark.slow
-def test_the_same_harness_catches_the_0_3_1_race(server: testing.RedisServer, raw: Any) -> None:
+def test_the_same_harness_catches_the_0_3_1_race(server: harness.RedisServer, raw: Any) -> None:
     # The test above can fail: rache 0.3.1's three-round-trip claim hands jobs out twice.
     schedule_due_jobs(raw, JOBS)
-    per_poller = testing.run_pollers(server.url, POLLERS, claim=legacy.pending_jobs, limit=None)
+    per_poller = harness.run_pollers(server.url, POLLERS, claim=legacy.pending_jobs, limit=None)
     claims = sum(len(polled.ids) for polled in per_poller)
     assert len({job_id for polled in per_poller for job_id in polled.ids}) == JOBS
     assert claims > JOBS

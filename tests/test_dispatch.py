@@ -21,8 +21,9 @@ import redis
 import redis.asyncio
 
 import rache
-from rache import Dispatcher, Job, Scheduler, codec, testing
+from rache import Dispatcher, Job, Scheduler, codec
 from rache.aio import AsyncDispatcher, AsyncScheduler
+from tests import harness as testing
 from tests.helpers import commands_sent
 
 ROOT = Path(__file__).resolve().parent.parent

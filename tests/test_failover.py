@@ -16,7 +16,8 @@ from typing import Any, Iterator
 import pytest
 import redis
 
-from rache import Scheduler, codec, testing
+from rache import Scheduler, codec
+from tests import harness as testing
 
 JOBS = 3000
 POLLERS = 4

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rache import scripts, testing
+from rache import scripts
+from tests import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +47,7 @@ def test_the_wheel_ships_every_script_and_py_typed(wheel: Path) -> None:
 
 @pytest.mark.slow
 def test_the_installed_wheel_runs_a_job(
-    wheel: Path, tmp_path: Path, server: testing.RedisServer
+    wheel: Path, tmp_path: Path, server: harness.RedisServer
 ) -> None:
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rache import Scheduler, recurrence, testing
+from rache import Scheduler, recurrence
 from rache.recurrence import Rule, decide, latest_at_or_before, next_at_or_after, upcoming
 from rache.scripts import CLAIM
+from tests import harness
 
 PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
 
@@ -213,7 +214,7 @@ def test_the_core_imports_and_every_n_rules_work_without_croniter(
     grace=st.integers(0, 3000),
 )
 def test_the_claim_script_agrees_with_decide(
-    server: testing.RedisServer, every: int, back: int, moved: int, misfire: str, grace: int
+    server: harness.RedisServer, every: int, back: int, moved: int, misfire: str, grace: int
 ) -> None:
     raw = server.client()
     raw.flushdb()

@@ -17,8 +17,9 @@ from typing import Any, List, Tuple
 import pytest
 import redis
 
-from rache import Scheduler, recurrence, testing
+from rache import Scheduler, recurrence
 from rache.scripts import ADVANCE, CLAIM
+from tests import harness
 from tests.test_recurring import due_ms, server_ms
 
 LEASE = 0.5
@@ -78,7 +79,7 @@ def run_processes(
 
 @pytest.mark.slow
 def test_an_every_200ms_job_polled_by_4_processes_runs_each_occurrence_once(
-    server: testing.RedisServer, raw: Any
+    server: harness.RedisServer, raw: Any
 ) -> None:
     sched = Scheduler(raw, "rache:")
     starts = []
@@ -128,7 +129,7 @@ def claim_and_hold(url: str, claim_now: Any, ready: Any, go: Any, queue: Any) ->
 
 @pytest.mark.slow
 def test_pollers_killed_or_stalled_between_claim_and_advance_lose_and_repeat_nothing(
-    server: testing.RedisServer, raw: Any
+    server: harness.RedisServer, raw: Any
 ) -> None:
     sched = Scheduler(raw, "rache:")
     now = server_ms(raw)

@@ -8,7 +8,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from rache import Scheduler, scripts, testing
+from rache import Scheduler, scripts
+from tests import harness
 from tests.helpers import commands_sent, warm_up
 
 
@@ -70,16 +71,16 @@ def test_key_count_is_checked_before_anything_is_sent(conn: Any) -> None:
 
 
 @pytest.fixture
-def own_server(server: testing.RedisServer, tmp_path: Path) -> Iterator[testing.RedisServer]:
+def own_server(server: harness.RedisServer, tmp_path: Path) -> Iterator[harness.RedisServer]:
     """A server of the session's kind that this test may restart."""
     if server.spec.kind != "binary":
         pytest.skip("restarting needs a redis-server binary this run starts")
-    srv = testing.start(server.spec, tmp_path)
+    srv = harness.start(server.spec, tmp_path)
     yield srv
     srv.stop()
 
 
-def test_a_server_restart_reloads_the_scripts(own_server: testing.RedisServer) -> None:
+def test_a_server_restart_reloads_the_scripts(own_server: harness.RedisServer) -> None:
     client = own_server.client()
     sched = Scheduler(client)
     sched.schedule_job("a", -1)

@@ -26,12 +26,12 @@ import redis.asyncio
 from redis.exceptions import NoPermissionError
 
 import rache
-from rache import testing
 from rache.aio import AsyncDispatcher, AsyncScheduler
 from rache.constants import DEFAULT_BATCH_SIZE
 from rache.dispatch import Dispatcher
 from rache.scheduler import Scheduler
 from rache.scripts import _SCRIPTS
+from tests import harness as testing
 from tests.test_shards import exercise_sharded
 
 #: The ACL line README.rst gives operators: a user ``rache`` allowed rache's script

@@ -7,13 +7,12 @@ from typing import Any, Iterator
 
 import pytest
 
-from rache import testing
-from tests import soak
+from tests import harness, soak
 
 
 @pytest.mark.slow
 def test_pollers_and_writers_never_duplicate_nor_lose(
-    server: testing.RedisServer, raw: Any
+    server: harness.RedisServer, raw: Any
 ) -> None:
     report = soak.run(server.url, jobs=3000, pollers=8, writers=2, writes=1500, progress=print)
     assert report.claims >= 3000
@@ -22,11 +21,11 @@ def test_pollers_and_writers_never_duplicate_nor_lose(
 
 
 @pytest.fixture
-def durable(server: testing.RedisServer, tmp_path: Path) -> Iterator[testing.RedisServer]:
+def durable(server: harness.RedisServer, tmp_path: Path) -> Iterator[harness.RedisServer]:
     """A server of the session's kind with an append-only file fsynced on every write."""
     if server.spec.kind != "binary":
         pytest.skip("the fault run restarts a redis-server binary it starts itself")
-    srv = testing.start(
+    srv = harness.start(
         server.spec, tmp_path, args=["--appendonly", "yes", "--appendfsync", "always"]
     )
     yield srv
@@ -34,7 +33,7 @@ def durable(server: testing.RedisServer, tmp_path: Path) -> Iterator[testing.Red
 
 
 @pytest.mark.slow
-def test_faults_lose_nothing_and_hand_nothing_out_twice(durable: testing.RedisServer) -> None:
+def test_faults_lose_nothing_and_hand_nothing_out_twice(durable: harness.RedisServer) -> None:
     report = soak.run(
         durable.url, jobs=3000, pollers=4, writers=0, writes=0, server=durable, faults=True,
         progress=print,

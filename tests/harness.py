@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import redis
 
-from . import config
+from rache import config
 
 
 @dataclass
@@ -223,7 +223,7 @@ def drain(
     replaces rache's ``pending_jobs`` (to run another algorithm in the same harness).
     ``cluster``: ``url`` names a Redis Cluster node; ``shards``: the schedule's shard count.
     """
-    from .scheduler import Scheduler
+    from rache.scheduler import Scheduler
 
     client: Any = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
     if claim is None:
@@ -261,7 +261,7 @@ def poll_for(
     failed call is counted and retried: the poller of a failover test. Each job counts as
     soon as it is handed out, so a call that fails halfway keeps what it gave.
     """
-    from .scheduler import Scheduler
+    from rache.scheduler import Scheduler
 
     client: Any = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
     scheduler = Scheduler(client, prefix, shards=shards)

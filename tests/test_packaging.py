@@ -1,4 +1,4 @@
-"""A built wheel carries the Lua scripts and works from outside the source tree."""
+"""A built wheel carries the Lua scripts, runtime code only, and works outside the source tree."""
 
 from __future__ import annotations
 
@@ -43,6 +43,15 @@ def test_the_wheel_ships_every_script_and_py_typed(wheel: Path) -> None:
     assert len(shipped) >= len(scripts.load()) + 2
     assert shipped <= names
     assert "rache/py.typed" in names
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_runtime_code_only(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "rache/testing.py" not in names  # the harness moved to tests/harness.py
+    assert not [name for name in names if name.startswith("tests/")]
+    tops = {name.split("/")[0] for name in names}
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"rache"}
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench bench-cluster bench-dispatch soak clean
+.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,19 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) examples/demo.py $(DEMO_ARGS)
 
-test: $(VENV)/.installed
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The unit tier first (the core without I/O, canned replies: seconds), then the rest on
+# real servers.
+test: test-unit
+	$(PY) -m pytest --ignore=tests/unit $(PYTEST_ARGS)
+
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest -q tests/unit
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check rache tests examples benchmarks
 	$(VENV)/bin/ruff format --check rache tests examples benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The full-size concurrency soak: make soak SOAK_ARGS="--jobs 50000 [--faults]"
 soak: $(VENV)/.installed

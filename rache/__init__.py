@@ -10,13 +10,16 @@ The five functions of rache 0.3.1 use a default :class:`Scheduler`, built on fir
 from __future__ import annotations
 
 import threading
-from typing import Any, Generator, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Generator, Iterable, Mapping, Optional, Tuple
 
-from . import config
-from .codec import Job, Stats
-from .dispatch import Dispatcher
-from .errors import ConfigurationError, JobNotFound, RacheError, ReservedFieldError
-from .scheduler import Scheduler, reshard
+from . import config, recurrence
+from .admin import reshard
+from .errors import ConfigurationError, JobNotFound, MissingExtra, RacheError, ReservedFieldError
+from .models import Job, Seconds, Stats, Time, Value
+from .scheduler import Entry, Exported, Scheduler, Start
+
+if TYPE_CHECKING:
+    from .dispatch import Dispatcher
 
 __version__ = "1.0.0.dev0"
 
@@ -25,9 +28,11 @@ __all__ = [
     "Dispatcher",
     "Job",
     "JobNotFound",
+    "MissingExtra",
     "RacheError",
     "ReservedFieldError",
     "Scheduler",
+    "Seconds",
     "Stats",
     "delete_job",
     "export_jobs",
@@ -43,13 +48,24 @@ __all__ = [
 
 _default: Optional[Scheduler] = None
 _default_lock = threading.Lock()
+#: The scheduler of the last ``connection=`` given, reused while the prefix is the same:
+#: rache 0.3.1's users pass one client to every call, and a Scheduler costs a few us.
+_last: Optional[Scheduler] = None
 
 
 def _scheduler(connection: Any = None) -> Scheduler:
     """The default Scheduler, or one over ``connection`` with the default prefix."""
-    global _default
+    global _default, _last
     if connection is not None:
-        return Scheduler(connection)
+        last = _last
+        if (
+            last is not None
+            and last.connection is connection
+            and last.keys.prefix == config.prefix()
+        ):
+            return last
+        _last = last = Scheduler(connection)
+        return last
     if _default is None:
         with _default_lock:
             if _default is None:
@@ -57,20 +73,44 @@ def _scheduler(connection: Any = None) -> Scheduler:
     return _default
 
 
-def schedule_job(job_id: str, schedule_in: Any, connection: Any = None, **kwargs: Any) -> None:
+def schedule_job(
+    job_id: str, schedule_in: Seconds, connection: Any = None, **kwargs: Optional[Value]
+) -> Time:
     """Schedule ``job_id`` in ``schedule_in`` seconds (or a timedelta), attaching ``kwargs``.
 
-    See :meth:`Scheduler.schedule_job`.
+    Returns the due time set. See :meth:`Scheduler.schedule_job`.
     """
-    _scheduler(connection).schedule_job(job_id, schedule_in, **kwargs)
+    return _scheduler(connection).schedule_job(job_id, schedule_in, **kwargs)
 
 
-def schedule_recurring(job_id: str, connection: Any = None, **rule: Any) -> None:
-    """Make ``job_id`` recur (``every=`` or ``cron=``, ...).
+def schedule_recurring(
+    job_id: str,
+    connection: Any = None,
+    *,
+    every: Optional[Seconds] = None,
+    cron: Optional[str] = None,
+    timezone: str = "UTC",
+    misfire: str = recurrence.DEFAULT_MISFIRE,
+    grace: Seconds = recurrence.DEFAULT_GRACE_MS / 1000,
+    jitter: Seconds = 0,
+    start: Start = None,
+    data: Optional[Mapping[str, Optional[Value]]] = None,
+) -> Time:
+    """Make ``job_id`` recur, ``every`` N seconds or on a ``cron`` rule.
 
     See :meth:`Scheduler.schedule_recurring`.
     """
-    _scheduler(connection).schedule_recurring(job_id, **rule)
+    return _scheduler(connection).schedule_recurring(
+        job_id,
+        every=every,
+        cron=cron,
+        timezone=timezone,
+        misfire=misfire,
+        grace=grace,
+        jitter=jitter,
+        start=start,
+        data=data,
+    )
 
 
 def schedule_jobs(
@@ -83,18 +123,18 @@ def schedule_jobs(
     return _scheduler(connection).schedule_jobs(jobs, at=at)
 
 
-def export_jobs(connection: Any = None) -> Generator[Tuple[Any, Any, Job], None, None]:
+def export_jobs(connection: Any = None) -> Generator[Exported, None, None]:
     """Every job as ``(job_id, due time, data)``. See :meth:`Scheduler.export_jobs`."""
     return _scheduler(connection).export_jobs()
 
 
-def stats(intervals: int = 60, interval: float = 60, connection: Any = None) -> Stats:
+def stats(intervals: int = 60, interval: Seconds = 60, connection: Any = None) -> Stats:
     """The schedule's figures in one snapshot. See :meth:`Scheduler.stats`."""
     return _scheduler(connection).stats(intervals, interval)
 
 
 def pending_jobs(
-    reschedule_in: Any = None, limit: Optional[int] = None, connection: Any = None
+    reschedule_in: Optional[Seconds] = None, limit: Optional[int] = None, connection: Any = None
 ) -> Generator[Job, None, None]:
     """Claim the due jobs, each for this caller only. See :meth:`Scheduler.pending_jobs`."""
     return _scheduler(connection).pending_jobs(reschedule_in, limit)
@@ -110,13 +150,19 @@ def job_details(job_id: str, connection: Any = None) -> Job:
     return _scheduler(connection).job_details(job_id)
 
 
-def scheduled_jobs(with_times: bool = False, connection: Any = None) -> Generator[Any, None, None]:
+def scheduled_jobs(
+    with_times: bool = False, connection: Any = None
+) -> Generator[Entry, None, None]:
     """Every scheduled job id, or (id, due time). See :meth:`Scheduler.scheduled_jobs`."""
     return _scheduler(connection).scheduled_jobs(with_times)
 
 
 def __getattr__(name: str) -> Any:
-    """Rache 0.3.1's module attributes, computed on first use (PEP 562)."""
+    """``Dispatcher``, loaded on first use, and rache 0.3.1's module attributes (PEP 562)."""
+    if name == "Dispatcher":
+        from .dispatch import Dispatcher
+
+        return Dispatcher
     if name == "r":
         return _scheduler().connection
     if name == "REDIS":

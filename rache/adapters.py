@@ -17,7 +17,7 @@ import inspect
 import logging
 from typing import Any, Awaitable, Callable, Optional
 
-from .codec import Job
+from .models import Job
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ a problem, ``show`` found no job, Redis cannot be reached), 2 bad usage or input
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import json
 import os
@@ -19,17 +18,21 @@ import time
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-try:
-    import click
-except ImportError:  # pragma: no cover - the message is the point
-    sys.exit("rache: the command needs click: pip install 'rache[cli]'")
-
 import redis
 
-from . import codec, config
-from .constants import MAX_SHARDS, PREFIX_ENV, REDIS_URL_ENV
+from .errors import MissingExtra
+
+try:
+    import click
+except ImportError:  # pragma: no cover - depends on the installed extras
+    raise MissingExtra("the rache command", "click", "cli") from None
+
+from . import admin, config
+from .constants import PREFIX_ENV, REDIS_URL_ENV
 from .errors import ConfigurationError, JobNotFound
-from .scheduler import Scheduler, reshard
+from .keys import MAX_SHARDS
+from .models import Stats
+from .scheduler import Scheduler
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -115,11 +118,11 @@ class Context:
             except ConfigurationError as error:  # an untagged prefix on a cluster
                 raise click.UsageError(f"--prefix: {error}") from None
             if self.shards == 1:  # a sharded scheduler checks its layout itself
-                recorded = self.client.hget(codec.layout_key(self.prefix), "shards")
-                if recorded is not None and int(recorded) != 1:
+                recorded = admin.recorded_shards(self.client, self.prefix)
+                if recorded != 1:
                     raise click.UsageError(
                         f"the schedule under prefix {self.prefix!r} is laid out in "
-                        f"{int(recorded)} shard(s), not 1: pass --shards {int(recorded)}"
+                        f"{recorded} shard(s), not 1: pass --shards {recorded}"
                     )
         return self._scheduler
 
@@ -219,8 +222,7 @@ def add(obj: Context, job_id: str, schedule_in: str, fields: Tuple[str, ...]) ->
             raise click.BadParameter(f"{field!r} is not KEY=VALUE", param_hint="--set")
         data[key] = value
     offset = int(seconds) if float(seconds).is_integer() else seconds
-    obj.scheduler.schedule_job(job_id, offset, **data)
-    due = obj.scheduler.job_details(job_id)["schedule_at"]
+    due = obj.scheduler.schedule_job(job_id, offset, **data)
     click.echo(f"scheduled {job_id} at {timestamp(due)} ({relative(due, obj.now())})")
 
 
@@ -234,7 +236,7 @@ def rm(obj: Context, job_ids: Tuple[str, ...]) -> None:
         click.echo(f"removed {job_id}")
 
 
-def render_stats(stats: codec.Stats, colour: bool = True) -> List[str]:
+def render_stats(stats: Stats, colour: bool = True) -> List[str]:
     """The lines of ``rache stats`` and ``rache watch``."""
     lines = [
         f"jobs        {stats.total:,}",
@@ -314,74 +316,24 @@ def watch(obj: Context, every: float) -> None:
 @click.pass_obj
 def doctor(obj: Context) -> None:
     """Check what silently breaks a schedule; exit 1 if something does."""
-    client = obj.client
     problems = 0
-
-    def report(ok: Optional[bool], what: str, fix: str = "") -> None:
-        nonlocal problems
-        if ok is None:
+    found = admin.checks(
+        obj.client,
+        obj.prefix,
+        cluster=obj.cluster,
+        run_script=lambda: obj.scheduler.stats(intervals=0),
+    )
+    for check in found:
+        if check.ok is None:
             mark = click.style("??  ", fg="yellow")
         else:
-            mark = click.style("ok  ", fg="green") if ok else click.style("FAIL", fg="red")
-        click.echo(f"{mark} {what}")
-        if ok is False:
+            mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {check.what}")
+        if check.ok is False:
             problems += 1
-        if fix and not ok:
-            click.echo(f"     {fix}")
-
-    info = client.info("server")
-    first = next(iter(info.values()), None)
-    if isinstance(first, dict):  # a cluster client may answer per node: take one
-        info = first
-    version = str(info.get("redis_version", "0"))
-    major_minor = tuple(int(part) for part in version.split(".")[:2])
-    report(major_minor >= (6, 2), f"Redis {version}", "rache needs Redis 6.2 or later")
-    settings = _config(client, "maxmemory-policy", "appendonly", "save")
-    policy = settings.get("maxmemory-policy")
-    if policy is None:
-        report(None, "maxmemory-policy: CONFIG GET refused, cannot check")
-    else:
-        report(
-            policy == "noeviction",
-            f"maxmemory-policy {policy}",
-            "evicted jobs vanish without a trace: CONFIG SET maxmemory-policy noeviction",
-        )
-    if "appendonly" in settings:
-        durable = settings["appendonly"] == "yes" or bool(settings.get("save"))
-        report(
-            durable,
-            f"persistence: appendonly {settings['appendonly']}, save {settings.get('save')!r}",
-            "a restart loses the schedule: CONFIG SET appendonly yes",
-        )
-    if obj.cluster or _cluster_enabled(client):
-        tagged = codec.has_hash_tag(obj.prefix)
-        fix = f"a prefix with a hash tag: --prefix {codec.tagged(obj.prefix)!r}"
-        report(tagged, f"prefix {obj.prefix!r} on a cluster", fix)
-        if not tagged:
-            sys.exit(1)  # rache cannot run its scripts with this prefix: nothing more to check
-    try:
-        obj.scheduler.stats(intervals=0)
-        report(True, "rache's scripts run (EVALSHA, SCRIPT LOAD)")
-    except redis.exceptions.NoPermissionError as error:
-        report(False, f"rache's scripts are refused: {error}", "see README, Least privilege")
+        if check.fix and not check.ok:
+            click.echo(f"     {check.fix}")
     sys.exit(1 if problems else 0)
-
-
-def _cluster_enabled(client: Any) -> bool:
-    """Whether a plain client's server is a cluster node."""
-    return str(client.info("cluster").get("cluster_enabled")) == "1"
-
-
-def _config(client: Any, *names: str) -> Dict[str, str]:
-    found: Dict[str, str] = {}
-    for name in names:  # a refusal (ACL, managed services): the check says it cannot tell
-        with contextlib.suppress(redis.ResponseError):
-            found.update(client.config_get(name))
-    return {_text(k): _text(v) for k, v in found.items()}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @main.command("reshard")
@@ -395,7 +347,7 @@ def reshard_command(obj: Context, to: int) -> None:
     Moves every job with its due time and data, then records the new count; safe to run
     again if it stopped halfway.
     """
-    moved = reshard(obj.client, obj.prefix, shards=to)
+    moved = admin.reshard(obj.client, obj.prefix, shards=to)
     click.echo(f"moved {moved} jobs: the schedule under {obj.prefix!r} has {to} shard(s)")
 
 
@@ -431,11 +383,9 @@ def import_(obj: Context, source: Any) -> None:
             jobs.append((_from_json(entry["id"]), entry["due"], data))
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise click.UsageError(f"{source.name} line {number}: not a job ({error})") from None
-    scheduler = obj.scheduler
-    calls, count = scheduler._bulk(jobs, at=True)  # every job checked before any is sent
-    with click.progressbar(calls, label="importing", file=sys.stderr) as bar:
-        for call in bar:
-            scheduler._run(call)
+    with click.progressbar(length=len(jobs), label="importing", file=sys.stderr) as bar:
+        # every job is checked before any is sent
+        count = obj.scheduler.schedule_jobs(jobs, at=True, progress=bar.update)
     click.echo(f"imported {count:,} jobs", err=True)
 
 

@@ -1,9 +1,14 @@
-"""The default configuration: ``REDIS_URL`` and ``RACHE_REDIS_PREFIX``, read when needed."""
+"""The default configuration, and what rache needs to know of a client.
+
+``REDIS_URL`` and ``RACHE_REDIS_PREFIX`` are read when needed; a client is a cluster's or
+not, and is named without its credentials.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import Any, Dict
 
 import redis
@@ -60,3 +65,33 @@ def client(url: str) -> redis.Redis:
     """A redis-py client for ``url``, with a clear error that never shows the password."""
     _parse(url)
     return redis.Redis.from_url(url)
+
+
+def is_cluster(connection: Any) -> bool:
+    """True for a redis-py Redis Cluster client, sync or asyncio."""
+    if isinstance(connection, redis.RedisCluster):
+        return True
+    aio = sys.modules.get("redis.asyncio.cluster")  # loaded if such a client exists
+    return aio is not None and isinstance(connection, aio.RedisCluster)
+
+
+def describe(connection: Any) -> str:
+    """The client's class and where it connects, never its credentials.
+
+    Not ``repr(connection)``: redis-py 6.x to 7.3 list every connection setting in a
+    client's repr, password included (fixed in 7.4).
+    """
+    kind = type(connection)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    pool = getattr(connection, "connection_pool", None)
+    settings = getattr(pool, "connection_kwargs", None)
+    if not isinstance(settings, dict):
+        return f"<{name}>"
+    db = settings.get("db", 0)
+    if "path" in settings:
+        return f"<{name} unix://{settings['path']}?db={db}>"
+    if "host" not in settings:
+        return f"<{name} db={db}>"
+    classes = getattr(getattr(pool, "connection_class", object), "__mro__", ())
+    scheme = "rediss" if any(c.__name__ == "SSLConnection" for c in classes) else "redis"
+    return f"<{name} {scheme}://{settings['host']}:{settings.get('port', 6379)}/{db}>"

@@ -1,4 +1,4 @@
-"""Key names, defaults and bounds, in one place."""
+"""Defaults and bounds, in one place (key names are in ``rache.keys``)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,6 @@ DEFAULT_PREFIX = "rache:"
 #: The environment variables read, lazily, for the default scheduler.
 REDIS_URL_ENV = "REDIS_URL"
 PREFIX_ENV = "RACHE_REDIS_PREFIX"
-
-#: ``<prefix>queue``: the sorted set of job ids scored by due time (Unix seconds).
-QUEUE_KEY = "queue"
-
-#: ``<prefix>job:<id>``: the hash holding one job's data.
-JOB_KEY = "job:"
 
 #: Jobs claimed or scheduled, or schedule entries read, per script call: bounds how long one
 #: call holds Redis (a claim of 500 jobs takes about 2 ms of server time with a million
@@ -33,10 +27,3 @@ MAX_OFFSET_SECONDS = 10**10
 
 #: The job data key that holds the job's id in what rache returns, so it cannot be data.
 RESERVED_FIELD = "id"
-
-#: ``<prefix>layout``: a hash whose field ``shards`` says how many shards a sharded
-#: schedule spreads over (absent: one).
-LAYOUT_KEY = "layout"
-
-#: The most shards a schedule may have: a pending_jobs() call visits every one.
-MAX_SHARDS = 256

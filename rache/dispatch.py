@@ -1,8 +1,10 @@
 """The dispatch loop: claim due jobs, hand each to a handler, sleep until the next is due.
 
-One sans-IO core (:class:`DispatchLoop`) makes every decision: how long to sleep after a
-claim, how long to back off after a connection error, what to count and log. The sync
-:class:`Dispatcher` and the asyncio :class:`AsyncDispatcher` only do the I/O it asks for.
+One core without I/O (:class:`rache.dispatchloop.DispatchLoop`) makes every decision: how
+long to sleep after a claim, how long to back off after a connection error, what to count
+and log. The sync :class:`Dispatcher` and the asyncio :class:`AsyncDispatcher` only do the
+I/O it asks for, and claim through the schedulers' public claim seam (``claim``,
+``claim_batch``, ``put_back``).
 
 Wake-up: each claim's reply carries the earliest due time left in the schedule (read by the
 same script, no extra round trip), so the loop sleeps exactly until then, at most
@@ -17,20 +19,31 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import random
 import signal
 import threading
 import time
-import weakref
-from typing import Any, Awaitable, Callable, ClassVar, List, Optional, Union
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    ClassVar,
+    Generic,
+    List,
+    Optional,
+    Type,
+    TypeVar,
+    Union,
+    cast,
+)
 
 import redis
 
-from . import codec
-from .codec import Job
-from .constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
-from .errors import ConfigurationError
-from .scheduler import Scheduler, _is_cluster
+from . import config, encode
+from .claim import Claim
+from .constants import DEFAULT_BATCH_SIZE
+from .dispatchloop import DispatchLoop
+from .models import Job, Seconds
+from .scheduler import AsyncScheduler, BaseScheduler, Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -47,233 +60,43 @@ CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 #: The longest a sleep waits for a wake-up message or stop() in one piece (sync loop only:
 #: stop() from a signal handler or another thread is seen within this; no Redis command).
 _SLICE = 0.1
-#: Slept past a due time, so that a claim at the due time finds the job due on the server.
-_MARGIN = 0.0005
 
 
-def _check_seconds(value: object, name: str, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    seconds = float(value)
-    if not (seconds > 0 if positive else seconds >= 0) or seconds != seconds or seconds > 1e9:
-        bound = "more than 0" if positive else "0 or more"
-        raise ValueError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
-    return seconds
+#: The scheduler a dispatcher claims from: a Scheduler, or an AsyncScheduler.
+S = TypeVar("S", Scheduler, AsyncScheduler)
 
 
-class DispatchLoop:
-    """The decisions of a dispatch loop, without I/O: sleeps, backoff, counts and logs.
-
-    Shared by :class:`Dispatcher` and :class:`AsyncDispatcher`, so that a rule exists once.
-    """
-
-    def __init__(
-        self,
-        *,
-        batch: int,
-        max_sleep: float,
-        backoff: float,
-        max_backoff: float,
-        metrics: Any = None,
-    ) -> None:
-        if isinstance(batch, bool) or not isinstance(batch, int):
-            raise TypeError(f"batch must be an int, not {type(batch).__name__}")
-        if not 1 <= batch <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch must be from 1 to {MAX_BATCH_SIZE}, not {batch}")
-        self.batch = batch
-        self.max_sleep = _check_seconds(max_sleep, "max_sleep")
-        self.backoff = _check_seconds(backoff, "backoff")
-        self.max_backoff = _check_seconds(max_backoff, "max_backoff")
-        if self.max_backoff < self.backoff:
-            raise ValueError(
-                f"max_backoff ({max_backoff!r}) must not be less than backoff ({backoff!r})"
-            )
-        #: jobs claimed, handed to the handler without error, and whose handler raised
-        self.claimed = 0
-        self.handled = 0
-        self.failed = 0
-        #: the dispatch lag of the last job claimed, and the largest seen (seconds): the
-        #: claim's time (server clock) less the job's due time
-        self.lag: Optional[float] = None
-        self.max_lag = 0.0
-        #: claim calls made, and connection errors met
-        self.claims = 0
-        self.errors = 0
-        self._outage: Optional[float] = None  # when the current outage began (monotonic)
-        self._attempt = 0  # failed attempts in a row
-        self._prometheus = _Prometheus.of(metrics) if metrics is not None else None
-
-    # -- claims ---------------------------------------------------------------------------
-
-    def took(self, claim: codec.Claim, jobs: List[Job]) -> None:
-        """Count a claim's jobs and their lag (cutoff less due time)."""
-        self.claims += 1
-        self.connected()
-        if not jobs:
-            return
-        self.claimed += len(jobs)
-        cutoff = float(claim.cutoff)
-        for job in jobs:
-            due = job.due_at
-            lag = 0.0 if due is None else max(0.0, cutoff - float(due))
-            if lag > self.max_lag:
-                self.max_lag = lag
-            if self._prometheus is not None:
-                self._prometheus.lag.observe(lag)
-        self.lag = lag
-        if self._prometheus is not None:
-            self._prometheus.claimed.inc(len(jobs))
-
-    def sleep_after(self, claim: codec.Claim) -> float:
-        """Seconds to sleep after a claim of up to ``batch`` jobs, at most ``max_sleep``.
-
-        0 after a full one (more may be due), else until the earliest due time left in
-        every shard (each a difference of its own master's times, so no clock's offset
-        matters, the local one's or another master's).
-        """
-        if claim.remaining is not None and claim.remaining <= 0:
-            return 0.0
-        wait = claim.next_wait()
-        if wait is None:
-            return self.max_sleep
-        wait += _MARGIN
-        return min(self.max_sleep, max(_MARGIN, wait))
-
-    # -- handler outcomes -----------------------------------------------------------------
-
-    def handled_one(self) -> None:
-        """Count a job whose handler returned."""
-        self.handled += 1
-        if self._prometheus is not None:
-            self._prometheus.handled.inc()
-
-    def failed_one(self, job: Job, exc: BaseException) -> None:
-        """Count and log a job whose handler raised: the loop goes on."""
-        self.failed += 1
-        if self._prometheus is not None:
-            self._prometheus.failed.inc()
-        logger.error(
-            "rache: the handler raised for job %r (due at %s)",
-            job.get("id"),
-            job.due_at,
-            exc_info=(type(exc), exc, exc.__traceback__),
-        )
-
-    def hook_failed(self, job: Job, exc: BaseException) -> None:
-        """Log an on_error hook that raised itself."""
-        logger.error(
-            "rache: on_error raised for job %r",
-            job.get("id"),
-            exc_info=(type(exc), exc, exc.__traceback__),
-        )
-
-    # -- connection errors ----------------------------------------------------------------
-
-    def disconnected(self, exc: BaseException) -> float:
-        """Note a connection error; the seconds to back off before the next attempt.
-
-        Capped exponential backoff with jitter (half to all of ``backoff * 2**n``, at most
-        ``max_backoff``). The outage is logged once, when it begins; its end once too.
-        """
-        self.errors += 1
-        if self._outage is None:
-            self._outage = time.monotonic()
-            logger.warning("rache: Redis unreachable (%s); retrying with backoff", exc)
-        else:
-            logger.debug("rache: Redis still unreachable (%s)", exc)
-        delay = min(self.max_backoff, self.backoff * 2 ** min(self._attempt, 30))
-        self._attempt += 1
-        return random.uniform(delay / 2, delay)
-
-    def connected(self) -> None:
-        """Note a call that went through: ends an outage, logged once."""
-        if self._outage is not None:
-            logger.warning(
-                "rache: Redis reachable again after %.1f s (%d failed attempts)",
-                time.monotonic() - self._outage,
-                self._attempt,
-            )
-            self._outage = None
-        self._attempt = 0
-
-
-class _Prometheus:
-    """The dispatchers' Prometheus metrics in one registry (``rache[prometheus]``).
-
-    One set per registry, shared by every dispatcher given it: a registry refuses a second
-    metric of the same name.
-    """
-
-    _by_registry: ClassVar[weakref.WeakKeyDictionary[Any, _Prometheus]] = (
-        weakref.WeakKeyDictionary()
-    )
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-
-    @classmethod
-    def of(cls, registry: Any) -> _Prometheus:
-        """The metrics in ``registry`` (True: prometheus_client's default one), made once."""
-        try:
-            import prometheus_client
-        except ImportError:  # pragma: no cover - depends on the installed extras
-            raise ConfigurationError(
-                "metrics= needs prometheus_client: pip install 'rache[prometheus]'"
-            ) from None
-        if registry is True:
-            registry = prometheus_client.REGISTRY
-        if not isinstance(registry, prometheus_client.CollectorRegistry):
-            raise TypeError(
-                "metrics must be a prometheus_client.CollectorRegistry or True (the default "
-                f"registry), not {type(registry).__name__}"
-            )
-        with cls._lock:
-            metrics = cls._by_registry.get(registry)
-            if metrics is None:
-                metrics = cls._by_registry[registry] = cls(registry)
-            return metrics
-
-    def __init__(self, registry: Any) -> None:
-        import prometheus_client
-
-        self.claimed = prometheus_client.Counter(
-            "rache_dispatcher_claimed", "Jobs claimed by rache dispatchers", registry=registry
-        )
-        self.handled = prometheus_client.Counter(
-            "rache_dispatcher_handled", "Jobs whose handler returned", registry=registry
-        )
-        self.failed = prometheus_client.Counter(
-            "rache_dispatcher_failed", "Jobs whose handler raised", registry=registry
-        )
-        self.lag = prometheus_client.Histogram(
-            "rache_dispatcher_lag_seconds",
-            "Claim time less due time, server clock",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=registry,
-        )
-
-
-class _BaseDispatcher:
+class _BaseDispatcher(Generic[S]):
     """What both dispatchers share: settings, the loop's core, stop(), signal handling."""
+
+    #: The scheduler class this dispatcher claims from, and the error for another one.
+    _scheduler_class: ClassVar[Type[BaseScheduler]]
+    _other: ClassVar[str]
 
     def __init__(
         self,
         handler: Handler,
         *,
-        scheduler: Any,
-        reschedule_in: Any = None,
+        scheduler: Optional[S] = None,
+        reschedule_in: Optional[Seconds] = None,
         batch: int = DEFAULT_BATCH_SIZE,
-        max_sleep: float = 30.0,
+        max_sleep: Seconds = 30.0,
         on_error: Optional[ErrorHook] = None,
         wakeup: bool = True,
-        backoff: float = 0.1,
-        max_backoff: float = 30.0,
+        backoff: Seconds = 0.1,
+        max_backoff: Seconds = 30.0,
         metrics: Any = None,
     ) -> None:
+        if scheduler is None:
+            scheduler = cast(S, self._scheduler_class())
+        elif not isinstance(scheduler, self._scheduler_class):
+            raise TypeError(f"scheduler must be a {self._other}, not {type(scheduler).__name__}")
         if not callable(handler):
             raise TypeError(f"handler must be callable, not {type(handler).__name__}")
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")
         if reschedule_in is not None:
-            millis, _ = codec.encode_offset(reschedule_in, "reschedule_in")
+            millis, _ = encode.offset(reschedule_in, "reschedule_in")
             if millis <= 0:
                 raise ValueError(
                     "reschedule_in must be more than 0 for a dispatcher (a job due again at "
@@ -287,13 +110,13 @@ class _BaseDispatcher:
             metrics=metrics,
         )
         self.handler = handler
-        self.scheduler = scheduler
+        self.scheduler: S = scheduler
         self.reschedule_in = reschedule_in
         self.on_error = on_error
         self.wakeup = bool(wakeup)
         #: the channels the schedule scripts publish on when the head of the schedule moves
         #: earlier: ``<prefix>wakeup``, one per shard of a sharded schedule
-        self.channels = [keys.prefix + "wakeup" for keys in scheduler.shards]
+        self.channels = [keys.wakeup.decode() for keys in scheduler.shards]
         self.channel = ", ".join(self.channels)
         self._stopping = False
 
@@ -335,8 +158,9 @@ class _BaseDispatcher:
         """Whether stop() was called (or SIGTERM/SIGINT received) since run() began."""
         return self._stopping
 
-    def _claim(self) -> codec.Claim:
-        return self.scheduler._claim_of(self.reschedule_in, self.core.batch)  # type: ignore[no-any-return]
+    def _claim(self) -> Claim:
+        scheduler: BaseScheduler = self.scheduler
+        return scheduler.claim(self.reschedule_in, self.core.batch)
 
     def _failed(self, job: Job, exc: Exception) -> Optional[Any]:
         """Count and log a failed job; the on_error hook's call, to run (or await) if any."""
@@ -344,7 +168,7 @@ class _BaseDispatcher:
         return None if self.on_error is None else self.on_error
 
 
-class Dispatcher(_BaseDispatcher):
+class Dispatcher(_BaseDispatcher[Scheduler]):
     """A blocking dispatch loop: claims due jobs and calls ``handler(job)`` for each.
 
     :param handler: called with each claimed :class:`rache.Job`; see ``rache.adapters``
@@ -368,18 +192,9 @@ class Dispatcher(_BaseDispatcher):
         to register counters and a lag histogram in; needs ``rache[prometheus]``.
     """
 
-    def __init__(
-        self, handler: Handler, *, scheduler: Optional[Scheduler] = None, **options: Any
-    ) -> None:
-        if scheduler is None:
-            scheduler = Scheduler()
-        elif not isinstance(scheduler, Scheduler):
-            raise TypeError(
-                f"scheduler must be a rache.Scheduler, not {type(scheduler).__name__} "
-                "(use rache.aio.AsyncDispatcher with an AsyncScheduler)"
-            )
-        super().__init__(handler, scheduler=scheduler, **options)
-        self._pubsub: Any = None
+    _scheduler_class = Scheduler
+    _other = "rache.Scheduler (use rache.aio.AsyncDispatcher with an AsyncScheduler)"
+    _pubsub: Any = None
 
     def run(self, *, until_idle: bool = False) -> None:
         """Run until stop(), SIGTERM or SIGINT, or (``until_idle``) until nothing is due.
@@ -413,8 +228,7 @@ class Dispatcher(_BaseDispatcher):
         A sharded schedule's claim takes from each shard in turn, as pending_jobs does.
         """
         claim = self._claim()
-        while (args := claim.next_args()) is not None:
-            jobs = self.scheduler._claim_batch(claim, args)
+        while (jobs := self.scheduler.claim_batch(claim)) is not None:
             self.core.took(claim, jobs)
             given = 0
             try:
@@ -433,7 +247,7 @@ class Dispatcher(_BaseDispatcher):
                         self.core.handled_one()
             finally:
                 # Only a BaseException from the handler leaves jobs never handed out.
-                self.scheduler._release(claim, len(jobs) - given)
+                self.scheduler.put_back(claim, given)
             if self._stopping:
                 break
         return self.core.sleep_after(claim)
@@ -493,7 +307,7 @@ class Dispatcher(_BaseDispatcher):
                 time.sleep(piece)
 
 
-class AsyncDispatcher(_BaseDispatcher):
+class AsyncDispatcher(_BaseDispatcher[AsyncScheduler]):
     """The asyncio dispatch loop: :class:`Dispatcher`'s twin over an ``AsyncScheduler``.
 
     ``handler(job)`` may be a plain function or a coroutine function (awaited), and so may
@@ -501,21 +315,12 @@ class AsyncDispatcher(_BaseDispatcher):
     SIGTERM or SIGINT (handlers installed for the run, when it runs on the main thread).
     """
 
-    def __init__(self, handler: Handler, *, scheduler: Any = None, **options: Any) -> None:
-        from .aio import AsyncScheduler
-
-        if scheduler is None:
-            scheduler = AsyncScheduler()
-        elif not isinstance(scheduler, AsyncScheduler):
-            raise TypeError(
-                f"scheduler must be a rache.aio.AsyncScheduler, not {type(scheduler).__name__} "
-                "(use rache.Dispatcher with a Scheduler)"
-            )
-        super().__init__(handler, scheduler=scheduler, **options)
-        self._wake: Optional[asyncio.Event] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._listener: Optional[asyncio.Task[None]] = None
-        self._pubsub: Any = None
+    _scheduler_class = AsyncScheduler
+    _other = "rache.aio.AsyncScheduler (use rache.Dispatcher with a Scheduler)"
+    _wake: Optional[asyncio.Event] = None
+    _loop: Optional[asyncio.AbstractEventLoop] = None
+    _listener: Optional[asyncio.Task[None]] = None
+    _pubsub: Any = None
 
     def stop(self) -> None:
         """Ask the loop to stop after the batch in hand; safe from any thread or a signal."""
@@ -556,8 +361,7 @@ class AsyncDispatcher(_BaseDispatcher):
         claim = self._claim()
         assert self._wake is not None
         self._wake.clear()  # a message from now on is news for the next sleep
-        while (args := claim.next_args()) is not None:
-            jobs = await self.scheduler._claim_batch(claim, args)
+        while (jobs := await self.scheduler.claim_batch(claim)) is not None:
             self.core.took(claim, jobs)
             given = 0
             try:
@@ -575,9 +379,8 @@ class AsyncDispatcher(_BaseDispatcher):
                     else:
                         self.core.handled_one()
             finally:
-                putting_back = self.scheduler._release(claim, len(jobs) - given)
-                if putting_back is not None:  # cancelled, or a BaseException from the handler
-                    await asyncio.shield(putting_back)
+                # Cancelled, or a BaseException from the handler: the rest goes back.
+                await self.scheduler.put_back(claim, given)
             if self._stopping:
                 break
         return self.core.sleep_after(claim)
@@ -588,7 +391,7 @@ class AsyncDispatcher(_BaseDispatcher):
         factory = _pubsub_factory(self)
         if factory is None:
             return
-        if _is_cluster(self.scheduler.connection):
+        if config.is_cluster(self.scheduler.connection):
             # redis-py's asyncio cluster Pub/Sub needs the slot map, read on first use.
             await self.scheduler.connection.initialize()
         pubsub = factory(ignore_subscribe_messages=True)
@@ -650,7 +453,7 @@ async def _maybe_await(result: Union[Any, Awaitable[Any]]) -> Any:
     return result
 
 
-def _no_wakeup(dispatcher: _BaseDispatcher, exc: BaseException) -> None:
+def _no_wakeup(dispatcher: _BaseDispatcher[Any], exc: BaseException) -> None:
     """Turn the wake-up off for good, said once: the loop then wakes on its timer."""
     logger.warning(
         "rache: cannot SUBSCRIBE to %r (%r): waking on the next due time or max_sleep only",
@@ -660,7 +463,7 @@ def _no_wakeup(dispatcher: _BaseDispatcher, exc: BaseException) -> None:
     dispatcher.wakeup = False
 
 
-def _pubsub_factory(dispatcher: _BaseDispatcher) -> Any:
+def _pubsub_factory(dispatcher: _BaseDispatcher[Any]) -> Any:
     """The client's ``pubsub`` method; None (and wakeup turned off, said once) if it has none.
 
     Older redis-py's asyncio RedisCluster has no Pub/Sub: its dispatchers wake on their timer.

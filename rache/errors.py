@@ -1,4 +1,14 @@
-"""The exceptions rache raises beyond the built-in ``TypeError`` and ``ValueError``."""
+"""The exceptions rache raises beyond the built-in ``TypeError`` and ``ValueError``.
+
+A wrong type is a ``TypeError`` and a wrong value a ``ValueError``, each naming the argument;
+rache's own errors are::
+
+    RacheError
+    ├── ConfigurationError (ValueError)   REDIS_URL, the prefix or the layout cannot be used
+    ├── ReservedFieldError (ValueError, RuntimeError)   job data named ``id``
+    ├── JobNotFound (KeyError)   job_details() of a job with neither schedule nor data
+    └── MissingExtra (ImportError)   a feature whose extra is not installed
+"""
 
 from __future__ import annotations
 
@@ -26,4 +36,16 @@ class JobNotFound(RacheError, KeyError):
 
 
 class ConfigurationError(RacheError, ValueError):
-    """``REDIS_URL`` or ``RACHE_REDIS_PREFIX`` cannot be used."""
+    """``REDIS_URL``, ``RACHE_REDIS_PREFIX`` or a schedule's layout cannot be used."""
+
+
+class MissingExtra(RacheError, ImportError):
+    """A feature needs a library that an extra of rache installs: the message names it.
+
+    ``MissingExtra("a cron rule", "croniter", "cron")`` reads "a cron rule needs croniter:
+    pip install 'rache[cron]'".
+    """
+
+    def __init__(self, feature: str, library: str, extra: str) -> None:
+        super().__init__(f"{feature} needs {library}: pip install 'rache[{extra}]'")
+        self.feature, self.library, self.extra = feature, library, extra

@@ -17,12 +17,12 @@ extra) is imported only for a cron rule.
 
 from __future__ import annotations
 
-import math
-import numbers
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, List, Optional, Tuple
+
+from . import wire
+from .errors import MissingExtra
 
 #: The misfire policies, and the one used when none is given.
 MISFIRE_POLICIES = ("coalesce", "skip")
@@ -34,7 +34,8 @@ DEFAULT_LEASE_MS = 5_000
 
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1)
-_MAX_MS = 10**13  # about the year 2286: keeps every time exact in a double
+#: The latest time a rule may start at (ms; about the year 2286): keeps times exact in a double.
+MAX_MS = 10**13
 
 
 @dataclass(frozen=True)
@@ -55,138 +56,46 @@ class Rule:
     offset_ms: int = 0
 
     def encode_tail(self) -> bytes:
-        """The stored rule after the fields that the scripts fill in.
-
-        every: ``e|<start>|<every>|<c or s>|<grace>`` (start written by the script);
-        cron: ``c|<pending>|<lease>|<c or s>|<grace>|<offset>|<zone>|<expression>`` (the
-        pending occurrence and lease token of a claim in progress, empty otherwise).
-        """
-        flag = self.misfire[0]
+        """The stored rule after the fields that the scripts fill in (see ``wire``)."""
         if self.kind == "every":
-            return f"{self.every_ms}|{flag}|{self.grace_ms}".encode()
-        return f"{flag}|{self.grace_ms}|{self.offset_ms}|{self.timezone}|{self.cron}".encode()
+            return wire.every_rule_tail(self.every_ms, self.misfire, self.grace_ms)
+        return wire.cron_rule_tail(
+            self.misfire, self.grace_ms, self.offset_ms, self.timezone, self.cron
+        )
 
     def describe(self) -> dict[str, Any]:
         """The rule for ``job_details``: what was asked, in seconds and names."""
         out: dict[str, Any]
         if self.kind == "every":
-            out = {"every": _seconds(self.every_ms), "start": _seconds(self.start_ms)}
+            out = {"every": ms_to_seconds(self.every_ms), "start": ms_to_seconds(self.start_ms)}
         else:
             out = {"cron": self.cron, "timezone": self.timezone}
-            out["offset"] = _seconds(self.offset_ms)
-        out.update(misfire=self.misfire, grace=_seconds(self.grace_ms))
+            out["offset"] = ms_to_seconds(self.offset_ms)
+        out.update(misfire=self.misfire, grace=ms_to_seconds(self.grace_ms))
         return out
 
 
 def decode_rule(raw: bytes) -> Tuple[Rule, str, str]:
     """A stored rule, with a cron rule's pending occurrence and lease token ('' if none)."""
-    text = raw.decode()
-    kind = text[:1]
-    if kind == "e":
-        _, start, every, flag, grace = text.split("|")
-        misfire = _MISFIRE_FLAGS[flag]
+    fields = wire.split_rule(raw)
+    if fields[0] == wire.EVERY:
+        _, start, every, flag, grace = fields
+        misfire = wire.MISFIRE_BY_FLAG[flag]
         return Rule("every", int(every), int(start), misfire=misfire, grace_ms=int(grace)), "", ""
-    if kind == "c":
-        _, pending, lease, flag, grace, offset, zone, expression = text.split("|", 7)
-        rule = Rule(
-            "cron",
-            cron=expression,
-            timezone=zone,
-            misfire=_MISFIRE_FLAGS[flag],
-            grace_ms=int(grace),
-            offset_ms=int(offset),
-        )
-        return rule, pending, lease
-    raise ValueError(f"not a rache recurrence rule: {raw!r}")
-
-
-_MISFIRE_FLAGS = {"c": "coalesce", "s": "skip"}
-
-
-# -- validation ------------------------------------------------------------------------------
-
-
-def make_rule(
-    job_id: str,
-    every: object,
-    cron: object,
-    timezone_name: object,
-    misfire: object,
-    grace: object,
-    jitter: object,
-) -> Rule:
-    """Check the arguments of schedule_recurring and build the rule, or a clear error."""
-    if (every is None) == (cron is None):
-        raise ValueError("give exactly one of every= (seconds) or cron= (an expression)")
-    if misfire not in MISFIRE_POLICIES:
-        raise ValueError(f"misfire must be one of {', '.join(MISFIRE_POLICIES)}, not {misfire!r}")
-    grace_ms = _millis(grace, "grace", allow_zero=True)
-    jitter_ms = _millis(jitter, "jitter", allow_zero=True)
-    offset = zlib.crc32(job_id.encode("utf-8", "surrogatepass")) % jitter_ms if jitter_ms else 0
-    if every is not None:
-        every_ms = _millis(every, "every", allow_zero=False)
-        if offset >= every_ms:
-            offset %= every_ms
-        return Rule("every", every_ms, offset, misfire=str(misfire), grace_ms=grace_ms)
-    if not isinstance(cron, str):
-        raise TypeError(f"cron must be a str, not {type(cron).__name__}")
-    if not isinstance(timezone_name, str):
-        raise TypeError(f"timezone must be a str, not {type(timezone_name).__name__}")
-    if "|" in cron or "\n" in cron:
-        raise ValueError(f"cron expression {cron!r} is not valid")
-    zone = _zone(timezone_name)
-    croniter = _croniter()
-    try:
-        croniter(cron, datetime(2000, 1, 1))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"cron expression {cron!r} is not valid: {exc}") from None
-    del zone
-    return Rule(
+    _, pending, lease, flag, grace, offset, zone_name, expression = fields
+    rule = Rule(
         "cron",
-        cron=cron,
-        timezone=timezone_name,
-        misfire=str(misfire),
-        grace_ms=grace_ms,
-        offset_ms=offset,
+        cron=expression,
+        timezone=zone_name,
+        misfire=wire.MISFIRE_BY_FLAG[flag],
+        grace_ms=int(grace),
+        offset_ms=int(offset),
     )
+    return rule, pending, lease
 
 
-def encode_start(start: object) -> Optional[int]:
-    """``start``: None (now, on the server clock), a Unix timestamp or an aware datetime."""
-    if start is None:
-        return None
-    if isinstance(start, datetime):
-        if start.tzinfo is None or start.utcoffset() is None:
-            raise ValueError("start must be an aware datetime (with tzinfo), or a Unix timestamp")
-        seconds = start.timestamp()
-    elif isinstance(start, bool) or not isinstance(start, numbers.Real):
-        raise TypeError(f"start must be a Unix timestamp or a datetime, not {type(start).__name__}")
-    else:
-        seconds = float(start)
-    if not math.isfinite(seconds) or not 0 <= seconds * 1000 < _MAX_MS:
-        raise ValueError(f"start must be a finite Unix timestamp after 1970, not {start!r}")
-    return round(seconds * 1000)
-
-
-def _millis(value: object, name: str, allow_zero: bool) -> int:
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a number of seconds or a datetime.timedelta, "
-            f"not {type(value).__name__}"
-        )
-    else:
-        seconds = float(value)
-    millis = round(seconds * 1000) if math.isfinite(seconds) else -1
-    low = 0 if allow_zero else 1
-    if not low <= millis <= 10**12:  # up to about 31 years
-        what = "0 or more" if allow_zero else "more than 0"
-        raise ValueError(f"{name} must be {what} seconds (kept to the millisecond), not {value!r}")
-    return millis
-
-
-def _zone(name: str) -> Any:
+def zone(name: str) -> Any:
+    """The IANA time zone ``name``; ValueError naming it if this host does not know it."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
@@ -195,18 +104,20 @@ def _zone(name: str) -> Any:
         raise ValueError(f"timezone {name!r} is not a known IANA time zone") from None
 
 
-def _croniter() -> Any:
+def croniter() -> Any:
+    """Croniter's class (the ``cron`` extra), or MissingExtra naming what to install."""
     try:
         from croniter import croniter
     except ImportError:
-        raise ImportError("cron rules need croniter: pip install 'rache[cron]'") from None
+        raise MissingExtra("a cron rule", "croniter", "cron") from None
     return croniter
 
 
 # -- occurrences -----------------------------------------------------------------------------
 
 
-def _seconds(ms: int) -> Any:
+def ms_to_seconds(ms: int) -> Any:
+    """Milliseconds as seconds: an int when whole, else a float."""
     return ms // 1000 if ms % 1000 == 0 else ms / 1000
 
 
@@ -255,24 +166,6 @@ def decide(rule: Rule, pending: int, now: int) -> Tuple[Optional[int], int]:
     return run, next_at_or_after(rule, latest + 1)
 
 
-def time_ms(raw: bytes) -> int:
-    """A due time as stored (Unix seconds, text) in whole milliseconds, rounded."""
-    return math.floor(float(raw) * 1000 + 0.5)
-
-
-def now_ms(raw: bytes) -> int:
-    """A claim's cutoff (Unix seconds to the microsecond) floored to the millisecond.
-
-    As the claim script does: an occurrence at ``t`` ms is due when ``t <= now_ms``.
-    """
-    return math.floor(float(raw) * 1000 + 0.0005)
-
-
-def time_text(ms: int) -> bytes:
-    """Milliseconds as the scripts write a due time: Unix seconds, 17 significant digits."""
-    return b"%.17g" % (ms / 1000)
-
-
 # -- cron on a local wall clock --------------------------------------------------------------
 
 
@@ -289,12 +182,12 @@ def _instant(naive: datetime, zone: Any) -> int:
     spring-forward runs at the first instant after the gap.
     """
     aware = naive.replace(tzinfo=zone, fold=0)
-    ms = _to_ms(aware)
+    ms = to_ms(aware)
     if _wall(ms, zone)[0] == naive:
         return ms
     # In a gap: fold=1 reads it with the offset after the change, so it lands before the
     # change; fold=0 with the one before, after it. The change is in between.
-    low, high = _to_ms(naive.replace(tzinfo=zone, fold=1)), ms
+    low, high = to_ms(naive.replace(tzinfo=zone, fold=1)), ms
     while high - low > 1000:
         middle = (low + high) // 2 // 1000 * 1000
         if middle <= low:
@@ -310,33 +203,34 @@ def _offset(ms: int, zone: Any) -> Any:
     return datetime.fromtimestamp(ms / 1000, _UTC).astimezone(zone).utcoffset()
 
 
-def _to_ms(aware: datetime) -> int:
+def to_ms(aware: datetime) -> int:
+    """An aware datetime as milliseconds since the epoch, exactly."""
     delta = aware.astimezone(_UTC).replace(tzinfo=None) - _EPOCH
     return (delta.days * 86400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
 def _cron_next(rule: Rule, t: int) -> int:
-    zone = _zone(rule.timezone)
+    tz = zone(rule.timezone)
     # Start just before t: a wall time in a gap that ends at t runs at t. Then skip the
     # wall times whose instant is before t (a fall-back's first pass, when t is in the 2nd).
-    wall, _ = _wall(t - 1, zone)
-    it = _croniter()(rule.cron, wall)
+    wall, _ = _wall(t - 1, tz)
+    it = croniter()(rule.cron, wall)
     while True:
         naive = it.get_next(datetime)
-        ms = _instant(naive, zone)
+        ms = _instant(naive, tz)
         if ms >= t:
             return ms
 
 
 def _cron_prev(rule: Rule, t: int) -> int:
-    zone = _zone(rule.timezone)
-    wall, fold = _wall(t, zone)
+    tz = zone(rule.timezone)
+    wall, fold = _wall(t, tz)
     if fold:  # in a repeat's 2nd pass: wall times up to the repeat's end ran before t
-        wall += _offset_change(t, zone)
-    it = _croniter()(rule.cron, wall + timedelta(seconds=1))
+        wall += _offset_change(t, tz)
+    it = croniter()(rule.cron, wall + timedelta(seconds=1))
     while True:
         naive = it.get_prev(datetime)
-        ms = _instant(naive, zone)
+        ms = _instant(naive, tz)
         if ms <= t:
             return ms
 

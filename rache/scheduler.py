@@ -1,51 +1,54 @@
-"""The shells over the sans-IO codec: the part both share, and the synchronous Scheduler.
+"""The shells: ``Scheduler`` (sync) and ``AsyncScheduler`` (asyncio), the same methods in order.
 
-Each operation is built once here, as the script call to make (``_BaseScheduler``); the
-sync shell below and the asyncio one (``rache.aio``) only make the calls, so that a rule
-never exists twice.
+Both only do I/O. ``encode`` builds each operation's script call and ``decode`` reads its
+reply; a claim and a paged reading are flows (``rache.claim``, ``rache.pages``) that the
+shells drive call by call. What they share without I/O is ``BaseScheduler``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import operator
 import random
-import re
-import sys
-from typing import Any, Dict, Generator, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import (
+    Any,
+    AsyncGenerator,
+    Callable,
+    Generator,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Set,
+    Tuple,
+    Union,
+)
 
-import redis
-
-from . import codec, config, recurrence
-from .codec import Args, Job, Keys
+from . import config, decode, encode, pages, recurrence, scripts
+from .claim import Claim
 from .constants import DEFAULT_BATCH_SIZE
 from .errors import ConfigurationError
-from .scripts import (
-    ADVANCE,
-    CLAIM,
-    DELETE,
-    DELETE_BULK,
-    DETAILS,
-    EXPORT,
-    LAYOUT,
-    PAGE,
-    RELEASE,
-    RESTORE_BULK,
-    SCHEDULE,
-    SCHEDULE_BULK,
-    SCHEDULE_RECURRING,
-    STATS,
-    Script,
-)
+from .keys import Keys, Layout, has_hash_tag, tagged
+from .models import Job, Seconds, Stats, Time, Value
+from .scripts import Call
+from .wire import decode_time
 
 logger = logging.getLogger(__name__)
 
-#: One script call: the script, its keys and its arguments.
-Call = Tuple[Script, List[bytes], Args]
+#: ``start`` of a recurring job: a Unix timestamp or an aware datetime; None for now.
+Start = Any
+#: An entry of ``scheduled_jobs``: an id, or ``(id, due time)`` with ``with_times``.
+Entry = Any
+#: One job of ``export_jobs``: ``(job_id, due time, data)``.
+Exported = Tuple[Any, Time, Job]
+#: Called after each batch of ``schedule_jobs`` with the number of jobs it scheduled.
+Progress = Callable[[int], Any]
 
 
-class _BaseScheduler:
-    """What the sync and asyncio schedulers share: settings, keys, and every call to make.
+class BaseScheduler:
+    """What both shells share, without I/O: the settings, the layout, and each claim's start.
 
     :param connection: a redis-py client (``decode_responses`` and protocol do not matter);
         None makes one from ``REDIS_URL``.
@@ -55,8 +58,6 @@ class _BaseScheduler:
         spreads over, so that on Redis Cluster it spreads over the nodes.
     """
 
-    #: The call that records or checks a sharded schedule's layout, on first use.
-    _layout: Optional[Call] = None
     #: How long (seconds) a claim holds a cron job while its poller computes the next
     #: occurrence: a poller that dies in between delays that occurrence by this much.
     recurring_lease: float = recurrence.DEFAULT_LEASE_MS / 1000
@@ -70,192 +71,126 @@ class _BaseScheduler:
         shards: int = 1,
     ) -> None:
         prefix = config.prefix() if prefix is None else prefix
-        #: The schedule's key prefix, as given (each shard's keys add a hash tag to it).
-        self.keys = Keys(prefix)
-        self.batch_size = codec.check_batch_size(batch_size)
-        codec.check_shards(shards)
-        try:
-            #: The keys of each shard: the prefix's own keys for an unsharded schedule.
-            self.shards = [Keys(p) for p in codec.shard_prefixes(prefix, shards)]
-        except ValueError as exc:  # a hash tag in the prefix of a sharded schedule
-            raise ConfigurationError(str(exc)) from None
+        Keys(prefix)  # the prefix's own errors before the other settings'
+        self.batch_size = encode.batch_size(batch_size)
+        #: The schedule's key groups, and which one holds a job.
+        self.layout = Layout(prefix, shards)
+        #: The keys of the prefix itself; ``shards``: those of each shard.
+        self.keys = self.layout.keys
+        self.shards = self.layout.shards
         self.connection = self._connect() if connection is None else connection
-        cluster = _is_cluster(self.connection)
-        if cluster and shards == 1 and not codec.has_hash_tag(prefix):
+        cluster = config.is_cluster(self.connection)
+        if cluster and shards == 1 and not has_hash_tag(prefix):
             raise ConfigurationError(
                 f"prefix {prefix!r} has no hash tag, and on Redis Cluster every key of a "
                 "schedule must hash to one slot: use a prefix with one, such as "
-                f"{codec.tagged(prefix)!r}, or shards (which add their own)"
+                f"{tagged(prefix)!r}, or shards (which add their own)"
             )
-        if shards > 1:
-            unsharded = b"" if cluster else self.keys.queue
-            self._layout = (LAYOUT, [codec.layout_key(prefix)], [shards, unsharded])
-            self._run = self._checked_run
+        #: layout-1.lua's call, for a sharded schedule: made once, before its first call.
+        self._layout_check = encode.layout_check(self.layout, cluster) if shards > 1 else None
+        self._unchecked = self._layout_check is not None
 
     def _connect(self) -> Any:
         raise NotImplementedError
 
-    def _checked_run(self, call: Call) -> Any:
-        """``_run``'s stand-in until a sharded schedule's layout has been checked once."""
-        raise NotImplementedError
-
-    def _check_layout(self, recorded: bytes) -> None:
-        """Raise unless the recorded layout (layout-1.lua's reply) is this scheduler's."""
+    def _accept_layout(self, recorded: bytes) -> int:
+        """Raise unless the recorded shard count (layout-1.lua's reply) is this scheduler's."""
         if int(recorded) != len(self.shards):
             raise ConfigurationError(
                 f"the schedule under prefix {self.keys.prefix!r} is laid out in "
                 f"{int(recorded)} shard(s), not {len(self.shards)}: pass shards="
                 f"{int(recorded)}, or move it with rache.reshard() (or `rache reshard`)"
             )
-        self.__dict__.pop("_run", None)  # checked: back to the plain calls
+        self._unchecked = False
+        return int(recorded)
+
+    def claim(self, reschedule_in: Optional[Seconds] = None, limit: Optional[int] = None) -> Claim:
+        """Start a claim of the jobs due now: a flow of batches, for ``claim_batch``.
+
+        Arguments are checked here; nothing is sent. A sharded schedule's claim starts at
+        a shard of its own choosing, so that pollers spread over the nodes.
+        """
+        start = random.randrange(len(self.shards)) if len(self.shards) > 1 else 0
+        lease_ms = max(1, round(self.recurring_lease * 1000))
+        return Claim(
+            self.layout, self.batch_size, reschedule_in, limit, start=start, lease_ms=lease_ms
+        )
 
     def __repr__(self) -> str:
         name = type(self).__name__
         shards = f" shards={len(self.shards)}" if len(self.shards) > 1 else ""
-        connection = _describe(self.connection)
+        connection = config.describe(self.connection)
         return f"<{name} prefix={self.keys.prefix!r}{shards} connection={connection}>"
 
-    def _keys_of(self, raw_id: bytes) -> Keys:
-        """The keys of the shard that holds the job ``raw_id``."""
-        shards = self.shards
-        return shards[0] if len(shards) == 1 else shards[codec.shard_of(raw_id, len(shards))]
 
-    def _schedule(self, job_id: Any, schedule_in: Any, data: Any) -> Call:
-        args = codec.schedule_args(job_id, schedule_in, data)
-        keys = self._keys_of(args[0])  # type: ignore[arg-type]
-        return SCHEDULE, [keys.queue, keys.job(args[0])], args  # type: ignore[arg-type]
-
-    def _schedule_recurring(
-        self,
-        job_id: Any,
-        every: Any,
-        cron: Any,
-        timezone: Any,
-        misfire: Any,
-        grace: Any,
-        jitter: Any,
-        start: Any,
-        data: Any,
-    ) -> Call:
-        args = codec.schedule_recurring_args(
-            job_id, every, cron, timezone, misfire, grace, jitter, start, data
-        )
-        keys = self._keys_of(args[0])  # type: ignore[arg-type]
-        return SCHEDULE_RECURRING, [keys.queue, keys.job(args[0]), keys.recurring], args  # type: ignore[arg-type]
-
-    def _bulk(self, jobs: Iterable[Tuple[Any, ...]], at: bool = False) -> Tuple[List[Call], int]:
-        encoded = [codec.bulk_job_args(i, job, at) for i, job in enumerate(jobs)]
-        groups: List[List[Args]] = [[] for _ in self.shards]
-        if len(self.shards) == 1:
-            groups[0] = encoded
-        else:
-            for job_args in encoded:
-                groups[codec.shard_of(job_args[0], len(self.shards))].append(job_args)  # type: ignore[arg-type]
-        calls: List[Call] = []
-        for keys, group in zip(self.shards, groups):
-            for start in range(0, len(group), self.batch_size):
-                args: Args = [keys.job_prefix]
-                for job_args in group[start : start + self.batch_size]:
-                    args += job_args
-                calls.append(self._on_queue(SCHEDULE_BULK, args, keys))
-        return calls, len(encoded)
-
-    def _claim_of(self, reschedule_in: Any, limit: Any) -> codec.Claim:
-        reschedule = (
-            None if reschedule_in is None else codec.encode_offset(reschedule_in, "reschedule_in")
-        )
-        # Each call of a sharded schedule starts at a shard of its own choosing, so that
-        # pollers spread over the nodes and a limit does not always favour one shard.
-        start = random.randrange(len(self.shards)) if len(self.shards) > 1 else 0
-        lease_ms = max(1, round(self.recurring_lease * 1000))
-        return codec.Claim(
-            self.shards, self.batch_size, reschedule, codec.encode_limit(limit), start, lease_ms
-        )
-
-    def _on_queue(self, script: Script, args: Args, keys: Keys) -> Call:
-        """A call of a script whose one key is a shard's queue (it derives job keys itself)."""
-        return script, [keys.queue], args
-
-    def _on_rules(self, script: Script, args: Args, keys: Keys) -> Call:
-        """A call of a script whose keys are a shard's queue and recurrence rules."""
-        return script, [keys.queue, keys.recurring], args
-
-    def _on_job(self, script: Script, job_id: Any) -> Call:
-        """A call of a script on one job: the queue, its hash and the rules; the id its argument."""
-        raw_id = codec.encode_job_id(job_id)
-        keys = self._keys_of(raw_id)
-        return script, [keys.queue, keys.job(raw_id), keys.recurring], [raw_id]
-
-    def _stats(self, intervals: int, interval: float) -> List[Call]:
-        args = codec.stats_args(intervals, interval)
-        return [self._on_queue(STATS, args, keys) for keys in self.shards]
-
-    def _pages(self, with_times: bool) -> Tuple[Script, Any]:
-        """What scheduled_jobs() reads: pages, merged across the shards of a sharded one."""
-        if len(self.shards) == 1:
-            return PAGE, codec.Pages(self.batch_size, with_times)
-        pages = [codec.Pages(self.batch_size, True) for _ in self.shards]
-        return PAGE, codec.Merged(self.shards, pages, None if with_times else _first)
-
-    def _exports(self) -> Tuple[Script, Any]:
-        """What export_jobs() reads: pages with data, merged across shards."""
-        if len(self.shards) == 1:
-            return EXPORT, codec.Exports(self.shards[0], self.batch_size)
-        pages = [codec.Exports(keys, self.batch_size) for keys in self.shards]
-        return EXPORT, codec.Merged(self.shards, pages)
-
-
-def _first(item: Tuple[Any, ...]) -> Any:
-    return item[0]
-
-
-def _warn_unreleased(left: int) -> None:
+def _warn_unreleased(call: Call) -> None:
+    left = (len(call.args) - 4) // 3
     logger.warning(
         "rache: could not put back %d claimed jobs that were never handed out", left, exc_info=True
     )
 
 
-class Scheduler(_BaseScheduler):
+def _warn_unevaluated(claim: Claim) -> None:
+    for job, exc in claim.unevaluated:
+        logger.warning(
+            "rache: cannot evaluate the cron rule of job %r here; it stays leased for "
+            "another poller to take up",
+            job["id"],
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+
+
+class Scheduler(BaseScheduler):
     """A schedule of jobs in one Redis under one key prefix, over a redis-py client.
 
-    :param connection: a ``redis.Redis`` client (``decode_responses`` and protocol do not
-        matter); None makes one from ``REDIS_URL``.
+    :param connection: a ``redis.Redis`` or ``redis.RedisCluster`` client
+        (``decode_responses`` and protocol do not matter); None makes one from ``REDIS_URL``.
     :param prefix: the key prefix; None reads ``RACHE_REDIS_PREFIX`` (default ``rache:``).
     :param batch_size: jobs claimed or scheduled, or entries read, per script call.
+    :param shards: how many key groups the schedule spreads over (Redis Cluster).
     """
 
     def _connect(self) -> Any:
         return config.client(config.redis_url())
 
     def _run(self, call: Call) -> Any:
+        if self._unchecked:
+            self.check_layout()
         script, keys, args = call
         return script(self.connection, keys, args)
 
-    def _checked_run(self, call: Call) -> Any:
-        assert self._layout is not None
-        self._check_layout(Scheduler._run(self, self._layout))
-        return Scheduler._run(self, call)
+    def check_layout(self) -> int:
+        """Record a sharded schedule's shard count, or check it against the one recorded.
 
-    def schedule_job(self, job_id: str, schedule_in: Any, **kwargs: Any) -> None:
+        Done by itself before the scheduler's first call; the shard count.
+        :raises ConfigurationError: the schedule is laid out in another count.
+        """
+        if self._layout_check is None:
+            return 1
+        script, keys, args = self._layout_check
+        return self._accept_layout(script(self.connection, keys, args))
+
+    def schedule_job(self, job_id: str, schedule_in: Seconds, **kwargs: Optional[Value]) -> Time:
         """Schedule ``job_id`` ``schedule_in`` seconds (or a timedelta) from now, with data.
 
-        Scheduling a job again moves it; its data merges, and a key given as None is removed.
+        Scheduling a job again moves it; its data merges, and a key given as None is
+        removed. Returns the due time set (Unix seconds, server clock).
         """
-        self._run(self._schedule(job_id, schedule_in, kwargs))
+        return decode_time(self._run(encode.schedule(self.layout, job_id, schedule_in, kwargs)))
 
     def schedule_recurring(
         self,
         job_id: str,
         *,
-        every: Any = None,
+        every: Optional[Seconds] = None,
         cron: Optional[str] = None,
         timezone: str = "UTC",
         misfire: str = recurrence.DEFAULT_MISFIRE,
-        grace: Any = recurrence.DEFAULT_GRACE_MS / 1000,
-        jitter: Any = 0,
-        start: Any = None,
-        data: Optional[Mapping[str, Any]] = None,
-    ) -> None:
+        grace: Seconds = recurrence.DEFAULT_GRACE_MS / 1000,
+        jitter: Seconds = 0,
+        start: Start = None,
+        data: Optional[Mapping[str, Optional[Value]]] = None,
+    ) -> Time:
         """Make ``job_id`` recur: ``every`` N seconds (or a timedelta), or on a ``cron`` rule.
 
         Each occurrence is handed out once by ``pending_jobs``, carrying its own due time.
@@ -263,39 +198,96 @@ class Scheduler(_BaseScheduler):
         first occurrence of ``every``, and where a ``cron`` rule starts from. ``misfire``
         (``coalesce`` or ``skip``) and ``grace`` say what becomes of missed occurrences;
         ``jitter`` shifts the job's occurrences by a fixed offset below it, derived from the
-        id. ``data`` merges into the job's data as ``schedule_job``'s keywords do.
+        id. ``data`` merges into the job's data as ``schedule_job``'s keywords do. Returns
+        the time from which the rule resumes (the job's due time).
         """
-        self._run(
-            self._schedule_recurring(
-                job_id, every, cron, timezone, misfire, grace, jitter, start, data
-            )
+        call = encode.schedule_recurring(
+            self.layout, job_id, every, cron, timezone, misfire, grace, jitter, start, data
         )
+        return decode_time(self._run(call))
 
-    def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]], *, at: bool = False) -> int:
+    def schedule_jobs(
+        self,
+        jobs: Iterable[Tuple[Any, ...]],
+        *,
+        at: bool = False,
+        progress: Optional[Progress] = None,
+    ) -> int:
         """Schedule many jobs, ``batch_size`` of them per script call (one round trip).
 
         Each job is ``(job_id, schedule_in)`` or ``(job_id, schedule_in, data)``, meaning
         what ``schedule_job(job_id, schedule_in, **data)`` means; with ``at``, the second
         item is the due time itself, a Unix timestamp (kept to the millisecond), as an
         export gives it. Every job is checked before any is written; each batch is atomic,
-        the whole call is not. Returns the job count.
+        the whole call is not. ``progress(n)`` is called after each batch of n jobs.
+        Returns the job count.
         """
-        calls, count = self._bulk(jobs, at)
+        calls, count = encode.schedule_bulk(self.layout, jobs, at, self.batch_size)
         for call in calls:
-            self._run(call)
+            done = self._run(call)
+            if progress is not None:
+                progress(int(done))
         return count
 
-    def stats(self, intervals: int = 60, interval: float = 60) -> codec.Stats:
-        """The schedule's figures in one snapshot (one script call).
+    def delete_job(self, job_id: str) -> None:
+        """Remove a job: its schedule entry and its data. An unknown job is no error."""
+        self._run(encode.on_job(self.layout, scripts.DELETE, job_id))
+
+    def job_details(self, job_id: str) -> Job:
+        """``{'id', 'schedule_at', **data}`` of a job; ``schedule_at`` is None if unscheduled.
+
+        :raises JobNotFound: the job is neither scheduled nor has data.
+        """
+        return decode.details(
+            job_id, self._run(encode.on_job(self.layout, scripts.DETAILS, job_id))
+        )
+
+    def stats(self, intervals: int = 60, interval: Seconds = 60) -> Stats:
+        """The schedule's figures in one snapshot (one script call per shard).
 
         Total, due now, lag, next due time, and how many jobs fall due in each of the next
         ``intervals`` intervals of ``interval`` seconds.
         """
-        replies = [self._run(call) for call in self._stats(intervals, interval)]
-        return codec.merge_stats([codec.parse_stats(reply, interval) for reply in replies])
+        calls = encode.stats(self.layout, intervals, interval)
+        length = float(calls[0].args[1])
+        return decode.merged_stats([decode.stats(self._run(call), length) for call in calls])
+
+    def claim_batch(self, claim: Claim) -> Optional[List[Job]]:
+        """The next batch of ``claim`` (see ``claim()``), each job for this caller only.
+
+        None when the claim is over. A call that fails part-way puts the batch's jobs
+        back before the error is raised.
+        """
+        while (call := claim.next_call()) is not None:
+            try:
+                jobs = claim.take(self._run(call))
+            except BaseException:
+                self.put_back(claim)
+                raise
+            if claim.unevaluated:
+                _warn_unevaluated(claim)
+            if jobs is not None:
+                return jobs
+        return None
+
+    def put_back(self, claim: Claim, handed: int = 0) -> int:
+        """Put back the jobs of ``claim``'s last batch after the first ``handed``.
+
+        For a consumer that stopped early: the jobs claimed but never handed out are due
+        again as they were (a job changed since the claim is left as it is). Returns how
+        many went back; an error is logged, not raised (this runs on close and cleanup).
+        """
+        call = claim.put_back(handed)
+        if call is None:
+            return 0
+        try:
+            return int(self._run(call))
+        except Exception:
+            _warn_unreleased(call)
+            return 0
 
     def pending_jobs(
-        self, reschedule_in: Any = None, limit: Optional[int] = None
+        self, reschedule_in: Optional[Seconds] = None, limit: Optional[int] = None
     ) -> Generator[Job, None, None]:
         """Claim the jobs due now, earliest first, as ``{'id': ..., **data}`` dicts.
 
@@ -304,192 +296,244 @@ class Scheduler(_BaseScheduler):
         no job goes to two pollers. Claims go by batches as the generator is consumed; jobs
         of a batch that it never hands out (the consumer stopped) are put back.
         """
-        return self._pending(self._claim_of(reschedule_in, limit))
+        return self._pending(self.claim(reschedule_in, limit))
 
-    def _pending(self, claim: codec.Claim) -> Generator[Job, None, None]:
-        handing: Optional[Iterator[Job]] = None  # over the jobs of the current batch
+    def _pending(self, claim: Claim) -> Generator[Job, None, None]:
+        jobs: Optional[List[Job]] = None
+        handing: Any = None  # over the jobs of the batch in hand
         try:
-            while (args := claim.next_args()) is not None:
-                handing = None
-                handing = iter(self._claim_batch(claim, args))
+            while True:
+                jobs = None  # a batch that fails puts itself back
+                jobs = self.claim_batch(claim)
+                if jobs is None:
+                    return
+                handing = iter(jobs)
                 yield from handing
-        finally:
-            # Closed early: what the iterator still holds was claimed but never handed out.
-            self._release(claim, 0 if handing is None else operator.length_hint(handing))
+        finally:  # closed early: what the iterator still holds was never handed out
+            if jobs is not None:
+                self.put_back(claim, len(jobs) - operator.length_hint(handing))
 
-    def _claim_batch(self, claim: codec.Claim, args: Args) -> List[Job]:
-        """One batch of ``claim``: the claim script, then the advance of its cron jobs."""
-        jobs = claim.take(self._run(self._on_rules(CLAIM, args, claim.keys)))
-        if (advance := claim.advance_args()) is not None:
-            try:
-                reply = self._run(self._on_rules(ADVANCE, advance, claim.keys))
-            except BaseException:  # the batch's other jobs were claimed: put them back
-                self._release(claim, len(claim.unadvanced()))
-                raise
-            jobs = claim.advanced(reply)
-        return jobs
-
-    def _release(self, claim: codec.Claim, left: int) -> None:
-        """Put back the ``left`` jobs of ``claim``'s batch never handed out; only logs errors."""
-        release = claim.release_args(left)
-        if release is not None:
-            try:
-                self._run(self._on_rules(RELEASE, release, claim.keys))
-            except Exception:  # close() or garbage collection is no place to raise
-                _warn_unreleased(left)
-
-    def delete_job(self, job_id: str) -> None:
-        """Remove a job: its schedule entry and its data. An unknown job is no error."""
-        self._run(self._on_job(DELETE, job_id))
-
-    def job_details(self, job_id: str) -> Job:
-        """``{'id', 'schedule_at', **data}`` of a job; ``schedule_at`` is None if unscheduled.
-
-        :raises JobNotFound: the job is neither scheduled nor has data.
-        """
-        return codec.parse_details(job_id, self._run(self._on_job(DETAILS, job_id)))
-
-    def scheduled_jobs(self, with_times: bool = False) -> Generator[Any, None, None]:
+    def scheduled_jobs(self, with_times: bool = False) -> Generator[Entry, None, None]:
         """Every scheduled job id, earliest first, or ``(id, due time)`` with ``with_times``.
 
         Reads the schedule in pages of ``batch_size``. A job rescheduled while the iteration
         runs may come twice or not at all; every other job comes exactly once.
         """
-        return self._scheduled(*self._pages(bool(with_times)))
+        return self._read(pages.scheduled(self.layout, self.batch_size, bool(with_times)))
 
-    def _scheduled(self, script: Script, pages: Any) -> Generator[Any, None, None]:
-        if isinstance(pages, codec.Merged):
-            while True:
-                while (call := pages.next_call()) is not None:
-                    pages.take(self._run(self._on_queue(script, call[1], call[0])))
-                items = pages.items()
-                if not items:
-                    return
-                yield from items
-        while (args := pages.next_args()) is not None:
-            yield from pages.take(self._run(self._on_queue(script, args, self.shards[0])))
-
-    def export_jobs(self) -> Generator[Tuple[Any, Any, Job], None, None]:
+    def export_jobs(self) -> Generator[Exported, None, None]:
         """Every scheduled job as ``(job_id, due time, data)``, earliest first.
 
         A page of ``batch_size`` jobs per script call; ``schedule_jobs(..., at=True)`` takes
         the tuples back, so this copies a schedule between two Redis servers.
         """
-        return self._scheduled(*self._exports())
+        return self._read(pages.exported(self.layout, self.batch_size))
+
+    def _read(self, flow: pages.Flow) -> Generator[Any, None, None]:
+        while (call := flow.next_call()) is not None:
+            yield from flow.take(self._run(call))
 
 
-def reshard(
-    connection: Any,
-    prefix: Optional[str] = None,
-    *,
-    shards: int,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> int:
-    """Move the schedule under ``prefix`` to ``shards`` shards; returns the jobs moved.
+class AsyncScheduler(BaseScheduler):
+    """A schedule of jobs in one Redis under one key prefix, over a redis.asyncio client.
 
-    Every job keeps its due time and data to the byte, scheduled or not, and its recurrence
-    rule. Stop the pollers and writers of the schedule first: a job is copied, then removed
-    from its old place, not in one atomic step. Safe to run again after a failure (a copy is
-    the same job, not a second one); the new count is recorded last, so until it is,
-    schedulers of the old count still start.
+    The twin of :class:`Scheduler`, its methods awaited (``pending_jobs``,
+    ``scheduled_jobs`` and ``export_jobs`` return async generators). A task cancelled
+    while it awaits a claim loses nothing: the claim runs on, and its jobs go back in the
+    background once its reply is in.
 
-    :param connection: a sync redis-py client, ``redis.Redis`` or ``redis.RedisCluster``.
+    :param connection: a ``redis.asyncio.Redis`` or ``RedisCluster`` client (its pool may
+        be shared by many tasks); None makes one from ``REDIS_URL``.
     """
-    prefix = config.prefix() if prefix is None else prefix
-    target = codec.check_shards(shards)
-    layout = codec.layout_key(prefix)
-    recorded = connection.hget(layout, "shards")
-    current = int(recorded) if recorded else 1
-    if current == target:
-        return 0
-    source = Scheduler(connection, prefix, batch_size=batch_size, shards=current)
-    dest = Scheduler(connection, prefix, batch_size=batch_size, shards=target)
-    for scheduler in (source, dest):  # the layout is what is changing: no check
-        scheduler.__dict__.pop("_run", None)
-    moved = 0
-    for keys in source.shards:
-        pages = codec.Exports(keys, batch_size)
-        while (args := pages.next_args()) is not None:
-            reply = source._run(source._on_queue(EXPORT, args, keys))
-            pages.take(reply)  # only for the next page's anchor: the copy is of the raw reply
-            leaving: Dict[bytes, Args] = {}  # new shard's prefix -> restoreBulk-1.lua args
-            ids: List[bytes] = []
-            i = 0
-            while i < len(reply):
-                raw_id, count = reply[i], reply[i + 2]
-                end = i + 3 + 2 * count
-                into = dest._keys_of(raw_id)
-                if into.prefix != keys.prefix:
-                    leaving.setdefault(into.job_prefix, [into.job_prefix]).extend(reply[i:end])
-                    ids.append(raw_id)
-                i = end
-            for args in leaving.values():
-                into = dest._keys_of(args[1])  # type: ignore[arg-type]
-                dest._run(dest._on_queue(RESTORE_BULK, args, into))
-            if ids:
-                _move_rules(connection, keys, ids, dest)
-                source._run(source._on_queue(DELETE_BULK, [keys.job_prefix, *ids], keys))
-                moved += len(ids)
-        moved += _move_unscheduled(connection, keys, dest)
-    if target == 1:
-        connection.delete(layout)
-    else:
-        connection.hset(layout, "shards", target)
-    return moved
+
+    #: put-backs running in the background (kept here, or the loop could drop them)
+    _background: Optional[Set[asyncio.Future[Any]]] = None
+
+    def _connect(self) -> Any:
+        import redis.asyncio
+
+        url = config.redis_url()
+        config.client(url)  # the same clear error for a bad REDIS_URL; connects nowhere
+        return redis.asyncio.Redis.from_url(url)
+
+    async def _run(self, call: Call) -> Any:
+        if self._unchecked:
+            await self.check_layout()
+        script, keys, args = call
+        return await script.run_async(self.connection, keys, args)
+
+    async def check_layout(self) -> int:
+        """Record or check a sharded schedule's shard count. See :meth:`Scheduler.check_layout`."""
+        if self._layout_check is None:
+            return 1
+        script, keys, args = self._layout_check
+        return self._accept_layout(await script.run_async(self.connection, keys, args))
+
+    async def schedule_job(
+        self, job_id: str, schedule_in: Seconds, **kwargs: Optional[Value]
+    ) -> Time:
+        """Schedule ``job_id`` ``schedule_in`` from now. See :meth:`Scheduler.schedule_job`."""
+        call = encode.schedule(self.layout, job_id, schedule_in, kwargs)
+        return decode_time(await self._run(call))
+
+    async def schedule_recurring(
+        self,
+        job_id: str,
+        *,
+        every: Optional[Seconds] = None,
+        cron: Optional[str] = None,
+        timezone: str = "UTC",
+        misfire: str = recurrence.DEFAULT_MISFIRE,
+        grace: Seconds = recurrence.DEFAULT_GRACE_MS / 1000,
+        jitter: Seconds = 0,
+        start: Start = None,
+        data: Optional[Mapping[str, Optional[Value]]] = None,
+    ) -> Time:
+        """Make ``job_id`` recur. See :meth:`Scheduler.schedule_recurring`."""
+        call = encode.schedule_recurring(
+            self.layout, job_id, every, cron, timezone, misfire, grace, jitter, start, data
+        )
+        return decode_time(await self._run(call))
+
+    async def schedule_jobs(
+        self,
+        jobs: Iterable[Tuple[Any, ...]],
+        *,
+        at: bool = False,
+        progress: Optional[Progress] = None,
+    ) -> int:
+        """Schedule many jobs in batches; the job count. See :meth:`Scheduler.schedule_jobs`."""
+        calls, count = encode.schedule_bulk(self.layout, jobs, at, self.batch_size)
+        for call in calls:
+            done = await self._run(call)
+            if progress is not None:
+                progress(int(done))
+        return count
+
+    async def delete_job(self, job_id: str) -> None:
+        """Remove a job and its data. See :meth:`Scheduler.delete_job`."""
+        await self._run(encode.on_job(self.layout, scripts.DELETE, job_id))
+
+    async def job_details(self, job_id: str) -> Job:
+        """A job's id, due time and data. See :meth:`Scheduler.job_details`."""
+        call = encode.on_job(self.layout, scripts.DETAILS, job_id)
+        return decode.details(job_id, await self._run(call))
+
+    async def stats(self, intervals: int = 60, interval: Seconds = 60) -> Stats:
+        """The schedule's figures in one snapshot. See :meth:`Scheduler.stats`."""
+        calls = encode.stats(self.layout, intervals, interval)
+        length = float(calls[0].args[1])
+        return decode.merged_stats([decode.stats(await self._run(call), length) for call in calls])
+
+    async def claim_batch(self, claim: Claim) -> Optional[List[Job]]:
+        """The next batch of ``claim``; None when it is over. See :meth:`Scheduler.claim_batch`.
+
+        Each call is shielded: a task cancelled while awaiting one loses nothing, for once
+        the reply is in, the batch goes back in the background.
+        """
+        while (call := claim.next_call()) is not None:
+            running = asyncio.ensure_future(self._run(call))
+            try:
+                reply = await asyncio.shield(running)
+            except asyncio.CancelledError:
+                running.add_done_callback(functools.partial(self._put_back_late, claim))
+                raise
+            except BaseException:
+                await self.put_back(claim)
+                raise
+            jobs = claim.take(reply)
+            if claim.unevaluated:
+                _warn_unevaluated(claim)
+            if jobs is not None:
+                return jobs
+        return None
+
+    async def put_back(self, claim: Claim, handed: int = 0) -> int:
+        """Put back the batch's jobs after the first ``handed``. See :meth:`Scheduler.put_back`.
+
+        Shielded: a cancellation while it is awaited (a timeout around ``aclose()``, a
+        second cancel) does not stop it.
+        """
+        call = claim.put_back(handed)
+        if call is None:
+            return 0
+        return await asyncio.shield(self._in_background(call))
+
+    def _put_back_late(self, claim: Claim, running: asyncio.Future[Any]) -> None:
+        """Done callback of a call whose caller was cancelled: put back what it claimed.
+
+        A claim that failed claimed nothing; an advance that failed leaves its cron jobs
+        leased, for the next claim after the lease to take up.
+        """
+        if not running.cancelled() and running.exception() is None:
+            claim.take(running.result())
+        call = claim.put_back()
+        if call is not None:
+            self._in_background(call)
+
+    def _in_background(self, call: Call) -> asyncio.Future[int]:
+        """Run a put-back in a task of its own, kept until done."""
+        task = asyncio.ensure_future(self._put_back_quietly(call))
+        if self._background is None:
+            self._background = set()
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _put_back_quietly(self, call: Call) -> int:
+        try:
+            return int(await self._run(call))
+        except Exception:
+            _warn_unreleased(call)
+            return 0
+
+    def pending_jobs(
+        self, reschedule_in: Optional[Seconds] = None, limit: Optional[int] = None
+    ) -> AsyncGenerator[Job, None]:
+        """Claim the due jobs, each for this caller only: an async generator.
+
+        Arguments are checked here, at the call. See :meth:`Scheduler.pending_jobs`.
+        """
+        return self._pending(self.claim(reschedule_in, limit))
+
+    async def _pending(self, claim: Claim) -> AsyncGenerator[Job, None]:
+        batch: Optional[List[Job]] = None
+        handed = 0
+        try:
+            while True:
+                # A batch whose call fails puts itself back; one whose caller is cancelled
+                # meanwhile goes back once its reply is in (claim_batch sees to both).
+                batch = None
+                batch = await self.claim_batch(claim)
+                if batch is None:
+                    return
+                handed = 0
+                for job in batch:
+                    handed += 1
+                    yield job
+        finally:
+            if batch is not None:
+                await self.put_back(claim, handed)
+
+    def scheduled_jobs(self, with_times: bool = False) -> AsyncGenerator[Entry, None]:
+        """Every scheduled job id, or (id, due time): an async generator.
+
+        See :meth:`Scheduler.scheduled_jobs`.
+        """
+        return self._read(pages.scheduled(self.layout, self.batch_size, bool(with_times)))
+
+    def export_jobs(self) -> AsyncGenerator[Exported, None]:
+        """Every scheduled job as ``(job_id, due time, data)``: an async generator.
+
+        See :meth:`Scheduler.export_jobs`.
+        """
+        return self._read(pages.exported(self.layout, self.batch_size))
+
+    async def _read(self, flow: pages.Flow) -> AsyncGenerator[Any, None]:
+        while (call := flow.next_call()) is not None:
+            for entry in flow.take(await self._run(call)):
+                yield entry
 
 
-def _move_rules(connection: Any, keys: Keys, ids: List[bytes], dest: Scheduler) -> None:
-    """Move the recurrence rules of the jobs ``ids`` from the shard ``keys`` to ``dest``'s."""
-    rules = connection.hmget(keys.recurring, ids)
-    for raw_id, rule in zip(ids, rules):
-        if rule is not None:
-            connection.hset(dest._keys_of(raw_id).recurring, raw_id, rule)
-            connection.hdel(keys.recurring, raw_id)
-
-
-def _move_unscheduled(connection: Any, keys: Keys, dest: Scheduler) -> int:
-    """Move the data of the jobs under ``keys`` that have no schedule entry; their count."""
-    moved = 0
-    pattern = re.sub(rb"([*?\[\]\\])", rb"\\\1", keys.job_prefix) + b"*"
-    for key in list(connection.scan_iter(match=pattern, count=1000)):
-        key = key if isinstance(key, bytes) else key.encode()
-        raw_id = key[len(keys.job_prefix) :]
-        target = dest._keys_of(raw_id)
-        if target.prefix == keys.prefix:
-            continue
-        data = connection.execute_command("HGETALL", key, NEVER_DECODE=True)  # bytes as they are
-        if data:
-            connection.hset(target.job(raw_id), mapping=data)
-        connection.delete(key)
-        moved += 1
-    return moved
-
-
-def _is_cluster(connection: Any) -> bool:
-    """True for a redis-py Redis Cluster client, sync or asyncio."""
-    if isinstance(connection, redis.RedisCluster):
-        return True
-    aio = sys.modules.get("redis.asyncio.cluster")  # loaded if such a client exists
-    return aio is not None and isinstance(connection, aio.RedisCluster)
-
-
-def _describe(connection: Any) -> str:
-    """The client's class and where it connects, never its credentials.
-
-    Not ``repr(connection)``: redis-py 6.x to 7.3 list every connection setting in a
-    client's repr, password included (fixed in 7.4).
-    """
-    kind = type(connection)
-    name = f"{kind.__module__}.{kind.__qualname__}"
-    pool = getattr(connection, "connection_pool", None)
-    settings = getattr(pool, "connection_kwargs", None)
-    if not isinstance(settings, dict):
-        return f"<{name}>"
-    db = settings.get("db", 0)
-    if "path" in settings:
-        return f"<{name} unix://{settings['path']}?db={db}>"
-    if "host" not in settings:
-        return f"<{name} db={db}>"
-    classes = getattr(getattr(pool, "connection_class", object), "__mro__", ())
-    scheme = "rediss" if any(c.__name__ == "SSLConnection" for c in classes) else "redis"
-    return f"<{name} {scheme}://{settings['host']}:{settings.get('port', 6379)}/{db}>"
+#: Either shell, for code that takes both.
+AnyScheduler = Union[Scheduler, AsyncScheduler]

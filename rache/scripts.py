@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from importlib import resources
-from typing import Any, Dict, Sequence, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Sequence, Tuple, Union
 
 from redis.exceptions import NoScriptError
 
@@ -20,6 +20,18 @@ _NAME = re.compile(r"^([a-zA-Z]+)-(\d+)\.lua$")
 #: redis-py's execute_command option for a reply read as bytes (redis.client.NEVER_DECODE),
 #: whatever the client's decode_responses.
 _RAW = {"NEVER_DECODE": True}
+
+
+#: Script arguments as sent to Redis.
+Args = List[Union[bytes, int]]
+
+
+class Call(NamedTuple):
+    """One script call to make: the script, its keys, its arguments."""
+
+    script: Script
+    keys: List[bytes]
+    args: Args
 
 
 class Script:
@@ -93,18 +105,19 @@ def load() -> Dict[str, Script]:
     return scripts
 
 
-_SCRIPTS = load()
-SCHEDULE = _SCRIPTS["schedule"]
-SCHEDULE_BULK = _SCRIPTS["scheduleBulk"]
-SCHEDULE_RECURRING = _SCRIPTS["scheduleRecurring"]
-ADVANCE = _SCRIPTS["advance"]
-CLAIM = _SCRIPTS["claim"]
-RELEASE = _SCRIPTS["release"]
-DELETE = _SCRIPTS["delete"]
-DETAILS = _SCRIPTS["details"]
-PAGE = _SCRIPTS["page"]
-STATS = _SCRIPTS["stats"]
-EXPORT = _SCRIPTS["export"]
-LAYOUT = _SCRIPTS["layout"]
-DELETE_BULK = _SCRIPTS["deleteBulk"]
-RESTORE_BULK = _SCRIPTS["restoreBulk"]
+#: Every script shipped, by operation name.
+SCRIPTS = load()
+SCHEDULE = SCRIPTS["schedule"]
+SCHEDULE_BULK = SCRIPTS["scheduleBulk"]
+SCHEDULE_RECURRING = SCRIPTS["scheduleRecurring"]
+ADVANCE = SCRIPTS["advance"]
+CLAIM = SCRIPTS["claim"]
+RELEASE = SCRIPTS["release"]
+DELETE = SCRIPTS["delete"]
+DETAILS = SCRIPTS["details"]
+PAGE = SCRIPTS["page"]
+STATS = SCRIPTS["stats"]
+EXPORT = SCRIPTS["export"]
+LAYOUT = SCRIPTS["layout"]
+DELETE_BULK = SCRIPTS["deleteBulk"]
+RESTORE_BULK = SCRIPTS["restoreBulk"]

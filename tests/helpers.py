@@ -1,10 +1,14 @@
-"""Helpers shared by the tests: what Redis saw, and what it holds."""
+"""Helpers shared by the tests: what Redis saw, what it holds, and clients that fail."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
+import redis
+
 from rache import Scheduler
+from rache.scripts import Call, Script
 
 
 def snapshot(raw: Any) -> dict[bytes, Any]:
@@ -46,3 +50,50 @@ def is_millisecond_time(due: Any) -> bool:
     """
     whole = float(due).is_integer()
     return isinstance(due, int) == whole and abs(round(due * 1000) - due * 1000) < 1e-3
+
+
+def run(client: Any, call: Call) -> Any:
+    """Make one script call of a flow (``rache.claim.Claim``, ``rache.pages``) on ``client``."""
+    return call.script(client, call.keys, call.args)
+
+
+def _is_call_of(script: Script, args: Any) -> bool:
+    return len(args) > 1 and args[0] == "EVALSHA" and args[1] == script.sha
+
+
+class FailingScript:
+    """A sync client whose calls of ``script`` fail as a broken connection does."""
+
+    def __init__(self, client: Any, script: Script) -> None:
+        self.client, self.script = client, script
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if _is_call_of(self.script, args):
+            raise redis.ConnectionError("the connection broke")
+        return self.client.execute_command(*args, **options)
+
+
+class AsyncFailingScript(FailingScript):
+    """A redis.asyncio client whose calls of ``script`` fail as a broken connection does."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if _is_call_of(self.script, args):
+            raise redis.ConnectionError("the connection broke")
+        return await self.client.execute_command(*args, **options)
+
+
+class AsyncDelayedScript(FailingScript):
+    """A redis.asyncio client whose calls of ``script`` set ``started``, then wait ``delay`` s."""
+
+    def __init__(self, client: Any, script: Script, started: asyncio.Event, delay: float) -> None:
+        super().__init__(client, script)
+        self.started, self.delay = started, delay
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if _is_call_of(self.script, args):
+            self.started.set()
+            await asyncio.sleep(self.delay)
+        return await self.client.execute_command(*args, **options)

@@ -20,6 +20,7 @@ import rache.scripts
 from rache import aio
 from rache.aio import AsyncScheduler
 from tests import harness as testing
+from tests.helpers import AsyncDelayedScript
 
 
 def run(coroutine: Any) -> Any:
@@ -40,8 +41,8 @@ def test_async_module_functions_use_redis_url(
         details = await aio.job_details("c")
         ids = [job_id async for job_id in aio.scheduled_jobs()]
         await aio.delete_job("c")
-        default = aio._scheduler()
-        assert default is aio._scheduler()  # one default per loop
+        default = aio.default_scheduler()
+        assert default is aio.default_scheduler()  # one default per loop
         await default.connection.aclose()
         return [seen, details["s"], ids]
 
@@ -68,7 +69,7 @@ def test_bad_arguments_fail_at_the_call(server: testing.RedisServer) -> None:
     with pytest.raises(ValueError, match="limit must be 0 or more"):
         sched.pending_jobs(limit=-1)  # not at the first __anext__
     with pytest.raises(TypeError, match="reschedule_in must be a number"):
-        aio.pending_jobs(reschedule_in="soon", connection=sched.connection)
+        aio.pending_jobs(reschedule_in="soon", connection=sched.connection)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
@@ -281,7 +282,7 @@ def test_module_functions_schedule_recurring_jobs(
     async def scenario() -> List[Any]:
         await aio.schedule_recurring("async", cron="0 0 * * *", timezone="America/New_York")
         details = await aio.job_details("async")
-        await aio._scheduler().connection.aclose()
+        await aio.default_scheduler().connection.aclose()
         return [details]
 
     (details,) = run(scenario())
@@ -300,17 +301,10 @@ def test_a_task_cancelled_while_awaiting_an_advance_loses_nothing(
 
     async def scenario() -> List[Any]:
         client = redis.asyncio.Redis.from_url(server.url)
-        sched = AsyncScheduler(client)
-        run_script = sched._run
         advancing = asyncio.Event()
-
-        async def slow_advance(call: Any) -> Any:
-            if call[0] is rache.scripts.ADVANCE:
-                advancing.set()
-                await asyncio.sleep(0.2)  # the advance is on its way; the task is cancelled
-            return await run_script(call)
-
-        sched._run = slow_advance  # type: ignore[method-assign]
+        # the advance is on its way for 0.2 s; the task is cancelled meanwhile
+        slow = AsyncDelayedScript(client, rache.scripts.ADVANCE, advancing, 0.2)
+        sched = AsyncScheduler(slow)
 
         async def consume() -> List[Any]:
             return [job async for job in sched.pending_jobs()]
@@ -321,7 +315,7 @@ def test_a_task_cancelled_while_awaiting_an_advance_loses_nothing(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await asyncio.sleep(0.5)  # the advance lands, then its occurrence goes back
-        sched._run = run_script  # type: ignore[method-assign]
+        sched = AsyncScheduler(client)
         again = [(job["id"], job.due_at) async for job in sched.pending_jobs()]
         await client.aclose()
         return again

@@ -11,8 +11,9 @@ import pytest
 import redis
 import redis.asyncio.cluster
 
-from rache import ConfigurationError, Scheduler, codec
+from rache import ConfigurationError, Scheduler
 from rache.aio import AsyncScheduler
+from rache.keys import has_hash_tag, shard_of
 from tests import harness as testing
 from tests.helpers import snapshot
 from tests.shells import Blocking, LoopThread
@@ -26,7 +27,7 @@ from tests.test_shards import exercise_sharded
      ("{rache:", False), ("rache}:{", False), ("}{x}:", True)],
 )  # fmt: skip
 def test_hash_tags_follow_redis_rules(prefix: str, tagged: bool) -> None:
-    assert codec.has_hash_tag(prefix) is tagged
+    assert has_hash_tag(prefix) is tagged
 
 
 @pytest.fixture
@@ -162,7 +163,7 @@ def test_four_processes_claim_each_job_once_from_a_sharded_schedule(
     sched = Scheduler(client, "rache:", shards=3)
     ids = [f"job-{i:05}" for i in range(5000)]
     sched.schedule_jobs((job_id, -1) for job_id in ids)
-    per_shard = collections.Counter(codec.shard_of(job_id.encode(), 3) for job_id in ids)
+    per_shard = collections.Counter(shard_of(job_id.encode(), 3) for job_id in ids)
     assert sorted(per_shard) == [0, 1, 2] and min(per_shard.values()) > 1500
     node = cluster.nodes[0]
     per_poller = testing.run_pollers(

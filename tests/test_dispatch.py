@@ -21,8 +21,9 @@ import redis
 import redis.asyncio
 
 import rache
-from rache import Dispatcher, Job, Scheduler, codec
+from rache import Dispatcher, Job, Scheduler
 from rache.aio import AsyncDispatcher, AsyncScheduler
+from rache.keys import shard_of
 from tests import harness as testing
 from tests.helpers import commands_sent
 
@@ -270,7 +271,7 @@ def test_the_wakeup_works_on_a_cluster(solo: testing.RedisServer, tmp_path: Path
             for job, handed in seen:
                 assert job.due_at is not None and handed - job.due_at < 0.05, (kind, shards)
             if shards > 1:
-                assert len({codec.shard_of(job_id.encode(), 3) for job_id in ids}) > 1
+                assert len({shard_of(job_id.encode(), 3) for job_id in ids}) > 1
     finally:
         client.close()
         cluster.stop()
@@ -425,7 +426,7 @@ def test_bad_handler_and_scheduler_are_refused(solo_raw: Any) -> None:
     with pytest.raises(TypeError, match="AsyncDispatcher"):
         Dispatcher(print, scheduler=AsyncScheduler(solo_raw))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"rache\.Dispatcher"):
-        AsyncDispatcher(print, scheduler=Scheduler(solo_raw))
+        AsyncDispatcher(print, scheduler=Scheduler(solo_raw))  # type: ignore[arg-type]
 
 
 # Several dispatchers: no job twice ----------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pytest
 import redis
 
-from rache import Scheduler, codec
+from rache import Scheduler
 from tests import harness as testing
 
 JOBS = 3000
@@ -76,7 +76,7 @@ def test_a_replica_takes_over_while_pollers_run(replicated: testing.RedisCluster
     counts = collections.Counter(job_id for polled in per_poller for job_id in polled.ids)
     counts.update(late)
     errors = sum(polled.errors for polled in per_poller)
-    shard_of = {job_id: sched.shards[codec.shard_of(job_id.encode(), 3)] for job_id in ids}
+    shard_of = {job_id: sched.layout.of(job_id.encode()) for job_id in ids}
     others = [job_id for job_id in ids if shard_of[job_id] is not failed]
     assert [job_id for job_id in others if counts[job_id] != 1] == []  # exactly once
     on_failed = [job_id for job_id in ids if shard_of[job_id] is failed]

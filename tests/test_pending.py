@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gc
-from typing import Any
+from typing import Any, List, Optional, Tuple
 
 import pytest
 
-from rache import Scheduler
+from rache import Job, Scheduler
+from rache.claim import Claim
 from tests.helpers import is_millisecond_time, snapshot
 
 
@@ -178,26 +179,20 @@ def test_each_job_carries_the_due_time_it_was_claimed_for(sched: Scheduler, raw:
 
 
 def test_a_claim_reads_the_next_due_time_in_the_same_call(raw: Any) -> None:
-    from rache import codec
-    from rache.scripts import CLAIM
-
     sched = Scheduler(raw)
 
-    def claim_once(limit: int) -> codec.Claim:
-        claim = sched._claim_of(None, limit)
-        args = claim.next_args()
-        assert args is not None
-        claim.take(sched._run(sched._on_rules(CLAIM, args, claim.keys)))
-        return claim
+    def claim_once(limit: int) -> Tuple[Claim, Optional[List[Job]]]:
+        claim = sched.claim(None, limit)
+        return claim, sched.claim_batch(claim)
 
-    assert claim_once(10).next_due is None  # an empty schedule
+    assert claim_once(10)[0].next_due is None  # an empty schedule
     sched.schedule_job("now", -1)
     sched.schedule_job("later", 30.25)
     sched.schedule_job("latest", 60)
-    claim = claim_once(10)
-    assert claim.batch is not None and [job["id"] for job in claim.batch.jobs] == ["now"]
+    claim, jobs = claim_once(10)
+    assert jobs is not None and [job["id"] for job in jobs] == ["now"]
     assert claim.next_due is not None
     assert float(claim.next_due) == raw.zscore("rache:queue", "later")
     # Nothing due: the call still says when the head falls due, by the server's clock.
-    claim = claim_once(10)
+    claim, _ = claim_once(10)
     assert claim.next_due is not None and 30 < float(claim.next_due) - float(claim.cutoff) < 31

@@ -11,9 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rache import Scheduler, recurrence
+from rache import Scheduler, encode, recurrence, wire
 from rache.recurrence import Rule, decide, latest_at_or_before, next_at_or_after, upcoming
-from rache.scripts import CLAIM
 from tests import harness
 
 PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
@@ -21,7 +20,7 @@ PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
 
 def ms(zone: str, *fields: int, fold: int = 0) -> int:
     """The instant of a local wall time, ms."""
-    return recurrence._to_ms(datetime(*fields, tzinfo=ZoneInfo(zone), fold=fold))  # type: ignore[arg-type,misc]
+    return recurrence.to_ms(datetime(*fields, tzinfo=ZoneInfo(zone), fold=fold))  # type: ignore[arg-type,misc]
 
 
 def wall(zone: str, instant: int) -> str:
@@ -174,10 +173,10 @@ def test_cron_jitter_shifts_every_occurrence() -> None:
 
 
 def test_rules_round_trip_through_their_stored_form() -> None:
-    made = recurrence.make_rule("a", None, "*/5 * * * *", PARIS, "skip", 30, 0)
+    made = encode.rule("a", None, "*/5 * * * *", PARIS, "skip", 30, 0)
     stored = b"c|||" + made.encode_tail()
     assert recurrence.decode_rule(stored) == (made, "", "")
-    every = recurrence.make_rule("a", timedelta(seconds=1.5), None, "UTC", "coalesce", 60, 0)
+    every = encode.rule("a", timedelta(seconds=1.5), None, "UTC", "coalesce", 60, 0)
     assert every.every_ms == 1500
     stored = b"e|7|" + every.encode_tail()
     assert recurrence.decode_rule(stored)[0] == Rule("every", 1500, 7, grace_ms=60_000)
@@ -185,21 +184,20 @@ def test_rules_round_trip_through_their_stored_form() -> None:
 
 def test_jitter_is_a_fixed_offset_per_job_below_it() -> None:
     offsets = {
-        recurrence.make_rule(f"j{n}", 60, None, "UTC", "coalesce", 60, 10).start_ms
-        for n in range(50)
+        encode.rule(f"j{n}", 60, None, "UTC", "coalesce", 60, 10).start_ms for n in range(50)
     }
     assert len(offsets) > 10 and all(0 <= o < 10_000 for o in offsets)
-    again = recurrence.make_rule("j1", 60, None, "UTC", "coalesce", 60, 10).start_ms
-    assert again == recurrence.make_rule("j1", 60, None, "UTC", "coalesce", 60, 10).start_ms
+    again = encode.rule("j1", 60, None, "UTC", "coalesce", 60, 10).start_ms
+    assert again == encode.rule("j1", 60, None, "UTC", "coalesce", 60, 10).start_ms
 
 
 def test_the_core_imports_and_every_n_rules_work_without_croniter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "croniter", None)  # as if not installed
-    assert recurrence.make_rule("a", 5, None, "UTC", "coalesce", 60, 0).every_ms == 5000
+    assert encode.rule("a", 5, None, "UTC", "coalesce", 60, 0).every_ms == 5000
     with pytest.raises(ImportError, match=r"pip install 'rache\[cron\]'"):
-        recurrence.make_rule("a", None, "* * * * *", "UTC", "coalesce", 60, 0)
+        encode.rule("a", None, "* * * * *", "UTC", "coalesce", 60, 0)
 
 
 # -- the claim script computes every-N rules exactly as decide() does -------------------------
@@ -225,16 +223,14 @@ def test_the_claim_script_agrees_with_decide(
         "r", every=every / 1000, misfire=misfire, grace=grace / 1000, start=start / 1000
     )
     sched.schedule_job("r", moved / 1000)  # the rule resumes from an arbitrary past time
-    pending = recurrence.time_ms(repr(raw.zscore("rache:queue", "r")).encode())
-    claim = sched._claim_of(None, None)
-    args = claim.next_args()
-    assert args is not None
-    reply = CLAIM(raw, [sched.keys.queue, sched.keys.recurring], args)
-    jobs = claim.take(reply)
+    pending = wire.time_ms(repr(raw.zscore("rache:queue", "r")).encode())
+    claim = sched.claim()
+    jobs = sched.claim_batch(claim)
+    assert jobs is not None
     rule = Rule("every", every, start, misfire=misfire, grace_ms=grace)
-    run, following = decide(rule, pending, recurrence.now_ms(claim.cutoff))
+    run, following = decide(rule, pending, wire.now_ms(claim.cutoff))
     assert [job.due_at for job in jobs] == (
         [] if run is None else [pytest.approx(run / 1000, abs=1e-9)]
     )
-    assert recurrence.time_ms(repr(raw.zscore("rache:queue", "r")).encode()) == following
+    assert wire.time_ms(repr(raw.zscore("rache:queue", "r")).encode()) == following
     raw.close()

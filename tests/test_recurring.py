@@ -12,10 +12,11 @@ import pytest
 import redis
 import redis.asyncio
 
-from rache import JobNotFound, Scheduler, recurrence
+from rache import JobNotFound, Scheduler, recurrence, scripts, wire
 from rache.aio import AsyncScheduler
-from rache.scripts import ADVANCE, CLAIM
-from tests.helpers import snapshot
+from rache.claim import Claim
+from rache.scripts import Call
+from tests.helpers import AsyncFailingScript, FailingScript, run, snapshot
 from tests.shells import Blocking
 
 
@@ -31,7 +32,7 @@ def server_ms(raw: Any) -> int:
 
 
 def score_ms(raw: Any, job_id: str) -> int:
-    return recurrence.time_ms(repr(raw.zscore("rache:queue", job_id)).encode())
+    return wire.time_ms(repr(raw.zscore("rache:queue", job_id)).encode())
 
 
 def far_daily_rule(raw: Any) -> tuple[str, int]:
@@ -69,12 +70,12 @@ def test_job_details_shows_the_rule_and_the_next_occurrences(sched: Any, raw: An
     details = sched.job_details("tick")
     assert details["recurring"] == {
         "every": 90,
-        "start": recurrence._seconds(start),
+        "start": recurrence.ms_to_seconds(start),
         "misfire": "skip",
         "grace": 5,
     }
     assert details["next_occurrences"] == [
-        recurrence._seconds(start + k * 90_000) for k in range(5)
+        recurrence.ms_to_seconds(start + k * 90_000) for k in range(5)
     ]
     assert round(details["schedule_at"] * 1000) == start
     sched.schedule_recurring("daily", cron="30 2 * * *", timezone="Europe/Paris")
@@ -130,14 +131,14 @@ def test_stopping_early_puts_a_recurring_occurrence_back(raw: Any) -> None:
     assert [(job["id"], due_ms(job)) for job in again] == [("tick", start)]
 
 
-def claim_without_advancing(sched: Scheduler, raw: Any) -> tuple[Any, list[Any]]:
+def claim_without_advancing(sched: Scheduler, raw: Any) -> tuple[Claim, Call]:
     """A claim-2.lua call as pending_jobs makes it, stopped before its advance-2.lua."""
-    claim = sched._claim_of(None, None)
-    args = claim.next_args()
-    assert args is not None
-    assert claim.take(CLAIM(raw, [sched.keys.queue, sched.keys.recurring], args)) == []
-    advance = claim.advance_args()
-    assert advance is not None
+    claim = sched.claim()
+    call = claim.next_call()
+    assert call is not None and call.script is scripts.CLAIM
+    assert claim.take(run(raw, call)) is None  # the batch awaits its advance
+    advance = claim.next_call()
+    assert advance is not None and advance.script is scripts.ADVANCE
     return claim, advance
 
 
@@ -156,9 +157,7 @@ def test_a_lease_that_expired_is_claimed_again_and_its_old_holder_hands_out_noth
     jobs = list(sched.pending_jobs())
     assert [due_ms(job) for job in jobs] == [latest]
     # The first holder wakes: its advance fails, so it hands out nothing.
-    assert (
-        first.advanced(ADVANCE(raw, [sched.keys.queue, sched.keys.recurring], first_advance)) == []
-    )
+    assert first.take(run(raw, first_advance)) == []
     assert score_ms(raw, "daily") == latest + 86_400_000
     assert list(sched.pending_jobs()) == []
 
@@ -269,26 +268,10 @@ def test_a_failed_advance_puts_back_the_rest_of_the_batch(
     setup.schedule_recurring("cron", cron="0 0 1 1 *", start=0)
     before = raw.zscore("rache:queue", "plain")
     if shell == "sync":
-        sched: Any = Scheduler(raw, "rache:")
-        run = sched._run
-
-        def failing(call: Any) -> Any:
-            if call[0] is ADVANCE:
-                raise redis.ConnectionError("the connection broke")
-            return run(call)
-
-        sched._run = failing
+        sched: Any = Scheduler(FailingScript(raw, scripts.ADVANCE), "rache:")
     else:
         client = redis.asyncio.Redis.from_url(server.url)
-        inner = AsyncScheduler(client, "rache:")
-        arun = inner._run
-
-        async def afailing(call: Any) -> Any:
-            if call[0] is ADVANCE:
-                raise redis.ConnectionError("the connection broke")
-            return await arun(call)
-
-        inner._run = afailing  # type: ignore[method-assign]
+        inner = AsyncScheduler(AsyncFailingScript(client, scripts.ADVANCE), "rache:")
         sched = Blocking(inner, loop_thread)
     with pytest.raises(redis.ConnectionError):
         list(sched.pending_jobs())

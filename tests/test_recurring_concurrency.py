@@ -17,9 +17,9 @@ from typing import Any, List, Tuple
 import pytest
 import redis
 
-from rache import Scheduler, recurrence
-from rache.scripts import ADVANCE, CLAIM
+from rache import Scheduler, recurrence, wire
 from tests import harness
+from tests.helpers import run
 from tests.test_recurring import due_ms, server_ms
 
 LEASE = 0.5
@@ -115,15 +115,16 @@ def claim_and_hold(url: str, claim_now: Any, ready: Any, go: Any, queue: Any) ->
     sched = Scheduler(client, "rache:")
     sched.recurring_lease = LEASE
     claim_now.wait(60)
-    claim = sched._claim_of(None, None)
-    args = claim.next_args()
-    assert args is not None
-    assert claim.take(CLAIM(client, [sched.keys.queue, sched.keys.recurring], args)) == []
-    advance = claim.advance_args()
+    claim = sched.claim()
+    call = claim.next_call()
+    assert call is not None
+    assert claim.take(run(client, call)) is None  # the batch awaits its advance
+    advance = claim.next_call()
     assert advance is not None
     ready.set()
     go.wait(60)
-    jobs = claim.advanced(ADVANCE(client, [sched.keys.queue, sched.keys.recurring], advance))
+    jobs = claim.take(run(client, advance))
+    assert jobs is not None
     queue.put([(job["id"], due_ms(job)) for job in jobs])
 
 
@@ -170,5 +171,5 @@ def test_pollers_killed_or_stalled_between_claim_and_advance_lose_and_repeat_not
     assert set(counts.values()) == {1}  # (a new hour may have begun: that one once, too)
     # Still recurring, at its next occurrence, no lease left in its rule.
     assert raw.hget("rache:recurring", "hourly").startswith(b"c|||")
-    next_due = recurrence.time_ms(repr(raw.zscore("rache:queue", "hourly")).encode())
+    next_due = wire.time_ms(repr(raw.zscore("rache:queue", "hourly")).encode())
     assert next_due == max(due for _, due in handed) + 3_600_000

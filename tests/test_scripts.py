@@ -57,7 +57,7 @@ def test_script_flush_reloads_transparently(sched: Scheduler, raw: Any) -> None:
 
 
 def test_every_shipped_script_has_a_header_naming_its_inputs() -> None:
-    for script in scripts._SCRIPTS.values():
+    for script in scripts.SCRIPTS.values():
         assert script.source.startswith("--[[")
         assert "Input:" in script.source and "Output:" in script.source
         for i in range(1, script.numkeys + 1):

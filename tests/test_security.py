@@ -30,7 +30,7 @@ from rache.aio import AsyncDispatcher, AsyncScheduler
 from rache.constants import DEFAULT_BATCH_SIZE
 from rache.dispatch import Dispatcher
 from rache.scheduler import Scheduler
-from rache.scripts import _SCRIPTS
+from rache.scripts import SCRIPTS
 from tests import harness as testing
 from tests.test_shards import exercise_sharded
 
@@ -202,7 +202,7 @@ def test_the_acl_user_runs_the_whole_api(
     # ignored), and rache logged no failure (a failed put-back is only logged). Only
     # rache.reshard(), an administrator's move, runs restoreBulk and deleteBulk.
     admin_only = ("restoreBulk", "deleteBulk")
-    used = [script.sha for name, script in _SCRIPTS.items() if name not in admin_only]
+    used = [script.sha for name, script in SCRIPTS.items() if name not in admin_only]
     assert all(admin.script_exists(*used))
     assert [r for r in refusals(admin) if r != ("command", "client")] == []
     assert rache_logs(caplog) == []

@@ -11,17 +11,19 @@ from typing import Any, Callable, Dict, List
 import pytest
 from redis.crc import key_slot
 
-from rache import ConfigurationError, JobNotFound, Scheduler, codec, reshard
+from rache import ConfigurationError, JobNotFound, Scheduler, reshard
+from rache.claim import Claim
+from rache.keys import Layout, shard_of, shard_prefixes
 from tests.helpers import snapshot
 
 SHARD_PREFIXES = ["rache:{0-0}:", "rache:{1-1}:", "rache:{2-0}:"]
 
 
 def test_shard_keys_are_stable_and_spread_over_the_slot_ranges() -> None:
-    assert codec.shard_prefixes("rache:", 1) == ["rache:"]
-    assert codec.shard_prefixes("rache:", 3) == SHARD_PREFIXES  # the keys are the layout
+    assert shard_prefixes("rache:", 1) == ["rache:"]
+    assert shard_prefixes("rache:", 3) == SHARD_PREFIXES  # the keys are the layout
     for shards in (2, 3, 5, 16):
-        prefixes = codec.shard_prefixes("app:", shards)
+        prefixes = shard_prefixes("app:", shards)
         slots = [key_slot(f"{p}queue".encode()) for p in prefixes]
         # shard i in the i-th equal range of slots: one master each, on an even cluster
         assert [slot * shards // 16384 for slot in slots] == list(range(shards))
@@ -29,7 +31,7 @@ def test_shard_keys_are_stable_and_spread_over_the_slot_ranges() -> None:
             key_slot(f"{p}job:x".encode()) == key_slot(f"{p}queue".encode()) for p in prefixes
         )
     # A job's shard depends on its id and the count only (CRC-32, not Python's hash()).
-    assert [codec.shard_of(f"job-{i}".encode(), 3) for i in range(6)] == [1, 2, 0, 0, 2, 0]
+    assert [shard_of(f"job-{i}".encode(), 3) for i in range(6)] == [1, 2, 0, 0, 2, 0]
 
 
 @pytest.mark.parametrize("shards", [0, -1, 257, 2.0, True, "3", None])
@@ -109,7 +111,7 @@ def test_every_operation_keeps_its_meaning(sharded: Any, raw: Any) -> None:
     sharded.schedule_job("later", 3600, url="http://x")
     # Each job in its own shard's queue, its data beside it; nothing under the bare prefix.
     placed = where(raw)
-    assert placed == {job_id: codec.shard_of(job_id.encode(), 3) for job_id in [*ids, "later"]}
+    assert placed == {job_id: shard_of(job_id.encode(), 3) for job_id in [*ids, "later"]}
     assert sorted(collections.Counter(placed.values())) != [31]  # spread, not piled up
     assert raw.hgetall("rache:{1-1}:job:job-03") == {b"n": b"3"}
     assert raw.exists("rache:queue") == 0
@@ -136,7 +138,7 @@ def test_a_call_takes_each_shard_earliest_first(sharded: Any) -> None:
     jobs = list(sharded.pending_jobs())
     by_shard: Dict[int, List[float]] = collections.defaultdict(list)
     for job in jobs:
-        by_shard[codec.shard_of(job["id"].encode(), 3)].append(job.due_at)
+        by_shard[shard_of(job["id"].encode(), 3)].append(job.due_at)
     assert len(jobs) == 40 and len(by_shard) == 3
     assert all(times == sorted(times) for times in by_shard.values())
 
@@ -147,7 +149,7 @@ def test_limit_spans_the_shards_and_calls_start_at_any_shard(sharded: Any) -> No
     taken: List[str] = []
     while batch := [job["id"] for job in sharded.pending_jobs(limit=7)]:
         assert len(batch) <= 7
-        firsts.add(codec.shard_of(batch[0].encode(), 3))
+        firsts.add(shard_of(batch[0].encode(), 3))
         taken += batch
     assert sorted(taken) == sorted(f"j{i}" for i in range(60))
     assert len(firsts) > 1  # random start: 9 calls all on one shard is (1/3)^8
@@ -242,10 +244,10 @@ def test_recurring_jobs_recur_in_their_own_shard(sharded: Any, raw: Any) -> None
     jobs = list(sharded.pending_jobs())
     assert sorted(job["id"] for job in jobs) == ids and {job.due_at for job in jobs} == {start}
     assert list(sharded.pending_jobs()) == []
-    assert where(raw) == {job_id: codec.shard_of(job_id.encode(), 3) for job_id in ids}
+    assert where(raw) == {job_id: shard_of(job_id.encode(), 3) for job_id in ids}
     assert {sharded.job_details(job_id)["schedule_at"] for job_id in ids} == {start + 60}
     for index, prefix in enumerate(SHARD_PREFIXES):
-        mine = {job_id for job_id in ids if codec.shard_of(job_id.encode(), 3) == index}
+        mine = {job_id for job_id in ids if shard_of(job_id.encode(), 3) == index}
         assert {key.decode() for key in raw.hkeys(f"{prefix}recurring")} == mine
 
 
@@ -260,10 +262,10 @@ def test_reshard_copies_due_times_and_data_byte_for_byte(raw: Any) -> None:
     assert reshard(raw, "rache:", shards=3) == 3
     three = Scheduler(raw, "rache:", shards=3)
     for job_id, due in before.items():
-        keys = three._keys_of(job_id.encode())
+        keys = three.layout.of(job_id.encode())
         assert raw.zscore(keys.queue, job_id) == due  # the very double
-    assert raw.hgetall(three._keys_of(b"plain").job(b"plain")) == data
-    assert raw.hgetall(three._keys_of(b"unscheduled").job(b"unscheduled")) == {b"\xfe": b"x"}
+    assert raw.hgetall(three.layout.of(b"plain").job(b"plain")) == data
+    assert raw.hgetall(three.layout.of(b"unscheduled").job(b"unscheduled")) == {b"\xfe": b"x"}
     assert reshard(raw, "rache:", shards=1) == 3
     assert raw.zscore("rache:queue", "leased") == before["leased"]
     assert raw.hgetall("rache:job:plain") == data
@@ -271,10 +273,10 @@ def test_reshard_copies_due_times_and_data_byte_for_byte(raw: Any) -> None:
 
 def test_the_wait_to_the_next_due_job_reads_each_shards_own_clock() -> None:
     # Sans I/O: two shards' claim replies, the second master's clock 2 s behind the first's.
-    claim = codec.Claim([codec.Keys(p) for p in SHARD_PREFIXES[:2]], 10, None, None)
+    claim = Claim(Layout("rache:", 2), 10)
     for cutoff, head in [(b"1000", b"1001"), (b"998", b"1005")]:
-        assert claim.next_args() is not None
+        assert claim.next_call() is not None
         assert claim.take([cutoff, None, head, None]) == []  # nothing due in this shard
-    assert claim.next_args() is None  # both shards visited
+    assert claim.next_call() is None  # both shards visited
     assert claim.next_due == b"1001"
     assert claim.next_wait() == 1.0  # not 1001 - 998: no two clocks compared

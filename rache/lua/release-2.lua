@@ -14,10 +14,11 @@
     KEYS[2] recurring key: hash, job id -> rule
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id (hash tag on Redis Cluster)
-    ARGV[2] the due time the claim gave the jobs, or '' if it removed them
-    ARGV[3] n, the number of jobs that do not recur
-    ARGV[4 .. 3 + 3n] triples: id, due time before the claim, '1' if the job had data else '0'
-    ARGV[4 + 3n ..] recurring jobs, triples: id, the occurrence it was handed out for, the
+    ARGV[2] wake-up channel: <prefix>wakeup
+    ARGV[3] the due time the claim gave the jobs, or '' if it removed them
+    ARGV[4] n, the number of jobs that do not recur
+    ARGV[5 .. 4 + 3n] triples: id, due time before the claim, '1' if the job had data else '0'
+    ARGV[5 + 3n ..] recurring jobs, triples: id, the occurrence it was handed out for, the
                     due time the claim (or advance-2.lua) gave it
 
   Output:
@@ -30,8 +31,9 @@ local rcall = redis.call
 local queueKey = KEYS[1]
 local rulesKey = KEYS[2]
 local jobPrefix = ARGV[1]
-local claimedDue = ARGV[2]
-local last = 3 + 3 * tonumber(ARGV[3])
+local channel = ARGV[2]
+local claimedDue = ARGV[3]
+local last = 4 + 3 * tonumber(ARGV[4])
 
 --- @include "wakeup"
 
@@ -47,7 +49,7 @@ local function putBack(id, due)
   end
 end
 
-for i = 4, last, 3 do
+for i = 5, last, 3 do
   local id, due, hadData = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local current = rcall('ZSCORE', queueKey, id)
   local unchanged
@@ -69,5 +71,5 @@ for i = last + 1, #ARGV, 3 do
     putBack(id, due)
   end
 end
-wakeup(queueKey, before, earliest)
+wakeup(channel, before, earliest)
 return restored

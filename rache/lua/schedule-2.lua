@@ -5,12 +5,13 @@
     KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
     KEYS[2] job key: hash, the job's data
 
-    ARGV[1] job id
-    ARGV[2] offset from now, milliseconds (an integer; negative means already due)
-    ARGV[3] precision: 's' to count from the server's whole second, 'ms' from its millisecond
-    ARGV[4] n, the number of fields to set
-    ARGV[5 .. 4 + 2n] field, value pairs to set
-    ARGV[5 + 2n ..]   fields to delete
+    ARGV[1] wake-up channel: <prefix>wakeup
+    ARGV[2] job id
+    ARGV[3] offset from now, milliseconds (an integer; negative means already due)
+    ARGV[4] precision: 's' to count from the server's whole second, 'ms' from its millisecond
+    ARGV[5] n, the number of fields to set
+    ARGV[6 .. 5 + 2n] field, value pairs to set
+    ARGV[6 + 2n ..]   fields to delete
 
   Output:
     the due time, Unix seconds, as a string
@@ -26,13 +27,13 @@ local jobKey = KEYS[2]
 --- @include "chunked"
 --- @include "wakeup"
 
-local due = dueTime(rcall('TIME'), tonumber(ARGV[2]), ARGV[3])
+local due = dueTime(rcall('TIME'), tonumber(ARGV[3]), ARGV[4])
 local before = head(queueKey)
-rcall('ZADD', queueKey, timeString(due), ARGV[1])
-wakeup(queueKey, before, tonumber(timeString(due)))
+rcall('ZADD', queueKey, timeString(due), ARGV[2])
+wakeup(ARGV[1], before, tonumber(timeString(due)))
 
-local nset = tonumber(ARGV[4])
-chunked('HSET', jobKey, ARGV, 5, 4 + 2 * nset)
-chunked('HDEL', jobKey, ARGV, 5 + 2 * nset, #ARGV)
+local nset = tonumber(ARGV[5])
+chunked('HSET', jobKey, ARGV, 6, 5 + 2 * nset)
+chunked('HDEL', jobKey, ARGV, 6 + 2 * nset, #ARGV)
 
 return timeString(due)

@@ -10,7 +10,8 @@
     KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
-    ARGV[2 ..] per job:
+    ARGV[2] wake-up channel: <prefix>wakeup
+    ARGV[3 ..] per job:
       id,
       offset from now, milliseconds (an integer; negative means already due),
       precision: 's' to count from the server's whole second, 'ms' from its millisecond,
@@ -36,7 +37,7 @@ local before = head(queueKey)
 local earliest = nil
 local members = {}
 local count = 0
-local i = 2
+local i = 3
 while i <= #ARGV do
   local id = ARGV[i]
   local nset, ndel = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
@@ -54,5 +55,5 @@ while i <= #ARGV do
   count = count + 1
 end
 chunked('ZADD', queueKey, members)
-wakeup(queueKey, before, earliest)
+wakeup(ARGV[2], before, earliest)
 return count

@@ -9,15 +9,16 @@
     KEYS[2] job key: hash, the job's data
     KEYS[3] recurring key: hash, job id -> rule
 
-    ARGV[1] job id
-    ARGV[2] 'e' (every-N) or 'c' (cron)
-    ARGV[3] the start, milliseconds since the epoch, or '' for now (the server clock)
-    ARGV[4] the rest of the rule: every-N 'every|misfire|grace', cron
+    ARGV[1] wake-up channel: <prefix>wakeup
+    ARGV[2] job id
+    ARGV[3] 'e' (every-N) or 'c' (cron)
+    ARGV[4] the start, milliseconds since the epoch, or '' for now (the server clock)
+    ARGV[5] the rest of the rule: every-N 'every|misfire|grace', cron
             'misfire|grace|offset|zone|expression' (see claim-2.lua)
-    ARGV[5] the jitter offset of an every-N rule, milliseconds, added to the start
-    ARGV[6] n, the number of fields to set
-    ARGV[7 .. 6 + 2n] field, value pairs to set
-    ARGV[7 + 2n ..]   fields to delete
+    ARGV[6] the jitter offset of an every-N rule, milliseconds, added to the start
+    ARGV[7] n, the number of fields to set
+    ARGV[8 .. 7 + 2n] field, value pairs to set
+    ARGV[8 + 2n ..]   fields to delete
 
   Output:
     the job's due time, Unix seconds, as a string
@@ -34,21 +35,21 @@ local rulesKey = KEYS[3]
 --- @include "chunked"
 --- @include "wakeup"
 
-local nset = tonumber(ARGV[6])
-chunked('HSET', jobKey, ARGV, 7, 6 + 2 * nset)
-chunked('HDEL', jobKey, ARGV, 7 + 2 * nset, #ARGV)
+local nset = tonumber(ARGV[7])
+chunked('HSET', jobKey, ARGV, 8, 7 + 2 * nset)
+chunked('HDEL', jobKey, ARGV, 8 + 2 * nset, #ARGV)
 
 -- The same rule again (a program declaring its schedule at every start): keep it as it runs.
-local current = rcall('ZSCORE', queueKey, ARGV[1])
-local old = rcall('HMGET', rulesKey, ARGV[1])[1]
-local given = tonumber(ARGV[3])
+local current = rcall('ZSCORE', queueKey, ARGV[2])
+local old = rcall('HMGET', rulesKey, ARGV[2])[1]
+local given = tonumber(ARGV[4])
 if current and old then
-  if ARGV[2] == 'e' then
+  if ARGV[3] == 'e' then
     local oldStart, oldRest = string.match(old, '^e|(%-?%d+)|(.*)$')
-    if oldRest == ARGV[4] and (not given or tonumber(oldStart) == given + tonumber(ARGV[5])) then
+    if oldRest == ARGV[5] and (not given or tonumber(oldStart) == given + tonumber(ARGV[6])) then
       return current
     end
-  elseif not given and string.match(old, '^c|[^|]*|[^|]*|(.*)$') == ARGV[4] then
+  elseif not given and string.match(old, '^c|[^|]*|[^|]*|(.*)$') == ARGV[5] then
     return current
   end
 end
@@ -59,15 +60,15 @@ if not start then
   start = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 end
 local rule
-if ARGV[2] == 'e' then
-  start = start + tonumber(ARGV[5])
-  rule = 'e|' .. string.format('%d', start) .. '|' .. ARGV[4]
+if ARGV[3] == 'e' then
+  start = start + tonumber(ARGV[6])
+  rule = 'e|' .. string.format('%d', start) .. '|' .. ARGV[5]
 else
-  rule = 'c|||' .. ARGV[4]
+  rule = 'c|||' .. ARGV[5]
 end
 local due = timeString(start / 1000)
 local before = head(queueKey)
-rcall('HSET', rulesKey, ARGV[1], rule)
-rcall('ZADD', queueKey, due, ARGV[1])
-wakeup(queueKey, before, tonumber(due))
+rcall('HSET', rulesKey, ARGV[2], rule)
+rcall('ZADD', queueKey, due, ARGV[2])
+wakeup(ARGV[1], before, tonumber(due))
 return due

@@ -4,21 +4,17 @@
   head(queueKey): the earliest due time in the queue (a number), nil if it is empty.
   O(log n): read before the script adds its jobs.
 
-  wakeup(queueKey, before, due): when `due` (the earliest due time the script just gave a job)
-  is before `before` (the head before the script ran, nil for an empty queue), the head of
-  the queue moved earlier, and dispatchers sleeping until the old head must wake: PUBLISH
-  the new due time on <prefix>wakeup (the queue key less its "queue" suffix, plus "wakeup";
-  a channel, not a key). Nothing is published otherwise, so a schedule that does not move
-  the head costs one ZRANGE more. redis.pcall: a user not allowed to PUBLISH (an ACL line
-  from before the Dispatcher) still schedules; dispatchers then wake on their timer only.
+  wakeup(channel, before, due): when `due` (the earliest due time the script just gave a job)
+  is before `before` (the head before the script ran, nil for an empty queue), PUBLISH `due`
+  on `channel` (<prefix>wakeup), for sleeping dispatchers. See README.md, "Wake-up".
 ]]
 local function head(queueKey)
   local first = redis.call('ZRANGE', queueKey, 0, 0, 'WITHSCORES')
   return first[2] and tonumber(first[2])
 end
 
-local function wakeup(queueKey, before, due)
+local function wakeup(channel, before, due)
   if due ~= nil and (before == nil or due < before) then
-    redis.pcall('PUBLISH', string.sub(queueKey, 1, -6) .. 'wakeup', string.format('%.17g', due))
+    redis.pcall('PUBLISH', channel, string.format('%.17g', due))
   end
 end

@@ -1,0 +1,209 @@
+"""Operators' code over a schedule: move it between shard counts, and check a server for it.
+
+``rache reshard`` and ``rache doctor`` are these functions; both take a sync redis-py
+client (``redis.Redis`` or ``redis.RedisCluster``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
+
+import redis
+
+from . import config, encode, pages, scripts
+from .constants import DEFAULT_BATCH_SIZE
+from .keys import Keys, Layout, has_hash_tag, layout_key, tagged
+from .scripts import Args, Call
+
+
+def _run(connection: Any, call: Call) -> Any:
+    script, keys, args = call
+    return script(connection, keys, args)
+
+
+def reshard(
+    connection: Any,
+    prefix: Optional[str] = None,
+    *,
+    shards: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> int:
+    """Move the schedule under ``prefix`` to ``shards`` shards; returns the jobs moved.
+
+    Every job keeps its due time and data to the byte, scheduled or not, and its recurrence
+    rule. Stop the pollers and writers of the schedule first: a job is copied, then removed
+    from its old place, not in one atomic step. Safe to run again after a failure (a copy is
+    the same job, not a second one); the new count is recorded last, so until it is,
+    schedulers of the old count still start.
+
+    :param connection: a sync redis-py client, ``redis.Redis`` or ``redis.RedisCluster``.
+    """
+    prefix = config.prefix() if prefix is None else prefix
+    target = Layout(prefix, shards)
+    recorded = connection.hget(target.layout_key, "shards")
+    source = Layout(prefix, int(recorded) if recorded else 1)
+    if source.count == target.count:
+        return 0
+    size = encode.batch_size(batch_size)
+    moved = 0
+    for keys in source.shards:
+        moved += _move_scheduled(connection, keys, target, size)
+        moved += _move_unscheduled(connection, keys, target)
+    if target.count == 1:
+        connection.delete(target.layout_key)
+    else:
+        connection.hset(target.layout_key, "shards", target.count)
+    return moved
+
+
+def _move_scheduled(connection: Any, keys: Keys, target: Layout, size: int) -> int:
+    """Copy the scheduled jobs of the shard ``keys`` that ``target`` keeps elsewhere; their count.
+
+    Page by page (export-1.lua), each copied byte for byte (restoreBulk-1.lua: raw scores,
+    raw hash bytes), their rules moved, then removed here (deleteBulk-1.lua).
+    """
+    moved = 0
+    flow = pages.Exports(keys, size)
+    while (call := flow.next_call()) is not None:
+        reply = _run(connection, call)
+        flow.take(reply)  # only for the next page's anchor: the copy is of the raw reply
+        leaving: Dict[bytes, Args] = {}  # new shard's job prefix -> restoreBulk-1.lua args
+        ids: List[bytes] = []
+        i = 0
+        while i < len(reply):
+            raw_id, count = reply[i], reply[i + 2]
+            end = i + 3 + 2 * count
+            into = target.of(raw_id)
+            if into.prefix != keys.prefix:
+                leaving.setdefault(into.queue, [into.job_prefix]).extend(reply[i:end])
+                ids.append(raw_id)
+            i = end
+        for queue, args in leaving.items():
+            _run(connection, Call(scripts.RESTORE_BULK, [queue], args))
+        if ids:
+            _move_rules(connection, keys, ids, target)
+            _run(connection, Call(scripts.DELETE_BULK, [keys.queue], [keys.job_prefix, *ids]))
+            moved += len(ids)
+    return moved
+
+
+def _move_rules(connection: Any, keys: Keys, ids: List[bytes], target: Layout) -> None:
+    """Move the recurrence rules of the jobs ``ids`` from the shard ``keys`` to ``target``'s."""
+    rules = connection.hmget(keys.recurring, ids)
+    for raw_id, rule in zip(ids, rules):
+        if rule is not None:
+            connection.hset(target.of(raw_id).recurring, raw_id, rule)
+            connection.hdel(keys.recurring, raw_id)
+
+
+def _move_unscheduled(connection: Any, keys: Keys, target: Layout) -> int:
+    """Move the data of the jobs under ``keys`` that have no schedule entry; their count."""
+    moved = 0
+    pattern = re.sub(rb"([*?\[\]\\])", rb"\\\1", keys.job_prefix) + b"*"
+    for key in list(connection.scan_iter(match=pattern, count=1000)):
+        key = key if isinstance(key, bytes) else key.encode()
+        raw_id = key[len(keys.job_prefix) :]
+        into = target.of(raw_id)
+        if into.prefix == keys.prefix:
+            continue
+        data = connection.execute_command("HGETALL", key, NEVER_DECODE=True)  # bytes as they are
+        if data:
+            connection.hset(into.job(raw_id), mapping=data)
+        connection.delete(key)
+        moved += 1
+    return moved
+
+
+def recorded_shards(connection: Any, prefix: str) -> int:
+    """The shard count recorded for the schedule under ``prefix`` (1 if none is)."""
+    recorded = connection.hget(layout_key(prefix), "shards")
+    return 1 if recorded is None else int(recorded)
+
+
+# -- doctor ----------------------------------------------------------------------------------
+
+
+class Check(NamedTuple):
+    """One finding of :func:`checks`: ``ok`` is None when it cannot tell."""
+
+    ok: Optional[bool]
+    what: str
+    fix: str = ""
+
+
+def checks(
+    connection: Any,
+    prefix: str,
+    *,
+    cluster: bool = False,
+    run_script: Optional[Callable[[], Any]] = None,
+) -> List[Check]:
+    """What silently breaks a schedule on this server, checked one by one.
+
+    Redis version, eviction policy, persistence, a cluster prefix without a hash tag,
+    and whether rache's scripts run (``run_script`` makes one call of the schedule's, such
+    as ``lambda: scheduler.stats(intervals=0)``). A cluster prefix without a hash tag ends
+    the list: nothing more can be checked.
+    """
+    found: List[Check] = []
+    info = connection.info("server")
+    first = next(iter(info.values()), None)
+    if isinstance(first, dict):  # a cluster client may answer per node: take one
+        info = first
+    version = str(info.get("redis_version", "0"))
+    major_minor = tuple(int(part) for part in version.split(".")[:2])
+    found.append(Check(major_minor >= (6, 2), f"Redis {version}", "rache needs Redis 6.2 or later"))
+    settings = _config(connection, "maxmemory-policy", "appendonly", "save")
+    policy = settings.get("maxmemory-policy")
+    if policy is None:
+        found.append(Check(None, "maxmemory-policy: CONFIG GET refused, cannot check"))
+    else:
+        found.append(
+            Check(
+                policy == "noeviction",
+                f"maxmemory-policy {policy}",
+                "evicted jobs vanish without a trace: CONFIG SET maxmemory-policy noeviction",
+            )
+        )
+    if "appendonly" in settings:
+        durable = settings["appendonly"] == "yes" or bool(settings.get("save"))
+        found.append(
+            Check(
+                durable,
+                f"persistence: appendonly {settings['appendonly']}, save {settings.get('save')!r}",
+                "a restart loses the schedule: CONFIG SET appendonly yes",
+            )
+        )
+    if cluster or _cluster_enabled(connection):
+        fix = f"a prefix with a hash tag: --prefix {tagged(prefix)!r}"
+        found.append(Check(has_hash_tag(prefix), f"prefix {prefix!r} on a cluster", fix))
+        if not has_hash_tag(prefix):
+            return found
+    if run_script is not None:
+        try:
+            run_script()
+            found.append(Check(True, "rache's scripts run (EVALSHA, SCRIPT LOAD)"))
+        except redis.exceptions.NoPermissionError as error:
+            found.append(
+                Check(False, f"rache's scripts are refused: {error}", "see README, Least privilege")
+            )
+    return found
+
+
+def _cluster_enabled(connection: Any) -> bool:
+    """Whether a plain client's server is a cluster node."""
+    return str(connection.info("cluster").get("cluster_enabled")) == "1"
+
+
+def _config(connection: Any, *names: str) -> Dict[str, str]:
+    found: Dict[str, str] = {}
+    for name in names:  # a refusal (ACL, managed services): the check says it cannot tell
+        with contextlib.suppress(redis.ResponseError):
+            found.update(connection.config_get(name))
+    return {_text(k): _text(v) for k, v in found.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,244 @@
+"""A claim of due jobs as a flow without I/O: the script calls to make, and what they mean.
+
+A claim (one ``pending_jobs()`` call, one dispatcher round) is a series of batches, each
+one claim-2.lua call, plus an advance-2.lua call when the batch leased cron jobs. A shell
+drives it with three steps (``Scheduler.claim_batch`` and its asyncio twin do)::
+
+    while (call := claim.next_call()) is not None:   # None: the claim is over
+        jobs = claim.take(run(call))                 # None: the batch needs one more call
+        if jobs is not None:
+            ...hand out jobs...
+    claim.put_back(handed)   # the call that puts back what was claimed but not handed out
+
+A sharded schedule's claim visits each shard in turn from ``start`` until ``limit`` jobs
+(in all) are claimed. The reasons behind leases and put-backs are in rache/lua/README.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from . import decode, encode, recurrence, scripts, wire
+from .keys import Keys, Layout
+from .models import Job, Seconds
+from .scripts import Args, Call
+from .wire import Record
+
+
+class Claim:
+    """One claim of due jobs, as script calls to make and replies to read.
+
+    :param layout: the schedule's shards.
+    :param batch_size: the most jobs per claim-2.lua call.
+    :param reschedule_in: claimed jobs are due again after this; None removes them.
+    :param limit: the most jobs in all; None claims until nothing is due.
+    :param start: the shard to start from.
+    :param lease_ms: how long a claimed cron job stays leased to this claim.
+    """
+
+    def __init__(
+        self,
+        layout: Layout,
+        batch_size: int,
+        reschedule_in: Optional[Seconds] = None,
+        limit: Optional[int] = None,
+        *,
+        start: int = 0,
+        lease_ms: int = recurrence.DEFAULT_LEASE_MS,
+    ) -> None:
+        self._reschedule = (
+            None if reschedule_in is None else encode.offset(reschedule_in, "reschedule_in")
+        )
+        #: jobs still to claim (None: no limit)
+        self.remaining = encode.limit(limit)
+        self.shards = layout.shards
+        self.index = start
+        #: the shard being claimed from
+        self.keys: Keys = self.shards[start]
+        self.batch_size = batch_size
+        self.lease_ms = lease_ms
+        #: the cutoff of the last batch (Unix seconds, the server's clock, as text): a
+        #: shard's first batch reads the clock, the next ones reuse it
+        self.cutoff = b""
+        #: cron jobs of the last batch whose rule could not be evaluated here (no croniter,
+        #: a zone this host lacks): they stay leased, for another poller to take up
+        self.unevaluated: List[Tuple[Job, Exception]] = []
+        self._visited = 1
+        self._shard_done = False
+        self._count = 0
+        #: per shard claimed from: its last cutoff and head (its master's clock, both)
+        self._heads: Dict[int, Tuple[bytes, Optional[bytes]]] = {}
+        # The batch in hand: its claim reply, and the put-back record of each job it hands
+        # out (None: read them off the reply, which holds no recurring job).
+        self._reply: Optional[Sequence[Any]] = None
+        self._records: Optional[List[Record]] = None
+        # A batch with cron jobs: every job with its record and, for a cron job, its entry
+        # in the advance-2.lua call still to make (id, lease, next due time).
+        self._held: List[Tuple[Job, Record, Optional[int]]] = []
+        self._advance: List[Tuple[bytes, bytes, bytes]] = []
+
+    # -- the protocol ---------------------------------------------------------------------
+
+    def next_call(self) -> Optional[Call]:
+        """The next script call of the claim, or None when it is over."""
+        keys = self.keys
+        if self._advance:  # the batch's cron jobs, leased, await their next occurrence
+            args: Args = [item for entry in self._advance for item in entry]
+            return Call(scripts.ADVANCE, [keys.queue, keys.recurring], args)
+        if self.remaining is not None and self.remaining <= 0:
+            return None
+        if self._shard_done:  # nothing more due in this shard: on to the next, if any
+            if self._visited >= len(self.shards):
+                return None
+            self._visited += 1
+            self.index = (self.index + 1) % len(self.shards)
+            keys = self.keys = self.shards[self.index]
+            self.cutoff, self._shard_done = b"", False
+        size = self.batch_size if self.remaining is None else min(self.batch_size, self.remaining)
+        self._count = size
+        self._reply = self._records = None
+        rescheduled = (b"", b"") if self._reschedule is None else self._reschedule
+        args = [keys.job_prefix, size, self.cutoff, *rescheduled, self.lease_ms]
+        return Call(scripts.CLAIM, [keys.queue, keys.recurring], args)
+
+    def take(self, reply: Sequence[Any]) -> Optional[List[Job]]:
+        """The jobs to hand out from the reply of ``next_call()``'s call.
+
+        None when the batch needs one more call first (the advance of its cron jobs).
+        """
+        if self._advance:
+            return self._advanced(reply)
+        it = iter(reply)
+        cutoff, _new_due, next_due, recurring = next(it), next(it), next(it), next(it)
+        jobs = decode.jobs(it)
+        self._reply = reply
+        self.cutoff = cutoff
+        self._heads[self.index] = (cutoff, next_due)
+        if recurring is None:
+            self._shard_done = len(jobs) < self._count
+            return self._handed(jobs)
+        self._shard_done = int(recurring[0]) < self._count
+        rules = _recurring_entries(recurring)
+        now = wire.now_ms(cutoff)
+        self._held, self._advance, self.unevaluated = [], [], []
+        for job, record in zip(jobs, _records(reply, rules)):
+            if record is not None:
+                self._held.append((job, record, None))
+                continue
+            try:
+                self._hold_cron(job, rules[job.raw_id], now)
+            except Exception as exc:  # not this poller's to evaluate: it stays leased
+                self.unevaluated.append((job, exc))
+        if not self._advance:
+            return self._advanced([])
+        # Until the advance answers, what goes back on a failure is the batch's other jobs.
+        self._records = [record for _, record, entry in self._held if entry is None]
+        return None
+
+    def put_back(self, handed: int = 0) -> Optional[Call]:
+        """The release-2.lua call that puts back the batch's jobs after the first ``handed``.
+
+        None if there is nothing to put back. The batch is then forgotten, so a second
+        call puts back nothing.
+        """
+        if self._reply is None:
+            return None
+        records = self._records if self._records is not None else _records(self._reply, {})
+        new_due = self._reply[1]
+        self._reply = self._records = None
+        left = records[handed:]
+        plain = [record for record in left if record is not None and record[0] == wire.PLAIN]
+        again = [record for record in left if record is not None and record[0] == wire.RECURRING]
+        if not plain and not again:
+            return None
+        keys = self.keys
+        args: Args = [keys.job_prefix, keys.wakeup, b"" if new_due is None else new_due, len(plain)]
+        for record in plain + again:
+            args += record[1:]
+        return Call(scripts.RELEASE, [keys.queue, keys.recurring], args)
+
+    # -- what a dispatcher reads after a round ---------------------------------------------
+
+    @property
+    def next_due(self) -> Optional[bytes]:
+        """The earliest due time left in the shards claimed from (None: all empty).
+
+        Times of several masters' clocks: to know how long to wait, see ``next_wait()``.
+        """
+        heads = [head for _, head in self._heads.values() if head is not None]
+        return min(heads, key=float) if heads else None
+
+    def next_wait(self) -> Optional[float]:
+        """Seconds until the earliest due time left in the shards claimed from (None: empty).
+
+        Each shard's head less its own cutoff: times of one master's clock, never two.
+        """
+        waits = [float(head) - float(cut) for cut, head in self._heads.values() if head]
+        return min(waits) if waits else None
+
+    # -- the steps of a batch with recurring jobs --------------------------------------------
+
+    def _hold_cron(self, job: Job, rule_entry: Tuple[bytes, bytes, bytes], now: int) -> None:
+        """Decide a leased cron job's occurrence and next time; hold it for advance-2.lua."""
+        raw_id = job.raw_id
+        _, lease, raw_rule = rule_entry
+        rule, _, _ = recurrence.decode_rule(raw_rule)
+        run, following = recurrence.decide(rule, wire.time_ms(job.raw_due or b"0"), now)
+        moved = wire.time_text(following)
+        record: Record = None
+        if run is not None:
+            job.raw_due = wire.time_text(run)
+            record = (wire.RECURRING, raw_id, job.raw_due, moved)
+        self._held.append((job, record, len(self._advance)))
+        self._advance.append((raw_id, lease, moved))
+
+    def _advanced(self, reply: Sequence[Any]) -> List[Job]:
+        """The jobs of the batch to hand out, once advance-2.lua said which leases held.
+
+        A cron job goes out only if its lease held and the misfire policy runs its
+        occurrence; a lease that did not hold belongs to a newer claim, which hands it out.
+        """
+        jobs: List[Job] = []
+        records: List[Record] = []
+        for job, record, entry in self._held:
+            if entry is not None and (record is None or not int(reply[entry])):
+                continue
+            jobs.append(job)
+            records.append(record)
+        # The claim read the head with these jobs leased; moved, one may now come first.
+        cutoff, head = self._heads[self.index]
+        for (_, _, moved), held in zip(self._advance, reply):
+            if int(held) and (head is None or float(moved) < float(head)):
+                head = moved
+        self._heads[self.index] = (cutoff, head)
+        self._held, self._advance = [], []
+        self._records = records
+        return self._handed(jobs)
+
+    def _handed(self, jobs: List[Job]) -> List[Job]:
+        if self.remaining is not None:
+            self.remaining -= len(jobs)
+        return jobs
+
+
+def _recurring_entries(recurring: Sequence[Any]) -> Dict[bytes, Tuple[bytes, bytes, bytes]]:
+    """Map each recurring job id of a claim to (kind, time, rule)."""
+    it = iter(recurring[1:])
+    return {raw_id: (kind, time, rule) for raw_id, kind, time, rule in zip(it, it, it, it)}
+
+
+def _records(reply: Sequence[Any], rules: Dict[bytes, Tuple[bytes, bytes, bytes]]) -> List[Record]:
+    """The put-back record of each job of a claim's reply, as claimed (a cron job's: None)."""
+    records: List[Record] = []
+    i = wire.CLAIM_HEAD
+    while i < len(reply):
+        raw_id, due, count = reply[i], reply[i + 1], reply[i + 2]
+        entry = rules.get(raw_id)
+        if entry is None:
+            records.append((wire.PLAIN, raw_id, due, b"1" if count else b"0"))
+        elif entry[0] == wire.EVERY.encode():
+            records.append((wire.RECURRING, raw_id, due, entry[1]))
+        else:
+            records.append(None)  # leased: back when its lease ends, see advance-2.lua
+        i += wire.JOB_HEAD + 2 * count
+    return records

@@ -1,0 +1,147 @@
+"""Decode the scripts' replies by rache 0.3.1's rules.
+
+Replies are read undecoded (bytes), whatever the client's ``decode_responses`` and
+protocol, so one set of rules serves every client: ASCII decimal integers come back as
+int, UTF-8 text as str, other bytes as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, List, Sequence, Union
+
+from . import recurrence, wire
+from .errors import JobNotFound
+from .models import Decoded, Job, Stats
+from .wire import decode_time
+
+
+def text(raw: bytes) -> Union[str, bytes]:
+    """UTF-8 text as str; other bytes as they are (rache 0.2.1's rule)."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
+
+
+def value(raw: bytes) -> Decoded:
+    """ASCII decimal integers as int, UTF-8 text as str, other bytes as they are.
+
+    Only ASCII digits count: '²' is text, where rache 0.3.1's ``str.isdigit()`` crashed.
+    """
+    if raw.isdigit() or (raw[:1] == b"-" and raw[1:].isdigit()):
+        try:
+            return int(raw)
+        except ValueError:  # more digits than int() converts: keep the text
+            pass
+    return text(raw)
+
+
+#: Field names already decoded: jobs of one schedule share a few, so a dict lookup
+#: replaces a decode on the hot path. Bounded, in case names are unbounded.
+_NAMES: Dict[bytes, Any] = {}
+_NAMES_MAX = 4096
+
+
+def _name(raw: bytes) -> Any:
+    name = _NAMES.get(raw)
+    if name is None:
+        name = text(raw)
+        if len(_NAMES) < _NAMES_MAX:
+            _NAMES[raw] = name
+    return name
+
+
+def jobs(it: Iterator[Any]) -> List[Job]:
+    """Decode jobs from a flat reply's iterator: id, due time, n, n field/value pairs, ...
+
+    Every claim's hot path: the rules of ``text`` and ``value`` have their common cases
+    inlined, and nothing but the jobs themselves is allocated (no list per job, so the
+    cyclic garbage collector is not set off by a large batch).
+    """
+    names_get = _NAMES.get
+    new_job = Job
+    out: List[Job] = []
+    for raw_id in it:
+        due = next(it)
+        count = next(it)
+        try:
+            job_id: Any = raw_id.decode()
+        except UnicodeDecodeError:
+            job_id = raw_id
+        job = new_job()
+        job["id"] = job_id
+        job.raw_due = due
+        if count:
+            for field, raw in zip(it, it):
+                name = names_get(field) or _name(field)
+                if raw.isdigit():
+                    job[name] = int(raw) if len(raw) < 4000 else value(raw)
+                elif raw[:1] != b"-":
+                    try:
+                        job[name] = raw.decode()
+                    except UnicodeDecodeError:
+                        job[name] = raw
+                else:
+                    job[name] = value(raw)
+                count -= 1
+                if not count:
+                    break
+            job["id"] = job_id  # the id wins over any data of that name
+        out.append(job)
+    return out
+
+
+def details(job_id: str, reply: Sequence[Any]) -> Job:
+    """details-3.lua's reply as ``{'id', 'schedule_at', **data}``.
+
+    A recurring job also has ``recurring`` (its rule) and ``next_occurrences`` (the next
+    five occurrences from the time its rule resumes, Unix seconds).
+    """
+    due, data, raw_rule = reply
+    if due is None and not data and raw_rule is None:
+        raise JobNotFound(job_id)
+    job = Job(id=job_id, schedule_at=None if due is None else decode_time(due))
+    job.raw_due = due
+    if raw_rule is not None:
+        rule, pending, lease = recurrence.decode_rule(raw_rule)
+        job["recurring"] = rule.describe()
+        resume = pending if pending and due is not None and float(due) == float(lease) else due
+        if resume is not None:
+            start = wire.time_ms(resume if isinstance(resume, bytes) else resume.encode())
+            upcoming = recurrence.upcoming(rule, start, 5)
+            job["next_occurrences"] = [decode_time(wire.time_text(t)) for t in upcoming]
+    (decoded,) = jobs(iter((b"", due, len(data) // 2, *data)))
+    for key, item in decoded.items():
+        job.setdefault(key, item)  # data never hides the id or the due time
+    return job
+
+
+def stats(reply: Sequence[Any], interval: float) -> Stats:
+    """stats-1.lua's reply."""
+    now, total, due, earliest, next_due, *coming = reply
+    return Stats(
+        now=float(now),
+        total=int(total),
+        due=int(due),
+        earliest=None if earliest is None else decode_time(earliest),
+        next_due=None if next_due is None else decode_time(next_due),
+        coming=[int(n) for n in coming],
+        interval=float(interval),
+    )
+
+
+def merged_stats(shards: Sequence[Stats]) -> Stats:
+    """The figures of a sharded schedule from its shards' (each by its own node's clock)."""
+    if len(shards) == 1:
+        return shards[0]
+    earliest = [s.earliest for s in shards if s.earliest is not None]
+    next_due = [s.next_due for s in shards if s.next_due is not None]
+    return Stats(
+        now=max(s.now for s in shards),
+        total=sum(s.total for s in shards),
+        due=sum(s.due for s in shards),
+        earliest=min(earliest) if earliest else None,
+        next_due=min(next_due) if next_due else None,
+        coming=[sum(counts) for counts in zip(*(s.coming for s in shards))],
+        interval=shards[0].interval,
+    )

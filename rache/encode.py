@@ -1,0 +1,368 @@
+"""Check each operation's arguments and build its script call: where bad input is caught.
+
+Nothing is sent before every argument of a call passed here, so bad input changes nothing.
+One rule for the errors: a value of the wrong type is a ``TypeError``, a value of the right
+type but out of bounds a ``ValueError``; each names the argument.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import zlib
+from datetime import datetime, timedelta
+from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+
+from . import recurrence, scripts, wire
+from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELD
+from .errors import ReservedFieldError
+from .keys import Layout
+from .scripts import Args, Call
+
+# -- durations: one converter for every argument in seconds ----------------------------------
+
+
+def seconds(value: object, name: str) -> Union[int, float]:
+    """A duration argument (seconds as an int or float, or a timedelta) as a number.
+
+    Whole seconds come back as an int; the bounds are the caller's. ``TypeError`` names
+    ``name`` for any other type.
+    """
+    if isinstance(value, timedelta):
+        whole = value.days * 86400 + value.seconds
+        return whole if value.microseconds == 0 else whole + value.microseconds / 1e6
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a number of seconds or a datetime.timedelta, "
+            f"not {type(value).__name__}"
+        )
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def offset(value: object, name: str) -> Tuple[int, bytes]:
+    """``schedule_in`` / ``reschedule_in`` as (milliseconds, precision flag).
+
+    Whole seconds count from the server's whole second, so due times are integers as in
+    rache 0.3.1; a fraction keeps the millisecond.
+    """
+    if type(value) is int and -MAX_OFFSET_SECONDS <= value <= MAX_OFFSET_SECONDS:
+        return value * 1000, wire.WHOLE_SECONDS  # the common case, before the general checks
+    number = seconds(value, name)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number of seconds, not {number!r}")
+    if abs(number) > MAX_OFFSET_SECONDS:
+        raise ValueError(
+            f"{name} must be within {MAX_OFFSET_SECONDS:,} seconds of now, not {value!r}"
+        )
+    if isinstance(number, int) or number.is_integer():
+        return int(number) * 1000, wire.WHOLE_SECONDS
+    return round(number * 1000), wire.MILLISECONDS
+
+
+def millis(value: object, name: str, *, allow_zero: bool) -> int:
+    """A rule's duration (``every``, ``grace``, ``jitter``) in whole ms, up to ~31 years."""
+    number = seconds(value, name)
+    ms = round(number * 1000) if math.isfinite(number) else -1
+    if not (0 if allow_zero else 1) <= ms <= 10**12:
+        what = "0 or more" if allow_zero else "more than 0"
+        raise ValueError(f"{name} must be {what} seconds (kept to the millisecond), not {value!r}")
+    return ms
+
+
+def positive_seconds(value: object, name: str, *, allow_zero: bool = False) -> float:
+    """A setting in seconds (a dispatcher's sleeps and backoff): finite, up to 1e9."""
+    number = float(seconds(value, name))
+    if not (number >= 0 if allow_zero else number > 0) or not number <= 1e9:
+        bound = "0 or more" if allow_zero else "more than 0"
+        raise ValueError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
+    return number
+
+
+def due_at(value: object) -> Tuple[int, bytes]:
+    """A due time given as a Unix timestamp (seconds), kept to the millisecond."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"due time must be a Unix timestamp, not {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number) or abs(number) > MAX_OFFSET_SECONDS:
+        raise ValueError(f"due time must be a finite Unix timestamp, not {value!r}")
+    return round(number * 1000), wire.AT
+
+
+def start(value: object) -> Optional[int]:
+    """A rule's ``start``: None (now, server clock), a Unix timestamp or an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("start must be an aware datetime (with tzinfo), or a Unix timestamp")
+        number = value.timestamp()
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"start must be a Unix timestamp or a datetime, not {type(value).__name__}")
+    else:
+        number = float(value)
+    if not math.isfinite(number) or not 0 <= number * 1000 < recurrence.MAX_MS:
+        raise ValueError(f"start must be a finite Unix timestamp after 1970, not {value!r}")
+    return round(number * 1000)
+
+
+# -- counts and settings ---------------------------------------------------------------------
+
+
+def count(value: object, name: str, low: int, high: int) -> int:
+    """An int setting from ``low`` to ``high`` (a batch size, a shard count)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be from {low} to {high}, not {value}")
+    return value
+
+
+def batch_size(value: object) -> int:
+    """A Scheduler's batch size: an int from 1 to MAX_BATCH_SIZE."""
+    return count(value, "batch_size", 1, MAX_BATCH_SIZE)
+
+
+def limit(value: object) -> Optional[int]:
+    """``limit``: None (no limit) or an int >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"limit must be an int or None, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"limit must be 0 or more, not {value}")
+    return int(value)
+
+
+# -- job ids and data ------------------------------------------------------------------------
+
+
+def raw_id(value: object) -> bytes:
+    """A job id (a non-empty str), encoded: the id as the scripts get it."""
+    if not isinstance(value, str):
+        raise TypeError(f"job_id must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError("job_id must not be empty")
+    return wire.utf8(value, "job_id")
+
+
+def data(fields: Mapping[str, object]) -> Tuple[List[bytes], List[bytes]]:
+    """Split job data into (field, value, ...) pairs to set and fields to delete (value None)."""
+    if RESERVED_FIELD in fields:
+        raise ReservedFieldError(f"{RESERVED_FIELD!r} is reserved for the job's id, not data")
+    sets: List[bytes] = []
+    deletes: List[bytes] = []
+    for key, value in fields.items():
+        field = wire.utf8(key, "job data key {key!r}", key)
+        if value is None:
+            deletes.append(field)
+        else:
+            sets.append(field)
+            sets.append(data_value(key, value))
+    return sets, deletes
+
+
+def data_value(key: str, value: object) -> bytes:
+    """Encode one data value: str, bytes, int or finite float; anything else names the key."""
+    kind = type(value)
+    if kind is str:  # the common cases by exact type, then subclasses by isinstance
+        try:
+            return value.encode()  # type: ignore[attr-defined,no-any-return]
+        except UnicodeEncodeError:
+            pass  # the error comes from the general path below
+    elif kind is int:
+        return b"%d" % value  # type: ignore[str-format]
+    elif kind is bytes:
+        return value  # type: ignore[return-value]
+    if isinstance(value, str):
+        return wire.utf8(value, "job data {key!r}", key)
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value)).encode()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"job data {key!r} must be a finite float, not {value!r}")
+        return repr(value).encode()
+    raise TypeError(
+        f"job data {key!r} must be str, bytes, int, float or None (to remove it), "
+        f"not {type(value).__name__}"
+    )
+
+
+def mapping(value: object) -> Mapping[str, object]:
+    """A ``data`` argument: a mapping (None: no data)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"data must be a mapping, not {type(value).__name__}")
+    return value
+
+
+# -- recurrence rules ------------------------------------------------------------------------
+
+
+def rule(
+    job_id: str,
+    every: object,
+    cron: object,
+    timezone: object,
+    misfire: object,
+    grace: object,
+    jitter: object,
+) -> recurrence.Rule:
+    """Check the arguments of schedule_recurring and build its rule."""
+    if (every is None) == (cron is None):
+        raise ValueError("give exactly one of every= (seconds) or cron= (an expression)")
+    if misfire not in recurrence.MISFIRE_POLICIES:
+        policies = ", ".join(recurrence.MISFIRE_POLICIES)
+        raise ValueError(f"misfire must be one of {policies}, not {misfire!r}")
+    grace_ms = millis(grace, "grace", allow_zero=True)
+    jitter_ms = millis(jitter, "jitter", allow_zero=True)
+    shift = zlib.crc32(job_id.encode("utf-8", "surrogatepass")) % jitter_ms if jitter_ms else 0
+    if every is not None:
+        every_ms = millis(every, "every", allow_zero=False)
+        return recurrence.Rule(
+            "every", every_ms, shift % every_ms, misfire=str(misfire), grace_ms=grace_ms
+        )
+    if not isinstance(cron, str):
+        raise TypeError(f"cron must be a str, not {type(cron).__name__}")
+    if not isinstance(timezone, str):
+        raise TypeError(f"timezone must be a str, not {type(timezone).__name__}")
+    if wire.SEPARATOR in cron or "\n" in cron:
+        raise ValueError(f"cron expression {cron!r} is not valid")
+    recurrence.zone(timezone)
+    try:
+        recurrence.croniter()(cron, datetime(2000, 1, 1))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"cron expression {cron!r} is not valid: {exc}") from None
+    return recurrence.Rule(
+        "cron",
+        cron=cron,
+        timezone=timezone,
+        misfire=str(misfire),
+        grace_ms=grace_ms,
+        offset_ms=shift,
+    )
+
+
+# -- the calls -------------------------------------------------------------------------------
+
+
+def schedule(
+    layout: Layout, job_id: object, schedule_in: object, fields: Mapping[str, object]
+) -> Call:
+    """schedule-2.lua: schedule one job ``schedule_in`` from now, merging ``fields``."""
+    raw = raw_id(job_id)
+    ms, precision = offset(schedule_in, "schedule_in")
+    sets, deletes = data(fields)
+    keys = layout.of(raw)
+    args: Args = [keys.wakeup, raw, ms, precision, len(sets) // 2, *sets, *deletes]
+    return Call(scripts.SCHEDULE, [keys.queue, keys.job(raw)], args)
+
+
+def schedule_recurring(
+    layout: Layout,
+    job_id: object,
+    every: object,
+    cron: object,
+    timezone: object,
+    misfire: object,
+    grace: object,
+    jitter: object,
+    first: object,
+    fields: object,
+) -> Call:
+    """scheduleRecurring-3.lua: store a job's rule, set when it resumes, merge its data."""
+    raw = raw_id(job_id)
+    given = mapping(fields)
+    recurring = rule(str(job_id), every, cron, timezone, misfire, grace, jitter)
+    start_ms = start(first)
+    sets, deletes = data(given)
+    keys = layout.of(raw)
+    tag, shift = (wire.EVERY, recurring.start_ms) if recurring.kind == "every" else (wire.CRON, 0)
+    args: Args = [
+        keys.wakeup,
+        raw,
+        tag.encode(),
+        b"" if start_ms is None else start_ms,
+        recurring.encode_tail(),
+        shift,
+        len(sets) // 2,
+        *sets,
+        *deletes,
+    ]
+    return Call(scripts.SCHEDULE_RECURRING, [keys.queue, keys.job(raw), keys.recurring], args)
+
+
+def bulk_job(index: int, job: object, at: bool = False) -> Args:
+    """One job of scheduleBulk-1.lua: id, offset, precision, n set, n deleted, fields...
+
+    ``job`` is ``(job_id, schedule_in)`` or ``(job_id, schedule_in, data)``, or with
+    ``at`` ``(job_id, due time as a Unix timestamp[, data])``; errors say which job (by
+    position) was wrong.
+    """
+    if not isinstance(job, tuple) or len(job) not in (2, 3):
+        second = "due time" if at else "schedule_in"
+        raise TypeError(
+            f"jobs[{index}] must be a (job_id, {second}) or (job_id, {second}, data) "
+            f"tuple, not {type(job).__name__}"
+        )
+    try:
+        fields = mapping(job[2]) if len(job) == 3 else {}
+        raw = raw_id(job[0])
+        ms, precision = due_at(job[1]) if at else offset(job[1], "schedule_in")
+        sets, deletes = data(fields)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"jobs[{index}]: {exc}") from None
+    return [raw, ms, precision, len(sets) // 2, len(deletes), *sets, *deletes]
+
+
+def schedule_bulk(
+    layout: Layout, jobs: Iterable[Tuple[Any, ...]], at: bool, size: int
+) -> Tuple[List[Call], int]:
+    """scheduleBulk-1.lua calls of ``size`` jobs each, per shard; and the job count.
+
+    Every job is checked here, before any call is made.
+    """
+    encoded = [bulk_job(i, job, at) for i, job in enumerate(jobs)]
+    groups: List[List[Args]] = [[] for _ in layout.shards]
+    if len(groups) == 1:
+        groups[0] = encoded
+    else:
+        for job_args in encoded:
+            raw: bytes = job_args[0]  # type: ignore[assignment]
+            groups[layout.index_of(raw)].append(job_args)
+    calls: List[Call] = []
+    for keys, group in zip(layout.shards, groups):
+        for first in range(0, len(group), size):
+            args: Args = [keys.job_prefix, keys.wakeup]
+            for job_args in group[first : first + size]:
+                args += job_args
+            calls.append(Call(scripts.SCHEDULE_BULK, [keys.queue], args))
+    return calls, len(encoded)
+
+
+def on_job(layout: Layout, script: scripts.Script, job_id: object) -> Call:
+    """A call of a script on one job (delete-3.lua, details-3.lua): queue, hash, rules."""
+    raw = raw_id(job_id)
+    keys = layout.of(raw)
+    return Call(script, [keys.queue, keys.job(raw), keys.recurring], [raw])
+
+
+def stats(layout: Layout, intervals: object, interval: object) -> List[Call]:
+    """stats-1.lua on each shard: how many coming intervals to count, and their length."""
+    intervals = count(intervals, "intervals", 0, 1440)
+    length = seconds(interval, "interval")
+    if not 0 < length < math.inf:
+        raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
+    args: Args = [intervals, repr(float(length)).encode()]
+    return [Call(scripts.STATS, [keys.queue], args) for keys in layout.shards]
+
+
+def layout_check(layout: Layout, cluster: bool) -> Call:
+    """layout-1.lua: record a sharded schedule's count, or return the one recorded.
+
+    On a single server it also refuses to shard over an unsharded schedule holding jobs.
+    """
+    unsharded = b"" if cluster else layout.keys.queue
+    return Call(scripts.LAYOUT, [layout.layout_key], [layout.count, unsharded])

@@ -1,0 +1,141 @@
+"""Every Redis key and channel name of a schedule, built in one place.
+
+A schedule under ``prefix`` is the layout of rache 0.3.1 (``<prefix>queue``, a sorted set
+of job ids by due time, and ``<prefix>job:<id>``, a hash of each job's data), plus
+``<prefix>recurring`` (rules), ``<prefix>layout`` (the shard count) and the channel
+``<prefix>wakeup``. A sharded schedule is K such groups, each under a hash tag of its own.
+``rache/lua/README.md`` describes each key as the scripts use it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import List
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+from .errors import ConfigurationError
+from .wire import utf8
+
+#: The suffixes of a group's keys and channel, after its prefix.
+QUEUE = b"queue"
+JOB = b"job:"
+RECURRING = b"recurring"
+WAKEUP = "wakeup"
+LAYOUT = b"layout"
+
+#: The most shards a schedule may have: a pending_jobs() call visits every one.
+MAX_SHARDS = 256
+
+
+class Keys:
+    """The keys of one group (a schedule, or one shard of it), as rache 0.3.1 laid them out."""
+
+    __slots__ = ("job_prefix", "prefix", "queue", "recurring", "wakeup")
+
+    def __init__(self, prefix: str) -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        raw = utf8(prefix, "prefix")
+        self.prefix = prefix
+        #: ``<prefix>queue``, the sorted set of job ids by due time.
+        self.queue = raw + QUEUE
+        #: ``<prefix>job:``, to which a job id is appended to name its hash.
+        self.job_prefix = raw + JOB
+        #: ``<prefix>recurring``, the hash of recurrence rules by job id (no job hash can
+        #: have this name, as theirs all start with ``<prefix>job:``).
+        self.recurring = raw + RECURRING
+        #: ``<prefix>wakeup``, the channel on which the scripts that move the head of the
+        #: queue earlier publish its new due time.
+        self.wakeup = raw + WAKEUP.encode()
+
+    def job(self, raw_id: bytes) -> bytes:
+        """The key of the hash holding the data of the job ``raw_id``."""
+        return self.job_prefix + raw_id
+
+
+def layout_key(prefix: str) -> bytes:
+    """``<prefix>layout``: the shard count of a sharded schedule, so that no other reads it."""
+    return utf8(prefix, "prefix") + LAYOUT
+
+
+def has_hash_tag(prefix: str) -> bool:
+    """Whether ``prefix`` holds a Redis Cluster hash tag of its own (``{...}``, not empty).
+
+    Redis hashes only what is between a key's first ``{`` and the next ``}``: when that lies
+    in the prefix, the queue and every job hash of the schedule share one slot.
+    """
+    start = prefix.find("{")
+    return start >= 0 and prefix.find("}", start + 1) > start + 1
+
+
+def tagged(prefix: str) -> str:
+    """A hash-tagged version of ``prefix``, for error messages: ``rache:`` -> ``{rache}:``."""
+    name = prefix.rstrip(":") or "rache"
+    return f"{{{name}}}:"
+
+
+def shard_prefixes(prefix: str, shards: int) -> List[str]:
+    """The prefix of each shard of a schedule: ``prefix`` itself for one shard.
+
+    With several, shard i is ``<prefix>{<tag>}:``, its hash tag the first ``<i>-<n>`` whose
+    slot lies in the i-th of ``shards`` equal ranges of the 16,384 slots: a cluster whose
+    masters hold equal slot ranges (as ``redis-cli --cluster create`` makes it) has each
+    shard on a master of its own when there are as many shards as masters. Stable: the same
+    prefix and count always give the same keys.
+    """
+    if shards == 1:
+        return [prefix]
+    if has_hash_tag(prefix):
+        raise ConfigurationError(
+            f"prefix {prefix!r} has a hash tag, which would put every shard in one slot: "
+            "a sharded schedule takes a prefix without one (each shard adds its own), such "
+            f"as {prefix.replace('{', '').replace('}', '')!r}"
+        )
+    prefixes = []
+    for i in range(shards):
+        low = i * REDIS_CLUSTER_HASH_SLOTS // shards
+        high = (i + 1) * REDIS_CLUSTER_HASH_SLOTS // shards
+        n = 0
+        while not low <= key_slot(f"{i}-{n}".encode()) < high:
+            n += 1
+        prefixes.append(f"{prefix}{{{i}-{n}}}:")
+    return prefixes
+
+
+def shard_of(raw_id: bytes, shards: int) -> int:
+    """The shard of a job: CRC-32 of its id, modulo the count (stable across processes)."""
+    return zlib.crc32(raw_id) % shards
+
+
+class Layout:
+    """The key groups of a schedule: one, or one per shard, and which holds a job.
+
+    :param prefix: the schedule's key prefix, as given (each shard adds a hash tag to it).
+    :param shards: how many groups; a job's group is CRC-32 of its id, modulo the count.
+    :raises ValueError: a shard count outside 1 to MAX_SHARDS.
+    :raises ConfigurationError: a sharded schedule's prefix with a hash tag of its own.
+    """
+
+    __slots__ = ("count", "keys", "layout_key", "prefix", "shards")
+
+    def __init__(self, prefix: str, shards: int = 1) -> None:
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+            raise ValueError(f"shards must be an int from 1 to {MAX_SHARDS}, not {shards!r}")
+        #: The prefix's own keys (a sharded schedule's shards add a hash tag to it).
+        self.keys = Keys(prefix)
+        self.prefix = prefix
+        self.count = shards
+        #: The keys of each shard: the prefix's own keys for an unsharded schedule.
+        self.shards = [Keys(p) for p in shard_prefixes(prefix, shards)]
+        #: ``<prefix>layout``, where a sharded schedule records its count.
+        self.layout_key = layout_key(prefix)
+
+    def of(self, raw_id: bytes) -> Keys:
+        """The keys of the shard that holds the job ``raw_id`` (stable across processes)."""
+        shards = self.shards
+        return shards[0] if len(shards) == 1 else shards[zlib.crc32(raw_id) % len(shards)]
+
+    def index_of(self, raw_id: bytes) -> int:
+        """The number of the shard that holds the job ``raw_id``."""
+        return shard_of(raw_id, len(self.shards))

@@ -1,0 +1,77 @@
+"""What rache hands out and takes in: jobs, a schedule's figures, and the types of arguments."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Dict, List, NamedTuple, Optional, Union
+
+from .wire import decode_time
+
+#: A duration: seconds as an int or float, or a timedelta (every ``*_in``, ``every``,
+#: ``grace``, ``jitter`` and dispatcher timing argument takes one).
+Seconds = Union[int, float, timedelta]
+#: A value a job's data may hold when scheduled (None removes the key).
+Value = Union[str, bytes, int, float]
+#: A value as rache returns it: ASCII decimal integers as int, text as str, other bytes as is.
+Decoded = Union[int, str, bytes]
+#: A due time as rache returns it: Unix seconds, int when whole (as rache 0.3.1 gave them).
+Time = Union[int, float]
+
+
+class Job(Dict[str, Any]):
+    """A job as rache hands it out: ``{'id': ..., **data}``, plus the due time it was claimed for.
+
+    A dict, so ``job == {'id': ..., **data}`` holds as in rache 0.3.1; the due time rides
+    along as an attribute, never as a key that could hide the job's own data.
+    """
+
+    __slots__ = ("raw_due",)
+    #: The due time as the script read it (Unix seconds as text), None if unscheduled; set
+    #: on every job rache hands out, and decoded only when asked (``due_at``).
+    raw_due: Optional[bytes]
+
+    @property
+    def due_at(self) -> Optional[Time]:
+        """The due time this job was handed out for (Unix seconds), None if unscheduled."""
+        raw = getattr(self, "raw_due", None)
+        return None if raw is None else decode_time(raw)
+
+    @property
+    def occurrence_id(self) -> str:
+        """``<id>:<due time>``, the name of this one occurrence of the job.
+
+        A task queue's job id: a batch handed out twice (a lost reply) cannot enqueue twice.
+        """
+        return f"{self['id']}:{self.due_at}"
+
+    @property
+    def raw_id(self) -> bytes:
+        """The job's id as the script sent it (a str id was UTF-8; bytes ids stay bytes)."""
+        job_id = self["id"]
+        return job_id.encode() if isinstance(job_id, str) else bytes(job_id)
+
+
+class Stats(NamedTuple):
+    """The figures of a schedule at one instant (times are Unix seconds, server clock)."""
+
+    #: the server's time of the snapshot
+    now: float
+    #: jobs scheduled
+    total: int
+    #: jobs due now (at or before ``now``)
+    due: int
+    #: the earliest due time, None for an empty schedule
+    earliest: Optional[Time]
+    #: the first due time after ``now``, None if nothing is to come
+    next_due: Optional[Time]
+    #: jobs falling due in each coming interval: (now, now + interval], ...
+    coming: List[int]
+    #: the length of those intervals, seconds
+    interval: float
+
+    @property
+    def lag(self) -> float:
+        """How overdue the oldest due job is, seconds (0 when none is due)."""
+        if self.earliest is None or self.earliest > self.now:
+            return 0.0
+        return self.now - self.earliest

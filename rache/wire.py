@@ -1,0 +1,114 @@
+"""Every literal that Python and the Lua scripts share, defined once.
+
+``rache/lua/README.md`` documents each format from the scripts' side; this module is the
+Python side: the precision flags, the stored rule strings, the put-back records, the reply
+layouts and the text of a time. Nothing here does I/O or imports another rache module.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Tuple, Union
+
+# -- precision flags: how a script turns an offset (milliseconds) into a due time -----------
+
+#: Count from the server's whole second: due times stay integers, as rache 0.3.1 stored them.
+WHOLE_SECONDS = b"s"
+#: Count from the server's millisecond.
+MILLISECONDS = b"ms"
+#: The value is the due time itself, milliseconds since the epoch (an import of known times).
+AT = b"at"
+
+# -- recurrence rules, as stored in <prefix>recurring ----------------------------------------
+
+#: The first field of a stored rule: ``e|<start>|<every>|<misfire>|<grace>`` for every-N,
+#: ``c|<pending>|<lease>|<misfire>|<grace>|<offset>|<zone>|<expression>`` for cron.
+EVERY = "e"
+CRON = "c"
+#: The field separator of a stored rule (no zone or cron expression can hold it).
+SEPARATOR = "|"
+#: The misfire policies by their one-letter flag in a stored rule.
+MISFIRE_BY_FLAG = {"c": "coalesce", "s": "skip"}
+
+
+def every_rule_tail(every_ms: int, misfire: str, grace_ms: int) -> bytes:
+    """What scheduleRecurring-3.lua stores after ``e|<start>|`` (it writes the start)."""
+    return f"{every_ms}|{misfire[0]}|{grace_ms}".encode()
+
+
+def cron_rule_tail(
+    misfire: str, grace_ms: int, offset_ms: int, zone: str, expression: str
+) -> bytes:
+    """What the scripts store after ``c|<pending>|<lease>|`` (both empty while idle)."""
+    return f"{misfire[0]}|{grace_ms}|{offset_ms}|{zone}|{expression}".encode()
+
+
+def split_rule(raw: bytes) -> List[str]:
+    """A stored rule's fields, its tag first; ValueError for anything else."""
+    text = raw.decode()
+    if text[:1] == EVERY:
+        fields = text.split(SEPARATOR)
+        if len(fields) == 5:
+            return fields
+    elif text[:1] == CRON:
+        fields = text.split(SEPARATOR, 7)
+        if len(fields) == 8:
+            return fields
+    raise ValueError(f"not a rache recurrence rule: {raw!r}")
+
+
+# -- put-back records: what release-2.lua needs to put back one handed-out job ---------------
+
+#: ``(PLAIN, id, due before the claim, b"1" if it had data else b"0")``
+PLAIN = b"p"
+#: ``(RECURRING, id, the occurrence handed out, the due time the claim gave it)``
+RECURRING = b"r"
+
+#: One put-back record; None: the job cannot be put back (a leased cron job: it comes
+#: back when its lease ends).
+Record = Union[Tuple[bytes, bytes, bytes, bytes], None]
+
+# -- reply layouts ---------------------------------------------------------------------------
+
+#: claim-2.lua's reply starts with: cutoff, the batch's new due time (or nil), the head of
+#: the queue after the claim (or nil), the batch's recurring entries (or nil); then the jobs.
+CLAIM_HEAD = 4
+#: Each recurring entry of a claim: id, kind (EVERY or CRON), a time, the rule as stored.
+RECURRING_ENTRY = 4
+#: A job in a flat reply: id, due time, n, then n field/value pairs.
+JOB_HEAD = 3
+
+# -- the text of a time ----------------------------------------------------------------------
+
+
+def time_text(ms: int) -> bytes:
+    """Milliseconds as the scripts write a due time: Unix seconds, 17 significant digits."""
+    return b"%.17g" % (ms / 1000)
+
+
+def time_ms(raw: bytes) -> int:
+    """A due time as stored (Unix seconds, text) in whole milliseconds, rounded."""
+    return math.floor(float(raw) * 1000 + 0.5)
+
+
+def now_ms(raw: bytes) -> int:
+    """A claim's cutoff (Unix seconds to the microsecond) floored to the millisecond.
+
+    As the claim script does: an occurrence at ``t`` ms is due when ``t <= now_ms``.
+    """
+    return math.floor(float(raw) * 1000 + 0.0005)
+
+
+def decode_time(raw: Union[bytes, str]) -> Union[int, float]:
+    """A due time: int when whole seconds (as rache 0.3.1 returned it), else float."""
+    seconds = float(raw)
+    return int(seconds) if seconds.is_integer() else seconds
+
+
+def utf8(text: str, what: str, key: object = None) -> bytes:
+    """Text as it goes to Redis: UTF-8. ``what`` names it in the error, formatted with ``key``."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        name = what.format(key=key)
+        raise ValueError(f"{name} cannot be encoded as UTF-8: {exc.reason}") from None

@@ -16,7 +16,7 @@ from . import config, recurrence
 from .admin import reshard
 from .errors import ConfigurationError, JobNotFound, MissingExtra, RacheError, ReservedFieldError
 from .models import Job, Seconds, Stats, Time, Value
-from .scheduler import Entry, Exported, Scheduler, Start
+from .scheduler import Entry, Exported, Progress, Scheduler, Start
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
@@ -114,13 +114,17 @@ def schedule_recurring(
 
 
 def schedule_jobs(
-    jobs: Iterable[Tuple[Any, ...]], connection: Any = None, *, at: bool = False
+    jobs: Iterable[Tuple[Any, ...]],
+    connection: Any = None,
+    *,
+    at: bool = False,
+    progress: Optional[Progress] = None,
 ) -> int:
     """Schedule many ``(job_id, schedule_in[, data])`` jobs in batches; the job count.
 
     See :meth:`Scheduler.schedule_jobs`.
     """
-    return _scheduler(connection).schedule_jobs(jobs, at=at)
+    return _scheduler(connection).schedule_jobs(jobs, at=at, progress=progress)
 
 
 def export_jobs(connection: Any = None) -> Generator[Exported, None, None]:

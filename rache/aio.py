@@ -24,7 +24,7 @@ from typing import Any, AsyncGenerator, Iterable, Mapping, Optional, Tuple
 from . import recurrence
 from .dispatch import AsyncDispatcher
 from .models import Job, Seconds, Stats, Time, Value
-from .scheduler import AsyncScheduler, Entry, Exported, Start
+from .scheduler import AsyncScheduler, Entry, Exported, Progress, Start
 
 __all__ = [
     "AsyncDispatcher",
@@ -97,10 +97,14 @@ async def schedule_recurring(
 
 
 async def schedule_jobs(
-    jobs: Iterable[Tuple[Any, ...]], connection: Any = None, *, at: bool = False
+    jobs: Iterable[Tuple[Any, ...]],
+    connection: Any = None,
+    *,
+    at: bool = False,
+    progress: Optional[Progress] = None,
 ) -> int:
     """Schedule many ``(job_id, schedule_in[, data])`` jobs in batches; the job count."""
-    return await _scheduler(connection).schedule_jobs(jobs, at=at)
+    return await _scheduler(connection).schedule_jobs(jobs, at=at, progress=progress)
 
 
 def export_jobs(connection: Any = None) -> AsyncGenerator[Exported, None]:

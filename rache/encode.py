@@ -39,6 +39,16 @@ def seconds(value: object, name: str) -> Union[int, float]:
     return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
+def _finite(number: Union[int, float]) -> bool:
+    """Whether a number of seconds is finite (an int always is, however large)."""
+    return isinstance(number, int) or math.isfinite(number)
+
+
+def _timestamp(value: object) -> Union[int, float]:
+    """A Unix timestamp as a number (an int stays exact, however large)."""
+    return int(value) if isinstance(value, numbers.Integral) else float(value)  # type: ignore[arg-type]
+
+
 def offset(value: object, name: str) -> Tuple[int, bytes]:
     """``schedule_in`` / ``reschedule_in`` as (milliseconds, precision flag).
 
@@ -48,7 +58,7 @@ def offset(value: object, name: str) -> Tuple[int, bytes]:
     if type(value) is int and -MAX_OFFSET_SECONDS <= value <= MAX_OFFSET_SECONDS:
         return value * 1000, wire.WHOLE_SECONDS  # the common case, before the general checks
     number = seconds(value, name)
-    if not math.isfinite(number):
+    if not _finite(number):
         raise ValueError(f"{name} must be a finite number of seconds, not {number!r}")
     if abs(number) > MAX_OFFSET_SECONDS:
         raise ValueError(
@@ -62,28 +72,32 @@ def offset(value: object, name: str) -> Tuple[int, bytes]:
 def millis(value: object, name: str, *, allow_zero: bool) -> int:
     """A rule's duration (``every``, ``grace``, ``jitter``) in whole ms, up to ~31 years."""
     number = seconds(value, name)
-    ms = round(number * 1000) if math.isfinite(number) else -1
+    ms = round(number * 1000) if _finite(number) else -1
     if not (0 if allow_zero else 1) <= ms <= 10**12:
         what = "0 or more" if allow_zero else "more than 0"
-        raise ValueError(f"{name} must be {what} seconds (kept to the millisecond), not {value!r}")
+        raise ValueError(
+            f"{name} must be {what} seconds, up to {10**9:,} (kept to the millisecond), "
+            f"not {value!r}"
+        )
     return ms
 
 
 def positive_seconds(value: object, name: str, *, allow_zero: bool = False) -> float:
     """A setting in seconds (a dispatcher's sleeps and backoff): finite, up to 1e9."""
-    number = float(seconds(value, name))
-    if not (number >= 0 if allow_zero else number > 0) or not number <= 1e9:
+    number = seconds(value, name)
+    low_ok = number >= 0 if allow_zero else number > 0
+    if not _finite(number) or not low_ok or not number <= 1e9:
         bound = "0 or more" if allow_zero else "more than 0"
         raise ValueError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
-    return number
+    return float(number)
 
 
 def due_at(value: object) -> Tuple[int, bytes]:
     """A due time given as a Unix timestamp (seconds), kept to the millisecond."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"due time must be a Unix timestamp, not {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number) or abs(number) > MAX_OFFSET_SECONDS:
+    number = _timestamp(value)
+    if not _finite(number) or abs(number) > MAX_OFFSET_SECONDS:
         raise ValueError(f"due time must be a finite Unix timestamp, not {value!r}")
     return round(number * 1000), wire.AT
 
@@ -99,8 +113,8 @@ def start(value: object) -> Optional[int]:
     elif isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"start must be a Unix timestamp or a datetime, not {type(value).__name__}")
     else:
-        number = float(value)
-    if not math.isfinite(number) or not 0 <= number * 1000 < recurrence.MAX_MS:
+        number = _timestamp(value)
+    if not _finite(number) or not 0 <= number * 1000 < recurrence.MAX_MS:
         raise ValueError(f"start must be a finite Unix timestamp after 1970, not {value!r}")
     return round(number * 1000)
 
@@ -213,6 +227,8 @@ def rule(
     """Check the arguments of schedule_recurring and build its rule."""
     if (every is None) == (cron is None):
         raise ValueError("give exactly one of every= (seconds) or cron= (an expression)")
+    if not isinstance(misfire, str):
+        raise TypeError(f"misfire must be a str, not {type(misfire).__name__}")
     if misfire not in recurrence.MISFIRE_POLICIES:
         policies = ", ".join(recurrence.MISFIRE_POLICIES)
         raise ValueError(f"misfire must be one of {policies}, not {misfire!r}")
@@ -353,7 +369,7 @@ def stats(layout: Layout, intervals: object, interval: object) -> List[Call]:
     """stats-1.lua on each shard: how many coming intervals to count, and their length."""
     intervals = count(intervals, "intervals", 0, 1440)
     length = seconds(interval, "interval")
-    if not 0 < length < math.inf:
+    if not _finite(length) or not 0 < length <= MAX_OFFSET_SECONDS:
         raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
     args: Args = [intervals, repr(float(length)).encode()]
     return [Call(scripts.STATS, [keys.queue], args) for keys in layout.shards]

@@ -78,6 +78,8 @@ class Rule:
 def decode_rule(raw: bytes) -> Tuple[Rule, str, str]:
     """A stored rule, with a cron rule's pending occurrence and lease token ('' if none)."""
     fields = wire.split_rule(raw)
+    if fields[3] not in wire.MISFIRE_BY_FLAG:
+        raise ValueError(f"not a rache recurrence rule: {raw!r}")
     if fields[0] == wire.EVERY:
         _, start, every, flag, grace = fields
         misfire = wire.MISFIRE_BY_FLAG[flag]

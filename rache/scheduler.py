@@ -176,7 +176,8 @@ class Scheduler(BaseScheduler):
         Scheduling a job again moves it; its data merges, and a key given as None is
         removed. Returns the due time set (Unix seconds, server clock).
         """
-        return decode_time(self._run(encode.schedule(self.layout, job_id, schedule_in, kwargs)))
+        call = encode.schedule(self.layout, job_id, schedule_in, kwargs)
+        return decode_time(self._run(call))
 
     def schedule_recurring(
         self,
@@ -238,9 +239,8 @@ class Scheduler(BaseScheduler):
 
         :raises JobNotFound: the job is neither scheduled nor has data.
         """
-        return decode.details(
-            job_id, self._run(encode.on_job(self.layout, scripts.DETAILS, job_id))
-        )
+        call = encode.on_job(self.layout, scripts.DETAILS, job_id)
+        return decode.details(job_id, self._run(call))
 
     def stats(self, intervals: int = 60, interval: Seconds = 60) -> Stats:
         """The schedule's figures in one snapshot (one script call per shard).

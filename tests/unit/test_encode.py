@@ -1,0 +1,611 @@
+"""encode: each operation's script call, exactly, and the argument checks before it."""
+
+from __future__ import annotations
+
+import enum
+import math
+import zlib
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Callable, List, Tuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+from rache import encode, recurrence, wire
+from rache.constants import MAX_OFFSET_SECONDS
+from rache.errors import ConfigurationError, ReservedFieldError
+from rache.keys import Layout, has_hash_tag, shard_of, shard_prefixes
+from rache.scripts import (
+    DELETE,
+    DETAILS,
+    LAYOUT,
+    SCHEDULE,
+    SCHEDULE_BULK,
+    SCHEDULE_RECURRING,
+    SCRIPTS,
+    STATS,
+    Call,
+)
+
+PLAIN = Layout("rache:")
+#: Three shards: 'rache:{0-0}:', 'rache:{1-1}:', 'rache:{2-0}:'.
+SHARDED = Layout("rache:", 3)
+
+
+# -- keys and shards -------------------------------------------------------------------------
+
+
+def test_shard_prefixes_are_stable() -> None:
+    # Stored keys: a change here strands every sharded schedule already written.
+    assert shard_prefixes("rache:", 1) == ["rache:"]
+    assert shard_prefixes("rache:", 2) == ["rache:{0-0}:", "rache:{1-0}:"]
+    assert shard_prefixes("rache:", 3) == ["rache:{0-0}:", "rache:{1-1}:", "rache:{2-0}:"]
+
+
+@pytest.mark.parametrize("count", [2, 3, 5, 16])
+def test_each_shard_tag_hashes_into_its_own_slot_range(count: int) -> None:
+    for i, prefix in enumerate(shard_prefixes("app:", count)):
+        tag = prefix[len("app:{") : prefix.index("}")]
+        low = i * REDIS_CLUSTER_HASH_SLOTS // count
+        high = (i + 1) * REDIS_CLUSTER_HASH_SLOTS // count
+        assert low <= key_slot(tag.encode()) < high
+
+
+@pytest.mark.parametrize(
+    ("prefix", "tagged"),
+    [("rache:", False), ("{rache}:", True), ("a{}b", False), ("a{b", False), ("x{y}z{", True)],
+)
+def test_has_hash_tag(prefix: str, tagged: bool) -> None:
+    assert has_hash_tag(prefix) is tagged
+
+
+def test_a_sharded_prefix_with_a_hash_tag_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="hash tag"):
+        Layout("{rache}:", 2)
+
+
+@pytest.mark.parametrize("shards", [0, 257, True, 2.0, "2"])
+def test_a_bad_shard_count_is_refused(shards: Any) -> None:
+    with pytest.raises(ValueError, match="shards"):
+        Layout("rache:", shards)
+
+
+@pytest.mark.parametrize(("job_id", "shard"), [("a", 0), ("b", 2), ("f", 2), ("g", 1)])
+def test_a_job_shard_is_crc32_of_its_id(job_id: str, shard: int) -> None:
+    raw = job_id.encode()
+    assert shard_of(raw, 3) == zlib.crc32(raw) % 3 == shard
+    assert SHARDED.index_of(raw) == shard
+    assert SHARDED.of(raw) is SHARDED.shards[shard]
+
+
+# -- the calls -------------------------------------------------------------------------------
+
+
+def test_schedule_call() -> None:
+    call = encode.schedule(PLAIN, "a", 10, {"n": 1})
+    assert call == Call(
+        SCHEDULE,
+        [b"rache:queue", b"rache:job:a"],
+        [b"rache:wakeup", b"a", 10000, b"s", 1, b"n", b"1"],
+    )
+
+
+class Colour(enum.IntEnum):
+    RED = 3
+
+
+class Name(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("schedule_in", "fields", "args"),
+    [
+        (1.5, {}, [1500, b"ms", 0]),
+        (-5, {}, [-5000, b"s", 0]),
+        (timedelta(minutes=1), {}, [60000, b"s", 0]),
+        (0.25, {"x": None}, [250, b"ms", 0, b"x"]),
+        (
+            2,
+            {"x": None, "y": b"\xff", "z": 1.25, "w": "\u00e9", "v": -7},
+            [2000, b"s", 4, b"y", b"\xff", b"z", b"1.25", b"w", b"\xc3\xa9", b"v", b"-7", b"x"],
+        ),
+        (
+            1,
+            {"c": Colour.RED, "s": Name("t"), "f": 0.1},
+            [1000, b"s", 3, b"c", b"3", b"s", b"t", b"f", b"0.1"],
+        ),
+    ],
+)
+def test_schedule_call_args(schedule_in: Any, fields: Any, args: List[Any]) -> None:
+    call = encode.schedule(PLAIN, "a", schedule_in, fields)
+    assert call == Call(SCHEDULE, [b"rache:queue", b"rache:job:a"], [b"rache:wakeup", b"a", *args])
+
+
+@pytest.mark.parametrize(
+    ("job_id", "prefix"), [("a", "rache:{0-0}:"), ("b", "rache:{2-0}:"), ("g", "rache:{1-1}:")]
+)
+def test_schedule_call_on_a_sharded_layout_names_the_job_shard(job_id: str, prefix: str) -> None:
+    raw, p = job_id.encode(), prefix.encode()
+    call = encode.schedule(SHARDED, job_id, 1, {})
+    assert call == Call(
+        SCHEDULE, [p + b"queue", p + b"job:" + raw], [p + b"wakeup", raw, 1000, b"s", 0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("job_id", "fields", "error", "match"),
+    [
+        (5, {}, TypeError, "job_id must be a str, not int"),
+        (b"a", {}, TypeError, "job_id must be a str, not bytes"),
+        ("", {}, ValueError, "job_id must not be empty"),
+        ("a\ud800", {}, ValueError, "job_id cannot be encoded as UTF-8"),
+        ("a", {"id": 1}, ReservedFieldError, "'id' is reserved"),
+        ("a", {"k": True}, TypeError, "job data 'k' must be str, bytes, int, float"),
+        ("a", {"k": [1]}, TypeError, "job data 'k'"),
+        ("a", {"k": math.nan}, ValueError, "job data 'k' must be a finite float"),
+        ("a", {"k": "\ud800"}, ValueError, "job data 'k' cannot be encoded"),
+        ("a", {"\ud800": 1}, ValueError, "job data key"),
+    ],
+)
+def test_schedule_refuses_bad_ids_and_data(
+    job_id: Any, fields: Any, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        encode.schedule(PLAIN, job_id, 1, fields)
+
+
+def test_schedule_recurring_every_call() -> None:
+    call = encode.schedule_recurring(
+        PLAIN, "a", 60, None, "UTC", "coalesce", 60, 10, 1700000000, {"k": "v", "d": None}
+    )
+    shift = zlib.crc32(b"a") % 10000
+    assert call == Call(
+        SCHEDULE_RECURRING,
+        [b"rache:queue", b"rache:job:a", b"rache:recurring"],
+        [b"rache:wakeup", b"a", b"e", 1700000000000, b"60000|c|60000", shift, 1, b"k", b"v", b"d"],
+    )
+
+
+def test_schedule_recurring_cron_call() -> None:
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    call = encode.schedule_recurring(
+        SHARDED, "b", None, "0 * * * *", "Europe/Paris", "skip", 1.5, 0, start, None
+    )
+    p = b"rache:{2-0}:"
+    assert call == Call(
+        SCHEDULE_RECURRING,
+        [p + b"queue", p + b"job:b", p + b"recurring"],
+        [p + b"wakeup", b"b", b"c", 1704067200000, b"s|1500|0|Europe/Paris|0 * * * *", 0, 0],
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "error", "match"),
+    [
+        (datetime(2024, 1, 1), ValueError, "aware datetime"),
+        ("now", TypeError, "start must be a Unix timestamp or a datetime, not str"),
+        (True, TypeError, "not bool"),
+        (-1, ValueError, "after 1970"),
+        (math.inf, ValueError, "finite"),
+        (recurrence.MAX_MS / 1000, ValueError, "start"),
+    ],
+)
+def test_schedule_recurring_refuses_a_bad_start(
+    start: Any, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        encode.schedule_recurring(PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, start, None)
+
+
+def test_schedule_recurring_refuses_data_that_is_no_mapping() -> None:
+    with pytest.raises(TypeError, match="data must be a mapping, not list"):
+        encode.schedule_recurring(PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, None, [])
+
+
+@pytest.mark.parametrize(("script", "name"), [(DELETE, "delete"), (DETAILS, "details")])
+def test_on_job_calls(script: Any, name: str) -> None:
+    assert SCRIPTS[name] is script
+    assert encode.on_job(PLAIN, script, "a") == Call(
+        script, [b"rache:queue", b"rache:job:a", b"rache:recurring"], [b"a"]
+    )
+    p = b"rache:{1-1}:"
+    assert encode.on_job(SHARDED, script, "g") == Call(
+        script, [p + b"queue", p + b"job:g", p + b"recurring"], [b"g"]
+    )
+
+
+def test_stats_calls_one_per_shard() -> None:
+    assert encode.stats(PLAIN, 60, 60) == [Call(STATS, [b"rache:queue"], [60, b"60.0"])]
+    assert encode.stats(SHARDED, 0, timedelta(milliseconds=1500)) == [
+        Call(STATS, [p.encode() + b"queue"], [0, b"1.5"])
+        for p in ("rache:{0-0}:", "rache:{1-1}:", "rache:{2-0}:")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("intervals", "error"),
+    [(-1, ValueError), (1441, ValueError), (True, TypeError), (1.0, TypeError)],
+)
+def test_stats_refuses_bad_interval_counts(intervals: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="intervals"):
+        encode.stats(PLAIN, intervals, 60)
+
+
+@pytest.mark.parametrize(("cluster", "unsharded"), [(False, b"rache:queue"), (True, b"")])
+def test_layout_check_call(cluster: bool, unsharded: bytes) -> None:
+    assert encode.layout_check(SHARDED, cluster) == Call(LAYOUT, [b"rache:layout"], [3, unsharded])
+
+
+# -- bulk ------------------------------------------------------------------------------------
+
+
+def _bulk(raw_id: bytes, *rest: Any) -> List[Any]:
+    return [raw_id, *(rest or (10000, b"s", 0, 0))]
+
+
+@pytest.mark.parametrize(
+    ("job", "at", "args"),
+    [
+        (("a", 10), False, [b"a", 10000, b"s", 0, 0]),
+        (("a", 1.5, {"k": "v", "d": None}), False, [b"a", 1500, b"ms", 1, 1, b"k", b"v", b"d"]),
+        (("a", 1, None), False, [b"a", 1000, b"s", 0, 0]),
+        (("a", 1700000000.5), True, [b"a", 1700000000500, b"at", 0, 0]),
+        (("a", 1700000000, {"n": 2}), True, [b"a", 1700000000000, b"at", 1, 0, b"n", b"2"]),
+    ],
+)
+def test_bulk_job_args(job: Tuple[Any, ...], at: bool, args: List[Any]) -> None:
+    assert encode.bulk_job(0, job, at) == args
+
+
+def test_bulk_calls_of_batch_size_on_one_shard() -> None:
+    jobs = [(name, 10) for name in "abcde"]
+    calls, count = encode.schedule_bulk(PLAIN, iter(jobs), False, 2)
+    head = [b"rache:job:", b"rache:wakeup"]
+    assert count == 5
+    assert calls == [
+        Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"a"), *_bulk(b"b")]),
+        Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"c"), *_bulk(b"d")]),
+        Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"e")]),
+    ]
+
+
+def test_bulk_calls_grouped_per_shard_then_batch_size() -> None:
+    # shard 0: a c d e h; shard 1: g; shard 2: b f (CRC-32 of the id, modulo 3)
+    calls, count = encode.schedule_bulk(SHARDED, [(name, 10) for name in "abcdefgh"], False, 2)
+
+    def call(prefix: str, ids: str) -> Call:
+        p = prefix.encode()
+        args: List[Any] = [p + b"job:", p + b"wakeup"]
+        for name in ids:
+            args += _bulk(name.encode())
+        return Call(SCHEDULE_BULK, [p + b"queue"], args)
+
+    assert count == 8
+    assert calls == [
+        call("rache:{0-0}:", "ac"),
+        call("rache:{0-0}:", "de"),
+        call("rache:{0-0}:", "h"),
+        call("rache:{1-1}:", "g"),
+        call("rache:{2-0}:", "bf"),
+    ]
+
+
+def test_bulk_of_nothing_makes_no_call() -> None:
+    assert encode.schedule_bulk(SHARDED, [], False, 10) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    ("bad", "at", "error", "match"),
+    [
+        (["z", 1], False, TypeError, r"jobs\[3\] must be a \(job_id, schedule_in\) or .* not list"),
+        (("z",), False, TypeError, r"jobs\[3\] must be a \(job_id, schedule_in\)"),
+        (("z", 1, {}, 4), False, TypeError, r"jobs\[3\] must be"),
+        (("z", 1), True, None, ""),
+        (("z", "soon"), False, TypeError, r"jobs\[3\]: schedule_in must be a number"),
+        (("z", "soon"), True, TypeError, r"jobs\[3\]: due time must be a Unix timestamp"),
+        (("z", math.nan), False, ValueError, r"jobs\[3\]: schedule_in must be a finite"),
+        (("", 1), False, ValueError, r"jobs\[3\]: job_id must not be empty"),
+        ((5, 1), False, TypeError, r"jobs\[3\]: job_id must be a str"),
+        (("z", 1, 5), False, TypeError, r"jobs\[3\]: data must be a mapping"),
+        (("z", 1, {"id": 1}), False, ReservedFieldError, r"jobs\[3\]: 'id' is reserved"),
+        (("z", 1, {"k": object()}), False, TypeError, r"jobs\[3\]: job data 'k'"),
+    ],
+)
+def test_one_bad_bulk_job_raises_before_any_call(
+    bad: Any, at: bool, error: Any, match: str
+) -> None:
+    # 2,000 good jobs around it, over three shards and batches of 10: no call comes back.
+    jobs = [(f"j{i}", 1) for i in range(3)] + [bad] + [(f"k{i}", 1) for i in range(2000)]
+    if error is None:  # the control: without the bad job the same input makes calls
+        calls, count = encode.schedule_bulk(SHARDED, iter(jobs), at, 10)
+        assert count == 2004 and sum((len(c.args) - 2) // 5 for c in calls) == 2004
+        return
+    with pytest.raises(error, match=match):
+        encode.schedule_bulk(SHARDED, iter(jobs), at, 10)
+
+
+# -- durations: TypeError for a wrong type, ValueError out of bounds, each naming it ---------
+
+Converter = Callable[[Any], Any]
+
+
+def _stats_interval(value: Any) -> Any:
+    return encode.stats(PLAIN, 1, value)[0].args[1]
+
+
+#: name in the message -> the converter, and values of the right type out of its bounds.
+DURATIONS: List[Tuple[str, Converter, List[Any]]] = [
+    (
+        "schedule_in",
+        lambda v: encode.offset(v, "schedule_in"),
+        [
+            math.nan,
+            math.inf,
+            -math.inf,
+            MAX_OFFSET_SECONDS + 1,
+            -MAX_OFFSET_SECONDS - 0.5,
+            timedelta(seconds=MAX_OFFSET_SECONDS + 1),
+        ],
+    ),
+    (
+        "every",
+        lambda v: encode.millis(v, "every", allow_zero=False),
+        [math.nan, math.inf, -1, 0, 0.0004, 10**9 + 1, timedelta(0)],
+    ),
+    (
+        "grace",
+        lambda v: encode.millis(v, "grace", allow_zero=True),
+        [math.nan, math.inf, -1, -0.001, 10**9 + 0.01, timedelta(seconds=-1)],
+    ),
+    (
+        "max_sleep",
+        lambda v: encode.positive_seconds(v, "max_sleep"),
+        [math.nan, math.inf, -1, 0, -0.0, 1e9 + 1, timedelta(0)],
+    ),
+    (
+        "backoff",
+        lambda v: encode.positive_seconds(v, "backoff", allow_zero=True),
+        [math.nan, math.inf, -1, -1e-9, 1e9 + 1],
+    ),
+    ("interval", _stats_interval, [math.nan, math.inf, -1, 0, timedelta(0)]),
+]
+BAD_TYPES = ["10", b"10", True, False, None, Decimal("1"), [1], 1j]
+
+
+@pytest.mark.parametrize(
+    ("name", "convert", "value"),
+    [(name, f, v) for name, f, _ in DURATIONS for v in BAD_TYPES],
+    ids=lambda v: "" if callable(v) else str(v),
+)
+def test_a_duration_of_the_wrong_type_is_a_type_error(
+    name: str, convert: Converter, value: Any
+) -> None:
+    with pytest.raises(TypeError) as info:
+        convert(value)
+    message = str(info.value)
+    assert message.startswith(f"{name} must be a number of seconds or a datetime.timedelta")
+    assert message.endswith(f"not {type(value).__name__}")
+
+
+@pytest.mark.parametrize(
+    ("name", "convert", "value"),
+    [(name, f, v) for name, f, values in DURATIONS for v in values],
+    ids=lambda v: "" if callable(v) else str(v),
+)
+def test_a_duration_out_of_bounds_is_a_value_error(
+    name: str, convert: Converter, value: Any
+) -> None:
+    with pytest.raises(ValueError) as info:
+        convert(value)
+    assert not isinstance(info.value, TypeError)
+    assert str(info.value).startswith(f"{name} must be")
+
+
+@pytest.mark.parametrize(
+    ("name", "convert"),
+    [
+        *[(name, f) for name, f, _ in DURATIONS],
+        ("due time", encode.due_at),
+        ("start", encode.start),
+    ],
+)
+def test_a_huge_int_duration_is_a_value_error(name: str, convert: Converter) -> None:
+    # 10**400 is a numbers.Real of the right type, out of bounds: float() overflows first.
+    with pytest.raises(ValueError, match=name):
+        convert(10**400)
+
+
+@pytest.mark.parametrize(
+    ("name", "convert"), [(name, f) for name, f, _ in DURATIONS], ids=[d[0] for d in DURATIONS]
+)
+@pytest.mark.parametrize(
+    ("delta", "number"),
+    [
+        (timedelta(seconds=90), 90),
+        (timedelta(seconds=90), 90.0),
+        (timedelta(milliseconds=1500), 1.5),
+        (timedelta(days=2, microseconds=250000), 172800.25),
+        (timedelta(microseconds=1000), 0.001),
+    ],
+)
+def test_a_timedelta_is_the_same_seconds_as_a_number(
+    name: str, convert: Converter, delta: timedelta, number: float
+) -> None:
+    assert convert(delta) == convert(number)
+    assert type(convert(delta)) is type(convert(number))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (10, (10000, b"s")),
+        (10.0, (10000, b"s")),
+        (-0.0, (0, b"s")),
+        (timedelta(seconds=-1.5), (-1500, b"ms")),
+        (0.0015, (2, b"ms")),
+        (MAX_OFFSET_SECONDS, (MAX_OFFSET_SECONDS * 1000, b"s")),
+        (-MAX_OFFSET_SECONDS, (-MAX_OFFSET_SECONDS * 1000, b"s")),
+    ],
+)
+def test_offset(value: Any, expected: Tuple[int, bytes]) -> None:
+    assert encode.offset(value, "schedule_in") == expected
+
+
+@settings(database=None, max_examples=300)
+@given(st.integers(-(10**13), 10**13))
+def test_offset_of_a_timedelta_is_that_of_its_seconds(ms: int) -> None:
+    whole = ms % 1000 == 0
+    expected = (ms, wire.WHOLE_SECONDS if whole else wire.MILLISECONDS)
+    assert encode.offset(timedelta(milliseconds=ms), "schedule_in") == expected
+    assert encode.offset(ms / 1000, "schedule_in") == expected
+    if whole:
+        assert encode.offset(ms // 1000, "schedule_in") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "allow_zero", "ms"),
+    [
+        (0, True, 0),
+        (0.001, False, 1),
+        (60, False, 60000),
+        (1.0005, True, 1000),
+        (10**9, False, 10**12),
+    ],
+)
+def test_millis(value: Any, allow_zero: bool, ms: int) -> None:
+    assert encode.millis(value, "x", allow_zero=allow_zero) == ms
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(1e9, 1e9), (0.5, 0.5), (timedelta(seconds=3), 3.0), (2, 2.0)]
+)
+def test_positive_seconds(value: Any, expected: float) -> None:
+    result = encode.positive_seconds(value, "x")
+    assert result == expected and type(result) is float
+    assert encode.positive_seconds(0, "x", allow_zero=True) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "error"),
+    [
+        (None, None, None),
+        (0, 0, None),
+        (7, 7, None),
+        (-1, None, ValueError),
+        (True, None, TypeError),
+        (1.0, None, TypeError),
+        ("1", None, TypeError),
+    ],
+)
+def test_limit(value: Any, expected: Any, error: Any) -> None:
+    if error is None:
+        assert encode.limit(value) == expected
+    else:
+        with pytest.raises(error, match="limit"):
+            encode.limit(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(0, ValueError), (10_001, ValueError), (True, TypeError), ("5", TypeError)]
+)
+def test_batch_size(value: Any, error: type[Exception]) -> None:
+    assert encode.batch_size(1) == 1 and encode.batch_size(10_000) == 10_000
+    with pytest.raises(error, match="batch_size"):
+        encode.batch_size(value)
+
+
+# -- rules -----------------------------------------------------------------------------------
+
+
+def test_rule_every() -> None:
+    assert encode.rule("a", 60, None, "UTC", "coalesce", 60, 0) == recurrence.Rule(
+        "every", every_ms=60000, start_ms=0, misfire="coalesce", grace_ms=60000
+    )
+
+
+def test_rule_every_jitter_shifts_its_start_below_every() -> None:
+    shift = zlib.crc32(b"a") % 10000  # 5907
+    rule = encode.rule("a", 5, None, "UTC", "skip", 1.5, 10)
+    assert rule == recurrence.Rule(
+        "every", every_ms=5000, start_ms=shift % 5000, misfire="skip", grace_ms=1500
+    )
+    assert rule.encode_tail() == b"5000|s|1500"
+
+
+def test_rule_cron() -> None:
+    rule = encode.rule("a", None, "*/5 * * * *", "Europe/Paris", "skip", 0, timedelta(seconds=10))
+    assert rule == recurrence.Rule(
+        "cron",
+        cron="*/5 * * * *",
+        timezone="Europe/Paris",
+        misfire="skip",
+        grace_ms=0,
+        offset_ms=zlib.crc32(b"a") % 10000,
+    )
+    assert rule.encode_tail() == b"s|0|5907|Europe/Paris|*/5 * * * *"
+
+
+@pytest.mark.parametrize(
+    ("every", "cron", "zone", "misfire", "grace", "jitter", "error", "match"),
+    [
+        (None, None, "UTC", "coalesce", 60, 0, ValueError, "exactly one of every="),
+        (60, "* * * * *", "UTC", "coalesce", 60, 0, ValueError, "exactly one of every="),
+        (60, None, "UTC", "late", 60, 0, ValueError, "misfire must be one of coalesce, skip"),
+        (0, None, "UTC", "coalesce", 60, 0, ValueError, "every must be more than 0"),
+        ("60", None, "UTC", "coalesce", 60, 0, TypeError, "every must be a number"),
+        (60, None, "UTC", "coalesce", -1, 0, ValueError, "grace must be 0 or more"),
+        (60, None, "UTC", "coalesce", None, 0, TypeError, "grace must be a number"),
+        (60, None, "UTC", "coalesce", 60, "1", TypeError, "jitter must be a number"),
+        (60, None, "UTC", "coalesce", 60, -1, ValueError, "jitter must be 0 or more"),
+        (None, "not a cron", "UTC", "coalesce", 60, 0, ValueError, "cron expression 'not a cron'"),
+        (None, "61 * * * *", "UTC", "coalesce", 60, 0, ValueError, "is not valid"),
+        (None, "* * * * * | x", "UTC", "coalesce", 60, 0, ValueError, "is not valid"),
+        (None, "* * * *\n*", "UTC", "coalesce", 60, 0, ValueError, "is not valid"),
+        (None, "", "UTC", "coalesce", 60, 0, ValueError, "is not valid"),
+        (None, 5, "UTC", "coalesce", 60, 0, TypeError, "cron must be a str, not int"),
+        (None, "* * * * *", 5, "coalesce", 60, 0, TypeError, "timezone must be a str, not int"),
+        (
+            None,
+            "* * * * *",
+            "Mars/Base",
+            "coalesce",
+            60,
+            0,
+            ValueError,
+            "'Mars/Base' is not a known",
+        ),
+    ],
+)
+def test_rule_refuses(
+    every: Any,
+    cron: Any,
+    zone: Any,
+    misfire: Any,
+    grace: Any,
+    jitter: Any,
+    error: type[Exception],
+    match: str,
+) -> None:
+    with pytest.raises(error, match=match):
+        encode.rule("a", every, cron, zone, misfire, grace, jitter)
+
+
+@pytest.mark.parametrize("every", [1, 7, 3600])
+@settings(database=None, max_examples=50)
+@given(
+    job_id=st.text(st.characters(codec="utf-8"), min_size=1),
+    jitter=st.integers(1, 10**5),
+)
+def test_rule_jitter_is_below_jitter_and_every(every: int, job_id: str, jitter: int) -> None:
+    rule = encode.rule(job_id, every, None, "UTC", "coalesce", 0, jitter / 1000)
+    assert 0 <= rule.start_ms < min(jitter, every * 1000)
+    assert rule.start_ms == zlib.crc32(job_id.encode()) % jitter % (every * 1000)
+
+
+def test_a_misfire_of_the_wrong_type_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="misfire"):
+        encode.rule("a", 60, None, "UTC", 5, 60, 0)

@@ -1,0 +1,275 @@
+"""The sync and asyncio twins have one API: the same public names, in order, same parameters.
+
+Only the async-ness differs. Read from the classes and modules (``inspect``), nothing is run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from typing import Any, Callable, List, Tuple
+
+import pytest
+
+import rache
+import rache.aio
+from rache.dispatch import AsyncDispatcher, Dispatcher
+from rache.scheduler import AsyncScheduler, BaseScheduler, Scheduler
+
+#: One parameter as compared: name, kind, default.
+Shape = Tuple[str, Any, Any]
+
+
+def public_names(cls: type) -> List[str]:
+    """Public names in definition order, base classes' first (an override keeps its place)."""
+    names: List[str] = []
+    for klass in reversed(cls.__mro__):
+        if klass is object:
+            continue
+        names += [name for name in vars(klass) if not name.startswith("_") and name not in names]
+    return names
+
+
+def parameters(obj: Any) -> List[Shape]:
+    """The parameters of a function (or a property's getter): name, kind, default."""
+    if isinstance(obj, property):
+        obj = obj.fget
+    return [(p.name, p.kind, p.default) for p in inspect.signature(obj).parameters.values()]
+
+
+def kind_of(obj: Any) -> str:
+    if isinstance(obj, property):
+        return "property"
+    if isinstance(obj, (staticmethod, classmethod)):
+        return type(obj).__name__
+    return "function" if inspect.isfunction(obj) else "attribute"
+
+
+def differences(sync: type, aio: type) -> List[str]:
+    """What differs between two twin classes' public APIs (async-ness aside)."""
+    names = public_names(sync)
+    if names != public_names(aio):
+        return [f"public names: {names} != {public_names(aio)}"]
+    found = []
+    for name in ["__init__", *names]:
+        a, b = inspect.getattr_static(sync, name), inspect.getattr_static(aio, name)
+        if kind_of(a) != kind_of(b):
+            found.append(f"{name}: a {kind_of(a)} and a {kind_of(b)}")
+        elif kind_of(a) in ("function", "property") and parameters(a) != parameters(b):
+            found.append(f"{name}: {parameters(a)} != {parameters(b)}")
+        elif kind_of(a) == "attribute" and a != b:
+            found.append(f"{name}: {a!r} != {b!r}")
+    return found
+
+
+def function_differences(
+    sync: types.ModuleType, aio: types.ModuleType, names: List[str]
+) -> List[str]:
+    found = []
+    for name in names:
+        a, b = getattr(sync, name), getattr(aio, name)
+        if parameters(a) != parameters(b):
+            found.append(f"{name}: {parameters(a)} != {parameters(b)}")
+    return found
+
+
+# -- the comparison itself: it sees a rename, a default, a kind, an order --------------------
+
+
+class Base:
+    def f(self, x: int, *, y: int = 1) -> None: ...
+
+    def g(self) -> None: ...
+
+
+class Same:  # no subclass: the async twin of Base
+    async def f(self, x: int, *, y: int = 1) -> None: ...  # async-ness does not count
+
+    async def g(self) -> None: ...
+
+
+class Renamed(Base):
+    def f(self, z: int, *, y: int = 1) -> None: ...  # x renamed
+
+
+class OtherDefault(Base):
+    def f(self, x: int, *, y: int = 2) -> None: ...
+
+
+class OtherKind(Base):
+    def f(self, x: int, y: int = 1) -> None: ...  # y no longer keyword-only
+
+
+class Extra(Base):
+    def f(self, x: int, *, y: int = 1, w: int = 0) -> None: ...
+
+
+class NowProperty(Base):
+    @property
+    def g(self) -> None: ...  # type: ignore[override]
+
+
+class Reordered:
+    def g(self) -> None: ...
+
+    def f(self, x: int, *, y: int = 1) -> None: ...
+
+
+class More(Base):
+    def h(self) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("twin", "expected"),
+    [
+        (Same, ""),
+        (Renamed, "f:"),
+        (OtherDefault, "f:"),
+        (OtherKind, "f:"),
+        (Extra, "f:"),
+        (NowProperty, "g: a function and a property"),
+        (Reordered, "public names"),
+        (More, "public names"),
+    ],
+)
+def test_the_comparison_sees_each_kind_of_difference(twin: type, expected: str) -> None:
+    found = differences(Base, twin)
+    if expected:
+        assert len(found) == 1 and found[0].startswith(expected), found
+    else:
+        assert found == []
+
+
+def test_the_comparison_sees_a_renamed_parameter_of_a_real_method() -> None:
+    # As if AsyncScheduler.stats's interval were renamed: a subclass overriding it differs.
+    class Renamed(AsyncScheduler):
+        async def stats(self, intervals: int = 60, length: Any = 60) -> Any: ...
+
+    (found,) = differences(Scheduler, Renamed)
+    assert found.startswith("stats: ") and "'interval'" in found and "'length'" in found
+
+
+def test_the_module_comparison_sees_a_renamed_parameter() -> None:
+    sync = types.ModuleType("sync")
+    aio = types.ModuleType("aio")
+
+    def run(job_id: str, connection: Any = None) -> None: ...
+
+    def run_renamed(job: str, connection: Any = None) -> None: ...
+
+    sync.run, aio.run = run, run_renamed  # type: ignore[attr-defined]
+    assert function_differences(sync, aio, ["run"]) != []
+    aio.run = run  # type: ignore[attr-defined]
+    assert function_differences(sync, aio, ["run"]) == []
+
+
+# -- the twins -------------------------------------------------------------------------------
+
+SCHEDULER_API = [
+    "recurring_lease",
+    "claim",
+    "check_layout",
+    "schedule_job",
+    "schedule_recurring",
+    "schedule_jobs",
+    "delete_job",
+    "job_details",
+    "stats",
+    "claim_batch",
+    "put_back",
+    "pending_jobs",
+    "scheduled_jobs",
+    "export_jobs",
+]
+
+
+def test_the_schedulers_are_twins() -> None:
+    assert public_names(Scheduler) == SCHEDULER_API
+    assert differences(Scheduler, AsyncScheduler) == []
+
+
+def test_the_schedulers_define_their_own_methods_in_one_order() -> None:
+    def own(cls: type) -> List[str]:
+        return [name for name in vars(cls) if not name.startswith("_")]
+
+    assert own(Scheduler) == own(AsyncScheduler) == SCHEDULER_API[2:]
+    assert own(BaseScheduler) == SCHEDULER_API[:2]
+
+
+#: What an AsyncScheduler awaits; its other methods return at once (a Claim, async generators).
+AWAITED = {
+    "check_layout",
+    "schedule_job",
+    "schedule_recurring",
+    "schedule_jobs",
+    "delete_job",
+    "job_details",
+    "stats",
+    "claim_batch",
+    "put_back",
+}
+
+
+def test_only_the_asyncio_twin_is_awaited() -> None:
+    def awaited(cls: type) -> set[str]:
+        return {
+            name
+            for name in public_names(cls)
+            if inspect.iscoroutinefunction(inspect.getattr_static(cls, name))
+        }
+
+    assert awaited(Scheduler) == set()
+    assert awaited(AsyncScheduler) == AWAITED
+
+
+def test_the_dispatchers_are_twins() -> None:
+    assert public_names(Dispatcher) == [
+        "claimed",
+        "handled",
+        "failed",
+        "lag",
+        "max_lag",
+        "stop",
+        "stopping",
+        "run",
+    ]
+    assert differences(Dispatcher, AsyncDispatcher) == []
+    assert not inspect.iscoroutinefunction(Dispatcher.run)
+    assert inspect.iscoroutinefunction(AsyncDispatcher.run)
+    assert not inspect.iscoroutinefunction(AsyncDispatcher.stop)  # safe from a signal handler
+
+
+MODULE_API = [
+    "schedule_job",
+    "schedule_recurring",
+    "schedule_jobs",
+    "export_jobs",
+    "stats",
+    "pending_jobs",
+    "delete_job",
+    "job_details",
+    "scheduled_jobs",
+]
+
+
+def test_the_module_functions_are_twins() -> None:
+    assert set(MODULE_API) <= set(rache.__all__)
+    assert set(MODULE_API) <= set(rache.aio.__all__)
+    assert function_differences(rache, rache.aio, MODULE_API) == []
+
+
+@pytest.mark.parametrize("name", MODULE_API)
+def test_each_module_function_awaits_as_its_scheduler_method(name: str) -> None:
+    method: Callable[..., Any] = getattr(AsyncScheduler, name)
+    assert inspect.iscoroutinefunction(getattr(rache.aio, name)) == (name in AWAITED)
+    assert inspect.iscoroutinefunction(method) == (name in AWAITED)
+    assert not inspect.iscoroutinefunction(getattr(rache, name))
+
+
+@pytest.mark.parametrize("name", MODULE_API)
+def test_each_module_function_takes_its_method_parameters_and_a_connection(name: str) -> None:
+    # the method's parameters (less self), a ``connection`` among them
+    method = [p for p in parameters(getattr(Scheduler, name)) if p[0] != "self"]
+    function = parameters(getattr(rache, name))
+    assert [p for p in function if p[0] != "connection"] == method
+    assert ("connection", inspect.Parameter.POSITIONAL_OR_KEYWORD, None) in function

@@ -23,7 +23,6 @@ from typing import (
     Optional,
     Set,
     Tuple,
-    Union,
 )
 
 from . import config, decode, encode, pages, recurrence, scripts
@@ -533,7 +532,3 @@ class AsyncScheduler(BaseScheduler):
         while (call := flow.next_call()) is not None:
             for entry in flow.take(await self._run(call)):
                 yield entry
-
-
-#: Either shell, for code that takes both.
-AnyScheduler = Union[Scheduler, AsyncScheduler]

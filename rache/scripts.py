@@ -22,18 +22,6 @@ _NAME = re.compile(r"^([a-zA-Z]+)-(\d+)\.lua$")
 _RAW = {"NEVER_DECODE": True}
 
 
-#: Script arguments as sent to Redis.
-Args = List[Union[bytes, int]]
-
-
-class Call(NamedTuple):
-    """One script call to make: the script, its keys, its arguments."""
-
-    script: Script
-    keys: List[bytes]
-    args: Args
-
-
 class Script:
     """One Lua script: its source, SHA1 and key count, callable on any redis-py client."""
 
@@ -74,6 +62,18 @@ class Script:
 
     def __repr__(self) -> str:
         return f"<Script {self.name}-{self.numkeys}.lua {self.sha[:8]}>"
+
+
+#: Script arguments as sent to Redis.
+Args = List[Union[bytes, int]]
+
+
+class Call(NamedTuple):
+    """One script call to make: the script, its keys, its arguments."""
+
+    script: Script
+    keys: List[bytes]
+    args: Args
 
 
 def _expand(source: str, includes: Dict[str, str]) -> str:

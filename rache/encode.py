@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import recurrence, scripts, wire
-from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELD
+from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELDS
 from .errors import ReservedFieldError
 from .keys import Layout
 from .scripts import Args, Call
@@ -160,12 +160,19 @@ def raw_id(value: object) -> bytes:
 
 
 def data(fields: Mapping[str, object]) -> Tuple[List[bytes], List[bytes]]:
-    """Split job data into (field, value, ...) pairs to set and fields to delete (value None)."""
-    if RESERVED_FIELD in fields:
-        raise ReservedFieldError(f"{RESERVED_FIELD!r} is reserved for the job's id, not data")
+    """Split job data into (field, value, ...) pairs to set and fields to delete (value None).
+
+    A key must be a str (``TypeError`` naming it), and none of the names rache reports
+    itself beside the data (``ReservedFieldError`` naming it).
+    """
+    for name, holds in RESERVED_FIELDS.items():
+        if name in fields:
+            raise ReservedFieldError(f"{name!r} is reserved for {holds}, not data")
     sets: List[bytes] = []
     deletes: List[bytes] = []
     for key, value in fields.items():
+        if not isinstance(key, str):
+            raise TypeError(f"job data key {key!r} must be a str, not {type(key).__name__}")
         field = wire.utf8(key, "job data key {key!r}", key)
         if value is None:
             deletes.append(field)

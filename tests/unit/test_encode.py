@@ -144,6 +144,12 @@ def test_schedule_call_on_a_sharded_layout_names_the_job_shard(job_id: str, pref
         ("", {}, ValueError, "job_id must not be empty"),
         ("a\ud800", {}, ValueError, "job_id cannot be encoded as UTF-8"),
         ("a", {"id": 1}, ReservedFieldError, "'id' is reserved"),
+        ("a", {"schedule_at": 5}, ReservedFieldError, "^'schedule_at' is reserved for the due"),
+        ("a", {"recurring": None}, ReservedFieldError, "^'recurring' is reserved for the rule"),
+        ("a", {"next_occurrences": "x"}, ReservedFieldError, "^'next_occurrences' is reserved"),
+        ("a", {1: "x"}, TypeError, "^job data key 1 must be a str, not int$"),
+        ("a", {b"k": "x"}, TypeError, "^job data key b'k' must be a str, not bytes$"),
+        ("a", {None: "x"}, TypeError, "^job data key None must be a str, not NoneType$"),
         ("a", {"k": True}, TypeError, "job data 'k' must be str, bytes, int, float"),
         ("a", {"k": [1]}, TypeError, "job data 'k'"),
         ("a", {"k": math.nan}, ValueError, "job data 'k' must be a finite float"),
@@ -204,6 +210,22 @@ def test_schedule_recurring_refuses_a_bad_start(
 def test_schedule_recurring_refuses_data_that_is_no_mapping() -> None:
     with pytest.raises(TypeError, match="data must be a mapping, not list"):
         encode.schedule_recurring(PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, None, [])
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "match"),
+    [
+        ({1: "x"}, TypeError, "^job data key 1 must be a str, not int$"),
+        ({b"k": 1}, TypeError, "^job data key b'k' must be a str, not bytes$"),
+        ({"schedule_at": 1}, ReservedFieldError, "^'schedule_at' is reserved"),
+        ({"next_occurrences": None}, ReservedFieldError, "^'next_occurrences' is reserved"),
+    ],
+)
+def test_schedule_recurring_refuses_bad_data_keys(
+    fields: Any, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        encode.schedule_recurring(PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, None, fields)
 
 
 @pytest.mark.parametrize(("script", "name"), [(DELETE, "delete"), (DETAILS, "details")])
@@ -312,6 +334,9 @@ def test_bulk_of_nothing_makes_no_call() -> None:
         ((5, 1), False, TypeError, r"jobs\[3\]: job_id must be a str"),
         (("z", 1, 5), False, TypeError, r"jobs\[3\]: data must be a mapping"),
         (("z", 1, {"id": 1}), False, ReservedFieldError, r"jobs\[3\]: 'id' is reserved"),
+        (("z", 1, {"recurring": 1}), True, ReservedFieldError, r"jobs\[3\]: 'recurring' is"),
+        (("z", 1, {3: 1}), False, TypeError, r"jobs\[3\]: job data key 3 must be a str"),
+        (("z", 1, {None: 1}), True, TypeError, r"jobs\[3\]: job data key None must be"),
         (("z", 1, {"k": object()}), False, TypeError, r"jobs\[3\]: job data 'k'"),
     ],
 )

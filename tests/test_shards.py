@@ -45,6 +45,25 @@ def test_a_tagged_prefix_cannot_be_sharded(raw: Any) -> None:
         Scheduler(raw, "{rache}:", shards=3)
 
 
+@pytest.mark.parametrize(
+    ("prefix", "bare"), [("x{}y:", "xy:"), ("{}:", ":"), ("ra}{che:", "rache:"), ("a{b:", "ab:")]
+)
+def test_a_prefix_with_any_brace_cannot_be_sharded(
+    make: Callable[..., Any], raw: Any, prefix: str, bare: str
+) -> None:
+    # Not a tag of its own, yet it changes what Redis hashes of each shard's keys: after an
+    # empty {} the whole key (a call's keys span slots), after a lone brace another tag.
+    Scheduler(raw, "rache:").schedule_job("a", 10)
+    before = snapshot(raw)
+    for shards in (2, 3):
+        with pytest.raises(ConfigurationError, match=f"holds a brace.*such as '{bare}'"):
+            make(prefix=prefix, shards=shards)
+        with pytest.raises(ConfigurationError, match="holds a brace"):
+            reshard(raw, prefix, shards=shards)
+    assert snapshot(raw) == before
+    assert make(prefix=prefix).schedule_job("b", 10)  # unsharded, it is a prefix like any
+
+
 def exercise_sharded(api: Any) -> None:
     """Run every operation of a scheduler with 3 shards and ``batch_size=2``; check each.
 

@@ -67,6 +67,14 @@ def test_a_sharded_prefix_with_a_hash_tag_is_refused() -> None:
         Layout("{rache}:", 2)
 
 
+@pytest.mark.parametrize("prefix", ["x{}y:", "{}:", "ra}{che:", "a{b:", "ab}:", "{"])
+def test_a_sharded_prefix_with_any_brace_is_refused(prefix: str) -> None:
+    assert not has_hash_tag(prefix)  # no tag of its own, yet each shard's tag would break
+    with pytest.raises(ConfigurationError, match="holds a brace"):
+        Layout(prefix, 2)
+    assert Layout(prefix).shards[0].prefix == prefix  # unsharded, a prefix like any
+
+
 @pytest.mark.parametrize("shards", [0, 257, True, 2.0, "2"])
 def test_a_bad_shard_count_is_refused(shards: Any) -> None:
     with pytest.raises(ValueError, match="shards"):

@@ -242,6 +242,12 @@ def rule(
     grace_ms = millis(grace, "grace", allow_zero=True)
     jitter_ms = millis(jitter, "jitter", allow_zero=True)
     shift = zlib.crc32(job_id.encode("utf-8", "surrogatepass")) % jitter_ms if jitter_ms else 0
+    # Checked for every rule, though an every-N rule does not use it: a zone given to one
+    # is a mistake to say, not to ignore. UTC needs no lookup (nor a tz database).
+    if not isinstance(timezone, str):
+        raise TypeError(f"timezone must be a str, not {type(timezone).__name__}")
+    if timezone != "UTC":
+        recurrence.zone(timezone)
     if every is not None:
         every_ms = millis(every, "every", allow_zero=False)
         return recurrence.Rule(
@@ -249,11 +255,14 @@ def rule(
         )
     if not isinstance(cron, str):
         raise TypeError(f"cron must be a str, not {type(cron).__name__}")
-    if not isinstance(timezone, str):
-        raise TypeError(f"timezone must be a str, not {type(timezone).__name__}")
     if wire.SEPARATOR in cron or "\n" in cron:
         raise ValueError(f"cron expression {cron!r} is not valid")
-    recurrence.zone(timezone)
+    fields = len(cron.split())
+    if fields not in (5, 6) and not (fields == 1 and cron.strip().startswith("@")):
+        raise ValueError(
+            f"cron expression {cron!r} is not valid: it has {fields} fields, where rache "
+            "takes 5, or 6 with the seconds last (or an alias such as @daily)"
+        )
     try:
         recurrence.croniter()(cron, datetime(2000, 1, 1))
     except (ValueError, KeyError, TypeError) as exc:

@@ -569,6 +569,11 @@ def test_rule_every_jitter_shifts_its_start_below_every() -> None:
     assert rule.encode_tail() == b"5000|s|1500"
 
 
+@pytest.mark.parametrize("expression", ["* * * * *", "*/5  0 * * 1-5", "0 0 * * * 30", "@daily"])
+def test_rule_cron_takes_5_or_6_fields_or_an_alias(expression: str) -> None:
+    assert encode.rule("a", None, expression, "UTC", "coalesce", 0, 0).cron == expression
+
+
 def test_rule_cron() -> None:
     rule = encode.rule("a", None, "*/5 * * * *", "Europe/Paris", "skip", 0, timedelta(seconds=10))
     assert rule == recurrence.Rule(
@@ -601,6 +606,13 @@ def test_rule_cron() -> None:
         (None, "", "UTC", "coalesce", 60, 0, ValueError, "is not valid"),
         (None, 5, "UTC", "coalesce", 60, 0, TypeError, "cron must be a str, not int"),
         (None, "* * * * *", 5, "coalesce", 60, 0, TypeError, "timezone must be a str, not int"),
+        (60, None, 5, "coalesce", 60, 0, TypeError, "timezone must be a str, not int"),
+        (60, None, None, "coalesce", 60, 0, TypeError, "timezone must be a str, not NoneType"),
+        (60, None, "Mars/Base", "coalesce", 60, 0, ValueError, "'Mars/Base' is not a known"),
+        (60, None, "", "coalesce", 60, 0, ValueError, "'' is not a known"),
+        (None, "0 0 1 1 * 0 2030", "UTC", "coalesce", 60, 0, ValueError, "it has 7 fields"),
+        (None, "* * * *", "UTC", "coalesce", 60, 0, ValueError, "it has 4 fields"),
+        (None, "@daily 5", "UTC", "coalesce", 60, 0, ValueError, "it has 2 fields"),
         (
             None,
             "* * * * *",

@@ -391,10 +391,16 @@ def stats(layout: Layout, intervals: object, interval: object) -> List[Call]:
     return [Call(scripts.STATS, [keys.queue], args) for keys in layout.shards]
 
 
-def layout_check(layout: Layout, cluster: bool) -> Call:
-    """layout-1.lua: record a sharded schedule's count, or return the one recorded.
+def layout_check(layout: Layout, cluster: bool) -> Optional[Call]:
+    """The check of the schedule's layout that a scheduler makes before its first call.
 
-    On a single server it also refuses to shard over an unsharded schedule holding jobs.
+    Sharded, layout-1.lua: record the count, or return the one recorded; on a single server
+    it also refuses to shard over an unsharded schedule holding jobs. Unsharded,
+    layoutCheck-1.lua: return the count recorded, writing nothing. None on Redis Cluster
+    for an unsharded schedule: its prefix has a hash tag there, and no schedule under a
+    prefix with a brace can be sharded, so there is nothing to check.
     """
+    if layout.count == 1:
+        return None if cluster else Call(scripts.LAYOUT_CHECK, [layout.layout_key], [])
     unsharded = b"" if cluster else layout.keys.queue
     return Call(scripts.LAYOUT, [layout.layout_key], [layout.count, unsharded])

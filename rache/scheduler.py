@@ -86,8 +86,10 @@ class BaseScheduler:
                 "schedule must hash to one slot: use a prefix with one, such as "
                 f"{tagged(prefix)!r}, or shards (which add their own)"
             )
-        #: layout-1.lua's call, for a sharded schedule: made once, before its first call.
-        self._layout_check = encode.layout_check(self.layout, cluster) if shards > 1 else None
+        #: The layout check (encode.layout_check), made once, before the first call: a
+        #: scheduler of another shard count than the schedule's refuses to run. None when
+        #: there is nothing to check.
+        self._layout_check = encode.layout_check(self.layout, cluster)
         self._unchecked = self._layout_check is not None
 
     def _connect(self) -> Any:
@@ -160,13 +162,14 @@ class Scheduler(BaseScheduler):
         return script(self.connection, keys, args)
 
     def check_layout(self) -> int:
-        """Record a sharded schedule's shard count, or check it against the one recorded.
+        """Check the schedule's shard count against this scheduler's (a sharded one records it).
 
         Done by itself before the scheduler's first call; the shard count.
-        :raises ConfigurationError: the schedule is laid out in another count.
+        :raises ConfigurationError: the schedule is laid out in another count (a scheduler
+            without shards over a sharded schedule too).
         """
         if self._layout_check is None:
-            return 1
+            return len(self.shards)
         script, keys, args = self._layout_check
         return self._accept_layout(script(self.connection, keys, args))
 
@@ -363,9 +366,9 @@ class AsyncScheduler(BaseScheduler):
         return await script.run_async(self.connection, keys, args)
 
     async def check_layout(self) -> int:
-        """Record or check a sharded schedule's shard count. See :meth:`Scheduler.check_layout`."""
+        """Check the schedule's shard count. See :meth:`Scheduler.check_layout`."""
         if self._layout_check is None:
-            return 1
+            return len(self.shards)
         script, keys, args = self._layout_check
         return self._accept_layout(await script.run_async(self.connection, keys, args))
 

@@ -22,6 +22,7 @@ from rache.scripts import (
     DELETE,
     DETAILS,
     LAYOUT,
+    LAYOUT_CHECK,
     SCHEDULE,
     SCHEDULE_BULK,
     SCHEDULE_RECURRING,
@@ -268,6 +269,14 @@ def test_stats_refuses_bad_interval_counts(intervals: Any, error: type[Exception
 @pytest.mark.parametrize(("cluster", "unsharded"), [(False, b"rache:queue"), (True, b"")])
 def test_layout_check_call(cluster: bool, unsharded: bytes) -> None:
     assert encode.layout_check(SHARDED, cluster) == Call(LAYOUT, [b"rache:layout"], [3, unsharded])
+
+
+def test_an_unsharded_layout_check_reads_only() -> None:
+    # On one server: read the count recorded, write nothing. On a cluster the prefix has a
+    # hash tag, and no prefix with a brace can be sharded: nothing to check.
+    assert encode.layout_check(PLAIN, False) == Call(LAYOUT_CHECK, [b"rache:layout"], [])
+    assert "HSET" not in LAYOUT_CHECK.source and "HMGET" in LAYOUT_CHECK.source
+    assert encode.layout_check(PLAIN, True) is None
 
 
 # -- bulk ------------------------------------------------------------------------------------

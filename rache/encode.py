@@ -11,7 +11,7 @@ import math
 import numbers
 import zlib
 from datetime import datetime, timedelta
-from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import recurrence, scripts, wire
 from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELDS
@@ -264,9 +264,13 @@ def rule(
             "takes 5, or 6 with the seconds last (or an alias such as @daily)"
         )
     try:
-        recurrence.croniter()(cron, datetime(2000, 1, 1))
+        occurrences = recurrence.croniter()(cron, datetime(2000, 1, 1))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"cron expression {cron!r} is not valid: {exc}") from None
+    try:  # a rule of 5 or 6 fields that runs once runs forever: one occurrence tells
+        occurrences.get_next(datetime)
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"cron expression {cron!r} has no occurrence (a day none has?)") from None
     return recurrence.Rule(
         "cron",
         cron=cron,
@@ -303,27 +307,74 @@ def schedule_recurring(
     jitter: object,
     first: object,
     fields: object,
-) -> Call:
-    """scheduleRecurring-3.lua: store a job's rule, set when it resumes, merge its data."""
+) -> Declaration:
+    """scheduleRecurring-3.lua: store a job's rule, set when it resumes, merge its data.
+
+    Every argument is checked here; the call itself comes from the declaration, once it
+    knows the server's time if a cron rule without a start needs it (see ``Declaration``).
+    """
     raw = raw_id(job_id)
     given = mapping(fields)
     recurring = rule(str(job_id), every, cron, timezone, misfire, grace, jitter)
     start_ms = start(first)
     sets, deletes = data(given)
     keys = layout.of(raw)
-    tag, shift = (wire.EVERY, recurring.start_ms) if recurring.kind == "every" else (wire.CRON, 0)
+    tag = wire.EVERY if recurring.kind == "every" else wire.CRON
     args: Args = [
         keys.wakeup,
         raw,
         tag.encode(),
         b"" if start_ms is None else start_ms,
         recurring.encode_tail(),
-        shift,
+        recurring.start_ms,  # every-N: the jitter shift; cron: its first occurrence, below
         len(sets) // 2,
         *sets,
         *deletes,
     ]
-    return Call(scripts.SCHEDULE_RECURRING, [keys.queue, keys.job(raw), keys.recurring], args)
+    call = Call(scripts.SCHEDULE_RECURRING, [keys.queue, keys.job(raw), keys.recurring], args)
+    return Declaration(call, recurring, start_ms)
+
+
+#: Where the first occurrence goes in scheduleRecurring-3.lua's arguments (its ARGV[6]).
+_FIRST = 5
+
+
+class Declaration:
+    """schedule_recurring's script call, made once the first occurrence is known.
+
+    An every-N rule's first occurrence is its start (the script reads its clock for a start
+    of now). A cron rule's is the first at or after its start, which only Python can
+    compute (Lua has no cron): from the start given, or else from the server's time, which
+    ``clock`` reads first (one more round trip, read-only, on the job's shard; declarations
+    are rare). So a new cron job stands at its next occurrence from the start, and every
+    view of the schedule tells the truth before any poller runs.
+    """
+
+    __slots__ = ("_call", "clock", "rule", "start_ms")
+
+    def __init__(self, call: Call, rule: recurrence.Rule, start_ms: Optional[int]) -> None:
+        self._call = call
+        self.rule = rule
+        self.start_ms = start_ms
+        #: The call whose reply gives the server's time (stats-1.lua, no intervals), to
+        #: make before ``call()``; None when none is needed.
+        self.clock: Optional[Call] = None
+        if rule.kind == "cron" and start_ms is None:
+            self.clock = Call(scripts.STATS, [call.keys[0]], [0, b"60.0"])
+
+    def call(self, clock_reply: Optional[Sequence[Any]] = None) -> Call:
+        """scheduleRecurring-3.lua's call; ``clock_reply`` is the reply of ``clock``'s call."""
+        if self.rule.kind != "cron":
+            return self._call
+        if self.start_ms is not None:
+            since = self.start_ms
+        elif clock_reply is not None:
+            since = wire.now_ms(clock_reply[0])
+        else:
+            raise ValueError("a cron rule without a start needs the reply of the clock call")
+        args = list(self._call.args)
+        args[_FIRST] = recurrence.next_at_or_after(self.rule, since)
+        return self._call._replace(args=args)
 
 
 def bulk_job(index: int, job: object, at: bool = False) -> Args:

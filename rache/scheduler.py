@@ -203,12 +203,16 @@ class Scheduler(BaseScheduler):
         (``coalesce`` or ``skip``) and ``grace`` say what becomes of missed occurrences;
         ``jitter`` shifts the job's occurrences by a fixed offset below it, derived from the
         id. ``data`` merges into the job's data as ``schedule_job``'s keywords do. Returns
-        the time from which the rule resumes (the job's due time).
+        the time from which the rule resumes (the job's due time): a new rule's first
+        occurrence, at which the job stands from now on. A cron rule without ``start``
+        costs one more round trip: its first occurrence is computed here, from the server's
+        clock.
         """
-        call = encode.schedule_recurring(
+        declaration = encode.schedule_recurring(
             self.layout, job_id, every, cron, timezone, misfire, grace, jitter, start, data
         )
-        return decode_time(self._run(call))
+        clock = None if declaration.clock is None else self._run(declaration.clock)
+        return decode_time(self._run(declaration.call(clock)))
 
     def schedule_jobs(
         self,
@@ -393,10 +397,11 @@ class AsyncScheduler(BaseScheduler):
         data: Optional[Mapping[str, Optional[Value]]] = None,
     ) -> Time:
         """Make ``job_id`` recur. See :meth:`Scheduler.schedule_recurring`."""
-        call = encode.schedule_recurring(
+        declaration = encode.schedule_recurring(
             self.layout, job_id, every, cron, timezone, misfire, grace, jitter, start, data
         )
-        return decode_time(await self._run(call))
+        clock = None if declaration.clock is None else await self._run(declaration.clock)
+        return decode_time(await self._run(declaration.call(clock)))
 
     async def schedule_jobs(
         self,

@@ -174,28 +174,57 @@ def test_schedule_refuses_bad_ids_and_data(
 
 
 def test_schedule_recurring_every_call() -> None:
-    call = encode.schedule_recurring(
+    declaration = encode.schedule_recurring(
         PLAIN, "a", 60, None, "UTC", "coalesce", 60, 10, 1700000000, {"k": "v", "d": None}
     )
     shift = zlib.crc32(b"a") % 10000
-    assert call == Call(
+    assert declaration.clock is None  # an every-N rule stands at its start
+    assert declaration.call() == Call(
         SCHEDULE_RECURRING,
         [b"rache:queue", b"rache:job:a", b"rache:recurring"],
         [b"rache:wakeup", b"a", b"e", 1700000000000, b"60000|c|60000", shift, 1, b"k", b"v", b"d"],
     )
+    # Without a start, the script reads its clock: no round trip before.
+    declaration = encode.schedule_recurring(
+        PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, None, {}
+    )
+    assert declaration.clock is None and declaration.call().args[3] == b""
 
 
-def test_schedule_recurring_cron_call() -> None:
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    call = encode.schedule_recurring(
+def test_schedule_recurring_cron_call_stands_at_the_first_occurrence_from_its_start() -> None:
+    start = datetime(2024, 1, 1, 0, 20, tzinfo=timezone.utc)
+    declaration = encode.schedule_recurring(
         SHARDED, "b", None, "0 * * * *", "Europe/Paris", "skip", 1.5, 0, start, None
     )
     p = b"rache:{2-0}:"
-    assert call == Call(
+    assert declaration.clock is None  # from the start given: nothing to read first
+    first = 1704070800000  # 01:00 UTC, the first whole hour at or after 00:20
+    assert declaration.call() == Call(
         SCHEDULE_RECURRING,
         [p + b"queue", p + b"job:b", p + b"recurring"],
-        [p + b"wakeup", b"b", b"c", 1704067200000, b"s|1500|0|Europe/Paris|0 * * * *", 0, 0],
+        [p + b"wakeup", b"b", b"c", 1704068400000, b"s|1500|0|Europe/Paris|0 * * * *", first, 0],
     )
+
+
+def test_schedule_recurring_cron_call_without_a_start_reads_the_server_clock_first() -> None:
+    declaration = encode.schedule_recurring(
+        PLAIN, "r", None, "30 2 * * *", "Europe/Paris", "coalesce", 60, 0, None, {"n": 1}
+    )
+    # stats-1.lua without intervals: read-only, on the job's shard (its master's clock).
+    assert declaration.clock == Call(STATS, [b"rache:queue"], [0, b"60.0"])
+    now = datetime(2024, 7, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)  # 14:00 in Paris
+    call = declaration.call([repr(now.timestamp()).encode(), 0, 0, None, None])
+    # '' still says "no start": the script keeps the rule as it runs if it is the same.
+    assert call.args[3] == b""
+    assert call.args[5] == recurrence.to_ms(datetime(2024, 7, 2, 0, 30, tzinfo=timezone.utc))
+    with pytest.raises(ValueError, match="needs the reply of the clock call"):
+        declaration.call()
+
+
+@pytest.mark.parametrize("expression", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2 * 0"])
+def test_a_cron_rule_without_any_occurrence_is_refused(expression: str) -> None:
+    with pytest.raises(ValueError, match="has no occurrence"):
+        encode.rule("a", None, expression, "UTC", "coalesce", 0, 0)
 
 
 @pytest.mark.parametrize(

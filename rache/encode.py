@@ -11,7 +11,7 @@ import math
 import numbers
 import zlib
 from datetime import datetime, timedelta
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import recurrence, scripts, wire
 from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELDS
@@ -400,29 +400,54 @@ def bulk_job(index: int, job: object, at: bool = False) -> Args:
     return [raw, ms, precision, len(sets) // 2, len(deletes), *sets, *deletes]
 
 
-def schedule_bulk(
-    layout: Layout, jobs: Iterable[Tuple[Any, ...]], at: bool, size: int
-) -> Tuple[List[Call], int]:
-    """scheduleBulk-1.lua calls of ``size`` jobs each, per shard; and the job count.
+def schedule_bulk(layout: Layout, jobs: Iterable[Tuple[Any, ...]], at: bool, size: int) -> Bulk:
+    """scheduleBulk-1.lua calls of ``size`` jobs each, per shard, as ``Bulk`` makes them."""
+    return Bulk(layout, jobs, at, size)
 
-    Every job is checked here, before any call is made.
+
+class Bulk:
+    """The scheduleBulk-1.lua calls of a ``schedule_jobs``: iterate for them, in bounded memory.
+
+    A list or tuple is checked whole here, before any call is made: a bad job raises now,
+    and nothing is sent. Any other iterable (a generator, an export) is taken as a stream,
+    checked job by job as the calls are made: a call holds ``size`` jobs of one shard and
+    is made when they are in, so at most about ``size`` jobs per shard are held at once; a
+    bad job raises from the iteration, after the calls before it (the full batches of the
+    jobs before it) and before its own. ``count`` is the number of jobs taken so far.
     """
-    encoded = [bulk_job(i, job, at) for i, job in enumerate(jobs)]
-    groups: List[List[Args]] = [[] for _ in layout.shards]
-    if len(groups) == 1:
-        groups[0] = encoded
-    else:
-        for job_args in encoded:
-            raw: bytes = job_args[0]  # type: ignore[assignment]
-            groups[layout.index_of(raw)].append(job_args)
-    calls: List[Call] = []
-    for keys, group in zip(layout.shards, groups):
-        for first in range(0, len(group), size):
-            args: Args = [keys.job_prefix, keys.wakeup]
-            for job_args in group[first : first + size]:
-                args += job_args
-            calls.append(Call(scripts.SCHEDULE_BULK, [keys.queue], args))
-    return calls, len(encoded)
+
+    __slots__ = ("_encoded", "_layout", "_size", "count")
+
+    def __init__(
+        self, layout: Layout, jobs: Iterable[Tuple[Any, ...]], at: bool, size: int
+    ) -> None:
+        self._layout, self._size = layout, size
+        self.count = 0
+        encoded = (bulk_job(i, job, at) for i, job in enumerate(jobs))
+        self._encoded: Iterable[Args] = (
+            list(encoded) if isinstance(jobs, (list, tuple)) else encoded
+        )
+
+    def __iter__(self) -> Iterator[Call]:
+        shards = self._layout.shards
+        groups: List[Args] = [[] for _ in shards]  # each shard's call in the making
+        filled = [0] * len(shards)
+        single = len(shards) == 1
+        for job_args in self._encoded:
+            self.count += 1
+            index = 0 if single else self._layout.index_of(job_args[0])  # type: ignore[arg-type]
+            groups[index] += job_args
+            filled[index] += 1
+            if filled[index] == self._size:
+                yield self._call(index, groups[index])
+                groups[index], filled[index] = [], 0
+        for index, group in enumerate(groups):
+            if filled[index]:
+                yield self._call(index, group)
+
+    def _call(self, index: int, group: Args) -> Call:
+        keys = self._layout.shards[index]
+        return Call(scripts.SCHEDULE_BULK, [keys.queue], [keys.job_prefix, keys.wakeup, *group])
 
 
 def on_job(layout: Layout, script: scripts.Script, job_id: object) -> Call:

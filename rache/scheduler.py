@@ -226,16 +226,18 @@ class Scheduler(BaseScheduler):
         Each job is ``(job_id, schedule_in)`` or ``(job_id, schedule_in, data)``, meaning
         what ``schedule_job(job_id, schedule_in, **data)`` means; with ``at``, the second
         item is the due time itself, a Unix timestamp (kept to the millisecond), as an
-        export gives it. Every job is checked before any is written; each batch is atomic,
-        the whole call is not. ``progress(n)`` is called after each batch of n jobs.
+        export gives it. A list or tuple is checked whole before any job is written; any
+        other iterable is a stream, checked and written batch by batch in bounded memory
+        (a bad job raises after the batches before its own were written). Each batch is
+        atomic, the whole call is not. ``progress(n)`` is called after each batch of n jobs.
         Returns the job count.
         """
-        calls, count = encode.schedule_bulk(self.layout, jobs, at, self.batch_size)
-        for call in calls:
+        bulk = encode.schedule_bulk(self.layout, jobs, at, self.batch_size)
+        for call in bulk:
             done = self._run(call)
             if progress is not None:
                 progress(int(done))
-        return count
+        return bulk.count
 
     def delete_job(self, job_id: str) -> None:
         """Remove a job: its schedule entry and its data. An unknown job is no error."""
@@ -411,12 +413,12 @@ class AsyncScheduler(BaseScheduler):
         progress: Optional[Progress] = None,
     ) -> int:
         """Schedule many jobs in batches; the job count. See :meth:`Scheduler.schedule_jobs`."""
-        calls, count = encode.schedule_bulk(self.layout, jobs, at, self.batch_size)
-        for call in calls:
+        bulk = encode.schedule_bulk(self.layout, jobs, at, self.batch_size)
+        for call in bulk:
             done = await self._run(call)
             if progress is not None:
                 progress(int(done))
-        return count
+        return bulk.count
 
     async def delete_job(self, job_id: str) -> None:
         """Remove a job and its data. See :meth:`Scheduler.delete_job`."""

@@ -7,7 +7,7 @@ import math
 import zlib
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -331,19 +331,20 @@ def test_bulk_job_args(job: Tuple[Any, ...], at: bool, args: List[Any]) -> None:
 
 def test_bulk_calls_of_batch_size_on_one_shard() -> None:
     jobs = [(name, 10) for name in "abcde"]
-    calls, count = encode.schedule_bulk(PLAIN, iter(jobs), False, 2)
+    bulk = encode.schedule_bulk(PLAIN, iter(jobs), False, 2)
     head = [b"rache:job:", b"rache:wakeup"]
-    assert count == 5
-    assert calls == [
+    assert list(bulk) == [
         Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"a"), *_bulk(b"b")]),
         Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"c"), *_bulk(b"d")]),
         Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"e")]),
     ]
+    assert bulk.count == 5
 
 
-def test_bulk_calls_grouped_per_shard_then_batch_size() -> None:
-    # shard 0: a c d e h; shard 1: g; shard 2: b f (CRC-32 of the id, modulo 3)
-    calls, count = encode.schedule_bulk(SHARDED, [(name, 10) for name in "abcdefgh"], False, 2)
+def test_bulk_calls_per_shard_each_made_once_full() -> None:
+    # shard 0: a c d e h; shard 1: g; shard 2: b f (CRC-32 of the id, modulo 3). A shard's
+    # call is made once it holds 2 jobs, the rest at the end: a shard's jobs in order.
+    bulk = encode.schedule_bulk(SHARDED, [(name, 10) for name in "abcdefgh"], False, 2)
 
     def call(prefix: str, ids: str) -> Call:
         p = prefix.encode()
@@ -352,51 +353,92 @@ def test_bulk_calls_grouped_per_shard_then_batch_size() -> None:
             args += _bulk(name.encode())
         return Call(SCHEDULE_BULK, [p + b"queue"], args)
 
-    assert count == 8
-    assert calls == [
+    assert list(bulk) == [
         call("rache:{0-0}:", "ac"),
         call("rache:{0-0}:", "de"),
+        call("rache:{2-0}:", "bf"),
         call("rache:{0-0}:", "h"),
         call("rache:{1-1}:", "g"),
-        call("rache:{2-0}:", "bf"),
     ]
+    assert bulk.count == 8
 
 
 def test_bulk_of_nothing_makes_no_call() -> None:
-    assert encode.schedule_bulk(SHARDED, [], False, 10) == ([], 0)
+    bulk = encode.schedule_bulk(SHARDED, [], False, 10)
+    assert list(bulk) == [] and bulk.count == 0
+    assert list(encode.schedule_bulk(PLAIN, iter([]), False, 10)) == []
 
 
-@pytest.mark.parametrize(
-    ("bad", "at", "error", "match"),
-    [
-        (["z", 1], False, TypeError, r"jobs\[3\] must be a \(job_id, schedule_in\) or .* not list"),
-        (("z",), False, TypeError, r"jobs\[3\] must be a \(job_id, schedule_in\)"),
-        (("z", 1, {}, 4), False, TypeError, r"jobs\[3\] must be"),
-        (("z", 1), True, None, ""),
-        (("z", "soon"), False, TypeError, r"jobs\[3\]: schedule_in must be a number"),
-        (("z", "soon"), True, TypeError, r"jobs\[3\]: due time must be a Unix timestamp"),
-        (("z", math.nan), False, ValueError, r"jobs\[3\]: schedule_in must be a finite"),
-        (("", 1), False, ValueError, r"jobs\[3\]: job_id must not be empty"),
-        ((5, 1), False, TypeError, r"jobs\[3\]: job_id must be a str"),
-        (("z", 1, 5), False, TypeError, r"jobs\[3\]: data must be a mapping"),
-        (("z", 1, {"id": 1}), False, ReservedFieldError, r"jobs\[3\]: 'id' is reserved"),
-        (("z", 1, {"recurring": 1}), True, ReservedFieldError, r"jobs\[3\]: 'recurring' is"),
-        (("z", 1, {3: 1}), False, TypeError, r"jobs\[3\]: job data key 3 must be a str"),
-        (("z", 1, {None: 1}), True, TypeError, r"jobs\[3\]: job data key None must be"),
-        (("z", 1, {"k": object()}), False, TypeError, r"jobs\[3\]: job data 'k'"),
-    ],
-)
-def test_one_bad_bulk_job_raises_before_any_call(
-    bad: Any, at: bool, error: Any, match: str
+BAD_BULK_JOBS = [
+    (["z", 1], False, TypeError, r"jobs\[3\] must be a \(job_id, schedule_in\) or .* not list"),
+    (("z",), False, TypeError, r"jobs\[3\] must be a \(job_id, schedule_in\)"),
+    (("z", 1, {}, 4), False, TypeError, r"jobs\[3\] must be"),
+    (("z", 1), True, None, ""),
+    (("z", "soon"), False, TypeError, r"jobs\[3\]: schedule_in must be a number"),
+    (("z", "soon"), True, TypeError, r"jobs\[3\]: due time must be a Unix timestamp"),
+    (("z", math.nan), False, ValueError, r"jobs\[3\]: schedule_in must be a finite"),
+    (("", 1), False, ValueError, r"jobs\[3\]: job_id must not be empty"),
+    ((5, 1), False, TypeError, r"jobs\[3\]: job_id must be a str"),
+    (("z", 1, 5), False, TypeError, r"jobs\[3\]: data must be a mapping"),
+    (("z", 1, {"id": 1}), False, ReservedFieldError, r"jobs\[3\]: 'id' is reserved"),
+    (("z", 1, {"recurring": 1}), True, ReservedFieldError, r"jobs\[3\]: 'recurring' is"),
+    (("z", 1, {3: 1}), False, TypeError, r"jobs\[3\]: job data key 3 must be a str"),
+    (("z", 1, {None: 1}), True, TypeError, r"jobs\[3\]: job data key None must be"),
+    (("z", 1, {"k": object()}), False, TypeError, r"jobs\[3\]: job data 'k'"),
+]
+
+
+@pytest.mark.parametrize(("bad", "at", "error", "match"), BAD_BULK_JOBS)
+@pytest.mark.parametrize("kind", [list, tuple])
+def test_one_bad_job_of_a_list_raises_before_any_call(
+    bad: Any, at: bool, error: Any, match: str, kind: Any
 ) -> None:
-    # 2,000 good jobs around it, over three shards and batches of 10: no call comes back.
-    jobs = [(f"j{i}", 1) for i in range(3)] + [bad] + [(f"k{i}", 1) for i in range(2000)]
+    # 2,000 good jobs around it, over three shards and batches of 10: no call comes back,
+    # for a list is checked whole when the calls are asked for.
+    jobs = kind([(f"j{i}", 1) for i in range(3)] + [bad] + [(f"k{i}", 1) for i in range(2000)])
     if error is None:  # the control: without the bad job the same input makes calls
-        calls, count = encode.schedule_bulk(SHARDED, iter(jobs), at, 10)
-        assert count == 2004 and sum((len(c.args) - 2) // 5 for c in calls) == 2004
+        bulk = encode.schedule_bulk(SHARDED, jobs, at, 10)
+        assert sum((len(c.args) - 2) // 5 for c in bulk) == 2004 and bulk.count == 2004
         return
     with pytest.raises(error, match=match):
-        encode.schedule_bulk(SHARDED, iter(jobs), at, 10)
+        encode.schedule_bulk(SHARDED, jobs, at, 10)
+
+
+@pytest.mark.parametrize(("bad", "at", "error", "match"), BAD_BULK_JOBS)
+def test_one_bad_job_of_a_stream_raises_after_the_calls_before_it(
+    bad: Any, at: bool, error: Any, match: str
+) -> None:
+    # A stream is checked as it goes: the calls of the full batches before the bad job
+    # come out (the caller has made them), then its error, before its own batch.
+    jobs = [(f"j{i}", 1) for i in range(3)] + [bad] + [(f"k{i}", 1) for i in range(20)]
+    bulk = encode.schedule_bulk(PLAIN, iter(jobs), at, 2)  # nothing is read yet
+    calls = iter(bulk)
+    if error is None:
+        assert len(list(calls)) == 12 and bulk.count == 24
+        return
+    assert [call.args[2] for call in [next(calls)]] == [b"j0"]  # jobs 0 and 1
+    with pytest.raises(error, match=match):
+        next(calls)  # job 2 waits in the batch that job 3 would have completed
+    assert bulk.count == 3
+
+
+def test_a_stream_holds_one_batch_per_shard_at_a_time() -> None:
+    taken = 0
+
+    def stream() -> Iterator[Tuple[str, int]]:
+        nonlocal taken
+        for i in range(10_000):
+            taken += 1
+            yield (f"j{i}", 1)
+
+    bulk = encode.schedule_bulk(SHARDED, stream(), False, 100)
+    made = 0
+    for call in bulk:
+        made += (len(call.args) - 2) // 5
+        # Each call is made as soon as its shard's batch is full: what was read and is in
+        # no call yet is less than a batch per shard.
+        assert 0 <= taken - made < 3 * 100
+    assert taken == made == bulk.count == 10_000
 
 
 # -- durations: TypeError for a wrong type, ValueError out of bounds, each naming it ---------

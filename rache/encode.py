@@ -159,19 +159,23 @@ def raw_id(value: object) -> bytes:
     return wire.utf8(value, "job_id")
 
 
+_RESERVED = frozenset(RESERVED_FIELDS)
+
+
 def data(fields: Mapping[str, object]) -> Tuple[List[bytes], List[bytes]]:
     """Split job data into (field, value, ...) pairs to set and fields to delete (value None).
 
     A key must be a str (``TypeError`` naming it), and none of the names rache reports
     itself beside the data (``ReservedFieldError`` naming it).
     """
-    for name, holds in RESERVED_FIELDS.items():
-        if name in fields:
-            raise ReservedFieldError(f"{name!r} is reserved for {holds}, not data")
+    if not _RESERVED.isdisjoint(fields):
+        for name, holds in RESERVED_FIELDS.items():
+            if name in fields:
+                raise ReservedFieldError(f"{name!r} is reserved for {holds}, not data")
     sets: List[bytes] = []
     deletes: List[bytes] = []
     for key, value in fields.items():
-        if not isinstance(key, str):
+        if type(key) is not str and not isinstance(key, str):
             raise TypeError(f"job data key {key!r} must be a str, not {type(key).__name__}")
         field = wire.utf8(key, "job data key {key!r}", key)
         if value is None:

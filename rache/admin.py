@@ -14,7 +14,7 @@ import redis
 
 from . import config, encode, pages, scripts
 from .constants import DEFAULT_BATCH_SIZE
-from .keys import Keys, Layout, has_hash_tag, layout_key, tagged
+from .keys import Keys, Layout, has_hash_tag, tagged
 from .scripts import Args, Call
 
 
@@ -114,12 +114,6 @@ def _move_unscheduled(connection: Any, keys: Keys, target: Layout) -> int:
         connection.delete(key)
         moved += 1
     return moved
-
-
-def recorded_shards(connection: Any, prefix: str) -> int:
-    """The shard count recorded for the schedule under ``prefix`` (1 if none is)."""
-    recorded = connection.hget(layout_key(prefix), "shards")
-    return 1 if recorded is None else int(recorded)
 
 
 # -- doctor ----------------------------------------------------------------------------------

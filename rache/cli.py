@@ -114,16 +114,14 @@ class Context:
     def scheduler(self) -> Scheduler:
         if self._scheduler is None:
             try:
-                self._scheduler = Scheduler(self.client, self.prefix, shards=self.shards)
+                scheduler = Scheduler(self.client, self.prefix, shards=self.shards)
             except ConfigurationError as error:  # an untagged prefix on a cluster
                 raise click.UsageError(f"--prefix: {error}") from None
-            if self.shards == 1:  # a sharded scheduler checks its layout itself
-                recorded = admin.recorded_shards(self.client, self.prefix)
-                if recorded != 1:
-                    raise click.UsageError(
-                        f"the schedule under prefix {self.prefix!r} is laid out in "
-                        f"{recorded} shard(s), not 1: pass --shards {recorded}"
-                    )
+            try:  # the check the scheduler makes before its first call, made now
+                scheduler.check_layout()
+            except ConfigurationError as error:  # another shard count than the schedule's
+                raise click.UsageError(f"--shards: {error}") from None
+            self._scheduler = scheduler
         return self._scheduler
 
     def now(self) -> float:

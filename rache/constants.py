@@ -27,3 +27,13 @@ MAX_OFFSET_SECONDS = 10**10
 
 #: The job data key that holds the job's id in what rache returns, so it cannot be data.
 RESERVED_FIELD = "id"
+
+#: Every key that rache reports itself beside a job's data, so none can be data: the id
+#: (in every job handed out), and what ``job_details`` adds (the due time, a recurring
+#: job's rule and its next occurrences). Each with what it holds, for the error.
+RESERVED_FIELDS = {
+    RESERVED_FIELD: "the job's id",
+    "schedule_at": "the due time job_details reports",
+    "recurring": "the rule job_details reports",
+    "next_occurrences": "the occurrences job_details reports",
+}

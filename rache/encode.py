@@ -11,10 +11,10 @@ import math
 import numbers
 import zlib
 from datetime import datetime, timedelta
-from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import recurrence, scripts, wire
-from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELD
+from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELDS
 from .errors import ReservedFieldError
 from .keys import Layout
 from .scripts import Args, Call
@@ -159,13 +159,24 @@ def raw_id(value: object) -> bytes:
     return wire.utf8(value, "job_id")
 
 
+_RESERVED = frozenset(RESERVED_FIELDS)
+
+
 def data(fields: Mapping[str, object]) -> Tuple[List[bytes], List[bytes]]:
-    """Split job data into (field, value, ...) pairs to set and fields to delete (value None)."""
-    if RESERVED_FIELD in fields:
-        raise ReservedFieldError(f"{RESERVED_FIELD!r} is reserved for the job's id, not data")
+    """Split job data into (field, value, ...) pairs to set and fields to delete (value None).
+
+    A key must be a str (``TypeError`` naming it), and none of the names rache reports
+    itself beside the data (``ReservedFieldError`` naming it).
+    """
+    if not _RESERVED.isdisjoint(fields):
+        for name, holds in RESERVED_FIELDS.items():
+            if name in fields:
+                raise ReservedFieldError(f"{name!r} is reserved for {holds}, not data")
     sets: List[bytes] = []
     deletes: List[bytes] = []
     for key, value in fields.items():
+        if type(key) is not str and not isinstance(key, str):
+            raise TypeError(f"job data key {key!r} must be a str, not {type(key).__name__}")
         field = wire.utf8(key, "job data key {key!r}", key)
         if value is None:
             deletes.append(field)
@@ -235,6 +246,12 @@ def rule(
     grace_ms = millis(grace, "grace", allow_zero=True)
     jitter_ms = millis(jitter, "jitter", allow_zero=True)
     shift = zlib.crc32(job_id.encode("utf-8", "surrogatepass")) % jitter_ms if jitter_ms else 0
+    # Checked for every rule, though an every-N rule does not use it: a zone given to one
+    # is a mistake to say, not to ignore. UTC needs no lookup (nor a tz database).
+    if not isinstance(timezone, str):
+        raise TypeError(f"timezone must be a str, not {type(timezone).__name__}")
+    if timezone != "UTC":
+        recurrence.zone(timezone)
     if every is not None:
         every_ms = millis(every, "every", allow_zero=False)
         return recurrence.Rule(
@@ -242,15 +259,22 @@ def rule(
         )
     if not isinstance(cron, str):
         raise TypeError(f"cron must be a str, not {type(cron).__name__}")
-    if not isinstance(timezone, str):
-        raise TypeError(f"timezone must be a str, not {type(timezone).__name__}")
     if wire.SEPARATOR in cron or "\n" in cron:
         raise ValueError(f"cron expression {cron!r} is not valid")
-    recurrence.zone(timezone)
+    fields = len(cron.split())
+    if fields not in (5, 6) and not (fields == 1 and cron.strip().startswith("@")):
+        raise ValueError(
+            f"cron expression {cron!r} is not valid: it has {fields} fields, where rache "
+            "takes 5, or 6 with the seconds last (or an alias such as @daily)"
+        )
     try:
-        recurrence.croniter()(cron, datetime(2000, 1, 1))
+        occurrences = recurrence.croniter()(cron, datetime(2000, 1, 1))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"cron expression {cron!r} is not valid: {exc}") from None
+    try:  # a rule of 5 or 6 fields that runs once runs forever: one occurrence tells
+        occurrences.get_next(datetime)
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"cron expression {cron!r} has no occurrence (a day none has?)") from None
     return recurrence.Rule(
         "cron",
         cron=cron,
@@ -287,27 +311,74 @@ def schedule_recurring(
     jitter: object,
     first: object,
     fields: object,
-) -> Call:
-    """scheduleRecurring-3.lua: store a job's rule, set when it resumes, merge its data."""
+) -> Declaration:
+    """scheduleRecurring-3.lua: store a job's rule, set when it resumes, merge its data.
+
+    Every argument is checked here; the call itself comes from the declaration, once it
+    knows the server's time if a cron rule without a start needs it (see ``Declaration``).
+    """
     raw = raw_id(job_id)
     given = mapping(fields)
     recurring = rule(str(job_id), every, cron, timezone, misfire, grace, jitter)
     start_ms = start(first)
     sets, deletes = data(given)
     keys = layout.of(raw)
-    tag, shift = (wire.EVERY, recurring.start_ms) if recurring.kind == "every" else (wire.CRON, 0)
+    tag = wire.EVERY if recurring.kind == "every" else wire.CRON
     args: Args = [
         keys.wakeup,
         raw,
         tag.encode(),
         b"" if start_ms is None else start_ms,
         recurring.encode_tail(),
-        shift,
+        recurring.start_ms,  # every-N: the jitter shift; cron: its first occurrence, below
         len(sets) // 2,
         *sets,
         *deletes,
     ]
-    return Call(scripts.SCHEDULE_RECURRING, [keys.queue, keys.job(raw), keys.recurring], args)
+    call = Call(scripts.SCHEDULE_RECURRING, [keys.queue, keys.job(raw), keys.recurring], args)
+    return Declaration(call, recurring, start_ms)
+
+
+#: Where the first occurrence goes in scheduleRecurring-3.lua's arguments (its ARGV[6]).
+_FIRST = 5
+
+
+class Declaration:
+    """schedule_recurring's script call, made once the first occurrence is known.
+
+    An every-N rule's first occurrence is its start (the script reads its clock for a start
+    of now). A cron rule's is the first at or after its start, which only Python can
+    compute (Lua has no cron): from the start given, or else from the server's time, which
+    ``clock`` reads first (one more round trip, read-only, on the job's shard; declarations
+    are rare). So a new cron job stands at its next occurrence from the start, and every
+    view of the schedule tells the truth before any poller runs.
+    """
+
+    __slots__ = ("_call", "clock", "rule", "start_ms")
+
+    def __init__(self, call: Call, rule: recurrence.Rule, start_ms: Optional[int]) -> None:
+        self._call = call
+        self.rule = rule
+        self.start_ms = start_ms
+        #: The call whose reply gives the server's time (stats-1.lua, no intervals), to
+        #: make before ``call()``; None when none is needed.
+        self.clock: Optional[Call] = None
+        if rule.kind == "cron" and start_ms is None:
+            self.clock = Call(scripts.STATS, [call.keys[0]], [0, b"60.0"])
+
+    def call(self, clock_reply: Optional[Sequence[Any]] = None) -> Call:
+        """scheduleRecurring-3.lua's call; ``clock_reply`` is the reply of ``clock``'s call."""
+        if self.rule.kind != "cron":
+            return self._call
+        if self.start_ms is not None:
+            since = self.start_ms
+        elif clock_reply is not None:
+            since = wire.now_ms(clock_reply[0])
+        else:
+            raise ValueError("a cron rule without a start needs the reply of the clock call")
+        args = list(self._call.args)
+        args[_FIRST] = recurrence.next_at_or_after(self.rule, since)
+        return self._call._replace(args=args)
 
 
 def bulk_job(index: int, job: object, at: bool = False) -> Args:
@@ -333,29 +404,54 @@ def bulk_job(index: int, job: object, at: bool = False) -> Args:
     return [raw, ms, precision, len(sets) // 2, len(deletes), *sets, *deletes]
 
 
-def schedule_bulk(
-    layout: Layout, jobs: Iterable[Tuple[Any, ...]], at: bool, size: int
-) -> Tuple[List[Call], int]:
-    """scheduleBulk-1.lua calls of ``size`` jobs each, per shard; and the job count.
+def schedule_bulk(layout: Layout, jobs: Iterable[Tuple[Any, ...]], at: bool, size: int) -> Bulk:
+    """scheduleBulk-1.lua calls of ``size`` jobs each, per shard, as ``Bulk`` makes them."""
+    return Bulk(layout, jobs, at, size)
 
-    Every job is checked here, before any call is made.
+
+class Bulk:
+    """The scheduleBulk-1.lua calls of a ``schedule_jobs``: iterate for them, in bounded memory.
+
+    A list or tuple is checked whole here, before any call is made: a bad job raises now,
+    and nothing is sent. Any other iterable (a generator, an export) is taken as a stream,
+    checked job by job as the calls are made: a call holds ``size`` jobs of one shard and
+    is made when they are in, so at most about ``size`` jobs per shard are held at once; a
+    bad job raises from the iteration, after the calls before it (the full batches of the
+    jobs before it) and before its own. ``count`` is the number of jobs taken so far.
     """
-    encoded = [bulk_job(i, job, at) for i, job in enumerate(jobs)]
-    groups: List[List[Args]] = [[] for _ in layout.shards]
-    if len(groups) == 1:
-        groups[0] = encoded
-    else:
-        for job_args in encoded:
-            raw: bytes = job_args[0]  # type: ignore[assignment]
-            groups[layout.index_of(raw)].append(job_args)
-    calls: List[Call] = []
-    for keys, group in zip(layout.shards, groups):
-        for first in range(0, len(group), size):
-            args: Args = [keys.job_prefix, keys.wakeup]
-            for job_args in group[first : first + size]:
-                args += job_args
-            calls.append(Call(scripts.SCHEDULE_BULK, [keys.queue], args))
-    return calls, len(encoded)
+
+    __slots__ = ("_encoded", "_layout", "_size", "count")
+
+    def __init__(
+        self, layout: Layout, jobs: Iterable[Tuple[Any, ...]], at: bool, size: int
+    ) -> None:
+        self._layout, self._size = layout, size
+        self.count = 0
+        encoded = (bulk_job(i, job, at) for i, job in enumerate(jobs))
+        self._encoded: Iterable[Args] = (
+            list(encoded) if isinstance(jobs, (list, tuple)) else encoded
+        )
+
+    def __iter__(self) -> Iterator[Call]:
+        shards = self._layout.shards
+        groups: List[Args] = [[] for _ in shards]  # each shard's call in the making
+        filled = [0] * len(shards)
+        single = len(shards) == 1
+        for job_args in self._encoded:
+            self.count += 1
+            index = 0 if single else self._layout.index_of(job_args[0])  # type: ignore[arg-type]
+            groups[index] += job_args
+            filled[index] += 1
+            if filled[index] == self._size:
+                yield self._call(index, groups[index])
+                groups[index], filled[index] = [], 0
+        for index, group in enumerate(groups):
+            if filled[index]:
+                yield self._call(index, group)
+
+    def _call(self, index: int, group: Args) -> Call:
+        keys = self._layout.shards[index]
+        return Call(scripts.SCHEDULE_BULK, [keys.queue], [keys.job_prefix, keys.wakeup, *group])
 
 
 def on_job(layout: Layout, script: scripts.Script, job_id: object) -> Call:
@@ -375,10 +471,16 @@ def stats(layout: Layout, intervals: object, interval: object) -> List[Call]:
     return [Call(scripts.STATS, [keys.queue], args) for keys in layout.shards]
 
 
-def layout_check(layout: Layout, cluster: bool) -> Call:
-    """layout-1.lua: record a sharded schedule's count, or return the one recorded.
+def layout_check(layout: Layout, cluster: bool) -> Optional[Call]:
+    """The check of the schedule's layout that a scheduler makes before its first call.
 
-    On a single server it also refuses to shard over an unsharded schedule holding jobs.
+    Sharded, layout-1.lua: record the count, or return the one recorded; on a single server
+    it also refuses to shard over an unsharded schedule holding jobs. Unsharded,
+    layoutCheck-1.lua: return the count recorded, writing nothing. None on Redis Cluster
+    for an unsharded schedule: its prefix has a hash tag there, and no schedule under a
+    prefix with a brace can be sharded, so there is nothing to check.
     """
+    if layout.count == 1:
+        return None if cluster else Call(scripts.LAYOUT_CHECK, [layout.layout_key], [])
     unsharded = b"" if cluster else layout.keys.queue
     return Call(scripts.LAYOUT, [layout.layout_key], [layout.count, unsharded])

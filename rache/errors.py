@@ -5,7 +5,7 @@ rache's own errors are::
 
     RacheError
     ├── ConfigurationError (ValueError)   REDIS_URL, the prefix or the layout cannot be used
-    ├── ReservedFieldError (ValueError, RuntimeError)   job data named ``id``
+    ├── ReservedFieldError (ValueError, RuntimeError)   job data named ``id``, ``schedule_at``...
     ├── JobNotFound (KeyError)   job_details() of a job with neither schedule nor data
     └── MissingExtra (ImportError)   a feature whose extra is not installed
 """
@@ -18,9 +18,11 @@ class RacheError(Exception):
 
 
 class ReservedFieldError(RacheError, ValueError, RuntimeError):
-    """Job data used a reserved name (``id``).
+    """Job data used a name that rache reports itself (the message names it).
 
-    A ``RuntimeError`` as in rache 0.3.1, and a ``ValueError`` since it is bad input.
+    ``id`` (rache 0.3.1's only one), ``schedule_at``, ``recurring`` or ``next_occurrences``:
+    ``job_details`` would hide the data behind its own value. A ``RuntimeError`` as in rache
+    0.3.1, and a ``ValueError`` since it is bad input.
     """
 
 

@@ -86,11 +86,17 @@ def shard_prefixes(prefix: str, shards: int) -> List[str]:
     """
     if shards == 1:
         return [prefix]
-    if has_hash_tag(prefix):
+    if "{" in prefix or "}" in prefix:
+        bare = prefix.replace("{", "").replace("}", "") or "rache:"
+        why = (
+            "has a hash tag, which would put every shard in one slot"
+            if has_hash_tag(prefix)
+            else "holds a brace, which would change what Redis hashes of each shard's keys "
+            "(after an empty {} the whole key, so one call's keys span slots)"
+        )
         raise ConfigurationError(
-            f"prefix {prefix!r} has a hash tag, which would put every shard in one slot: "
-            "a sharded schedule takes a prefix without one (each shard adds its own), such "
-            f"as {prefix.replace('{', '').replace('}', '')!r}"
+            f"prefix {prefix!r} {why}: a sharded schedule takes a prefix without {{ or }} "
+            f"(each shard adds its own hash tag), such as {bare!r}"
         )
     prefixes = []
     for i in range(shards):
@@ -114,7 +120,7 @@ class Layout:
     :param prefix: the schedule's key prefix, as given (each shard adds a hash tag to it).
     :param shards: how many groups; a job's group is CRC-32 of its id, modulo the count.
     :raises ValueError: a shard count outside 1 to MAX_SHARDS.
-    :raises ConfigurationError: a sharded schedule's prefix with a hash tag of its own.
+    :raises ConfigurationError: a sharded schedule's prefix with a ``{`` or ``}`` in it.
     """
 
     __slots__ = ("count", "keys", "layout_key", "prefix", "shards")

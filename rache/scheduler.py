@@ -85,8 +85,10 @@ class BaseScheduler:
                 "schedule must hash to one slot: use a prefix with one, such as "
                 f"{tagged(prefix)!r}, or shards (which add their own)"
             )
-        #: layout-1.lua's call, for a sharded schedule: made once, before its first call.
-        self._layout_check = encode.layout_check(self.layout, cluster) if shards > 1 else None
+        #: The layout check (encode.layout_check), made once, before the first call: a
+        #: scheduler of another shard count than the schedule's refuses to run. None when
+        #: there is nothing to check.
+        self._layout_check = encode.layout_check(self.layout, cluster)
         self._unchecked = self._layout_check is not None
 
     def _connect(self) -> Any:
@@ -159,13 +161,14 @@ class Scheduler(BaseScheduler):
         return script(self.connection, keys, args)
 
     def check_layout(self) -> int:
-        """Record a sharded schedule's shard count, or check it against the one recorded.
+        """Check the schedule's shard count against this scheduler's (a sharded one records it).
 
         Done by itself before the scheduler's first call; the shard count.
-        :raises ConfigurationError: the schedule is laid out in another count.
+        :raises ConfigurationError: the schedule is laid out in another count (a scheduler
+            without shards over a sharded schedule too).
         """
         if self._layout_check is None:
-            return 1
+            return len(self.shards)
         script, keys, args = self._layout_check
         return self._accept_layout(script(self.connection, keys, args))
 
@@ -199,12 +202,16 @@ class Scheduler(BaseScheduler):
         (``coalesce`` or ``skip``) and ``grace`` say what becomes of missed occurrences;
         ``jitter`` shifts the job's occurrences by a fixed offset below it, derived from the
         id. ``data`` merges into the job's data as ``schedule_job``'s keywords do. Returns
-        the time from which the rule resumes (the job's due time).
+        the time from which the rule resumes (the job's due time): a new rule's first
+        occurrence, at which the job stands from now on. A cron rule without ``start``
+        costs one more round trip: its first occurrence is computed here, from the server's
+        clock.
         """
-        call = encode.schedule_recurring(
+        declaration = encode.schedule_recurring(
             self.layout, job_id, every, cron, timezone, misfire, grace, jitter, start, data
         )
-        return decode_time(self._run(call))
+        clock = None if declaration.clock is None else self._run(declaration.clock)
+        return decode_time(self._run(declaration.call(clock)))
 
     def schedule_jobs(
         self,
@@ -218,16 +225,18 @@ class Scheduler(BaseScheduler):
         Each job is ``(job_id, schedule_in)`` or ``(job_id, schedule_in, data)``, meaning
         what ``schedule_job(job_id, schedule_in, **data)`` means; with ``at``, the second
         item is the due time itself, a Unix timestamp (kept to the millisecond), as an
-        export gives it. Every job is checked before any is written; each batch is atomic,
-        the whole call is not. ``progress(n)`` is called after each batch of n jobs.
+        export gives it. A list or tuple is checked whole before any job is written; any
+        other iterable is a stream, checked and written batch by batch in bounded memory
+        (a bad job raises after the batches before its own were written). Each batch is
+        atomic, the whole call is not. ``progress(n)`` is called after each batch of n jobs.
         Returns the job count.
         """
-        calls, count = encode.schedule_bulk(self.layout, jobs, at, self.batch_size)
-        for call in calls:
+        bulk = encode.schedule_bulk(self.layout, jobs, at, self.batch_size)
+        for call in bulk:
             done = self._run(call)
             if progress is not None:
                 progress(int(done))
-        return count
+        return bulk.count
 
     def delete_job(self, job_id: str) -> None:
         """Remove a job: its schedule entry and its data. An unknown job is no error."""
@@ -362,9 +371,9 @@ class AsyncScheduler(BaseScheduler):
         return await script.run_async(self.connection, keys, args)
 
     async def check_layout(self) -> int:
-        """Record or check a sharded schedule's shard count. See :meth:`Scheduler.check_layout`."""
+        """Check the schedule's shard count. See :meth:`Scheduler.check_layout`."""
         if self._layout_check is None:
-            return 1
+            return len(self.shards)
         script, keys, args = self._layout_check
         return self._accept_layout(await script.run_async(self.connection, keys, args))
 
@@ -389,10 +398,11 @@ class AsyncScheduler(BaseScheduler):
         data: Optional[Mapping[str, Optional[Value]]] = None,
     ) -> Time:
         """Make ``job_id`` recur. See :meth:`Scheduler.schedule_recurring`."""
-        call = encode.schedule_recurring(
+        declaration = encode.schedule_recurring(
             self.layout, job_id, every, cron, timezone, misfire, grace, jitter, start, data
         )
-        return decode_time(await self._run(call))
+        clock = None if declaration.clock is None else await self._run(declaration.clock)
+        return decode_time(await self._run(declaration.call(clock)))
 
     async def schedule_jobs(
         self,
@@ -402,12 +412,12 @@ class AsyncScheduler(BaseScheduler):
         progress: Optional[Progress] = None,
     ) -> int:
         """Schedule many jobs in batches; the job count. See :meth:`Scheduler.schedule_jobs`."""
-        calls, count = encode.schedule_bulk(self.layout, jobs, at, self.batch_size)
-        for call in calls:
+        bulk = encode.schedule_bulk(self.layout, jobs, at, self.batch_size)
+        for call in bulk:
             done = await self._run(call)
             if progress is not None:
                 progress(int(done))
-        return count
+        return bulk.count
 
     async def delete_job(self, job_id: str) -> None:
         """Remove a job and its data. See :meth:`Scheduler.delete_job`."""

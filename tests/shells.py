@@ -54,11 +54,11 @@ class Blocking:
     def __getattr__(self, name: str) -> Any:  # keys, batch_size, connection
         return getattr(self.inner, name)
 
-    def schedule_job(self, job_id: Any, schedule_in: Any, **kwargs: Any) -> None:
-        self.runner.run(self.inner.schedule_job(job_id, schedule_in, **kwargs))
+    def schedule_job(self, job_id: Any, schedule_in: Any, **kwargs: Any) -> Any:
+        return self.runner.run(self.inner.schedule_job(job_id, schedule_in, **kwargs))
 
-    def schedule_recurring(self, job_id: Any, **kwargs: Any) -> None:
-        self.runner.run(self.inner.schedule_recurring(job_id, **kwargs))
+    def schedule_recurring(self, job_id: Any, **kwargs: Any) -> Any:
+        return self.runner.run(self.inner.schedule_recurring(job_id, **kwargs))
 
     def schedule_jobs(self, jobs: Any, **kwargs: Any) -> int:
         return self.runner.run(self.inner.schedule_jobs(jobs, **kwargs))

@@ -6,13 +6,14 @@ schedule_jobs' in test_bulk.py.)
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import re
+from typing import Any, Callable, Mapping
 
 import pytest
 import redis
 
 import rache
-from rache import Scheduler
+from rache import ReservedFieldError, Scheduler
 from tests import harness
 from tests.helpers import snapshot
 
@@ -73,6 +74,54 @@ def test_bad_data_values(
 ) -> None:
     with pytest.raises(error, match=match):
         sched.schedule_job("c", 10, v=value)
+    assert snapshot(raw) == populated
+
+
+#: Every write that takes job data as a mapping (schedule_job's keywords are always str).
+DATA_WRITES: dict[str, Callable[[Any, Mapping[Any, Any]], Any]] = {
+    "schedule_jobs": lambda s, data: s.schedule_jobs([("fine", 1), ("c", 10, data)]),
+    "schedule_recurring": lambda s, data: s.schedule_recurring("c", every=5, data=data),
+}
+
+
+@pytest.mark.parametrize("operation", list(DATA_WRITES))
+def test_a_data_key_that_is_not_a_str_is_a_type_error_naming_it(
+    sched: Any, raw: Any, populated: dict[bytes, Any], operation: str
+) -> None:
+    where = r"jobs\[1\]: " if operation == "schedule_jobs" else ""
+    for key in (1, b"k", None, 1.5, ("t",)):
+        name = re.escape(f"job data key {key!r} must be a str, not {type(key).__name__}")
+        with pytest.raises(TypeError, match=f"^{where}{name}$"):
+            DATA_WRITES[operation](sched, {"ok": 1, key: "x"})
+    assert snapshot(raw) == populated
+
+
+#: What job_details reports beside the data: the same error as 'id' in every write path.
+RESERVED = ["id", "schedule_at", "recurring", "next_occurrences"]
+
+
+@pytest.mark.parametrize("operation", ["schedule_job", "schedule_jobs", "schedule_recurring"])
+def test_a_name_job_details_reports_itself_is_reserved(
+    sched: Any, raw: Any, populated: dict[bytes, Any], operation: str
+) -> None:
+    writes: dict[str, Callable[[Any, Mapping[Any, Any]], Any]] = {
+        **DATA_WRITES,
+        "schedule_job": lambda s, data: s.schedule_job("c", 10, **data),
+    }
+    where = r"jobs\[1\]: " if operation == "schedule_jobs" else ""
+    for name in RESERVED:
+        for value in (5, "x", None):  # None (remove it) too: 'id' was always refused so
+            with pytest.raises(ReservedFieldError, match=f"^{where}'{name}' is reserved for"):
+                writes[operation](sched, {"ok": 1, name: value})
+    assert snapshot(raw) == populated
+
+
+@pytest.mark.parametrize("interval", [float("inf"), float("-inf"), float("nan"), 10**400, 0])
+def test_stats_with_an_interval_that_is_not_finite_sends_nothing(
+    sched: Any, raw: Any, populated: dict[bytes, Any], interval: Any
+) -> None:
+    with pytest.raises(ValueError, match="interval must be a positive number of seconds"):
+        sched.stats(interval=interval)
     assert snapshot(raw) == populated
 
 

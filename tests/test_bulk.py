@@ -78,6 +78,37 @@ def test_one_bad_job_is_named_and_nothing_is_written(
     assert snapshot(raw) == before
 
 
+def test_a_stream_is_written_batch_by_batch_as_it_is_read(make: Any, raw: Any) -> None:
+    sched = make(batch_size=100)
+    seen: list[int] = []
+
+    def stream() -> Any:
+        for i in range(1000):
+            if i % 100 == 50:  # mid-batch: the batches before it are already in Redis
+                seen.append(raw.zcard("rache:queue"))
+            yield (f"j{i:04}", 60, {"i": i})
+
+    batches: list[int] = []
+    assert sched.schedule_jobs(stream(), progress=batches.append) == 1000
+    assert seen == [100 * k for k in range(10)]  # never more than one batch held back
+    assert batches == [100] * 10 and raw.zcard("rache:queue") == 1000
+
+
+def test_a_bad_job_of_a_stream_stops_it_after_the_earlier_batches(make: Any, raw: Any) -> None:
+    # A list is checked whole (test_one_bad_job_is_named_and_nothing_is_written); a stream
+    # batch by batch: the batches before the bad job's are written, its own and later not.
+    sched = make(batch_size=10)
+    jobs: list[Any] = [(f"j{i:02}", 60) for i in range(25)] + [("bad", "soon")]
+    jobs += [(f"k{i}", 60) for i in range(30)]
+    with pytest.raises(TypeError, match=r"^jobs\[25\]: schedule_in must be a number"):
+        sched.schedule_jobs(iter(jobs))
+    assert sorted(sched.scheduled_jobs()) == [f"j{i:02}" for i in range(20)]
+    raw.flushall()
+    with pytest.raises(TypeError, match=r"^jobs\[25\]: schedule_in must be a number"):
+        sched.schedule_jobs(jobs)
+    assert raw.keys("*") == []  # the list: nothing written
+
+
 def test_many_fields_in_one_job(sched: Scheduler) -> None:
     data = {f"f{i}": i for i in range(3000)}  # more than one unpack() can take
     sched.schedule_jobs([("wide", 5, data)])

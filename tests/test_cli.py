@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -78,6 +80,21 @@ def test_add_list_show_rm(cli: Any, raw: Any) -> None:
     assert json.loads(cli("show", "feed:1", "--json").output)["n"] == 3
     assert cli("rm", "feed:1", "late", "never").exit_code == 0
     assert raw.keys("*") == []
+
+
+def test_a_new_cron_job_is_shown_at_its_next_occurrence(cli: Any, raw: Any) -> None:
+    # 11 to 12 hours away: no poller has run, and nothing calls it due or overdue.
+    hour = (
+        datetime.datetime.fromtimestamp(int(raw.time()[0]), datetime.timezone.utc).hour + 12
+    ) % 24
+    Scheduler(raw, "rache:").schedule_recurring("report", cron=f"0 {hour} * * *")
+    listed = cli("list").output
+    assert "overdue" not in listed and re.search(r" in 1[12]h", listed)
+    assert listed.split()[-1] == "report"
+    assert re.search(r"due .*\(in 1[12]h", cli("show", "report").output)
+    figures = cli("stats").output
+    assert "due now     0" in figures and "oldest due" not in figures
+    assert re.search(r"next due    in 1[12]h", figures)
 
 
 def test_stats(cli: Any, raw: Any) -> None:

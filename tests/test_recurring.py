@@ -16,7 +16,7 @@ from rache import JobNotFound, Scheduler, recurrence, scripts, wire
 from rache.aio import AsyncScheduler
 from rache.claim import Claim
 from rache.scripts import Call
-from tests.helpers import AsyncFailingScript, FailingScript, run, snapshot
+from tests.helpers import AsyncFailingScript, FailingScript, commands_sent, run, snapshot
 from tests.shells import Blocking
 
 
@@ -88,6 +88,43 @@ def test_job_details_shows_the_rule_and_the_next_occurrences(sched: Any, raw: An
     assert raw.exists("rache:recurring") == 0
     with pytest.raises(JobNotFound):
         sched.job_details("tick")
+
+
+def test_a_new_cron_job_stands_at_its_next_occurrence_before_any_poller_runs(
+    sched: Any, raw: Any
+) -> None:
+    rule = recurrence.Rule("cron", cron="30 2 * * *", timezone="Europe/Paris")
+    before = recurrence.next_at_or_after(rule, server_ms(raw))
+    due = sched.schedule_recurring("report", cron="30 2 * * *", timezone="Europe/Paris")
+    after = recurrence.next_at_or_after(rule, server_ms(raw))
+    assert round(due * 1000) in (before, after)  # hours away, not "due now"
+    # Every view tells the truth at once: nothing due, no lag, the next due time is it.
+    stats = sched.stats()
+    assert (stats.total, stats.due, stats.lag, stats.next_due) == (1, 0, 0.0, due)
+    assert list(sched.scheduled_jobs(with_times=True)) == [("report", due)]
+    details = sched.job_details("report")
+    assert details["schedule_at"] == due == details["next_occurrences"][0]
+    assert list(sched.pending_jobs()) == []
+    # From a start given: the first occurrence at or after it, even a past one (due then).
+    start = server_ms(raw) - 3 * 86_400_000
+    sched.schedule_recurring("old", cron="30 2 * * *", timezone="Europe/Paris", start=start / 1000)
+    first = recurrence.next_at_or_after(rule, start)
+    assert sched.job_details("old")["schedule_at"] == recurrence.ms_to_seconds(first)
+    assert [due_ms(job) for job in sched.pending_jobs()] == [
+        recurrence.latest_at_or_before(rule, server_ms(raw))
+    ]
+
+
+def test_a_cron_declaration_reads_the_server_clock_only_without_a_start(
+    sched: Any, raw: Any
+) -> None:
+    sched.schedule_recurring("warm", cron="0 0 * * *")  # every script in the cache
+    sched.stats()
+    sent = commands_sent(raw, lambda: sched.schedule_recurring("a", cron="0 0 * * *"))
+    assert sent == ["EVALSHA", "EVALSHA"]  # the clock (stats-1.lua), then the declaration
+    sent = commands_sent(raw, lambda: sched.schedule_recurring("b", cron="0 0 * * *", start=0))
+    assert sent == ["EVALSHA"]
+    assert commands_sent(raw, lambda: sched.schedule_recurring("c", every=60)) == ["EVALSHA"]
 
 
 @pytest.mark.parametrize(("misfire", "runs"), [("coalesce", True), ("skip", False)])
@@ -187,6 +224,9 @@ BAD_RULES = [
     ({"cron": 5}, TypeError, "cron must be a str"),
     ({"cron": "* * * * *", "timezone": "Mars/Olympus"}, ValueError, "timezone 'Mars/Olympus'"),
     ({"cron": "* * * * *", "timezone": "../etc"}, ValueError, "timezone '../etc'"),
+    ({"every": 5, "timezone": "Mars/Base"}, ValueError, "timezone 'Mars/Base' is not a known"),
+    ({"every": 5, "timezone": 5}, TypeError, "timezone must be a str, not int"),
+    ({"cron": "0 0 1 1 * 0 2030"}, ValueError, "it has 7 fields, where rache takes 5, or 6"),
     ({"every": 5, "misfire": "later"}, ValueError, "misfire must be one of coalesce, skip"),
     ({"every": 5, "grace": -1}, ValueError, "grace must be 0 or more"),
     ({"every": 5, "jitter": -1}, ValueError, "jitter must be 0 or more"),

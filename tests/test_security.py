@@ -293,6 +293,11 @@ def test_the_acl_user_is_refused_other_keys_and_commands(
         lambda: other.job_details("x"),
         lambda: list(other.scheduled_jobs()),
         lambda: other.delete_job("x"),
+        # Each call above is refused at the layout check (other:layout), before the rest:
+        # one script on the schedule's own keys, without it.
+        lambda: rache.scripts.SCHEDULE(
+            user, [b"other:queue", b"other:job:x"], [b"other:wakeup", b"x", 0, b"s", 0]
+        ),
         lambda: user.eval("return 1", 0),  # rache never sends EVAL
         lambda: user.set("rache:x", 1),  # a command rache does not need, on its own keys
         lambda: user.keys("*"),
@@ -306,6 +311,7 @@ def test_the_acl_user_is_refused_other_keys_and_commands(
         user.evalsha(sha, 0)
     user.close()
     assert admin.keys("*") == []
+    assert ("key", "other:layout") in refusals(admin)
     assert ("key", "other:queue") in refusals(admin)
     assert ("key", "other:x") in refusals(admin)
 

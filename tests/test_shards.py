@@ -14,7 +14,7 @@ from redis.crc import key_slot
 from rache import ConfigurationError, JobNotFound, Scheduler, reshard
 from rache.claim import Claim
 from rache.keys import Layout, shard_of, shard_prefixes
-from tests.helpers import snapshot
+from tests.helpers import commands_sent, snapshot, warm_up
 
 SHARD_PREFIXES = ["rache:{0-0}:", "rache:{1-1}:", "rache:{2-0}:"]
 
@@ -43,6 +43,25 @@ def test_a_bad_shard_count_is_refused(raw: Any, shards: Any) -> None:
 def test_a_tagged_prefix_cannot_be_sharded(raw: Any) -> None:
     with pytest.raises(ConfigurationError, match=r"has a hash tag.*such as 'rache:'"):
         Scheduler(raw, "{rache}:", shards=3)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "bare"), [("x{}y:", "xy:"), ("{}:", ":"), ("ra}{che:", "rache:"), ("a{b:", "ab:")]
+)
+def test_a_prefix_with_any_brace_cannot_be_sharded(
+    make: Callable[..., Any], raw: Any, prefix: str, bare: str
+) -> None:
+    # Not a tag of its own, yet it changes what Redis hashes of each shard's keys: after an
+    # empty {} the whole key (a call's keys span slots), after a lone brace another tag.
+    Scheduler(raw, "rache:").schedule_job("a", 10)
+    before = snapshot(raw)
+    for shards in (2, 3):
+        with pytest.raises(ConfigurationError, match=f"holds a brace.*such as '{bare}'"):
+            make(prefix=prefix, shards=shards)
+        with pytest.raises(ConfigurationError, match="holds a brace"):
+            reshard(raw, prefix, shards=shards)
+    assert snapshot(raw) == before
+    assert make(prefix=prefix).schedule_job("b", 10)  # unsharded, it is a prefix like any
 
 
 def exercise_sharded(api: Any) -> None:
@@ -177,6 +196,41 @@ def test_another_shard_count_is_refused_until_resharded(make: Callable[..., Any]
             make(prefix="rache:", shards=wrong).schedule_job("b", 10)
     assert snapshot(raw) == before
     assert list(make(prefix="rache:", shards=3).scheduled_jobs()) == ["a"]
+
+
+def test_a_scheduler_without_shards_refuses_a_sharded_schedule(
+    make: Callable[..., Any], raw: Any
+) -> None:
+    make(prefix="rache:", shards=3).schedule_job("a", -10)
+    before = snapshot(raw)
+    for call in (
+        lambda s: s.stats(),  # was: total 0, an empty schedule
+        lambda s: list(s.pending_jobs()),
+        lambda s: list(s.scheduled_jobs()),
+        lambda s: s.job_details("a"),
+        lambda s: s.schedule_job("b", 10),
+        lambda s: s.schedule_jobs([("b", 10)]),
+        lambda s: s.delete_job("a"),
+        lambda s: s.schedule_recurring("r", every=5),
+    ):
+        with pytest.raises(
+            ConfigurationError, match=r"laid out in 3 shard\(s\), not 1: pass shards=3"
+        ):
+            call(make(prefix="rache:"))
+    assert snapshot(raw) == before
+
+
+def test_a_scheduler_without_shards_checks_once_and_reads_only(
+    make: Callable[..., Any], raw: Any
+) -> None:
+    warm = make(prefix="rache:")
+    warm_up(warm)  # the scripts in the server's cache, the client connected
+    warm.stats()
+    before = snapshot(raw)
+    fresh = make(prefix="rache:")
+    assert commands_sent(raw, lambda: fresh.stats()) == ["EVALSHA"] * 2  # the check, then stats
+    assert commands_sent(raw, lambda: fresh.stats()) == ["EVALSHA"]
+    assert snapshot(raw) == before  # the check wrote nothing (no <prefix>layout)
 
 
 def test_an_unsharded_schedule_with_jobs_is_not_hidden_by_shards(

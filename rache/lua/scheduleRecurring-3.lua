@@ -15,7 +15,9 @@
     ARGV[4] the start, milliseconds since the epoch, or '' for now (the server clock)
     ARGV[5] the rest of the rule: every-N 'every|misfire|grace', cron
             'misfire|grace|offset|zone|expression' (see claim-2.lua)
-    ARGV[6] the jitter offset of an every-N rule, milliseconds, added to the start
+    ARGV[6] every-N: the jitter offset, milliseconds, added to the start; cron: the first
+            occurrence at or after the start (or now), milliseconds since the epoch, which
+            the caller computes (Lua cannot evaluate a cron rule)
     ARGV[7] n, the number of fields to set
     ARGV[8 .. 7 + 2n] field, value pairs to set
     ARGV[8 + 2n ..]   fields to delete
@@ -64,6 +66,7 @@ if ARGV[3] == 'e' then
   start = start + tonumber(ARGV[6])
   rule = 'e|' .. string.format('%d', start) .. '|' .. ARGV[5]
 else
+  start = tonumber(ARGV[6])
   rule = 'c|||' .. ARGV[5]
 end
 local due = timeString(start / 1000)

@@ -7,7 +7,7 @@ import math
 import zlib
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +22,7 @@ from rache.scripts import (
     DELETE,
     DETAILS,
     LAYOUT,
+    LAYOUT_CHECK,
     SCHEDULE,
     SCHEDULE_BULK,
     SCHEDULE_RECURRING,
@@ -65,6 +66,14 @@ def test_has_hash_tag(prefix: str, tagged: bool) -> None:
 def test_a_sharded_prefix_with_a_hash_tag_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="hash tag"):
         Layout("{rache}:", 2)
+
+
+@pytest.mark.parametrize("prefix", ["x{}y:", "{}:", "ra}{che:", "a{b:", "ab}:", "{"])
+def test_a_sharded_prefix_with_any_brace_is_refused(prefix: str) -> None:
+    assert not has_hash_tag(prefix)  # no tag of its own, yet each shard's tag would break
+    with pytest.raises(ConfigurationError, match="holds a brace"):
+        Layout(prefix, 2)
+    assert Layout(prefix).shards[0].prefix == prefix  # unsharded, a prefix like any
 
 
 @pytest.mark.parametrize("shards", [0, 257, True, 2.0, "2"])
@@ -144,6 +153,12 @@ def test_schedule_call_on_a_sharded_layout_names_the_job_shard(job_id: str, pref
         ("", {}, ValueError, "job_id must not be empty"),
         ("a\ud800", {}, ValueError, "job_id cannot be encoded as UTF-8"),
         ("a", {"id": 1}, ReservedFieldError, "'id' is reserved"),
+        ("a", {"schedule_at": 5}, ReservedFieldError, "^'schedule_at' is reserved for the due"),
+        ("a", {"recurring": None}, ReservedFieldError, "^'recurring' is reserved for the rule"),
+        ("a", {"next_occurrences": "x"}, ReservedFieldError, "^'next_occurrences' is reserved"),
+        ("a", {1: "x"}, TypeError, "^job data key 1 must be a str, not int$"),
+        ("a", {b"k": "x"}, TypeError, "^job data key b'k' must be a str, not bytes$"),
+        ("a", {None: "x"}, TypeError, "^job data key None must be a str, not NoneType$"),
         ("a", {"k": True}, TypeError, "job data 'k' must be str, bytes, int, float"),
         ("a", {"k": [1]}, TypeError, "job data 'k'"),
         ("a", {"k": math.nan}, ValueError, "job data 'k' must be a finite float"),
@@ -159,28 +174,57 @@ def test_schedule_refuses_bad_ids_and_data(
 
 
 def test_schedule_recurring_every_call() -> None:
-    call = encode.schedule_recurring(
+    declaration = encode.schedule_recurring(
         PLAIN, "a", 60, None, "UTC", "coalesce", 60, 10, 1700000000, {"k": "v", "d": None}
     )
     shift = zlib.crc32(b"a") % 10000
-    assert call == Call(
+    assert declaration.clock is None  # an every-N rule stands at its start
+    assert declaration.call() == Call(
         SCHEDULE_RECURRING,
         [b"rache:queue", b"rache:job:a", b"rache:recurring"],
         [b"rache:wakeup", b"a", b"e", 1700000000000, b"60000|c|60000", shift, 1, b"k", b"v", b"d"],
     )
+    # Without a start, the script reads its clock: no round trip before.
+    declaration = encode.schedule_recurring(
+        PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, None, {}
+    )
+    assert declaration.clock is None and declaration.call().args[3] == b""
 
 
-def test_schedule_recurring_cron_call() -> None:
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    call = encode.schedule_recurring(
+def test_schedule_recurring_cron_call_stands_at_the_first_occurrence_from_its_start() -> None:
+    start = datetime(2024, 1, 1, 0, 20, tzinfo=timezone.utc)
+    declaration = encode.schedule_recurring(
         SHARDED, "b", None, "0 * * * *", "Europe/Paris", "skip", 1.5, 0, start, None
     )
     p = b"rache:{2-0}:"
-    assert call == Call(
+    assert declaration.clock is None  # from the start given: nothing to read first
+    first = 1704070800000  # 01:00 UTC, the first whole hour at or after 00:20
+    assert declaration.call() == Call(
         SCHEDULE_RECURRING,
         [p + b"queue", p + b"job:b", p + b"recurring"],
-        [p + b"wakeup", b"b", b"c", 1704067200000, b"s|1500|0|Europe/Paris|0 * * * *", 0, 0],
+        [p + b"wakeup", b"b", b"c", 1704068400000, b"s|1500|0|Europe/Paris|0 * * * *", first, 0],
     )
+
+
+def test_schedule_recurring_cron_call_without_a_start_reads_the_server_clock_first() -> None:
+    declaration = encode.schedule_recurring(
+        PLAIN, "r", None, "30 2 * * *", "Europe/Paris", "coalesce", 60, 0, None, {"n": 1}
+    )
+    # stats-1.lua without intervals: read-only, on the job's shard (its master's clock).
+    assert declaration.clock == Call(STATS, [b"rache:queue"], [0, b"60.0"])
+    now = datetime(2024, 7, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)  # 14:00 in Paris
+    call = declaration.call([repr(now.timestamp()).encode(), 0, 0, None, None])
+    # '' still says "no start": the script keeps the rule as it runs if it is the same.
+    assert call.args[3] == b""
+    assert call.args[5] == recurrence.to_ms(datetime(2024, 7, 2, 0, 30, tzinfo=timezone.utc))
+    with pytest.raises(ValueError, match="needs the reply of the clock call"):
+        declaration.call()
+
+
+@pytest.mark.parametrize("expression", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2 * 0"])
+def test_a_cron_rule_without_any_occurrence_is_refused(expression: str) -> None:
+    with pytest.raises(ValueError, match="has no occurrence"):
+        encode.rule("a", None, expression, "UTC", "coalesce", 0, 0)
 
 
 @pytest.mark.parametrize(
@@ -204,6 +248,22 @@ def test_schedule_recurring_refuses_a_bad_start(
 def test_schedule_recurring_refuses_data_that_is_no_mapping() -> None:
     with pytest.raises(TypeError, match="data must be a mapping, not list"):
         encode.schedule_recurring(PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, None, [])
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "match"),
+    [
+        ({1: "x"}, TypeError, "^job data key 1 must be a str, not int$"),
+        ({b"k": 1}, TypeError, "^job data key b'k' must be a str, not bytes$"),
+        ({"schedule_at": 1}, ReservedFieldError, "^'schedule_at' is reserved"),
+        ({"next_occurrences": None}, ReservedFieldError, "^'next_occurrences' is reserved"),
+    ],
+)
+def test_schedule_recurring_refuses_bad_data_keys(
+    fields: Any, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        encode.schedule_recurring(PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, None, fields)
 
 
 @pytest.mark.parametrize(("script", "name"), [(DELETE, "delete"), (DETAILS, "details")])
@@ -240,6 +300,14 @@ def test_layout_check_call(cluster: bool, unsharded: bytes) -> None:
     assert encode.layout_check(SHARDED, cluster) == Call(LAYOUT, [b"rache:layout"], [3, unsharded])
 
 
+def test_an_unsharded_layout_check_reads_only() -> None:
+    # On one server: read the count recorded, write nothing. On a cluster the prefix has a
+    # hash tag, and no prefix with a brace can be sharded: nothing to check.
+    assert encode.layout_check(PLAIN, False) == Call(LAYOUT_CHECK, [b"rache:layout"], [])
+    assert "HSET" not in LAYOUT_CHECK.source and "HMGET" in LAYOUT_CHECK.source
+    assert encode.layout_check(PLAIN, True) is None
+
+
 # -- bulk ------------------------------------------------------------------------------------
 
 
@@ -263,19 +331,20 @@ def test_bulk_job_args(job: Tuple[Any, ...], at: bool, args: List[Any]) -> None:
 
 def test_bulk_calls_of_batch_size_on_one_shard() -> None:
     jobs = [(name, 10) for name in "abcde"]
-    calls, count = encode.schedule_bulk(PLAIN, iter(jobs), False, 2)
+    bulk = encode.schedule_bulk(PLAIN, iter(jobs), False, 2)
     head = [b"rache:job:", b"rache:wakeup"]
-    assert count == 5
-    assert calls == [
+    assert list(bulk) == [
         Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"a"), *_bulk(b"b")]),
         Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"c"), *_bulk(b"d")]),
         Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"e")]),
     ]
+    assert bulk.count == 5
 
 
-def test_bulk_calls_grouped_per_shard_then_batch_size() -> None:
-    # shard 0: a c d e h; shard 1: g; shard 2: b f (CRC-32 of the id, modulo 3)
-    calls, count = encode.schedule_bulk(SHARDED, [(name, 10) for name in "abcdefgh"], False, 2)
+def test_bulk_calls_per_shard_each_made_once_full() -> None:
+    # shard 0: a c d e h; shard 1: g; shard 2: b f (CRC-32 of the id, modulo 3). A shard's
+    # call is made once it holds 2 jobs, the rest at the end: a shard's jobs in order.
+    bulk = encode.schedule_bulk(SHARDED, [(name, 10) for name in "abcdefgh"], False, 2)
 
     def call(prefix: str, ids: str) -> Call:
         p = prefix.encode()
@@ -284,48 +353,92 @@ def test_bulk_calls_grouped_per_shard_then_batch_size() -> None:
             args += _bulk(name.encode())
         return Call(SCHEDULE_BULK, [p + b"queue"], args)
 
-    assert count == 8
-    assert calls == [
+    assert list(bulk) == [
         call("rache:{0-0}:", "ac"),
         call("rache:{0-0}:", "de"),
+        call("rache:{2-0}:", "bf"),
         call("rache:{0-0}:", "h"),
         call("rache:{1-1}:", "g"),
-        call("rache:{2-0}:", "bf"),
     ]
+    assert bulk.count == 8
 
 
 def test_bulk_of_nothing_makes_no_call() -> None:
-    assert encode.schedule_bulk(SHARDED, [], False, 10) == ([], 0)
+    bulk = encode.schedule_bulk(SHARDED, [], False, 10)
+    assert list(bulk) == [] and bulk.count == 0
+    assert list(encode.schedule_bulk(PLAIN, iter([]), False, 10)) == []
 
 
-@pytest.mark.parametrize(
-    ("bad", "at", "error", "match"),
-    [
-        (["z", 1], False, TypeError, r"jobs\[3\] must be a \(job_id, schedule_in\) or .* not list"),
-        (("z",), False, TypeError, r"jobs\[3\] must be a \(job_id, schedule_in\)"),
-        (("z", 1, {}, 4), False, TypeError, r"jobs\[3\] must be"),
-        (("z", 1), True, None, ""),
-        (("z", "soon"), False, TypeError, r"jobs\[3\]: schedule_in must be a number"),
-        (("z", "soon"), True, TypeError, r"jobs\[3\]: due time must be a Unix timestamp"),
-        (("z", math.nan), False, ValueError, r"jobs\[3\]: schedule_in must be a finite"),
-        (("", 1), False, ValueError, r"jobs\[3\]: job_id must not be empty"),
-        ((5, 1), False, TypeError, r"jobs\[3\]: job_id must be a str"),
-        (("z", 1, 5), False, TypeError, r"jobs\[3\]: data must be a mapping"),
-        (("z", 1, {"id": 1}), False, ReservedFieldError, r"jobs\[3\]: 'id' is reserved"),
-        (("z", 1, {"k": object()}), False, TypeError, r"jobs\[3\]: job data 'k'"),
-    ],
-)
-def test_one_bad_bulk_job_raises_before_any_call(
-    bad: Any, at: bool, error: Any, match: str
+BAD_BULK_JOBS = [
+    (["z", 1], False, TypeError, r"jobs\[3\] must be a \(job_id, schedule_in\) or .* not list"),
+    (("z",), False, TypeError, r"jobs\[3\] must be a \(job_id, schedule_in\)"),
+    (("z", 1, {}, 4), False, TypeError, r"jobs\[3\] must be"),
+    (("z", 1), True, None, ""),
+    (("z", "soon"), False, TypeError, r"jobs\[3\]: schedule_in must be a number"),
+    (("z", "soon"), True, TypeError, r"jobs\[3\]: due time must be a Unix timestamp"),
+    (("z", math.nan), False, ValueError, r"jobs\[3\]: schedule_in must be a finite"),
+    (("", 1), False, ValueError, r"jobs\[3\]: job_id must not be empty"),
+    ((5, 1), False, TypeError, r"jobs\[3\]: job_id must be a str"),
+    (("z", 1, 5), False, TypeError, r"jobs\[3\]: data must be a mapping"),
+    (("z", 1, {"id": 1}), False, ReservedFieldError, r"jobs\[3\]: 'id' is reserved"),
+    (("z", 1, {"recurring": 1}), True, ReservedFieldError, r"jobs\[3\]: 'recurring' is"),
+    (("z", 1, {3: 1}), False, TypeError, r"jobs\[3\]: job data key 3 must be a str"),
+    (("z", 1, {None: 1}), True, TypeError, r"jobs\[3\]: job data key None must be"),
+    (("z", 1, {"k": object()}), False, TypeError, r"jobs\[3\]: job data 'k'"),
+]
+
+
+@pytest.mark.parametrize(("bad", "at", "error", "match"), BAD_BULK_JOBS)
+@pytest.mark.parametrize("kind", [list, tuple])
+def test_one_bad_job_of_a_list_raises_before_any_call(
+    bad: Any, at: bool, error: Any, match: str, kind: Any
 ) -> None:
-    # 2,000 good jobs around it, over three shards and batches of 10: no call comes back.
-    jobs = [(f"j{i}", 1) for i in range(3)] + [bad] + [(f"k{i}", 1) for i in range(2000)]
+    # 2,000 good jobs around it, over three shards and batches of 10: no call comes back,
+    # for a list is checked whole when the calls are asked for.
+    jobs = kind([(f"j{i}", 1) for i in range(3)] + [bad] + [(f"k{i}", 1) for i in range(2000)])
     if error is None:  # the control: without the bad job the same input makes calls
-        calls, count = encode.schedule_bulk(SHARDED, iter(jobs), at, 10)
-        assert count == 2004 and sum((len(c.args) - 2) // 5 for c in calls) == 2004
+        bulk = encode.schedule_bulk(SHARDED, jobs, at, 10)
+        assert sum((len(c.args) - 2) // 5 for c in bulk) == 2004 and bulk.count == 2004
         return
     with pytest.raises(error, match=match):
-        encode.schedule_bulk(SHARDED, iter(jobs), at, 10)
+        encode.schedule_bulk(SHARDED, jobs, at, 10)
+
+
+@pytest.mark.parametrize(("bad", "at", "error", "match"), BAD_BULK_JOBS)
+def test_one_bad_job_of_a_stream_raises_after_the_calls_before_it(
+    bad: Any, at: bool, error: Any, match: str
+) -> None:
+    # A stream is checked as it goes: the calls of the full batches before the bad job
+    # come out (the caller has made them), then its error, before its own batch.
+    jobs = [(f"j{i}", 1) for i in range(3)] + [bad] + [(f"k{i}", 1) for i in range(20)]
+    bulk = encode.schedule_bulk(PLAIN, iter(jobs), at, 2)  # nothing is read yet
+    calls = iter(bulk)
+    if error is None:
+        assert len(list(calls)) == 12 and bulk.count == 24
+        return
+    assert [call.args[2] for call in [next(calls)]] == [b"j0"]  # jobs 0 and 1
+    with pytest.raises(error, match=match):
+        next(calls)  # job 2 waits in the batch that job 3 would have completed
+    assert bulk.count == 3
+
+
+def test_a_stream_holds_one_batch_per_shard_at_a_time() -> None:
+    taken = 0
+
+    def stream() -> Iterator[Tuple[str, int]]:
+        nonlocal taken
+        for i in range(10_000):
+            taken += 1
+            yield (f"j{i}", 1)
+
+    bulk = encode.schedule_bulk(SHARDED, stream(), False, 100)
+    made = 0
+    for call in bulk:
+        made += (len(call.args) - 2) // 5
+        # Each call is made as soon as its shard's batch is full: what was read and is in
+        # no call yet is less than a batch per shard.
+        assert 0 <= taken - made < 3 * 100
+    assert taken == made == bulk.count == 10_000
 
 
 # -- durations: TypeError for a wrong type, ValueError out of bounds, each naming it ---------
@@ -536,6 +649,11 @@ def test_rule_every_jitter_shifts_its_start_below_every() -> None:
     assert rule.encode_tail() == b"5000|s|1500"
 
 
+@pytest.mark.parametrize("expression", ["* * * * *", "*/5  0 * * 1-5", "0 0 * * * 30", "@daily"])
+def test_rule_cron_takes_5_or_6_fields_or_an_alias(expression: str) -> None:
+    assert encode.rule("a", None, expression, "UTC", "coalesce", 0, 0).cron == expression
+
+
 def test_rule_cron() -> None:
     rule = encode.rule("a", None, "*/5 * * * *", "Europe/Paris", "skip", 0, timedelta(seconds=10))
     assert rule == recurrence.Rule(
@@ -568,6 +686,13 @@ def test_rule_cron() -> None:
         (None, "", "UTC", "coalesce", 60, 0, ValueError, "is not valid"),
         (None, 5, "UTC", "coalesce", 60, 0, TypeError, "cron must be a str, not int"),
         (None, "* * * * *", 5, "coalesce", 60, 0, TypeError, "timezone must be a str, not int"),
+        (60, None, 5, "coalesce", 60, 0, TypeError, "timezone must be a str, not int"),
+        (60, None, None, "coalesce", 60, 0, TypeError, "timezone must be a str, not NoneType"),
+        (60, None, "Mars/Base", "coalesce", 60, 0, ValueError, "'Mars/Base' is not a known"),
+        (60, None, "", "coalesce", 60, 0, ValueError, "'' is not a known"),
+        (None, "0 0 1 1 * 0 2030", "UTC", "coalesce", 60, 0, ValueError, "it has 7 fields"),
+        (None, "* * * *", "UTC", "coalesce", 60, 0, ValueError, "it has 4 fields"),
+        (None, "@daily 5", "UTC", "coalesce", 60, 0, ValueError, "it has 2 fields"),
         (
             None,
             "* * * * *",

@@ -1,7 +1,8 @@
 """Loading the Lua scripts of ``rache/lua`` and calling them on a client.
 
 Each ``<operation>-<number of keys>.lua`` becomes a :class:`Script`; its ``--- @include
-"name"`` lines are replaced by ``lua/includes/<name>.lua`` once, at import. A call sends
+"name"`` lines are replaced by ``lua/includes/<name>.lua`` (whose own includes are expanded
+in turn, each include once per script, where first named), at import. A call sends
 EVALSHA, and on NOSCRIPT (a cold script cache: SCRIPT FLUSH, a restart, a failover) loads
 the script and sends EVALSHA again, as redis-py's ``Script`` does.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from importlib import resources
-from typing import Any, Dict, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Set, Tuple, Union
 
 from redis.exceptions import NoScriptError
 
@@ -64,12 +65,26 @@ class Script:
         return f"<Script {self.name}-{self.numkeys}.lua {self.sha[:8]}>"
 
 
-def _expand(source: str, includes: Dict[str, str]) -> str:
+def _expand(
+    source: str,
+    includes: Dict[str, str],
+    done: Optional[Set[str]] = None,
+    within: Tuple[str, ...] = (),
+) -> str:
+    """``source`` with its includes expanded, theirs too; each include once, at its first use."""
+    done = set() if done is None else done
+
     def include(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in includes:
             raise LookupError(f"no rache/lua/includes/{name}.lua to include")
-        return includes[name]
+        if name in within:
+            cycle = " -> ".join((*within, name))
+            raise LookupError(f"rache/lua/includes/{name}.lua includes itself: {cycle}")
+        if name in done:
+            return ""
+        done.add(name)
+        return _expand(includes[name], includes, done, (*within, name))
 
     return _INCLUDE.sub(include, source)
 

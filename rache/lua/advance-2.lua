@@ -18,6 +18,8 @@ local rcall = redis.call
 local queueKey = KEYS[1]
 local rulesKey = KEYS[2]
 
+--- @include "rules"
+
 local result = {}
 for i = 1, #ARGV, 3 do
   local id, lease, nextDue = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -25,10 +27,10 @@ for i = 1, #ARGV, 3 do
   local rule = rcall('HMGET', rulesKey, id)[1]
   local held = false
   if current and rule and tonumber(current) == tonumber(lease) then
-    local pending, token, rest = string.match(rule, '^c|([^|]*)|([^|]*)|(.*)$')
+    local _, token, tail = parseCron(rule)
     if token == lease then
       rcall('ZADD', queueKey, nextDue, id)
-      rcall('HSET', rulesKey, id, 'c|||' .. rest)
+      rcall('HSET', rulesKey, id, cronRule('', '', tail))
       held = true
     end
   end

@@ -33,6 +33,7 @@ local jobPrefix = ARGV[1]
 local claimedDue = ARGV[2]
 local last = 3 + 3 * tonumber(ARGV[3])
 
+--- @include "rules"
 --- @include "wakeup"
 
 local before = head(queueKey)
@@ -65,7 +66,7 @@ for i = last + 1, #ARGV, 3 do
   local current = rcall('ZSCORE', queueKey, id)
   local rule = rcall('HMGET', rulesKey, id)[1]
   if current and rule and tonumber(current) == tonumber(moved)
-      and (string.sub(rule, 1, 1) == 'e' or string.sub(rule, 1, 3) == 'c||') then
+      and (isEvery(rule) or isIdleCron(rule)) then
     putBack(id, due)
   end
 end

@@ -29,9 +29,11 @@ local rcall = redis.call
 local queueKey = KEYS[1]
 local jobKey = KEYS[2]
 local rulesKey = KEYS[3]
+local tail = ARGV[4]
 
 --- @include "time"
 --- @include "chunked"
+--- @include "rules"
 --- @include "wakeup"
 
 local nset = tonumber(ARGV[6])
@@ -44,12 +46,15 @@ local old = rcall('HMGET', rulesKey, ARGV[1])[1]
 local given = tonumber(ARGV[3])
 if current and old then
   if ARGV[2] == 'e' then
-    local oldStart, oldRest = string.match(old, '^e|(%-?%d+)|(.*)$')
-    if oldRest == ARGV[4] and (not given or tonumber(oldStart) == given + tonumber(ARGV[5])) then
+    local oldStart, oldTail = splitEvery(old)
+    if oldTail == tail and (not given or tonumber(oldStart) == given + tonumber(ARGV[5])) then
       return current
     end
-  elseif not given and string.match(old, '^c|[^|]*|[^|]*|(.*)$') == ARGV[4] then
-    return current
+  elseif not given then
+    local _, _, oldTail = parseCron(old)
+    if oldTail == tail then
+      return current
+    end
   end
 end
 
@@ -61,9 +66,9 @@ end
 local rule
 if ARGV[2] == 'e' then
   start = start + tonumber(ARGV[5])
-  rule = 'e|' .. string.format('%d', start) .. '|' .. ARGV[4]
+  rule = everyRule(start, tail)
 else
-  rule = 'c|||' .. ARGV[4]
+  rule = cronRule('', '', tail)
 end
 local due = timeString(start / 1000)
 local before = head(queueKey)

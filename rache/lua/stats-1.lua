@@ -19,12 +19,12 @@ local intervals = tonumber(ARGV[1])
 local length = tonumber(ARGV[2])
 
 --- @include "time"
+--- @include "queueHead"
 
-local time = rcall('TIME')
-local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local now = nowSeconds(rcall('TIME'))
 local nowText = timeString(now)
 
-local earliest = rcall('ZRANGE', queueKey, 0, 0, 'WITHSCORES')[2] or false
+local earliest = queueHead(queueKey)
 local after = rcall('ZRANGEBYSCORE', queueKey, '(' .. nowText, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 local reply = {
   nowText,

@@ -12,9 +12,10 @@
   the head costs one ZRANGE more. redis.pcall: a user not allowed to PUBLISH (an ACL line
   from before the Dispatcher) still schedules; dispatchers then wake on their timer only.
 ]]
+--- @include "queueHead"
+
 local function head(queueKey)
-  local first = redis.call('ZRANGE', queueKey, 0, 0, 'WITHSCORES')
-  return first[2] and tonumber(first[2])
+  return tonumber(queueHead(queueKey))  -- tonumber(false) is nil
 end
 
 local function wakeup(queueKey, before, due)

@@ -52,23 +52,20 @@ local cutoff = ARGV[3]
 local offset = ARGV[4]
 
 --- @include "time"
---- @include "chunked"
+--- @include "queueHead"
+--- @include "readRules"
+--- @include "claimRecurring"
+--- @include "removeOrReschedule"
 --- @include "appendJobs"
 
 local now = rcall('TIME')
 if cutoff == '' then
-  cutoff = timeString(tonumber(now[1]) + tonumber(now[2]) / 1000000)
-end
-
--- The head of the queue once the claim is made: when a dispatcher should poll again.
-local function nextDue()
-  local head = rcall('ZRANGE', queueKey, 0, 0, 'WITHSCORES')
-  return head[2] or false
+  cutoff = timeString(nowSeconds(now))
 end
 
 local found = rcall('ZRANGEBYSCORE', queueKey, '-inf', cutoff, 'WITHSCORES', 'LIMIT', 0, count)
 if #found == 0 then
-  return {cutoff, false, nextDue(), false}
+  return {cutoff, false, queueHead(queueKey), false}
 end
 local reply = {cutoff, false, false, false}
 
@@ -77,100 +74,13 @@ for i = 1, #found, 2 do
   ids[#ids + 1] = found[i]
 end
 
--- The rules of the batch: one HMGET (per 1,000 jobs), and none while no job recurs.
-local rules = false
-if rcall('EXISTS', rulesKey) == 1 then
-  local any = {}
-  for i = 1, #ids, 1000 do
-    local part = rcall('HMGET', rulesKey, unpack(ids, i, math.min(i + 999, #ids)))
-    for j = 1, #part do
-      if part[j] then
-        any[i + j - 1] = part[j]
-        rules = any
-      end
-    end
-  end
-end
-
-local function push(list, a, b)
-  list[#list + 1] = a
-  list[#list + 1] = b
-end
-
 local plain = ids
+local rules = readRules(rulesKey, ids)
 if rules then
-  -- Recurring jobs take their own way; the others (plain) go on as below.
-  plain = {}
-  local kept, recurring = {}, {#ids}
-  local nowMs = math.floor(tonumber(cutoff) * 1000 + 0.0005)
-  local lease = false
-  for i = 1, #ids do
-    local id, rule, due = ids[i], rules[i], found[2 * i]
-    if not rule then
-      plain[#plain + 1] = id
-      push(kept, id, due)
-    elseif string.sub(rule, 1, 1) == 'e' then
-      local start, every, misfire, grace = string.match(rule, '^e|(%-?%d+)|(%d+)|(%a)|(%d+)$')
-      start, every, grace = tonumber(start), tonumber(every), tonumber(grace)
-      local pending = math.floor(tonumber(due) * 1000 + 0.5)
-      local nextMs = start
-      if nowMs >= start then
-        local latest = start + math.floor((nowMs - start) / every) * every
-        if latest < pending then  -- none in [pending, now]: resume at the first after
-          local from = math.max(pending, nowMs + 1)
-          nextMs = start + math.ceil((from - start) / every) * every
-        else
-          nextMs = latest + every
-          if misfire == 'c' or nowMs - latest <= grace then
-            push(kept, id, timeString(latest / 1000))
-          end
-        end
-      end
-      local moved = timeString(nextMs / 1000)
-      rcall('ZADD', queueKey, moved, id)
-      push(recurring, id, 'e')
-      push(recurring, moved, '')
-    else
-      local pending, held, rest = string.match(rule, '^c|([^|]*)|([^|]*)|(.*)$')
-      if pending == '' or tonumber(held) ~= tonumber(due) then
-        pending = due  -- not leased, or moved since its lease: it resumes at its due time
-      end
-      if not lease then  -- half a microsecond: a time no schedule_job gives a job
-        lease = timeString(dueTime(now, tonumber(ARGV[6]), 'ms') + 0.0000005)
-      end
-      local leased = 'c|' .. pending .. '|' .. lease .. '|' .. rest
-      rcall('HSET', rulesKey, id, leased)
-      rcall('ZADD', queueKey, lease, id)
-      push(kept, id, pending)
-      push(recurring, id, 'c')
-      push(recurring, lease, leased)
-    end
-  end
-  found = kept
-  reply[4] = recurring
+  plain, found, reply[4] = claimRecurring(
+    queueKey, rulesKey, found, ids, rules, cutoff, now, tonumber(ARGV[6]))
 end
-
-if #plain == 0 then
-  -- every job of the batch recurs
-elseif offset == '' then
-  chunked('ZREM', queueKey, plain)
-else
-  local due = dueTime(now, tonumber(offset), ARGV[5])
-  local limit = tonumber(cutoff)
-  if due <= limit then
-    -- Half a microsecond: after the cutoff (a whole microsecond), yet never a whole
-    -- millisecond or second, so no schedule_job can give a job this very due time.
-    due = limit + 0.0000005
-  end
-  local newDue = timeString(due)
-  reply[2] = newDue
-  local members = {}
-  for i = 1, #plain do
-    members[2 * i - 1] = newDue
-    members[2 * i] = plain[i]
-  end
-  chunked('ZADD', queueKey, members)
-end
-reply[3] = nextDue()
+reply[2] = removeOrReschedule(queueKey, plain, offset, ARGV[5], now, cutoff)
+reply[3] = queueHead(queueKey)
 
 return appendJobs(reply, found, jobPrefix)

@@ -1,13 +1,10 @@
 --[[
-  Ends the leases of claimed cron jobs: moves each to its next occurrence, but only while the
-  caller's lease holds (the job is still due at the lease time and its rule still records that
-  lease). A lease that expired and was claimed again, a job moved, deleted or given a new rule
-  since: nothing changes, and the caller must not hand that occurrence out, for the holder of
-  the newer claim (if any) will. So an occurrence is handed out by exactly one advance.
+  Ends the leases of claimed cron jobs: moves each job to its next due time and makes its rule
+  idle, but only while the caller's lease holds (README.md, "Leases and the holder-only advance").
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
-    KEYS[2] recurring key: hash, job id -> rule ('c|pending|lease|rest' for a cron job)
+    KEYS[1] queue key: sorted set, job id -> due time
+    KEYS[2] recurring key: hash, job id -> rule
 
     ARGV[1 ..] triples: id, the lease (as claim-2.lua gave it), the next due time
 

@@ -1,29 +1,23 @@
 --[[
-  Schedules one recurring job: stores its rule, sets the time from which the rule resumes as
-  the job's due time, and merges its data, atomically. The rule the job already has (the
-  same every-N rule with the same start or none given, the same cron rule with no start
-  given) is kept as it runs: only the data merges.
+  Schedules one recurring job: stores its rule, sets its due time to when the rule resumes and
+  merges its data, atomically; the same rule declared again keeps the job as it runs.
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] job key: hash, the job's data
     KEYS[3] recurring key: hash, job id -> rule
 
     ARGV[1] job id
     ARGV[2] 'e' (every-N) or 'c' (cron)
     ARGV[3] the start, milliseconds since the epoch, or '' for now (the server clock)
-    ARGV[4] the rest of the rule: every-N 'every|misfire|grace', cron
-            'misfire|grace|offset|zone|expression' (see claim-2.lua)
+    ARGV[4] the rule's tail: 'every|misfire|grace' or 'misfire|grace|offset|zone|expression'
     ARGV[5] the jitter offset of an every-N rule, milliseconds, added to the start
     ARGV[6] n, the number of fields to set
     ARGV[7 .. 6 + 2n] field, value pairs to set
-    ARGV[7 + 2n ..]   fields to delete
+    ARGV[7 + 2n ..] fields to delete
 
   Output:
-    the job's due time, Unix seconds, as a string
-
-  When the job becomes the earliest in the queue, its due time is published on the channel
-  <prefix>wakeup, for sleeping dispatchers.
+    the job's due time, Unix seconds, as text
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]

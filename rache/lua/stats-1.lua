@@ -1,9 +1,9 @@
 --[[
-  The figures of a schedule, read in one consistent snapshot: how many jobs, how many due,
-  the oldest due time, the next one to come, and how many fall due in each coming interval.
+  The figures of a schedule in one snapshot: how many jobs, how many due, the earliest due
+  time, the next one after now, and how many fall due in each coming interval.
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[1] queue key: sorted set, job id -> due time
 
     ARGV[1] the number of coming intervals to count (an integer >= 0)
     ARGV[2] an interval's length, seconds
@@ -11,7 +11,6 @@
   Output:
     {now, total, due now, earliest due time or false, next due time after now or false,
      count in (now, now + length], count in (now + length, now + 2 length], ...}
-    (times as Unix seconds, strings)
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]

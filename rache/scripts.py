@@ -1,7 +1,8 @@
 """Loading the Lua scripts of ``rache/lua`` and calling them on a client.
 
 Each ``<operation>-<number of keys>.lua`` becomes a :class:`Script`; its ``--- @include
-"name"`` lines are replaced by ``lua/includes/<name>.lua`` once, at import. A call sends
+"name"`` lines are replaced by ``lua/includes/<name>.lua`` (whose own includes are expanded
+in turn, each include once per script, where first named), at import. A call sends
 EVALSHA, and on NOSCRIPT (a cold script cache: SCRIPT FLUSH, a restart, a failover) loads
 the script and sends EVALSHA again, as redis-py's ``Script`` does.
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import re
 from importlib import resources
-from typing import Any, Dict, List, NamedTuple, Sequence, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from redis.exceptions import NoScriptError
 
-_INCLUDE = re.compile(r'^--- @include "([\w-]+)"$', re.MULTILINE)
-_NAME = re.compile(r"^([a-zA-Z]+)-(\d+)\.lua$")
+#: An include line of a script, and the name of a script file (its operation and key count).
+INCLUDE = re.compile(r'^--- @include "([\w-]+)"$', re.MULTILINE)
+NAME = re.compile(r"^([a-zA-Z]+)-(\d+)\.lua$")
 #: redis-py's execute_command option for a reply read as bytes (redis.client.NEVER_DECODE),
 #: whatever the client's decode_responses.
 _RAW = {"NEVER_DECODE": True}
@@ -76,14 +78,28 @@ class Call(NamedTuple):
     args: Args
 
 
-def _expand(source: str, includes: Dict[str, str]) -> str:
+def expand(
+    source: str,
+    includes: Dict[str, str],
+    done: Optional[Set[str]] = None,
+    within: Tuple[str, ...] = (),
+) -> str:
+    """``source`` with its includes expanded, theirs too; each include once, at its first use."""
+    done = set() if done is None else done
+
     def include(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in includes:
             raise LookupError(f"no rache/lua/includes/{name}.lua to include")
-        return includes[name]
+        if name in within:
+            cycle = " -> ".join((*within, name))
+            raise LookupError(f"rache/lua/includes/{name}.lua includes itself: {cycle}")
+        if name in done:
+            return ""
+        done.add(name)
+        return expand(includes[name], includes, done, (*within, name))
 
-    return _INCLUDE.sub(include, source)
+    return INCLUDE.sub(include, source)
 
 
 def load() -> Dict[str, Script]:
@@ -96,12 +112,12 @@ def load() -> Dict[str, Script]:
     }
     scripts: Dict[str, Script] = {}
     for entry in folder.iterdir():
-        match = _NAME.match(entry.name)
+        match = NAME.match(entry.name)
         if match:
             name, numkeys = match.group(1), int(match.group(2))
             if name in scripts:  # e.g. a stale claim-1.lua beside claim-2.lua
                 raise LookupError(f"two scripts for the operation {name!r} in rache/lua")
-            scripts[name] = Script(name, numkeys, _expand(entry.read_text("utf-8"), includes))
+            scripts[name] = Script(name, numkeys, expand(entry.read_text("utf-8"), includes))
     return scripts
 
 

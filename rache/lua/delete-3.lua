@@ -3,7 +3,7 @@
   job does nothing.
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] job key: hash, the job's data
     KEYS[3] recurring key: hash, job id -> rule
 

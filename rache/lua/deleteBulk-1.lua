@@ -1,15 +1,15 @@
 --[[
-  Removes many jobs at once, their schedule entries and their data: the last step of moving
-  a schedule to another shard layout, once the jobs are copied.
+  Removes many jobs at once, their schedule entries and their data (the last step of
+  rache.reshard, once the jobs are copied).
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[1] queue key: sorted set, job id -> due time
 
-    ARGV[1] job key prefix: a job's hash is ARGV[1] .. id (hash tag on Redis Cluster)
+    ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2 ..] the job ids
 
   Output:
-    the number of jobs given
+    the number of job ids given
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]

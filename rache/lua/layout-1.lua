@@ -1,19 +1,16 @@
 --[[
-  Records, or checks, how many shards a sharded schedule spreads over, so that a scheduler
-  with another count refuses to start rather than miss the jobs of the other layout.
+  Records, or checks, the shard count of a sharded schedule, so that a scheduler of another
+  count refuses to start (README.md, "Sharded schedules").
 
   Input:
-    KEYS[1] layout key: hash, field 'shards' the shard count (absent when unsharded)
+    KEYS[1] layout key: hash, field 'shards' the shard count
 
-    ARGV[1] the shard count of the caller (an integer >= 2)
-    ARGV[2] the unsharded schedule's queue key under the same prefix, or '' on Redis
-            Cluster (where it lives in another slot, and where an unsharded schedule cannot
-            use an untagged prefix anyway)
+    ARGV[1] the caller's shard count (an integer >= 2)
+    ARGV[2] the unsharded schedule's queue key under the same prefix, or '' on Redis Cluster
 
   Output:
-    the schedule's shard count as recorded: ARGV[1] if it was unrecorded and the unsharded
-    queue is empty (now recorded), '1' if it was unrecorded and the unsharded queue holds
-    jobs (nothing recorded)
+    the shard count as recorded; if none was: ARGV[1], now recorded, when the unsharded queue
+    is empty, else '1' (nothing recorded)
 ]]
 local rcall = redis.call
 local layoutKey = KEYS[1]

@@ -1,14 +1,13 @@
 --[[
-  Reads one page of the schedule, earliest first, strictly after a given job in the
-  schedule's order (due time, then id bytewise): scheduled_jobs() pages through the whole
-  set with it, so that no single reply holds a million jobs, and never goes backwards.
+  Reads one page of the schedule, earliest first, strictly after the anchor job in the
+  schedule's order (README.md, "Paging").
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[1] queue key: sorted set, job id -> due time
 
     ARGV[1] the most jobs in the page (an integer >= 1)
     ARGV[2] anchor id, or '' for the first page
-    ARGV[3] anchor's due time (Unix seconds), as the previous page gave it
+    ARGV[3] anchor's due time, as the previous page gave it
 
   Output:
     {id1, due1, id2, due2, ...}

@@ -1,31 +1,20 @@
 --[[
-  Puts back jobs that a pending_jobs() generator claimed but never handed out (its consumer
-  stopped early), each only if nobody changed it since the claim: a rescheduled job still due
-  at the claim's new time, or a removed job still off the schedule (and, if it had data then,
-  still with data, so a job deleted meanwhile stays deleted; a job without data that was
-  deleted meanwhile cannot be told apart, since its deletion changed nothing, and comes back).
-
-  A recurring job goes back to the occurrence it was handed out for, if it is still due at
-  the next occurrence the claim gave it (and, for a cron job, is not leased again): the rule
-  resumes there, so that occurrence is handed out again, once.
+  Puts back the jobs a claim handed out to nobody, each only if nobody changed it since the
+  claim (README.md, "Put-back records").
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] recurring key: hash, job id -> rule
 
-    ARGV[1] job key prefix: a job's hash is ARGV[1] .. id (hash tag on Redis Cluster)
+    ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] wake-up channel: <prefix>wakeup
-    ARGV[3] the due time the claim gave the jobs, or '' if it removed them
-    ARGV[4] n, the number of jobs that do not recur
-    ARGV[5 .. 4 + 3n] triples: id, due time before the claim, '1' if the job had data else '0'
-    ARGV[5 + 3n ..] recurring jobs, triples: id, the occurrence it was handed out for, the
-                    due time the claim (or advance-2.lua) gave it
+    ARGV[3] the due time the claim gave the plain jobs, or '' if it removed them
+    ARGV[4] n, the number of plain jobs
+    ARGV[5 .. 4 + 3n] plain jobs, triples: id, due time before the claim, '1' if it had data
+    ARGV[5 + 3n ..] recurring jobs, triples: id, the occurrence handed out, the due time it moved to
 
   Output:
     the number of jobs put back
-
-  Jobs put back are due (they were claimed): if one is now the earliest in the queue, its due
-  time is published on <prefix>wakeup, so that a sleeping dispatcher takes it at once.
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -35,6 +24,7 @@ local channel = ARGV[2]
 local claimedDue = ARGV[3]
 local last = 4 + 3 * tonumber(ARGV[4])
 
+--- @include "rules"
 --- @include "wakeup"
 
 local before = head(queueKey)
@@ -67,7 +57,7 @@ for i = last + 1, #ARGV, 3 do
   local current = rcall('ZSCORE', queueKey, id)
   local rule = rcall('HMGET', rulesKey, id)[1]
   if current and rule and tonumber(current) == tonumber(moved)
-      and (string.sub(rule, 1, 1) == 'e' or string.sub(rule, 1, 3) == 'c||') then
+      and (isEvery(rule) or isIdleCron(rule)) then
     putBack(id, due)
   end
 end

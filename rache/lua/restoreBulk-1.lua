@@ -1,13 +1,9 @@
 --[[
-  Writes jobs exactly as an export page read them: each one's due time as the very score
-  it had, and its data as the very bytes. The copy step of moving a schedule to another
-  shard layout (rache.reshard), which must not round a due time or reencode a value.
-
-  The job hashes are written at ARGV[1] .. id, a key this script derives: on Redis Cluster
-  the prefix must carry a hash tag so that they share the queue's slot.
+  Writes jobs exactly as export-1.lua read them: each due time as the very score, the data
+  as the very bytes (the copy step of rache.reshard).
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[1] queue key: sorted set, job id -> due time
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2 ..] per job: id, due time (as export-1.lua gave it), n, n field/value pairs

@@ -2,22 +2,19 @@
   Schedules one job: sets its due time on the server clock and merges its data, atomically.
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] job key: hash, the job's data
 
     ARGV[1] wake-up channel: <prefix>wakeup
     ARGV[2] job id
     ARGV[3] offset from now, milliseconds (an integer; negative means already due)
-    ARGV[4] precision: 's' to count from the server's whole second, 'ms' from its millisecond
+    ARGV[4] precision: 's' or 'ms' (README.md, "Precision flags")
     ARGV[5] n, the number of fields to set
     ARGV[6 .. 5 + 2n] field, value pairs to set
-    ARGV[6 + 2n ..]   fields to delete
+    ARGV[6 + 2n ..] fields to delete
 
   Output:
-    the due time, Unix seconds, as a string
-
-  When the job becomes the earliest in the queue (the head moved earlier), its due time is
-  published on the channel <prefix>wakeup, for sleeping dispatchers.
+    the due time, Unix seconds, as text
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]

@@ -1,28 +1,17 @@
 --[[
-  Schedules many jobs at once: sets each one's due time on the server clock and merges its
-  data, atomically for the whole batch. Jobs later in the batch win over earlier ones with
-  the same id, as if scheduled one after the other.
-
-  The job hashes are written at ARGV[1] .. id, a key this script derives: on Redis Cluster
-  the prefix must carry a hash tag so that they share the queue's slot.
+  Schedules many jobs at once, atomically for the batch: sets each one's due time and merges
+  its data; a job later in the batch wins over an earlier one with the same id.
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[1] queue key: sorted set, job id -> due time
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] wake-up channel: <prefix>wakeup
-    ARGV[3 ..] per job:
-      id,
-      offset from now, milliseconds (an integer; negative means already due),
-      precision: 's' to count from the server's whole second, 'ms' from its millisecond,
-      s, the number of fields to set, d, the number of fields to delete,
-      s field, value pairs to set, then d fields to delete
+    ARGV[3 ..] per job: id, offset (milliseconds), precision ('s', 'ms' or 'at'), s, d,
+               s field/value pairs to set, d fields to delete
 
   Output:
     the number of jobs scheduled
-
-  When a job of the batch becomes the earliest in the queue (the head moved earlier), its due
-  time is published on the channel <prefix>wakeup, for sleeping dispatchers.
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]

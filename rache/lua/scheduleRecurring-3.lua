@@ -1,11 +1,9 @@
 --[[
-  Schedules one recurring job: stores its rule, sets the time from which the rule resumes as
-  the job's due time, and merges its data, atomically. The rule the job already has (the
-  same every-N rule with the same start or none given, the same cron rule with no start
-  given) is kept as it runs: only the data merges.
+  Schedules one recurring job: stores its rule, sets its due time to when the rule resumes and
+  merges its data, atomically; the same rule declared again keeps the job as it runs.
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] job key: hash, the job's data
     KEYS[3] recurring key: hash, job id -> rule
 
@@ -13,28 +11,26 @@
     ARGV[2] job id
     ARGV[3] 'e' (every-N) or 'c' (cron)
     ARGV[4] the start, milliseconds since the epoch, or '' for now (the server clock)
-    ARGV[5] the rest of the rule: every-N 'every|misfire|grace', cron
-            'misfire|grace|offset|zone|expression' (see claim-2.lua)
+    ARGV[5] the rule's tail: 'every|misfire|grace' or 'misfire|grace|offset|zone|expression'
     ARGV[6] every-N: the jitter offset, milliseconds, added to the start; cron: the first
             occurrence at or after the start (or now), milliseconds since the epoch, which
             the caller computes (Lua cannot evaluate a cron rule)
     ARGV[7] n, the number of fields to set
     ARGV[8 .. 7 + 2n] field, value pairs to set
-    ARGV[8 + 2n ..]   fields to delete
+    ARGV[8 + 2n ..] fields to delete
 
   Output:
-    the job's due time, Unix seconds, as a string
-
-  When the job becomes the earliest in the queue, its due time is published on the channel
-  <prefix>wakeup, for sleeping dispatchers.
+    the job's due time, Unix seconds, as text
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
 local jobKey = KEYS[2]
 local rulesKey = KEYS[3]
+local tail = ARGV[5]
 
 --- @include "time"
 --- @include "chunked"
+--- @include "rules"
 --- @include "wakeup"
 
 local nset = tonumber(ARGV[7])
@@ -47,12 +43,15 @@ local old = rcall('HMGET', rulesKey, ARGV[2])[1]
 local given = tonumber(ARGV[4])
 if current and old then
   if ARGV[3] == 'e' then
-    local oldStart, oldRest = string.match(old, '^e|(%-?%d+)|(.*)$')
-    if oldRest == ARGV[5] and (not given or tonumber(oldStart) == given + tonumber(ARGV[6])) then
+    local oldStart, oldTail = splitEvery(old)
+    if oldTail == tail and (not given or tonumber(oldStart) == given + tonumber(ARGV[6])) then
       return current
     end
-  elseif not given and string.match(old, '^c|[^|]*|[^|]*|(.*)$') == ARGV[5] then
-    return current
+  elseif not given then
+    local _, _, oldTail = parseCron(old)
+    if oldTail == tail then
+      return current
+    end
   end
 end
 
@@ -64,10 +63,10 @@ end
 local rule
 if ARGV[3] == 'e' then
   start = start + tonumber(ARGV[6])
-  rule = 'e|' .. string.format('%d', start) .. '|' .. ARGV[5]
+  rule = everyRule(start, tail)
 else
   start = tonumber(ARGV[6])
-  rule = 'c|||' .. ARGV[5]
+  rule = cronRule('', '', tail)
 end
 local due = timeString(start / 1000)
 local before = head(queueKey)

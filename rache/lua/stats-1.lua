@@ -1,9 +1,9 @@
 --[[
-  The figures of a schedule, read in one consistent snapshot: how many jobs, how many due,
-  the oldest due time, the next one to come, and how many fall due in each coming interval.
+  The figures of a schedule in one snapshot: how many jobs, how many due, the earliest due
+  time, the next one after now, and how many fall due in each coming interval.
 
   Input:
-    KEYS[1] queue key: sorted set, job id -> due time (Unix seconds)
+    KEYS[1] queue key: sorted set, job id -> due time
 
     ARGV[1] the number of coming intervals to count (an integer >= 0)
     ARGV[2] an interval's length, seconds
@@ -11,7 +11,6 @@
   Output:
     {now, total, due now, earliest due time or false, next due time after now or false,
      count in (now, now + length], count in (now + length, now + 2 length], ...}
-    (times as Unix seconds, strings)
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -19,12 +18,12 @@ local intervals = tonumber(ARGV[1])
 local length = tonumber(ARGV[2])
 
 --- @include "time"
+--- @include "queueHead"
 
-local time = rcall('TIME')
-local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local now = nowSeconds(rcall('TIME'))
 local nowText = timeString(now)
 
-local earliest = rcall('ZRANGE', queueKey, 0, 0, 'WITHSCORES')[2] or false
+local earliest = queueHead(queueKey)
 local after = rcall('ZRANGEBYSCORE', queueKey, '(' .. nowText, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 local reply = {
   nowText,

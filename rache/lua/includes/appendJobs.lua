@@ -1,8 +1,6 @@
 --[[
-  appendJobs(reply, found, jobPrefix): appends to `reply`, for each (id, due time) pair of
-  `found` (a WITHSCORES reply), the id, the due time, n, then the n field/value pairs of the
-  job's hash at jobPrefix .. id. Flat, as rache's codec reads it: a nested table per job
-  would cost the client one more list per job. Returns `reply`.
+  appendJobs(reply, found, jobPrefix): appends to reply, for each (id, due time) pair of found,
+  the id, the due time, n and the n field/value pairs of its hash (README.md, "Jobs in a reply").
 ]]
 local function appendJobs(reply, found, jobPrefix)
   local n = #reply

@@ -1,7 +1,6 @@
 --[[
   chunked(command, key, items, first, last): runs `command key item...` over items[first ..
-  last] (default: all of them) in slices small enough for unpack() (Lua's C stack holds
-  about 8,000 values); slices have an even length, so field/value pairs stay whole.
+  last] (default: all) in slices of 1,000, small enough for unpack() and even, so pairs stay whole.
 ]]
 local function chunked(command, key, items, first, last)
   first, last = first or 1, last or #items

@@ -1,10 +1,6 @@
 --[[
-  pageStart(queueKey, anchor, anchorDue): the rank at which a page after the anchor job
-  starts, in the schedule's order (due time, then id bytewise), so that paging never goes
-  backwards. Right after the anchor if it is still where it was; else where it would stand:
-  after the jobs due before its due time, and after those due at that time whose id sorts
-  at or before it (a binary search over that run of equal due times, comparing bytes as
-  Redis does: Lua's own < follows the server's locale). An anchor of '' starts at 0.
+  pageStart(queueKey, anchor, anchorDue): the rank right after the anchor job in the schedule's
+  order, or where it would stand if it moved; 0 for an anchor of '' (README.md, "Paging").
 ]]
 local function atOrBefore(a, b)  -- a <= b, bytes then lengths, as Redis orders equal scores
   local n = math.min(#a, #b)

@@ -1,11 +1,8 @@
 --[[
-  dueTime(time, offsetMs, precision): the due time, Unix seconds, of a job due offsetMs
-  milliseconds after the server time `time` (the reply of TIME: {seconds, microseconds}).
-  precision 's' counts from the whole second (the result is an integer when offsetMs is a
-  multiple of 1000, as rache 0.3.1 stored it); 'ms' counts from the millisecond; 'at' takes
-  offsetMs as the due time itself, milliseconds since the epoch (an import of known times).
+  Time as the scripts compute and write it (README.md, "Time"): due times in Unix seconds,
+  written as '%.17g' text; rule times in integer milliseconds.
 ]]
-local function dueTime(time, offsetMs, precision)
+local function dueTime(time, offsetMs, precision)  -- time: TIME's reply; precision 's'|'ms'|'at'
   if precision == 'at' then
     return offsetMs / 1000
   end
@@ -16,7 +13,21 @@ local function dueTime(time, offsetMs, precision)
   return (seconds * 1000 + math.floor(tonumber(time[2]) / 1000) + offsetMs) / 1000
 end
 
--- Exact text of a Unix time: 17 significant digits read back as the same double.
-local function timeString(t)
+local function timeString(t)  -- 17 significant digits: read back as the same double
   return string.format('%.17g', t)
 end
+
+local function nowSeconds(time)  -- TIME's reply in Unix seconds, to the microsecond
+  return tonumber(time[1]) + tonumber(time[2]) / 1000000
+end
+
+local function cutoffMs(cutoff)  -- a cutoff's millisecond, floored (as recurrence.now_ms)
+  return math.floor(tonumber(cutoff) * 1000 + 0.0005)
+end
+
+local function timeMs(due)  -- a due time in whole milliseconds, rounded (as recurrence.time_ms)
+  return math.floor(tonumber(due) * 1000 + 0.5)
+end
+
+-- Added to a computed time so that no schedule_job gives it (README.md, "Half a microsecond").
+local halfMicrosecond = 0.0000005

@@ -1,0 +1,24 @@
+--[[
+  leaseUntil(now, leaseMs): the lease time of a batch's cron jobs; leaseCron(...): leases one,
+  appending its pending occurrence to kept (README.md, "Leases and the holder-only advance").
+]]
+--- @include "rules"
+--- @include "time"
+
+local function leaseUntil(now, leaseMs)
+  return timeString(dueTime(now, leaseMs, 'ms') + halfMicrosecond)
+end
+
+local function leaseCron(queueKey, rulesKey, id, rule, due, lease, kept, recurring)
+  local pending, held, tail = parseCron(rule)
+  if pending == '' or tonumber(held) ~= tonumber(due) then
+    pending = due  -- not leased, or moved since its lease: it resumes at its due time
+  end
+  local leased = cronRule(pending, lease, tail)
+  redis.call('HSET', rulesKey, id, leased)
+  redis.call('ZADD', queueKey, lease, id)
+  local n = #kept
+  kept[n + 1], kept[n + 2] = id, pending
+  n = #recurring
+  recurring[n + 1], recurring[n + 2], recurring[n + 3], recurring[n + 4] = id, 'c', lease, leased
+end

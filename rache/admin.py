@@ -14,7 +14,7 @@ import redis
 
 from . import config, encode, pages, scripts
 from .constants import DEFAULT_BATCH_SIZE
-from .keys import Keys, Layout, has_hash_tag, tagged
+from .keys import SHARDS_FIELD, Keys, Layout, has_hash_tag, tagged
 from .scripts import Args, Call
 
 
@@ -42,7 +42,7 @@ def reshard(
     """
     prefix = config.prefix() if prefix is None else prefix
     target = Layout(prefix, shards)
-    recorded = connection.hget(target.layout_key, "shards")
+    recorded = connection.hget(target.layout_key, SHARDS_FIELD)
     source = Layout(prefix, int(recorded) if recorded else 1)
     if source.count == target.count:
         return 0
@@ -54,7 +54,7 @@ def reshard(
     if target.count == 1:
         connection.delete(target.layout_key)
     else:
-        connection.hset(target.layout_key, "shards", target.count)
+        connection.hset(target.layout_key, SHARDS_FIELD, target.count)
     return moved
 
 

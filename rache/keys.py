@@ -23,6 +23,8 @@ JOB = b"job:"
 RECURRING = b"recurring"
 WAKEUP = "wakeup"
 LAYOUT = b"layout"
+#: The field of ``<prefix>layout`` that holds the shard count (as layout-1.lua reads it).
+SHARDS_FIELD = "shards"
 
 #: The most shards a schedule may have: a pending_jobs() call visits every one.
 MAX_SHARDS = 256

@@ -1,8 +1,7 @@
 --[[
-  Reads the shard count recorded for a schedule, and writes nothing: the check that a
-  scheduler without shards makes before its first call, so that it refuses a sharded
-  schedule rather than see it empty. (A sharded scheduler records or checks its count with
-  layout-1.lua.) HMGET only: a read-only user of the schedule may run it.
+  Reads the shard count recorded for a schedule and writes nothing (HMGET only, so a read-only
+  user may run it): an unsharded scheduler's check before its first call (README.md, "Sharded
+  schedules").
 
   Input:
     KEYS[1] layout key: hash, field 'shards' the shard count (absent when unsharded)

@@ -1,7 +1,6 @@
 --[[
-  Reads the shard count recorded for a schedule and writes nothing (HMGET only, so a read-only
-  user may run it): an unsharded scheduler's check before its first call (README.md, "Sharded
-  schedules").
+  Reads the shard count recorded for a schedule, writing nothing (HMGET only: a read-only user
+  may run it): an unsharded scheduler's check before its first call ("Sharded schedules").
 
   Input:
     KEYS[1] layout key: hash, field 'shards' the shard count (absent when unsharded)

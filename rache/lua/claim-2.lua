@@ -32,6 +32,12 @@ local offset = ARGV[4]
 --- @include "claimRecurring"
 --- @include "removeOrReschedule"
 --- @include "appendJobs"
+--- @include "checkTypes"
+
+local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash'})
+if wrong then
+  return wrong
+end
 
 local now = rcall('TIME')
 if cutoff == '' then
@@ -49,6 +55,11 @@ for i = 1, #found, 2 do
   ids[#ids + 1] = found[i]
 end
 
+local data, unreadable = readJobs(jobPrefix, ids)  -- before the first write
+if not data then
+  return unreadable
+end
+
 local plain = ids
 local rules = readRules(rulesKey, ids)
 if rules then
@@ -58,4 +69,4 @@ end
 reply[2] = removeOrReschedule(queueKey, plain, offset, ARGV[5], now, cutoff)
 reply[3] = queueHead(queueKey)
 
-return appendJobs(reply, found, jobPrefix)
+return appendJobs(reply, found, jobPrefix, data)

@@ -23,6 +23,16 @@ local jobKey = KEYS[2]
 --- @include "time"
 --- @include "chunked"
 --- @include "wakeup"
+--- @include "checkTypes"
+
+local checks = {queueKey, 'zset'}
+if #ARGV > 5 then  -- data to set or delete
+  checks[3], checks[4] = jobKey, 'hash'
+end
+local wrong = checkTypes(checks)
+if wrong then
+  return wrong
+end
 
 local due = dueTime(rcall('TIME'), tonumber(ARGV[3]), ARGV[4])
 local before = head(queueKey)

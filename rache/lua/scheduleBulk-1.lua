@@ -20,13 +20,28 @@ local jobPrefix = ARGV[1]
 --- @include "time"
 --- @include "chunked"
 --- @include "wakeup"
+--- @include "checkTypes"
+
+local checks = {queueKey, 'zset'}
+local i = 3
+while i <= #ARGV do
+  local fields = 2 * tonumber(ARGV[i + 3]) + tonumber(ARGV[i + 4])
+  if fields > 0 then
+    checks[#checks + 1], checks[#checks + 2] = jobPrefix .. ARGV[i], 'hash'
+  end
+  i = i + 5 + fields
+end
+local wrong = checkTypes(checks)
+if wrong then
+  return wrong
+end
 
 local now = rcall('TIME')
 local before = head(queueKey)
 local earliest = nil
 local members = {}
 local count = 0
-local i = 3
+i = 3
 while i <= #ARGV do
   local id = ARGV[i]
   local nset, ndel = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])

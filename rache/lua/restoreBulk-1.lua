@@ -18,7 +18,7 @@ local jobPrefix = ARGV[1]
 --- @include "chunked"
 --- @include "checkTypes"
 
-local checks = {queueKey, 'zset'}
+local checks = {}  -- the job hashes; apart from the queue, for checkTypes' EXISTS
 local i = 2
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 2])
@@ -27,7 +27,7 @@ while i <= #ARGV do
   end
   i = i + 3 + 2 * n
 end
-local wrong = checkTypes(checks)
+local wrong = checkTypes({queueKey, 'zset'}) or checkTypes(checks)
 if wrong then
   return wrong
 end

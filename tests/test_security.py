@@ -40,8 +40,8 @@ from tests.test_shards import exercise_sharded
 #: Works on Redis 6.2 and 7.0 (no selectors). CHANGE-ME is the password to choose.
 ACL_LINE = (
     "ACL SETUSER rache reset on >CHANGE-ME ~rache:* resetchannels &rache:*wakeup"
-    " +evalsha +script|load +time +zadd +zrem +zrange +zrangebyscore +zscore +zrank +zcount +zcard"
-    " +hset +hdel +hgetall +hmget +exists +del +publish +subscribe"
+    " +evalsha +script|load +time +type +zadd +zrem +zrange +zrangebyscore +zscore +zrank"
+    " +zcount +zcard +hset +hdel +hgetall +hmget +exists +del +publish +subscribe"
 )
 PERMISSIONS = [part[1:] for part in ACL_LINE.split() if part.startswith("+")]
 README = Path(__file__).resolve().parent.parent / "README.rst"

@@ -16,6 +16,12 @@ local queueKey = KEYS[1]
 local rulesKey = KEYS[2]
 
 --- @include "rules"
+--- @include "checkTypes"
+
+local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash'})
+if wrong then
+  return wrong
+end
 
 local result = {}
 for i = 1, #ARGV, 3 do

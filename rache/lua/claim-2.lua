@@ -32,25 +32,47 @@ local offset = ARGV[4]
 --- @include "claimRecurring"
 --- @include "removeOrReschedule"
 --- @include "appendJobs"
+--- @include "checkTypes"
 
 local now = rcall('TIME')
 if cutoff == '' then
   cutoff = timeString(nowSeconds(now))
 end
 
-local found = rcall('ZRANGEBYSCORE', queueKey, '-inf', cutoff, 'WITHSCORES', 'LIMIT', 0, count)
+-- Every read that can fail comes before the first write (README.md, "No partial writes").
+local found = redis.pcall(
+  'ZRANGEBYSCORE', queueKey, '-inf', cutoff, 'WITHSCORES', 'LIMIT', 0, count)
+if found.err then
+  return checkTypes({queueKey, 'zset'}) or found
+end
 if #found == 0 then
   return {cutoff, false, queueHead(queueKey), false}
 end
 local reply = {cutoff, false, false, false}
+local wrong = checkTypes({rulesKey, 'hash'})
+if wrong then
+  return wrong
+end
 
 local ids = {}
 for i = 1, #found, 2 do
   ids[#ids + 1] = found[i]
 end
 
-local plain = ids
+-- The jobs' data too, before the first write: when a job of the batch recurs, all of it by id
+-- (which jobs are handed out is known after the claim); else straight into the reply.
 local rules = readRules(rulesKey, ids)
+local read, unreadable
+if rules then
+  read, unreadable = readJobs(jobPrefix, ids)
+else
+  read, unreadable = appendJobs(reply, found, jobPrefix)
+end
+if not read then
+  return unreadable
+end
+
+local plain = ids
 if rules then
   plain, found, reply[4] = claimRecurring(
     queueKey, rulesKey, found, ids, rules, cutoff, now, tonumber(ARGV[6]))
@@ -58,4 +80,4 @@ end
 reply[2] = removeOrReschedule(queueKey, plain, offset, ARGV[5], now, cutoff)
 reply[3] = queueHead(queueKey)
 
-return appendJobs(reply, found, jobPrefix)
+return rules and appendJobs(reply, found, jobPrefix, read) or reply

@@ -14,4 +14,10 @@
 ]]
 local rcall = redis.call
 
+--- @include "checkTypes"
+
+local wrong = checkTypes({KEYS[1], 'zset', KEYS[2], 'hash', KEYS[3], 'hash'})
+if wrong then
+  return wrong
+end
 return rcall('ZREM', KEYS[1], ARGV[1]) + rcall('DEL', KEYS[2]) + rcall('HDEL', KEYS[3], ARGV[1])

@@ -16,6 +16,16 @@ local queueKey = KEYS[1]
 local jobPrefix = ARGV[1]
 
 --- @include "chunked"
+--- @include "checkTypes"
+
+local checks = {}  -- the job hashes; apart from the queue, for checkTypes' EXISTS
+for i = 2, #ARGV do
+  checks[#checks + 1], checks[#checks + 2] = jobPrefix .. ARGV[i], 'hash'
+end
+local wrong = checkTypes({queueKey, 'zset'}) or checkTypes(checks)
+if wrong then
+  return wrong
+end
 
 for i = 2, #ARGV do
   rcall('DEL', jobPrefix .. ARGV[i])

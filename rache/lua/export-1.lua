@@ -21,4 +21,5 @@ local jobPrefix = ARGV[1]
 
 local start = pageStart(queueKey, ARGV[3], ARGV[4])
 local found = redis.call('ZRANGE', queueKey, start, start + tonumber(ARGV[2]) - 1, 'WITHSCORES')
-return appendJobs({}, found, jobPrefix)
+local reply, wrong = appendJobs({}, found, jobPrefix)
+return reply or wrong

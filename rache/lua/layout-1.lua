@@ -15,6 +15,17 @@
 local rcall = redis.call
 local layoutKey = KEYS[1]
 
+--- @include "checkTypes"
+
+local checks = {layoutKey, 'hash'}
+if ARGV[2] ~= '' then
+  checks[3], checks[4] = ARGV[2], 'zset'
+end
+local wrong = checkTypes(checks)
+if wrong then
+  return wrong
+end
+
 local recorded = rcall('HGETALL', layoutKey)  -- HGETALL and HSET: no more ACL rights
 for i = 1, #recorded, 2 do
   if recorded[i] == 'shards' then

@@ -26,6 +26,12 @@ local last = 4 + 3 * tonumber(ARGV[4])
 
 --- @include "rules"
 --- @include "wakeup"
+--- @include "checkTypes"
+
+local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash'})
+if wrong then
+  return wrong
+end
 
 local before = head(queueKey)
 local earliest = nil

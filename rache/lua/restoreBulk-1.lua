@@ -16,9 +16,24 @@ local queueKey = KEYS[1]
 local jobPrefix = ARGV[1]
 
 --- @include "chunked"
+--- @include "checkTypes"
+
+local checks = {}  -- the job hashes; apart from the queue, for checkTypes' EXISTS
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 2])
+  if n > 0 then
+    checks[#checks + 1], checks[#checks + 2] = jobPrefix .. ARGV[i], 'hash'
+  end
+  i = i + 3 + 2 * n
+end
+local wrong = checkTypes({queueKey, 'zset'}) or checkTypes(checks)
+if wrong then
+  return wrong
+end
 
 local count = 0
-local i = 2
+i = 2
 while i <= #ARGV do
   local id, due, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   rcall('ZADD', queueKey, due, id)

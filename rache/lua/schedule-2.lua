@@ -23,14 +23,32 @@ local jobKey = KEYS[2]
 --- @include "time"
 --- @include "chunked"
 --- @include "wakeup"
-
-local due = dueTime(rcall('TIME'), tonumber(ARGV[3]), ARGV[4])
-local before = head(queueKey)
-rcall('ZADD', queueKey, timeString(due), ARGV[2])
-wakeup(ARGV[1], before, tonumber(timeString(due)))
+--- @include "checkTypes"
 
 local nset = tonumber(ARGV[5])
-chunked('HSET', jobKey, ARGV, 6, 5 + 2 * nset)
-chunked('HDEL', jobKey, ARGV, 6 + 2 * nset, #ARGV)
+local due = timeString(dueTime(rcall('TIME'), tonumber(ARGV[3]), ARGV[4]))
 
-return timeString(due)
+-- No TYPE here (README.md, "No partial writes"): only a key's first command can fail on its
+-- type, and each key's runs before any write, pcall'd so that its error names the key.
+local first = redis.pcall('ZRANGE', queueKey, 0, 0, 'WITHSCORES')  -- the head, as `head`
+if first.err then
+  return checkTypes({queueKey, 'zset'}) or first
+end
+if #ARGV > 5 then  -- the data first: the fields to set, else those to delete
+  local command, last = 'HSET', 5 + 2 * nset
+  if nset == 0 then
+    command, last = 'HDEL', #ARGV
+  end
+  local written = redis.pcall(command, jobKey, unpack(ARGV, 6, math.min(1005, last)))
+  if type(written) == 'table' and written.err then
+    return checkTypes({jobKey, 'hash'}) or written
+  end
+  chunked(command, jobKey, ARGV, 1006, last)
+  if nset > 0 then
+    chunked('HDEL', jobKey, ARGV, 6 + 2 * nset, #ARGV)
+  end
+end
+rcall('ZADD', queueKey, due, ARGV[2])
+wakeup(ARGV[1], tonumber(first[2]), tonumber(due))
+
+return due

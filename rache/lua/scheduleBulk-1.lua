@@ -20,28 +20,43 @@ local jobPrefix = ARGV[1]
 --- @include "time"
 --- @include "chunked"
 --- @include "wakeup"
+--- @include "checkTypes"
 
+-- One pass reads the batch; the types are checked before the first write (README.md, "No
+-- partial writes"): the queue, and the hash of each job with data to set or delete.
 local now = rcall('TIME')
-local before = head(queueKey)
 local earliest = nil
-local members = {}
+local members = {}  -- due, id, ...: for one ZADD
+local hashes, at, ndels = {}, {}, {}  -- {key, 'hash', ...} of the jobs with data; where it is
 local count = 0
 local i = 3
 while i <= #ARGV do
-  local id = ARGV[i]
   local nset, ndel = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local due = timeString(dueTime(now, tonumber(ARGV[i + 1]), ARGV[i + 2]))
   if earliest == nil or tonumber(due) < earliest then
     earliest = tonumber(due)
   end
   members[#members + 1] = due
-  members[#members + 1] = id
-  i = i + 5
-  chunked('HSET', jobPrefix .. id, ARGV, i, i + 2 * nset - 1)
-  i = i + 2 * nset
-  chunked('HDEL', jobPrefix .. id, ARGV, i, i + ndel - 1)
-  i = i + ndel
+  members[#members + 1] = ARGV[i]
+  if nset + ndel > 0 then
+    local n = #hashes
+    hashes[n + 1], hashes[n + 2] = jobPrefix .. ARGV[i], 'hash'
+    at[n + 1], at[n + 2] = i + 5, i + 5 + 2 * nset  -- where its fields to set, to delete start
+    ndels[#ndels + 1] = ndel
+  end
+  i = i + 5 + 2 * nset + ndel
   count = count + 1
+end
+local wrong = checkTypes({queueKey, 'zset'}) or checkTypes(hashes)
+if wrong then
+  return wrong
+end
+
+local before = head(queueKey)
+for j = 1, #hashes, 2 do  -- in batch order: a later job with the same id wins
+  local set, delete = at[j], at[j + 1]
+  chunked('HSET', hashes[j], ARGV, set, delete - 1)
+  chunked('HDEL', hashes[j], ARGV, delete, delete + ndels[(j + 1) / 2] - 1)
 end
 chunked('ZADD', queueKey, members)
 wakeup(ARGV[2], before, earliest)

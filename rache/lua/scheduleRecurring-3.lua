@@ -32,6 +32,16 @@ local tail = ARGV[5]
 --- @include "chunked"
 --- @include "rules"
 --- @include "wakeup"
+--- @include "checkTypes"
+
+local checks = {queueKey, 'zset', rulesKey, 'hash'}
+if #ARGV > 7 then  -- data to set or delete
+  checks[5], checks[6] = jobKey, 'hash'
+end
+local wrong = checkTypes(checks)
+if wrong then
+  return wrong
+end
 
 local nset = tonumber(ARGV[7])
 chunked('HSET', jobKey, ARGV, 8, 7 + 2 * nset)

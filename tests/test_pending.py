@@ -172,8 +172,11 @@ def test_each_job_carries_the_due_time_it_was_claimed_for(sched: Scheduler, raw:
     shown = int(due["b"]) if due["b"].is_integer() else due["b"]
     assert jobs[1].occurrence_id == f"b:{shown}"
     assert jobs[1] == {"id": "b", "n": 1}  # the due time is no key of the dict
-    # The next occurrence of the same job has another name.
-    sched.schedule_job("b", -1)
+    # The next occurrence of the same job, at another due time, has another name. (-3 s, not
+    # -1 s: in the same server second, -1 s lands on the first one's due time when that was
+    # scheduled at its .500, 1 run in 1,000; two runs at one due time sharing an id is issue
+    # #14's, still open.)
+    sched.schedule_job("b", -3)
     (again,) = [job for job in sched.pending_jobs() if job["id"] == "b"]
     assert again.occurrence_id != jobs[1].occurrence_id
 

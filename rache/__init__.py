@@ -58,13 +58,8 @@ def _scheduler(connection: Any = None) -> Scheduler:
     global _default, _last
     if connection is not None:
         last = _last
-        if (
-            last is not None
-            and last.connection is connection
-            and last.keys.prefix == config.prefix()
-        ):
-            return last
-        _last = last = Scheduler(connection)
+        if last is None or last.connection is not connection or last.keys.prefix != config.prefix():
+            _last = last = Scheduler(connection)
         return last
     if _default is None:
         with _default_lock:

@@ -22,6 +22,7 @@ import weakref
 from typing import Any, AsyncGenerator, Iterable, Mapping, Optional, Tuple
 
 from . import recurrence
+from .config import prefix
 from .dispatch import AsyncDispatcher
 from .models import Job, Seconds, Stats, Time, Value
 from .scheduler import AsyncScheduler, Entry, Exported, Progress, Start
@@ -46,10 +47,19 @@ _defaults: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncScheduler] 
 )
 
 
+#: The scheduler of the last ``connection=`` given, reused while the prefix is the same (as
+#: the sync functions do): a new one would check the schedule's layout again.
+_last: Optional[AsyncScheduler] = None
+
+
 def _scheduler(connection: Any = None) -> AsyncScheduler:
     """The running loop's default AsyncScheduler, or one over ``connection``."""
+    global _last
     if connection is not None:
-        return AsyncScheduler(connection)
+        last = _last
+        if last is None or last.connection is not connection or last.keys.prefix != prefix():
+            _last = last = AsyncScheduler(connection)
+        return last
     loop = asyncio.get_running_loop()
     scheduler = _defaults.get(loop)
     if scheduler is None:

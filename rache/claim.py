@@ -221,6 +221,10 @@ class Claim:
         return jobs
 
 
+#: An every-N entry's kind in a claim's recurring sub-array.
+_EVERY = wire.EVERY.encode()
+
+
 def _recurring_entries(recurring: Sequence[Any]) -> Dict[bytes, Tuple[bytes, bytes, bytes]]:
     """Map each recurring job id of a claim to (kind, time, rule)."""
     it = iter(recurring[1:])
@@ -236,7 +240,7 @@ def _records(reply: Sequence[Any], rules: Dict[bytes, Tuple[bytes, bytes, bytes]
         entry = rules.get(raw_id)
         if entry is None:
             records.append((wire.PLAIN, raw_id, due, b"1" if count else b"0"))
-        elif entry[0] == wire.EVERY.encode():
+        elif entry[0] == _EVERY:
             records.append((wire.RECURRING, raw_id, due, entry[1]))
         else:
             records.append(None)  # leased: back when its lease ends, see advance-2.lua

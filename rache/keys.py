@@ -135,14 +135,16 @@ class Layout:
         self.prefix = prefix
         self.count = shards
         #: The keys of each shard: the prefix's own keys for an unsharded schedule.
-        self.shards = [Keys(p) for p in shard_prefixes(prefix, shards)]
+        self.shards = (
+            [self.keys] if shards == 1 else [Keys(p) for p in shard_prefixes(prefix, shards)]
+        )
         #: ``<prefix>layout``, where a sharded schedule records its count.
         self.layout_key = layout_key(prefix)
 
     def of(self, raw_id: bytes) -> Keys:
         """The keys of the shard that holds the job ``raw_id`` (stable across processes)."""
         shards = self.shards
-        return shards[0] if len(shards) == 1 else shards[zlib.crc32(raw_id) % len(shards)]
+        return shards[0] if len(shards) == 1 else shards[shard_of(raw_id, len(shards))]
 
     def index_of(self, raw_id: bytes) -> int:
         """The number of the shard that holds the job ``raw_id``."""

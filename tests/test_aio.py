@@ -50,7 +50,7 @@ def test_async_module_functions_use_redis_url(
     assert seen == [{"id": "a", "n": 1}, {"id": "b"}]
     assert data == "x"
     assert sorted(ids) == ["a", "b", "c"]
-    assert sorted(raw.keys("aio:*")) == [b"aio:job:a", b"aio:queue"]
+    assert sorted(raw.keys("aio:*")) == [b"aio:calls", b"aio:job:a", b"aio:queue", b"aio:replies"]
 
 
 def test_async_module_functions_take_a_connection(server: testing.RedisServer, raw: Any) -> None:

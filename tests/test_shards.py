@@ -265,7 +265,9 @@ def test_reshard_moves_every_job_with_its_time_and_data(raw: Any) -> None:
     back = Scheduler(raw, "rache:")
     assert list(back.export_jobs()) == expected
     assert back.job_details("done")["result"] == "kept"
-    assert sorted(key.decode() for key in raw.keys("*") if b"{" in key) == []
+    # Nothing is left of the shards but their call records, which live out their 60 s.
+    left = {key.decode().rsplit(":", 1)[1] for key in raw.keys("*") if b"{" in key}
+    assert left <= {"calls", "replies"}
 
 
 def test_reshard_checks_its_arguments_first(raw: Any) -> None:

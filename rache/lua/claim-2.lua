@@ -13,6 +13,7 @@
     ARGV[4] reschedule offset from now, milliseconds; '' removes the plain jobs instead
     ARGV[5] precision of the reschedule: 's' or 'ms'
     ARGV[6] lease of a cron job, milliseconds (an integer >= 1)
+    ARGV[7] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     {cutoff, new due time or false, head after the claim or false, recurring or false,
@@ -33,6 +34,19 @@ local offset = ARGV[4]
 --- @include "removeOrReschedule"
 --- @include "appendJobs"
 --- @include "checkTypes"
+--- @include "calls"
+
+-- A claim sent again (its reply was lost) hands out the same batch: the same jobs at the same
+-- due times, their data read again; it changes nothing.
+local seen = callSeen()
+if type(seen) == 'string' then
+  local record = cmsgpack.unpack(seen)  -- {cutoff, new due time, recurring, jobs: id, due, ...}
+  local again = {record[1], record[2], queueHead(queueKey), record[3]}
+  local read, unreadable = appendJobs(again, record[4], jobPrefix)
+  return read or unreadable
+elseif seen then
+  return seen
+end
 
 local now = rcall('TIME')
 if cutoff == '' then
@@ -79,5 +93,6 @@ if rules then
 end
 reply[2] = removeOrReschedule(queueKey, plain, offset, ARGV[5], now, cutoff)
 reply[3] = queueHead(queueKey)
+callRecord(nil, cmsgpack.pack({reply[1], reply[2], reply[4], found}))
 
 return rules and appendJobs(reply, found, jobPrefix, read) or reply

@@ -7,6 +7,7 @@
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2 ..] the job ids
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the number of job ids given
@@ -17,6 +18,12 @@ local jobPrefix = ARGV[1]
 
 --- @include "chunked"
 --- @include "checkTypes"
+--- @include "calls"
+
+local replay = callReplay()
+if replay then
+  return replay
+end
 
 local checks = {}  -- the job hashes; apart from the queue, for checkTypes' EXISTS
 for i = 2, #ARGV do
@@ -31,4 +38,4 @@ for i = 2, #ARGV do
   rcall('DEL', jobPrefix .. ARGV[i])
 end
 chunked('ZREM', queueKey, ARGV, 2, #ARGV)
-return #ARGV - 1
+return callRecord(#ARGV - 1)

@@ -12,6 +12,7 @@
     ARGV[4] n, the number of plain jobs
     ARGV[5 .. 4 + 3n] plain jobs, triples: id, due time before the claim, '1' if it had data
     ARGV[5 + 3n ..] recurring jobs, triples: id, the occurrence handed out, the due time it moved to
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the number of jobs put back
@@ -27,6 +28,12 @@ local last = 4 + 3 * tonumber(ARGV[4])
 --- @include "rules"
 --- @include "wakeup"
 --- @include "checkTypes"
+--- @include "calls"
+
+local replay = callReplay()
+if replay then
+  return replay
+end
 
 local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash'})
 if wrong then
@@ -68,4 +75,4 @@ for i = last + 1, #ARGV, 3 do
   end
 end
 wakeup(channel, before, earliest)
-return restored
+return callRecord(restored)

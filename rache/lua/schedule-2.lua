@@ -12,6 +12,7 @@
     ARGV[5] n, the number of fields to set
     ARGV[6 .. 5 + 2n] field, value pairs to set
     ARGV[6 + 2n ..] fields to delete
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the due time, Unix seconds, as text
@@ -24,6 +25,12 @@ local jobKey = KEYS[2]
 --- @include "chunked"
 --- @include "wakeup"
 --- @include "checkTypes"
+--- @include "calls"
+
+local replay = callReplay()
+if replay then
+  return replay
+end
 
 local nset = tonumber(ARGV[5])
 local due = timeString(dueTime(rcall('TIME'), tonumber(ARGV[3]), ARGV[4]))
@@ -51,4 +58,4 @@ end
 rcall('ZADD', queueKey, due, ARGV[2])
 wakeup(ARGV[1], tonumber(first[2]), tonumber(due))
 
-return due
+return callRecord(due)

@@ -9,6 +9,7 @@
     ARGV[2] wake-up channel: <prefix>wakeup
     ARGV[3 ..] per job: id, offset (milliseconds), precision ('s', 'ms' or 'at'), s, d,
                s field/value pairs to set, d fields to delete
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the number of jobs scheduled
@@ -21,6 +22,12 @@ local jobPrefix = ARGV[1]
 --- @include "chunked"
 --- @include "wakeup"
 --- @include "checkTypes"
+--- @include "calls"
+
+local replay = callReplay()
+if replay then
+  return replay
+end
 
 -- One pass reads the batch; the types are checked before the first write (README.md, "No
 -- partial writes"): the queue, and the hash of each job with data to set or delete.
@@ -60,4 +67,4 @@ for j = 1, #hashes, 2 do  -- in batch order: a later job with the same id wins
 end
 chunked('ZADD', queueKey, members)
 wakeup(ARGV[2], before, earliest)
-return count
+return callRecord(count)

@@ -353,6 +353,8 @@ class Proxy:
     def close(self) -> None:
         """Stop listening and break every connection."""
         self._closing = True
+        with contextlib.suppress(OSError):  # wakes the accept() under way (Linux)
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         for pair in self.pairs:
             pair.close()

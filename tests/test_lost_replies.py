@@ -56,6 +56,8 @@ ALL_CASES = [*SCHEDULER_CASES, ("single", "functions"), ("single", "aio-function
 PROTOCOL = {"sync": 2, "asyncio": 3, "functions": 3, "aio-functions": 2}
 #: Retries of the proxied clients: immediate, and more than the one drop a test makes.
 RETRIES = 3
+#: The keys of a prefix that record its calls (call id -> expiry, ms; call id -> reply).
+CALLS_KEY, REPLIES_KEY = "calls", "replies"
 
 
 def case_id(case: Tuple[str, str]) -> str:
@@ -601,7 +603,7 @@ def test_call_records_live_their_lifetime_and_are_pruned(world: World) -> None:
     # type-checks before it exists.
     ttl = importlib.import_module("rache.constants").CALL_RECORD_TTL
 
-    calls, replies = f"{world.prefix}calls", f"{world.prefix}replies"
+    calls, replies = world.prefix + CALLS_KEY, world.prefix + REPLIES_KEY
     sched = world.driver()
     before = world.server_ms()
     sched.schedule_job("a", 3600)

@@ -522,6 +522,39 @@ def test_an_advance_whose_reply_is_lost_hands_out_the_cron_occurrence(world: Wor
     assert_once(ours + world.contender.handed, ["daily"])
 
 
+RETRIED_CASES = [("single", "sync"), ("single", "asyncio"), ("cluster", "sync")]
+
+
+@cases(RETRIED_CASES)
+def test_a_claim_whose_retry_loses_its_reply_too_hands_out_its_batch_once(world: World) -> None:
+    if world.faults.deliver:
+        pytest.skip("a reply delivered is not retried: no second drop to make")
+    sched = world.driver()
+    ids = [f"t{i}" for i in range(6)]
+    due = schedule_due(world, ids)
+    world.faults.arm(scripts.CLAIM, world.claim_between(), times=2)
+    ours = sched.claim(limit=3)
+    world.faults.check(2)
+    assert ours == [due[job_id] for job_id in ids[:3]]
+    world.drain()
+    assert_once(ours + world.contender.handed, ids)
+
+
+@cases(RETRIED_CASES)
+def test_a_schedule_whose_every_reply_is_lost_fails_and_still_schedules_once(
+    world: World,
+) -> None:
+    if world.faults.deliver:
+        pytest.skip("a reply delivered is not retried: no second drop to make")
+    sched = world.driver()
+    world.faults.arm(scripts.SCHEDULE, world.claim_between(), times=RETRIES + 1)
+    with pytest.raises(redis.ConnectionError):
+        sched.schedule_job("a", -1)
+    world.faults.check(RETRIES + 1)
+    world.drain()
+    assert_once(world.contender.handed, ["a"])
+
+
 # -- deleting ----------------------------------------------------------------------------------
 
 
@@ -545,7 +578,9 @@ RESHARD_CASES = [("single", "sync"), ("cluster", "sync")]
 
 
 @cases(RESHARD_CASES)
-@pytest.mark.parametrize("script", [scripts.RESTORE_BULK, scripts.DELETE_BULK], ids=str)
+@pytest.mark.parametrize(
+    "script", [scripts.RESTORE_BULK, scripts.DELETE_BULK], ids=lambda s: s.name
+)
 def test_a_reshard_whose_bulk_reply_is_lost_moves_each_job_once(
     world: World, script: scripts.Script
 ) -> None:

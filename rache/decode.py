@@ -51,6 +51,14 @@ def _name(raw: bytes) -> Any:
     return name
 
 
+def runs(jobs: List[Job], flat: Sequence[bytes]) -> None:
+    """Give each job its run token from a claim's runs item (id, token, ...)."""
+    it = iter(flat)
+    tokens = dict(zip(it, it))
+    for job in jobs:
+        job.raw_run = tokens.get(job.raw_id)
+
+
 def jobs(it: Iterator[Any]) -> List[Job]:
     """Decode jobs from a flat reply's iterator: id, due time, n, n field/value pairs, ...
 

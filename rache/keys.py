@@ -2,7 +2,8 @@
 
 A schedule under ``prefix`` is the layout of rache 0.3.1 (``<prefix>queue``, a sorted set
 of job ids by due time, and ``<prefix>job:<id>``, a hash of each job's data), plus
-``<prefix>recurring`` (rules), ``<prefix>layout`` (the shard count), the call records
+``<prefix>recurring`` (rules), ``<prefix>runs`` (run tokens), ``<prefix>layout`` (the
+shard count), the call records
 ``<prefix>calls`` and ``<prefix>replies``, and the channel ``<prefix>wakeup``. A sharded
 schedule is K such groups, each under a hash tag of its own. ``rache/lua/README.md``
 describes each key as the scripts use it.
@@ -26,6 +27,7 @@ WAKEUP = "wakeup"
 LAYOUT = b"layout"
 CALLS = b"calls"
 REPLIES = b"replies"
+RUNS = b"runs"
 #: The field of ``<prefix>layout`` that holds the shard count (as layout-1.lua reads it).
 SHARDS_FIELD = "shards"
 
@@ -36,7 +38,7 @@ MAX_SHARDS = 256
 class Keys:
     """The keys of one group (a schedule, or one shard of it), as rache 0.3.1 laid them out."""
 
-    __slots__ = ("calls", "job_prefix", "prefix", "queue", "recurring", "replies", "wakeup")
+    __slots__ = ("calls", "job_prefix", "prefix", "queue", "recurring", "replies", "runs", "wakeup")
 
     def __init__(self, prefix: str) -> None:
         if not isinstance(prefix, str):
@@ -58,6 +60,9 @@ class Keys:
         #: the scripts name after the queue's key (``rache/lua/README.md``, "Call records").
         self.calls = raw + CALLS
         self.replies = raw + REPLIES
+        #: ``<prefix>runs``, the hash of each scheduled plain job's run token, by job id
+        #: (named by the scripts, as the records are): see ``Job.occurrence_id``.
+        self.runs = raw + RUNS
 
     def job(self, raw_id: bytes) -> bytes:
         """The key of the hash holding the data of the job ``raw_id``."""

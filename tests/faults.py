@@ -418,11 +418,20 @@ def _scheduler(target: Target) -> Any:
     return Scheduler(client, target.prefix, shards=target.shards)
 
 
+def handed_name(job: Any) -> str:
+    """``id:due``, a job as handed out: one run handed out twice shows as the same name twice.
+
+    Not ``occurrence_id``, which adds a plain job's run token: a schedule run twice would
+    start two runs of two names, and the due time alone must show the second hand-out.
+    """
+    return f"{job['id']}:{job.due_at}"
+
+
 def claim(
     target: Target, limit: Optional[int] = None, reschedule_in: Optional[float] = None
 ) -> List[str]:
     """One pending_jobs() call: the occurrence ids (``id:due``) it handed out."""
-    return [job.occurrence_id for job in _scheduler(target).pending_jobs(reschedule_in, limit)]
+    return [handed_name(job) for job in _scheduler(target).pending_jobs(reschedule_in, limit)]
 
 
 def drain(target: Target) -> List[str]:

@@ -99,7 +99,7 @@ def test_a_claim_sent_again_hands_out_the_same_batch_and_claims_nothing(
     sched.schedule_jobs([("a", -2, {"x": 1}), ("b", -1)])
     call = claim_call(reschedule)
     first = send(raw, call, b"claim")
-    assert [first[i] for i in (4, 9)] == [b"a", b"b"]
+    assert [first[i] for i in (5, 10)] == [b"a", b"b"]
     sched.schedule_job("c", -1)  # due now: a second run would claim it
     before = snapshot(raw)
     again = send(raw, call, b"claim")
@@ -115,8 +115,8 @@ def test_a_claim_sent_again_reads_the_data_again(raw: Any) -> None:
     first = send(raw, claim_call(), b"claim")
     raw.hset("rache:job:a", "x", "2")
     again = send(raw, claim_call(), b"claim")
-    assert first[4:] == [b"a", first[5], 1, b"x", b"1"]
-    assert again[4:] == [b"a", first[5], 1, b"x", b"2"]
+    assert first[5:] == [b"a", first[6], 1, b"x", b"1"]
+    assert again[5:] == [b"a", first[6], 1, b"x", b"2"]
 
 
 def test_a_put_back_sent_again_does_not_put_back_what_another_poller_claimed(raw: Any) -> None:

@@ -39,7 +39,7 @@ from rache.aio import AsyncScheduler
 from rache.keys import Layout, shard_of
 from rache.scheduler import Scheduler
 from tests import harness as testing
-from tests.faults import ClusterProxies, Contender, Faults, Proxy, Target
+from tests.faults import ClusterProxies, Contender, Faults, Proxy, Target, handed_name
 from tests.shells import LoopThread
 
 #: (topology, shell) of each case. Topologies: one server, 3 shards on one server, a cluster
@@ -118,10 +118,10 @@ class Driver:
         """One pending_jobs() call, consumed whole: the occurrence ids handed out."""
         jobs = self._call("pending_jobs", reschedule_in=reschedule_in, limit=limit)
         if not self.is_async:
-            return [job.occurrence_id for job in jobs]
+            return [handed_name(job) for job in jobs]
 
         async def consume() -> List[str]:
-            return [job.occurrence_id async for job in jobs]
+            return [handed_name(job) async for job in jobs]
 
         return self.loop.run(consume())
 
@@ -131,12 +131,12 @@ class Driver:
         if not self.is_async:
             first = next(jobs)
             jobs.close()
-            return str(first.occurrence_id)
+            return str(handed_name(first))
 
         async def one() -> str:
             first = await jobs.__anext__()
             await jobs.aclose()
-            return str(first.occurrence_id)
+            return str(handed_name(first))
 
         return self.loop.run(one())
 
@@ -147,7 +147,7 @@ class Driver:
         batch = self.loop.run(batch) if self.is_async else batch
         count = self.sched.put_back(claim, 1)
         count = self.loop.run(count) if self.is_async else count
-        return [job.occurrence_id for job in batch], int(count)
+        return [handed_name(job) for job in batch], int(count)
 
     def close(self) -> None:
         if self.is_async:

@@ -23,6 +23,8 @@ from tests.helpers import run, snapshot
 
 #: The call records every script that writes keeps (rache/lua/README.md, "Call records").
 RECORDS = ["rache:calls", "rache:replies"]
+#: ... and the run tokens, which every script that schedules, claims or removes plain jobs writes.
+RUNS = "rache:runs"
 JOBS = [("a", -10, {"x": "1"}), ("b", -5, {"x": "2"}), ("c", -1, {"x": "3"})]
 
 
@@ -71,18 +73,18 @@ def _delete(sched: Scheduler) -> Callable[[], Any]:
 
 #: operation -> (what it does, the keys it writes: a foreign key at each in turn)
 OPERATIONS: Dict[str, Tuple[Callable[[Scheduler], Callable[[], Any]], List[str]]] = {
-    "schedule_job": (_schedule_job, ["rache:queue", "rache:job:b", *RECORDS]),
-    "schedule_jobs": (_schedule_jobs, ["rache:queue", "rache:job:b", *RECORDS]),
+    "schedule_job": (_schedule_job, ["rache:queue", "rache:job:b", *RECORDS, RUNS]),
+    "schedule_jobs": (_schedule_jobs, ["rache:queue", "rache:job:b", *RECORDS, RUNS]),
     "schedule_recurring": (
         _schedule_recurring,
-        ["rache:queue", "rache:job:b", "rache:recurring", *RECORDS],
+        ["rache:queue", "rache:job:b", "rache:recurring", *RECORDS, RUNS],
     ),
-    "pending_jobs": (_pending, ["rache:queue", "rache:recurring", "rache:job:b", *RECORDS]),
+    "pending_jobs": (_pending, ["rache:queue", "rache:recurring", "rache:job:b", *RECORDS, RUNS]),
     "pending_jobs-reschedule_in": (
         _pending_rescheduled,
-        ["rache:queue", "rache:recurring", "rache:job:b", *RECORDS],
+        ["rache:queue", "rache:recurring", "rache:job:b", *RECORDS, RUNS],
     ),
-    "delete_job": (_delete, ["rache:queue", "rache:job:b", "rache:recurring", *RECORDS]),
+    "delete_job": (_delete, ["rache:queue", "rache:job:b", "rache:recurring", *RECORDS, RUNS]),
 }
 CASES = [(name, key) for name, (_, keys) in OPERATIONS.items() for key in keys]
 
@@ -119,7 +121,7 @@ def test_an_advance_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: s
     refused(raw, key, lambda: run(raw, call))
 
 
-@pytest.mark.parametrize("key", ["rache:queue", "rache:recurring", *RECORDS])
+@pytest.mark.parametrize("key", ["rache:queue", "rache:recurring", *RECORDS, RUNS])
 def test_a_put_back_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: str) -> None:
     """The batch puts back plain jobs and an every-N job: the rules are read after the former."""
     sched = Scheduler(raw, "rache:", batch_size=10)
@@ -160,7 +162,7 @@ def test_a_reshard_onto_a_key_of_the_wrong_type_writes_nothing(raw: Any, into: s
     refused(raw, key, lambda: reshard(raw, "rache:", shards=2))
 
 
-@pytest.mark.parametrize("key", ["rache:job:b", *RECORDS])
+@pytest.mark.parametrize("key", ["rache:job:b", *RECORDS, RUNS])
 def test_a_bulk_delete_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: str) -> None:
     """The last step of rache.reshard DELs the old hashes: DEL takes a string too, and must not."""
     Scheduler(raw, "rache:").schedule_jobs(JOBS)

@@ -332,7 +332,7 @@ def test_the_wait_to_the_next_due_job_reads_each_shards_own_clock() -> None:
     claim = Claim(Layout("rache:", 2), 10)
     for cutoff, head in [(b"1000", b"1001"), (b"998", b"1005")]:
         assert claim.next_call() is not None
-        assert claim.take([cutoff, None, head, None]) == []  # nothing due in this shard
+        assert claim.take([cutoff, None, head, None, None]) == []  # nothing due in this shard
     assert claim.next_call() is None  # both shards visited
     assert claim.next_due == b"1001"
     assert claim.next_wait() == 1.0  # not 1001 - 998: no two clocks compared

@@ -17,15 +17,17 @@ local rcall = redis.call
 
 --- @include "checkTypes"
 --- @include "calls"
+--- @include "runs"
 
 local replay = callReplay()
 if replay then
   return replay
 end
 
-local wrong = checkTypes({KEYS[1], 'zset', KEYS[2], 'hash', KEYS[3], 'hash'})
+local wrong = checkTypes({KEYS[1], 'zset', KEYS[2], 'hash', KEYS[3], 'hash', runsKey, 'hash'})
 if wrong then
   return wrong
 end
+rcall('HDEL', runsKey, ARGV[1])
 return callRecord(
   rcall('ZREM', KEYS[1], ARGV[1]) + rcall('DEL', KEYS[2]) + rcall('HDEL', KEYS[3], ARGV[1]))

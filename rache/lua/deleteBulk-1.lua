@@ -19,6 +19,7 @@ local jobPrefix = ARGV[1]
 --- @include "chunked"
 --- @include "checkTypes"
 --- @include "calls"
+--- @include "runs"
 
 local replay = callReplay()
 if replay then
@@ -29,7 +30,7 @@ local checks = {}  -- the job hashes; apart from the queue, for checkTypes' EXIS
 for i = 2, #ARGV do
   checks[#checks + 1], checks[#checks + 2] = jobPrefix .. ARGV[i], 'hash'
 end
-local wrong = checkTypes({queueKey, 'zset'}) or checkTypes(checks)
+local wrong = checkTypes({queueKey, 'zset', runsKey, 'hash'}) or checkTypes(checks)
 if wrong then
   return wrong
 end
@@ -38,4 +39,5 @@ for i = 2, #ARGV do
   rcall('DEL', jobPrefix .. ARGV[i])
 end
 chunked('ZREM', queueKey, ARGV, 2, #ARGV)
+chunked('HDEL', runsKey, ARGV, 2, #ARGV)
 return callRecord(#ARGV - 1)

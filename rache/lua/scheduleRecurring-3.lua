@@ -35,15 +35,16 @@ local tail = ARGV[5]
 --- @include "wakeup"
 --- @include "checkTypes"
 --- @include "calls"
+--- @include "runs"
 
 local replay = callReplay()
 if replay then
   return replay
 end
 
-local checks = {queueKey, 'zset', rulesKey, 'hash'}
+local checks = {queueKey, 'zset', rulesKey, 'hash', runsKey, 'hash'}
 if #ARGV > 7 then  -- data to set or delete
-  checks[5], checks[6] = jobKey, 'hash'
+  checks[7], checks[8] = jobKey, 'hash'
 end
 local wrong = checkTypes(checks)
 if wrong then
@@ -89,6 +90,7 @@ end
 local due = timeString(start / 1000)
 local before = head(queueKey)
 rcall('HSET', rulesKey, ARGV[2], rule)
+rcall('HDEL', runsKey, ARGV[2])  -- a plain job's run, if it was one: its occurrences name themselves
 rcall('ZADD', queueKey, due, ARGV[2])
 wakeup(ARGV[1], before, tonumber(due))
 return callRecord(due)

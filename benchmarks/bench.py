@@ -537,7 +537,9 @@ class Bench:
             action()
             for entry in self.client.slowlog_get(100_000):
                 command = entry["command"]
-                parts = (command.decode() if isinstance(command, bytes) else command).split()
+                # (its last argument, a call id, is binary: "replace" keeps the sha readable)
+                text = command.decode(errors="replace") if isinstance(command, bytes) else command
+                parts = text.split()
                 if parts[0].upper() == "EVALSHA" and parts[1] in names:
                     name = names[parts[1]]
                     longest[name] = max(longest.get(name, 0), entry["duration"] / 1000)

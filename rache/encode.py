@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import recurrence, scripts, wire
-from .constants import MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELDS
+from .constants import BULK_MAX_ARGS, MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELDS
 from .errors import ReservedFieldError
 from .keys import Layout
 from .scripts import Args, Call
@@ -415,7 +415,8 @@ class Bulk:
     A list or tuple is checked whole here, before any call is made: a bad job raises now,
     and nothing is sent. Any other iterable (a generator, an export) is taken as a stream,
     checked job by job as the calls are made: a call holds ``size`` jobs of one shard and
-    is made when they are in, so at most about ``size`` jobs per shard are held at once; a
+    is made when they are in (or sooner, at ``BULK_MAX_ARGS`` arguments: jobs with much data
+    cost more time), so at most about ``size`` jobs per shard are held at once; a
     bad job raises from the iteration, after the calls before it (the full batches of the
     jobs before it) and before its own. ``count`` is the number of jobs taken so far.
     """
@@ -442,7 +443,7 @@ class Bulk:
             index = 0 if single else self._layout.index_of(job_args[0])  # type: ignore[arg-type]
             groups[index] += job_args
             filled[index] += 1
-            if filled[index] == self._size:
+            if filled[index] == self._size or len(groups[index]) >= BULK_MAX_ARGS:
                 yield self._call(index, groups[index])
                 groups[index], filled[index] = [], 0
         for index, group in enumerate(groups):

@@ -3,8 +3,8 @@
 A schedule under ``prefix`` is the layout of rache 0.3.1 (``<prefix>queue``, a sorted set
 of job ids by due time, and ``<prefix>job:<id>``, a hash of each job's data), plus
 ``<prefix>recurring`` (rules), ``<prefix>runs`` (run tokens), ``<prefix>layout`` (the
-shard count), the call records
-``<prefix>calls`` and ``<prefix>replies``, and the channel ``<prefix>wakeup``. A sharded
+shard count), the call records ``<prefix>call:<call id>``, and the channel
+``<prefix>wakeup``. A sharded
 schedule is K such groups, each under a hash tag of its own. ``rache/lua/README.md``
 describes each key as the scripts use it.
 """
@@ -25,8 +25,7 @@ JOB = b"job:"
 RECURRING = b"recurring"
 WAKEUP = "wakeup"
 LAYOUT = b"layout"
-CALLS = b"calls"
-REPLIES = b"replies"
+CALL = b"call:"
 RUNS = b"runs"
 #: The field of ``<prefix>layout`` that holds the shard count (as layout-1.lua reads it).
 SHARDS_FIELD = "shards"
@@ -38,7 +37,7 @@ MAX_SHARDS = 256
 class Keys:
     """The keys of one group (a schedule, or one shard of it), as rache 0.3.1 laid them out."""
 
-    __slots__ = ("calls", "job_prefix", "prefix", "queue", "recurring", "replies", "runs", "wakeup")
+    __slots__ = ("call_prefix", "job_prefix", "prefix", "queue", "recurring", "runs", "wakeup")
 
     def __init__(self, prefix: str) -> None:
         if not isinstance(prefix, str):
@@ -55,14 +54,17 @@ class Keys:
         #: ``<prefix>wakeup``, the channel on which the scripts that move the head of the
         #: queue earlier publish its new due time.
         self.wakeup = raw + WAKEUP.encode()
-        #: ``<prefix>calls`` and ``<prefix>replies``: the call records of the scripts that
-        #: write (a sorted set of call ids by expiry, ms; a hash of their replies), which
-        #: the scripts name after the queue's key (``rache/lua/README.md``, "Call records").
-        self.calls = raw + CALLS
-        self.replies = raw + REPLIES
+        #: ``<prefix>call:``, to which a call id is appended to name the call's record (a
+        #: string that expires), which the scripts name after the queue's key
+        #: (``rache/lua/README.md``, "Call records").
+        self.call_prefix = raw + CALL
         #: ``<prefix>runs``, the hash of each scheduled plain job's run token, by job id
         #: (named by the scripts, as the records are): see ``Job.occurrence_id``.
         self.runs = raw + RUNS
+
+    def call(self, call_id: bytes) -> bytes:
+        """The key of the record of the script call ``call_id``."""
+        return self.call_prefix + call_id
 
     def job(self, raw_id: bytes) -> bytes:
         """The key of the hash holding the data of the job ``raw_id``."""

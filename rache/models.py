@@ -77,9 +77,6 @@ class Stats(NamedTuple):
     coming: List[int]
     #: the length of those intervals, seconds
     interval: float
-    #: call records kept (``<prefix>calls``): the recent calls that wrote, each answerable
-    #: again for ``rache.constants.CALL_RECORD_TTL`` seconds if its reply was lost
-    call_records: int = 0
 
     @property
     def lag(self) -> float:

@@ -71,8 +71,8 @@ Record = Union[Tuple[bytes, ...], None]
 # -- reply layouts ---------------------------------------------------------------------------
 
 #: claim-2.lua's reply starts with: cutoff, the batch's new due time (or nil), the head of
-#: the queue after the claim (or nil), the batch's recurring entries (or nil), the run tokens
-#: of its plain jobs (id, token, ...; or nil); then the jobs.
+#: the queue after the claim (or nil), the batch's recurring entries (or nil), each job's run
+#: token in the order of the jobs (nil for a job without one; all nil: nil); then the jobs.
 CLAIM_HEAD = 5
 #: Each recurring entry of a claim: id, kind (EVERY or CRON), a time, the rule as stored.
 RECURRING_ENTRY = 4

@@ -19,9 +19,11 @@ def snapshot(raw: Any) -> dict[bytes, Any]:
 def job_keys(raw: Any) -> list[bytes]:
     """The keys of the database, less the call records: what is left of the jobs.
 
-    Every call that writes leaves ``<prefix>calls`` and ``<prefix>replies`` for a minute.
+    Every call that writes leaves its record, ``<prefix>call:<call id>``, for a minute. As
+    bytes, whatever the client's decode_responses (a call id is binary).
     """
-    return sorted(key for key in raw.keys("*") if not key.endswith((b":calls", b":replies")))
+    keys = raw.keys("*", NEVER_DECODE=True)
+    return sorted(key for key in keys if b":call:" not in key)
 
 
 def commands_sent(raw: Any, action: Callable[[], Any]) -> list[str]:

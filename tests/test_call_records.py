@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, List
 
 import pytest
+import redis
 
 from rache import constants, encode, scripts
 from rache.keys import Layout
@@ -148,25 +149,32 @@ def test_an_advance_sent_again_answers_that_its_lease_held(raw: Any) -> None:
     again_changes_nothing(raw, advance, first, b"advance")
 
 
-def test_records_expire_after_their_lifetime_and_are_counted(raw: Any) -> None:
-    sched = Scheduler(raw, "rache:")
-    now_ms = raw.time()[0] * 1000
-    sched.schedule_job("a", 60)
-    sched.schedule_job("b", 60)
-    ((_, expires), *_) = raw.zrange("rache:calls", 0, 0, withscores=True)
-    assert abs(expires - (now_ms + constants.CALL_RECORD_TTL * 1000)) < 5000
-    assert sched.stats().call_records == 2 == raw.hlen("rache:replies")
-    # Two records past their time: the next call that writes removes them.
-    raw.zadd("rache:calls", {member: 0 for member in raw.zrange("rache:calls", 0, -1)})
-    sched.schedule_job("c", 60)
-    assert sched.stats().call_records == 1 == raw.hlen("rache:replies")
+def test_a_record_expires_after_its_lifetime(raw: Any) -> None:
+    Scheduler(raw, "rache:").schedule_job("a", 60)
+    (record,) = raw.keys("rache:call:*")
+    assert len(record) == len("rache:call:") + 12  # the call id, 12 bytes
+    assert constants.CALL_RECORD_TTL * 1000 - 5000 <= raw.pttl(record)
+    assert raw.pttl(record) <= constants.CALL_RECORD_TTL * 1000
 
 
 def test_idle_claims_and_reads_record_nothing(raw: Any) -> None:
     sched = Scheduler(raw, "rache:")
     assert list(sched.pending_jobs()) == []
     sched.delete_job("nobody")  # a delete records, whatever it removed: it may have written
-    assert raw.zcard("rache:calls") == 1
+    assert len(raw.keys("rache:call:*")) == 1
     sched.stats()
     list(sched.scheduled_jobs())
-    assert raw.zcard("rache:calls") == 1
+    assert len(raw.keys("rache:call:*")) == 1
+
+
+@pytest.mark.parametrize("kind", ["hash", "zset"])
+def test_a_record_key_of_the_wrong_type_fails_before_any_write(raw: Any, kind: str) -> None:
+    Scheduler(raw, "rache:").schedule_job("b", 60, n=1)
+    if kind == "hash":
+        raw.hset(b"rache:call:foreign", "x", "1")
+    else:
+        raw.zadd(b"rache:call:foreign", {"x": 1})
+    before = snapshot(raw)
+    with pytest.raises(redis.ResponseError, match=f"WRONGTYPE rache:call:foreign holds a {kind}"):
+        send(raw, encode.schedule(LAYOUT, "b", 0, {"n": 2}), b"foreign")
+    assert snapshot(raw) == before

@@ -32,6 +32,7 @@ from rache.dispatch import Dispatcher
 from rache.scheduler import Scheduler
 from rache.scripts import SCRIPTS
 from tests import harness as testing
+from tests.helpers import job_keys
 from tests.test_shards import exercise_sharded
 
 #: The ACL line README.rst gives operators: a user ``rache`` allowed rache's script
@@ -41,7 +42,7 @@ from tests.test_shards import exercise_sharded
 ACL_LINE = (
     "ACL SETUSER rache reset on >CHANGE-ME ~rache:* resetchannels &rache:*wakeup"
     " +evalsha +script|load +time +type +zadd +zrem +zrange +zrangebyscore +zscore +zrank"
-    " +zcount +zcard +hset +hdel +hgetall +hmget +exists +del +publish +subscribe"
+    " +zcount +zcard +hset +hdel +hgetall +hmget +exists +del +get +set +publish +subscribe"
 )
 PERMISSIONS = [part[1:] for part in ACL_LINE.split() if part.startswith("+")]
 README = Path(__file__).resolve().parent.parent / "README.rst"
@@ -206,16 +207,10 @@ def test_the_acl_user_runs_the_whole_api(
     assert all(admin.script_exists(*used))
     assert [r for r in refusals(admin) if r != ("command", "client")] == []
     assert rache_logs(caplog) == []
-    keys = {str(key) for key in admin.keys("*")}
+    keys = {key.decode() for key in job_keys(admin)}
     keys = {key for key in keys if not key.startswith("rache:sharded:")}
-    assert keys == {
-        "rache:queue",
-        "rache:job:b",
-        "rache:job:e",
-        "rache:calls",
-        "rache:replies",
-        "rache:runs",
-    }
+    assert keys == {"rache:queue", "rache:job:b", "rache:job:e", "rache:runs"}
+    assert admin.keys("rache:call:*", NEVER_DECODE=True)  # and the records of its calls
     assert admin.hgetall("rache:sharded:layout") == {"shards": "3"}
 
 
@@ -252,8 +247,13 @@ def test_the_acl_line_of_before_the_dispatcher_still_schedules_and_dispatches(
     caplog: pytest.LogCaptureFixture,
     kind: str,
 ) -> None:
-    """Without ``&rache:*wakeup +publish +subscribe`` (an ACL from before the Dispatcher)."""
+    """An ACL line from before the Dispatcher and the call records still works.
+
+    Without ``&rache:*wakeup +publish +subscribe`` (no wake-up) nor ``+get +set`` (its calls
+    run unrecorded).
+    """
     old_line = ACL_LINE.replace(" &rache:*wakeup", "").replace(" +publish +subscribe", "")
+    old_line = old_line.replace(" +get +set", "")
     password = secrets.token_hex(16)
     grant(admin, password, old_line)
     user = login(acl_server, password)
@@ -281,6 +281,8 @@ def test_the_acl_line_of_before_the_dispatcher_still_schedules_and_dispatches(
     user.close()
     assert handed == [{"id": "a"}]  # claimed by the timer, not woken
     assert ("command", "publish") in refusals(admin)
+    assert ("command", "get") in refusals(admin)
+    assert admin.keys("rache:call:*", NEVER_DECODE=True) == []
     assert ("command", "subscribe") in refusals(admin)
     [warning] = rache_logs(caplog)  # said once; the loop went on
     assert "cannot SUBSCRIBE" in warning and "max_sleep" in warning
@@ -306,7 +308,7 @@ def test_the_acl_user_is_refused_other_keys_and_commands(
             user, [b"other:queue", b"other:job:x"], [b"other:wakeup", b"x", 0, b"s", 0]
         ),
         lambda: user.eval("return 1", 0),  # rache never sends EVAL
-        lambda: user.set("rache:x", 1),  # a command rache does not need, on its own keys
+        lambda: user.lpush("rache:x", 1),  # a command rache does not need, on its own keys
         lambda: user.keys("*"),
     ]
     for operation in operations:

@@ -17,7 +17,7 @@
 
   Output:
     {cutoff, new due time or false, head after the claim or false, recurring or false,
-     runs or false, id, due time, n, field1, value1, ... fieldn, valuen, ...}
+     run tokens or false, id, due time, n, field1, value1, ... fieldn, valuen, ...}
     (README.md, "claim-2.lua")
 ]]
 local rcall = redis.call
@@ -42,7 +42,7 @@ local offset = ARGV[4]
 -- due times, their data read again; it changes nothing.
 local seen = callSeen()
 if type(seen) == 'string' then
-  local record = cmsgpack.unpack(seen)  -- {cutoff, new due, recurring, runs, id, due, ...}
+  local record = cmsgpack.unpack(seen)  -- {cutoff, new due, recurring, tokens, jobs}
   local again = {record[1], record[2], queueHead(queueKey), record[3], record[4]}
   local read, unreadable = appendJobs(again, record[5], jobPrefix)
   return read or unreadable
@@ -87,12 +87,9 @@ end
 if not read then
   return unreadable
 end
-local runs, wrongRuns = readRuns(runsKey, ids)  -- the plain jobs' runs: only they have one
+local runs, withRuns = readRuns(runsKey, ids)  -- the plain jobs' runs: only they have one
 if not runs then
-  return wrongRuns
-end
-if #runs > 0 then
-  reply[5] = runs
+  return withRuns
 end
 
 local plain = ids
@@ -101,12 +98,19 @@ if rules then
     queueKey, rulesKey, found, ids, rules, cutoff, now, tonumber(ARGV[6]))
 end
 reply[2] = removeOrReschedule(queueKey, plain, offset, ARGV[5], now, cutoff)
-if offset == '' and #runs > 0 then  -- off the queue, so is the run (a put-back restores it)
-  local done = {}
-  for i = 1, #runs, 2 do
-    done[#done + 1] = runs[i]
+if withRuns > 0 then  -- each job's token, in reply order; gone with the job, if it goes
+  local tokens, done = {}, {}
+  for i = 1, #found, 2 do
+    local token = runs[found[i]]
+    tokens[#tokens + 1] = token or false
+    if token then
+      done[#done + 1] = found[i]
+    end
   end
-  chunked('HDEL', runsKey, done)
+  reply[5] = tokens
+  if offset == '' then  -- a put-back restores it
+    chunked('HDEL', runsKey, done)
+  end
 end
 reply[3] = queueHead(queueKey)
 callRecord(nil, cmsgpack.pack({reply[1], reply[2], reply[4], reply[5], found}))

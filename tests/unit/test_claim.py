@@ -32,7 +32,7 @@ def claim_reply(
     new_due: Optional[bytes] = None,
     head: Optional[bytes] = None,
     recurring: Optional[List[Any]] = None,
-    runs: Optional[List[bytes]] = None,
+    runs: Optional[List[Optional[bytes]]] = None,
 ) -> List[Any]:
     """claim-2.lua's reply: cutoff, new due, head, recurring, runs; id, due, n, n pairs per job."""
     reply: List[Any] = [cutoff, new_due, head, recurring, runs]
@@ -223,13 +223,11 @@ def test_put_back_releases_the_jobs_after_the_first_handed(
 def test_a_run_token_names_the_occurrence_and_goes_back_with_its_job() -> None:
     claim = Claim(PLAIN, 3)
     claim.next_call()
-    jobs = claim.take(claim_reply(THREE, runs=[b"b", b"\x00\x01\x02\x03\x04\x05\x06\xff"]))
+    token = b"\x00\x01\x02\x03\x04\x05\x06\xff"
+    jobs = claim.take(claim_reply(THREE, runs=[None, token, None]))
     assert jobs is not None
     assert [job.occurrence_id for job in jobs] == ["a:99", "b:100:00010203040506ff", "c:100.25"]
-    plain = [
-        [b"b", b"100", b"0", b"\x00\x01\x02\x03\x04\x05\x06\xff"],
-        [b"c", b"100.25", b"0", b""],
-    ]
+    plain = [[b"b", b"100", b"0", token], [b"c", b"100.25", b"0", b""]]
     assert claim.put_back(1) == release_call(PLAIN.keys, b"", plain, [])
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from rache import encode, recurrence, wire
-from rache.constants import MAX_OFFSET_SECONDS
+from rache.constants import BULK_MAX_ARGS, MAX_OFFSET_SECONDS
 from rache.errors import ConfigurationError, ReservedFieldError
 from rache.keys import Layout, has_hash_tag, shard_of, shard_prefixes
 from rache.scripts import (
@@ -339,6 +339,17 @@ def test_bulk_calls_of_batch_size_on_one_shard() -> None:
         Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"e")]),
     ]
     assert bulk.count == 5
+
+
+def test_a_bulk_call_is_cut_short_by_its_arguments() -> None:
+    """Jobs with much data make shorter calls: no call holds Redis for its data's sake."""
+    fields = {f"f{i}": "v" for i in range(20)}  # 5 + 40 arguments a job
+    jobs = [(f"job-{i}", 10, fields) for i in range(200)]
+    sizes = [(len(call.args) - 2) // 45 for call in encode.schedule_bulk(PLAIN, jobs, False, 500)]
+    per_call = -(-BULK_MAX_ARGS // 45)  # the job that reaches the bound ends its call
+    assert sizes == [per_call] * (200 // per_call) + ([200 % per_call] if 200 % per_call else [])
+    without_data = [(f"job-{i}", 10) for i in range(500)]
+    assert len(list(encode.schedule_bulk(PLAIN, without_data, False, 500))) == 2  # 5 a job
 
 
 def test_bulk_calls_per_shard_each_made_once_full() -> None:

@@ -5,33 +5,26 @@
   callReplay: the recorded reply, or nil, or an error reply; callRecord(reply, record): keeps
   the record (default: the reply, packed) for CALL_TTL_MS and returns the reply. The call id is
   the script's last argument, taken off ARGV here, so the script reads its ARGV as documented.
+  A user whose ACL refuses GET or SET (a line from before call records) runs unrecorded.
 ]]
 --- @include "checkTypes"
 
 local callId = table.remove(ARGV)
 local callBase = string.sub(KEYS[1], 1, -6)  -- KEYS[1] is always <prefix>queue
-local callsKey, repliesKey = callBase .. 'calls', callBase .. 'replies'
+local callKey = callBase .. 'call:' .. callId
 local CALL_TTL_MS = 60000  -- rache.constants.CALL_RECORD_TTL
-local CALL_PRUNE = 16  -- expired records removed a call, at most
-local callNowMs, callExpired
 
--- Both keys are read before the script's first write: a key of another type fails here.
+-- Read before the script's first write: a key of another type there fails here.
 local function callSeen()
-  local seen = redis.pcall('HMGET', repliesKey, callId)
-  if seen.err then
-    return checkTypes({repliesKey, 'hash'}) or seen
+  local seen = redis.pcall('GET', callKey)
+  if type(seen) == 'table' and seen.err then
+    if string.find(seen.err, 'run th', 1, true) then  -- the command refused: 7.0 and 6.2
+      callKey = nil
+      return nil
+    end
+    return checkTypes({callKey, 'string'}) or seen
   end
-  if seen[1] then
-    return seen[1]
-  end
-  local now = redis.call('TIME')
-  callNowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  callExpired = redis.pcall(
-    'ZRANGEBYSCORE', callsKey, '-inf', callNowMs, 'LIMIT', 0, CALL_PRUNE)
-  if callExpired.err then
-    return checkTypes({callsKey, 'zset'}) or callExpired
-  end
-  return nil
+  return seen or nil
 end
 
 local function callReplay()
@@ -43,11 +36,8 @@ local function callReplay()
 end
 
 local function callRecord(reply, record)
-  redis.call('HSET', repliesKey, callId, record or cmsgpack.pack(reply))
-  redis.call('ZADD', callsKey, callNowMs + CALL_TTL_MS, callId)
-  if #callExpired > 0 then
-    redis.call('HDEL', repliesKey, unpack(callExpired))
-    redis.call('ZREM', callsKey, unpack(callExpired))
+  if callKey then  -- pcall: SET refused (NOPERM) is the one way it can fail here
+    redis.pcall('SET', callKey, record or cmsgpack.pack(reply), 'PX', CALL_TTL_MS)
   end
   return reply
 end

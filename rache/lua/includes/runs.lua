@@ -2,7 +2,8 @@
   Runs (README.md, "Runs"): <prefix>runs, a hash of job id -> the token of the job's run,
   set by each schedule of a plain job (the first 8 bytes of its call id), so that two runs of
   a job never share an occurrence id. runToken: this call's token; readRuns(runsKey, ids):
-  {id, token, ...} of the ids that have one; false and an error if runsKey is not a hash.
+  the tokens by id of the ids that have one, and how many; false and an error if runsKey is
+  not a hash.
 ]]
 --- @include "checkTypes"
 --- @include "calls"
@@ -14,7 +15,7 @@ local function runToken()
 end
 
 local function readRuns(key, ids)
-  local runs = {}
+  local runs, count = {}, 0
   for first = 1, #ids, 1000 do
     local tokens = redis.pcall('HMGET', key, unpack(ids, first, math.min(first + 999, #ids)))
     if tokens.err then
@@ -22,9 +23,9 @@ local function readRuns(key, ids)
     end
     for i = 1, #tokens do
       if tokens[i] then
-        runs[#runs + 1], runs[#runs + 2] = ids[first + i - 1], tokens[i]
+        runs[ids[first + i - 1]], count = tokens[i], count + 1
       end
     end
   end
-  return runs
+  return runs, count
 end

@@ -142,6 +142,9 @@ def span(seconds: float) -> str:
     if seconds < 10 and not float(seconds).is_integer():
         return f"{seconds:.2f}".rstrip("0").rstrip(".") + "s"
     whole = round(seconds)
+    if whole >= 3600:  # rounded to the smaller unit shown: 2h 59m 59.6s is 3h
+        unit = 3600 if whole >= 86400 else 60
+        whole = round(seconds / unit) * unit
     days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
@@ -642,12 +645,13 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host``:``port`` (0: a free port), for the server to accept on."""
+    """A socket listening on ``host``:``port`` (0: a free port), for the server to accept on."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # from now on, connections wait for the server to accept them
     except OSError:
         sock.close()
         raise

@@ -396,6 +396,7 @@ def import_(obj: Context, source: Any) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--allow-actions", is_flag=True, help="Offer delete, run now and reschedule.")
 @click.option("--allowed-host", multiple=True, help="A Host name to answer to (repeatable).")
+@click.option("--root-path", default="", help="The path a proxy serves it under (/rache).")
 @click.pass_obj
 def web(
     obj: Context,
@@ -407,6 +408,7 @@ def web(
     port: int,
     allow_actions: bool,
     allowed_host: Tuple[str, ...],
+    root_path: str,
 ) -> None:
     """A dashboard of the schedule in a browser, read-only unless --allow-actions."""
     try:
@@ -423,7 +425,7 @@ def web(
         allowed_hosts=allowed_host,
     )
     try:
-        dashboard.serve(settings, host, port)
+        dashboard.serve(settings, host, port, root_path)
     except OSError as error:  # the address is taken, or not this host's
         click.echo(f"rache: cannot listen on {host}:{port}: {error.strerror}", err=True)
         sys.exit(1)

@@ -85,6 +85,7 @@ def test_the_overview_shows_figures_chart_and_the_earliest_jobs(
         job = page(client, shown.link(job_id))
         assert job.by_id["job-id"] == job_id
     assert response.headers["cache-control"] == "no-store"
+    assert re.fullmatch(r"app;dur=\d+\.\d\d", response.headers["server-timing"])
     assert "script-src 'self'" in response.headers["content-security-policy"]
 
 
@@ -138,6 +139,8 @@ def test_a_recurring_jobs_page_shows_its_rule_policy_and_next_occurrences(
     shown = re.findall(r"<li><time>(.*?)</time>", client.get("/jobs/report").text)
     assert shown == [web.at(t) for t in details["next_occurrences"]]
     assert all(text.endswith(":30:00 UTC") for text in shown)  # 02:30 in Paris, in UTC
+    walls = re.findall(r"<small>(.*?)</small></li>", client.get("/jobs/report").text)
+    assert len(walls) == 5 and all(re.search(r" 02:30:00 CES?T in Europe/Paris$", w) for w in walls)
     assert cron.by_id["occurrence"] == f"report:{details['schedule_at']}"
 
 
@@ -396,13 +399,17 @@ def test_the_command_url_and_prefix_win_and_it_stops_on_sigterm(
     finally:
         status, err = stop(process)
     assert status == 0, err
-    # the environment alone: that prefix, and the unreachable Redis is said in one line
+    # the environment alone: that prefix; behind a proxy's path, links under it
     env["REDIS_URL"] = solo.url
-    process, address = start_web("", env=env)
+    process, address = start_web("", "--root-path", "/rache", env=env)
     try:
         import httpx
 
-        assert "other-job" in httpx.get(address).text
+        html = httpx.get(address).text
+        assert Page(html).link("other-job") == "/rache/jobs/other-job"
+        assert 'src="/rache/static/app.js"' in html
+        job = httpx.get(address + "jobs/other-job")  # as the proxy sends it, path stripped
+        assert Page(job.text).by_id["job-id"] == "other-job"
     finally:
         assert stop(process)[0] == 0
     down = subprocess.run(

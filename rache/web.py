@@ -105,7 +105,7 @@ class Settings:
     allowed_hosts: Sequence[str] = ()
     bound: str = "127.0.0.1"
     #: the CSRF token that every action's form carries; new for each process
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
 
     def hosts(self) -> List[str]:
         """The host names this dashboard answers to (``*``: any)."""
@@ -609,12 +609,14 @@ def path_id(request: Request) -> str:
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
     """Redis down or refusing: say so (as JSON for the live refresh), never a traceback."""
-    status = 503 if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) else 500
+    down = isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
     message = f"Redis: {exc}"
     if request.url.path.endswith("/api/overview"):
-        return JSONResponse({"error": message}, status_code=status, headers=HEADERS)
-    body = "<!doctype html><title>rache web</title><h1>Redis unavailable</h1><p>{}</p>"
-    return HTMLResponse(body.format(_escape(message)), status_code=status, headers=HEADERS)
+        return JSONResponse({"error": message}, status_code=503 if down else 500, headers=HEADERS)
+    title = "Redis unavailable" if down else "Redis refused"
+    body = "<!doctype html><title>rache web</title><h1>{}</h1><p>{}</p>"
+    page = body.format(title, _escape(message))
+    return HTMLResponse(page, status_code=503 if down else 500, headers=HEADERS)
 
 
 def _escape(value: str) -> str:

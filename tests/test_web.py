@@ -17,9 +17,11 @@ from typing import Any, Callable, Dict, Iterator, List
 import port_for
 import pytest
 import redis
+from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from rache import Scheduler, web
+from rache.cli import main
 from rache.errors import ConfigurationError
 from tests import harness as testing
 from tests.helpers import snapshot
@@ -309,6 +311,8 @@ def test_a_sharded_schedule(
     assert "every 60 s" in client.get("/recurring").text
     with pytest.raises(ConfigurationError, match="3 shard"):  # rache web checks it first
         asyncio.run(web.preflight(web.Settings(url=solo.url, prefix="rache:")))
+    refused = CliRunner().invoke(main, ["web", "--url", solo.url, "--prefix", "rache:"])
+    assert refused.exit_code == 2 and "laid out in 3 shard(s), not 1" in refused.output
 
 
 @pytest.fixture
@@ -426,3 +430,15 @@ def test_the_command_url_and_prefix_win_and_it_stops_on_sigterm(
             text=True,
         )
     assert busy.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+
+
+def test_without_the_extra_the_command_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['starlette'] = None; sys.argv = ['rache', 'web'];"
+        "from rache.__main__ import main; main()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "rache: rache web needs starlette, uvicorn and jinja2: pip install 'rache[web]'\n"
+    )

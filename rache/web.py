@@ -68,6 +68,8 @@ CHART_INTERVAL = 60
 REFRESH = 2.0
 #: Host names a dashboard bound to a loopback address answers to.
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+#: The largest action form read, bytes (an id, a token, a duration).
+MAX_FORM = 64 * 1024
 #: Units of the reschedule form, in seconds.
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 #: Headers of every response: nothing cached, nothing inline or from elsewhere.
@@ -284,7 +286,7 @@ class Dashboard:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.layout = Layout(settings.prefix, settings.shards)  # the prefix's own errors
+        Layout(settings.prefix, settings.shards)  # the prefix's and shard count's own errors
         config.client(settings.url)  # a clear error for a URL that is not Redis's
         self.client: Any = None
         self._scheduler: Optional[AsyncScheduler] = None
@@ -333,17 +335,12 @@ class Dashboard:
         scheduler = await self.scheduler()
         jobs: List[Tuple[Any, float]] = []
         if scheduler is None:
-            stats = Stats(await self.now(), 0, 0, None, None, [0] * CHART_INTERVALS, 60.0)
-        else:
-            stats = await scheduler.stats(CHART_INTERVALS, CHART_INTERVAL)
-            entries = scheduler.scheduled_jobs(with_times=True)
-            try:  # one page: the scheduler's batch is the list's length
-                async for entry in entries:
-                    jobs.append(entry)
-                    if len(jobs) == OVERVIEW_JOBS:
-                        break
-            finally:
-                await entries.aclose()
+            coming = [0] * CHART_INTERVALS
+            stats = Stats(await self.now(), 0, 0, None, None, coming, float(CHART_INTERVAL))
+        else:  # both at once: one round trip
+            stats, jobs = await asyncio.gather(
+                scheduler.stats(CHART_INTERVALS, CHART_INTERVAL), earliest(scheduler)
+            )
         listed = [
             {
                 "id": text(job_id),
@@ -387,7 +384,7 @@ class Dashboard:
         for keys in scheduler.shards:
             ids.extend(decode_id(raw) for raw in await self.client.hgetall(keys.recurring))
         ids.sort(key=lambda job_id: (isinstance(job_id, bytes), job_id))
-        chosen = [job_id for job_id in ids[page * RECURRING_PAGE : (page + 1) * RECURRING_PAGE]]
+        chosen = ids[page * RECURRING_PAGE : (page + 1) * RECURRING_PAGE]
         found = await asyncio.gather(*(self._details(scheduler, job_id) for job_id in chosen))
         return [job for job in found if job is not None], len(ids), now
 
@@ -398,6 +395,23 @@ class Dashboard:
             return await scheduler.job_details(job_id)
         except JobNotFound:  # deleted since the ids were read
             return None
+
+
+async def earliest(scheduler: AsyncScheduler) -> List[Tuple[Any, float]]:
+    """The first ``OVERVIEW_JOBS`` jobs, earliest first, with due times: one page a shard.
+
+    The scheduler's batch is the list's length, so one script call per shard reads them.
+    """
+    jobs: List[Tuple[Any, float]] = []
+    entries = scheduler.scheduled_jobs(with_times=True)
+    try:
+        async for entry in entries:
+            jobs.append(entry)
+            if len(jobs) == OVERVIEW_JOBS:
+                break
+    finally:
+        await entries.aclose()
+    return jobs
 
 
 def decode_id(raw: bytes) -> Any:
@@ -537,9 +551,14 @@ class App:
     # -- actions (only when allowed) --
 
     async def _form(self, request: Request) -> Optional[Dict[str, str]]:
-        """The POSTed form, or None when its CSRF token is missing or wrong."""
+        """The POSTed form, or None when its CSRF token is missing or wrong (or it is huge)."""
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM:
+                return None
         try:
-            fields = parse_qs((await request.body()).decode(), keep_blank_values=True)
+            fields = parse_qs(body.decode(), keep_blank_values=True)
         except UnicodeDecodeError:
             return None
         form = {key: value[0] for key, value in fields.items()}

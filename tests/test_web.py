@@ -229,7 +229,8 @@ def test_actions_need_the_token_and_then_change_the_job(
     ]  # fmt: skip
     assert f'name="token" value="{token}"' in html
     before = snapshot(solo_raw)
-    for bad in ({}, {"token": ""}, {"token": token[:-1] + "x"}, {"token": token + "x"}):
+    huge = {"token": token, "pad": "x" * 70_000}  # the right token, in a form too large
+    for bad in ({}, {"token": ""}, {"token": token[:-1] + "x"}, {"token": token + "x"}, huge):
         response = client.post("/actions/delete", data={"id": "job:00001", **bad})
         assert response.status_code == 403 and "nothing was changed" in response.text
     assert client.post("/actions/run", data={"id": "unknown", "token": token}).status_code == 404

@@ -314,6 +314,8 @@ def test_a_sharded_schedule(
         asyncio.run(web.preflight(web.Settings(url=solo.url, prefix="rache:")))
     refused = CliRunner().invoke(main, ["web", "--url", solo.url, "--prefix", "rache:"])
     assert refused.exit_code == 2 and "laid out in 3 shard(s), not 1" in refused.output
+    group = CliRunner().invoke(main, ["--shards", "2", "web", "--url", solo.url])  # rache's own
+    assert group.exit_code == 2 and "laid out in 3 shard(s), not 2" in group.output
 
 
 @pytest.fixture

@@ -112,10 +112,15 @@ class Settings:
     def hosts(self) -> List[str]:
         """The host names this dashboard answers to (``*``: any)."""
         if self.allowed_hosts:
-            return list(self.allowed_hosts)
+            return [_bracketed(host) for host in self.allowed_hosts]
         if _is_wildcard(self.bound):
             return ["*"]
-        return sorted({*LOOPBACK_NAMES, self.bound})
+        return sorted({_bracketed(host) for host in (*LOOPBACK_NAMES, self.bound)})
+
+
+def _bracketed(host: str) -> str:
+    """An IPv6 address as a ``Host`` header names it: ``[::1]``."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _is_wildcard(host: str) -> bool:

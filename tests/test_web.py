@@ -274,7 +274,8 @@ def test_requests_must_name_an_allowed_host(schedule: Scheduler, dashboard: Open
         )
         assert response.status_code == 400
     assert schedule.job_details("kept")["schedule_at"] is not None
-    assert client.get("/", headers={"Host": "localhost:8000"}).status_code == 200
+    for host in ("localhost:8000", "127.0.0.1", "[::1]:8000"):
+        assert client.get("/", headers={"Host": host}).status_code == 200
     proxied = dashboard(allowed_hosts=["rache.example.com"])
     assert proxied.get("/", headers={"Host": "rache.example.com"}).status_code == 200
     assert proxied.get("/", headers={"Host": "127.0.0.1"}).status_code == 400

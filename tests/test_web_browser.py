@@ -120,13 +120,14 @@ def test_with_actions_allowed_a_job_is_deleted_from_its_page(
     solo: testing.RedisServer, solo_raw: redis.Redis, watched: Watched
 ) -> None:
     scheduler = Scheduler(solo.client(), "rache:")
-    fill(scheduler, jobs=50)
+    fill(scheduler, jobs=100_000)  # the issue's "done when": this size
     nasty = '<b>x</b>&"'
     process, address = start_web(solo.url, "--allow-actions")
     try:
         page = watched.page
         expect = sync_api.expect
         page.goto(address)
+        sync_api.expect(page.locator("#total")).to_have_text("100,017")
         page.get_by_role("link", name=nasty, exact=True).click()
         expect(page.locator("#job-id")).to_have_text(nasty)
         page.get_by_role("button", name="Delete").click()
@@ -143,7 +144,7 @@ def test_with_actions_allowed_a_job_is_deleted_from_its_page(
         expect(page.locator("#due")).to_contain_text("(in 3h)")
         now = float(solo_raw.time()[0])
         assert 3 * 3600 - 2 <= float(solo_raw.zscore("rache:queue", "job:00007") or 0) - now
-        assert scheduler.stats().total == 66
+        assert scheduler.stats().total == 100_016
         # the watch sees what it must see none of: a missing file, a console error
         assert watched.problems == []
         page.goto(address + "static/missing.css")

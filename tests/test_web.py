@@ -180,6 +180,7 @@ def test_the_find_box_and_missing_jobs(schedule: Scheduler, dashboard: Open) -> 
 
 
 def _routes(job_id: str) -> List[str]:
+    """A request of each route the dashboard serves (and some it does not)."""
     quoted = web.job_path(job_id)
     return [
         "/", "/api/overview", str(quoted), f"/job?id={job_id}", "/recurring", "/recurring?page=2",
@@ -196,6 +197,9 @@ def test_no_request_changes_redis_but_an_allowed_action(
     fill(schedule, jobs=20)
     client = dashboard(allow_actions=actions)
     token = client.settings.token  # type: ignore[attr-defined]
+    served = {"/", "/api/overview", "/jobs/{job_id:path}", "/job", "/recurring", "/static"}
+    served |= {"/favicon.ico"} | ({"/actions/{name}"} if actions else set())
+    assert {route.path for route in client.app.routes} == served  # type: ignore[attr-defined]
     before = snapshot(solo_raw)
     statuses: Dict[str, set[int]] = {}
     for route in _routes('<b>x</b>&"'):

@@ -19,8 +19,7 @@ from typing import Any, Iterator, List, Tuple
 
 from rache import Scheduler
 from tests import harness
-from tests.test_web_browser import CHROMIUM
-from tests.webtools import start_web, stop
+from tests.webtools import CHROMIUM, start_web, stop
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "_static" / "screenshots"
 

@@ -8,7 +8,6 @@ none. Skipped, saying why, where there is no Chromium binary.
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any, Iterator, List
 
 import pytest
@@ -16,12 +15,9 @@ import redis
 
 from rache import Scheduler
 from tests import harness as testing
-from tests.webtools import NASTY_IDS, fill, start_web, stop
+from tests.webtools import CHROMIUM, NASTY_IDS, fill, start_web, stop
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the test extra)")
-
-#: Debian's chromium: Playwright's own browser download cannot work here.
-CHROMIUM = os.environ.get("RACHE_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")

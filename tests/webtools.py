@@ -7,11 +7,15 @@ as a real process.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 from html.parser import HTMLParser
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+#: Debian's chromium: Playwright's own browser download cannot work here.
+CHROMIUM = os.environ.get("RACHE_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 #: Ids that markup, URLs or text encodings could mangle: each must read exactly so in the
 #: page, and its link lead to its own page.

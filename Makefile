@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch soak faults-baseline clean
+.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch bench-web screenshots soak faults-baseline clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,14 @@ bench-cluster: $(VENV)/.installed
 # jobs/s into rq against rache 0.3.1. Results in benchmarks/results/dispatch.md.
 bench-dispatch: $(VENV)/.installed
 	$(PY) -m benchmarks.dispatch $(BENCH_ARGS)
+
+# rache web's time per page on 10,000 and 1,000,000 jobs (~1 min): benchmarks/results/web.md
+bench-web: $(VENV)/.installed
+	$(PY) -m benchmarks.web $(BENCH_ARGS)
+
+# The docs' screenshots of rache web (docs/_static/screenshots/), in Debian's chromium
+screenshots: $(VENV)/.installed
+	$(PY) -m tests.screenshots
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -46,6 +46,15 @@ def test_the_wheel_ships_every_script_and_py_typed(wheel: Path) -> None:
 
 
 @pytest.mark.slow
+def test_the_wheel_ships_the_dashboards_templates_and_static_files(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    ui = ROOT / "rache" / "webui"
+    shipped = {path.relative_to(ROOT).as_posix() for path in ui.rglob("*") if path.is_file()}
+    assert {"rache/webui/templates/overview.html", "rache/webui/static/app.js"} <= shipped
+    assert shipped <= names, shipped - names
+
+
+@pytest.mark.slow
 def test_the_wheel_ships_runtime_code_only(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "rache/testing.py" not in names  # the harness moved to tests/harness.py

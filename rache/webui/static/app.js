@@ -1,0 +1,111 @@
+// rache web: keeps the overview live. Every few seconds it reads /api/overview and puts
+// its figures, chart and earliest jobs in the page. Text goes in as text (textContent),
+// never as markup, so an id reads exactly as it is in Redis.
+(function () {
+  'use strict';
+
+  var section = document.querySelector('[data-live]');
+  if (!section) {
+    return;
+  }
+  var api = section.getAttribute('data-live');
+  var every = Math.max(500, Number(section.getAttribute('data-every')) * 1000);
+  var root = api.slice(0, -'/api/overview'.length);
+
+  function setField(name, value) {
+    var nodes = section.querySelectorAll('[data-field="' + name + '"]');
+    for (var i = 0; i < nodes.length; i++) {
+      nodes[i].textContent = value;
+    }
+  }
+
+  function drawChart(chart) {
+    var svg = document.getElementById('chart');
+    var rects = svg.querySelectorAll('.bars rect');
+    chart.bars.forEach(function (bar, i) {
+      var rect = rects[i];
+      if (!rect) {
+        return;
+      }
+      rect.setAttribute('y', bar.y);
+      rect.setAttribute('height', bar.height);
+      rect.querySelector('title').textContent = bar.title;
+    });
+    svg.setAttribute('aria-label', chart.label);
+    setField('chart_label', chart.label);
+    setField('chart_caption', chart.label);
+    setField('peak', chart.peak);
+  }
+
+  function cell(text) {
+    var td = document.createElement('td');
+    td.textContent = text;
+    return td;
+  }
+
+  function listJobs(jobs) {
+    var body = document.getElementById('earliest');
+    var rows = [];
+    jobs.forEach(function (job) {
+      var tr = document.createElement('tr');
+      if (job.overdue) {
+        tr.className = 'overdue';
+      }
+      tr.appendChild(cell(job.at));
+      tr.appendChild(cell(job.relative));
+      var td = document.createElement('td');
+      if (job.url) {
+        var link = document.createElement('a');
+        link.href = root + job.url;
+        link.textContent = job.id;
+        td.appendChild(link);
+      } else {
+        td.textContent = job.id + ' (not UTF-8: no page)';
+      }
+      tr.appendChild(td);
+      rows.push(tr);
+    });
+    if (!rows.length) {
+      var empty = cell('No job is scheduled.');
+      empty.colSpan = 3;
+      var tr = document.createElement('tr');
+      tr.appendChild(empty);
+      rows.push(tr);
+    }
+    body.replaceChildren.apply(body, rows);
+  }
+
+  function show(data) {
+    ['now_text', 'total', 'due', 'lag', 'lag_at', 'next_due', 'next_due_at'].forEach(
+      function (name) {
+        setField(name, data[name]);
+      }
+    );
+    drawChart(data.chart);
+    listJobs(data.jobs);
+    setField('status', 'live, as of');
+    section.classList.remove('stale');
+  }
+
+  function refresh() {
+    fetch(api, {cache: 'no-store', headers: {Accept: 'application/json'}})
+      .then(function (response) {
+        return response.json().then(function (data) {
+          if (!response.ok) {
+            throw new Error(data.error || response.statusText);
+          }
+          return data;
+        });
+      })
+      .then(show)
+      .catch(function (error) {
+        setField('status', 'not updated (' + error.message + '), last as of');
+        section.classList.add('stale');
+      })
+      .then(function () {
+        window.setTimeout(refresh, every);
+      });
+  }
+
+  window.setTimeout(refresh, every);
+})();

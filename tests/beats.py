@@ -95,15 +95,32 @@ def start_beat(
     env: Mapping[str, str],
     *,
     app: str = "tests.beatapp",
-    scheduler: str = "rache.celery:BeatScheduler",
+    scheduler: Optional[str] = "rache.celery:BeatScheduler",
     args: Sequence[str] = (),
     cwd: Optional[Path] = None,
 ) -> Beat:
-    """Start ``celery -A app beat -S scheduler -l info`` in ``folder`` (its log: NAME.log)."""
+    """Start ``celery -A app beat -S scheduler -l info`` in ``folder`` (its log: NAME.log).
+
+    ``scheduler=None``: no ``-S`` (the app's ``beat_scheduler`` setting, else Celery's).
+    """
+    command = ["beat", *(["-S", scheduler] if scheduler else [])]
+    command += ["-s", str(folder / f"{name}-schedule"), *args]
+    return start_celery(folder, name, env, app=app, command=command, cwd=cwd)
+
+
+def start_celery(
+    folder: Path,
+    name: str,
+    env: Mapping[str, str],
+    *,
+    app: str,
+    command: Sequence[str],
+    cwd: Optional[Path] = None,
+) -> Beat:
+    """Start ``celery -A app COMMAND... -l info`` (a beat, a worker) logging to NAME.log."""
     log = folder / f"{name}.log"
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    command = [sys.executable, "-m", "celery", "-A", app, "beat", "-S", scheduler, "-l", "info"]
-    command += ["-s", str(folder / f"{name}-schedule"), *args]
+    command = [sys.executable, "-m", "celery", "-A", app, *command, "-l", "info"]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=cwd or folder, env=environment, stdout=out, stderr=subprocess.STDOUT

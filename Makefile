@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch soak clean
+.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch bench-beat soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ bench-cluster: $(VENV)/.installed
 # jobs/s into rq against rache 0.3.1. Results in benchmarks/results/dispatch.md.
 bench-dispatch: $(VENV)/.installed
 	$(PY) -m benchmarks.dispatch $(BENCH_ARGS)
+
+# Celery beat (~5 min): three rache beats vs three Celery default beats vs three
+# celery-redbeat beats: messages per occurrence, the gap after a SIGKILL, Redis commands per
+# idle minute, lag of 1,000 entries every 10 s. Results in benchmarks/results/beat.md.
+bench-beat: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m benchmarks.beat $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

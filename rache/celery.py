@@ -222,8 +222,9 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
 
     #: The longest sleep between ticks when nothing is due (``beat_max_loop_interval`` wins).
     max_interval = 60
-    #: The most occurrences one claim (one script call) hands out.
-    batch = 500
+    #: The most occurrences one claim (one script call) hands out: small enough that a
+    #: burst of occurrences due at once spreads over the beats (each claims in turn).
+    batch = 100
 
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
         self.redis_url = redis_url(app)

@@ -317,3 +317,51 @@ def test_an_idle_beat_tick_sleeps_until_the_next_occurrence(
     finally:
         scheduler.close()
     assert isinstance(solo_raw, redis.Redis)
+
+
+def test_crontab_occurrences_are_celerys_own(solo: harness.RedisServer, solo_raw: Any) -> None:
+    zone = ZoneInfo("Europe/Paris")
+    specs: Dict[str, Dict[str, Any]] = {
+        "office": {"minute": "*/15", "hour": "9-17", "day_of_week": "mon-fri"},
+        "fortnight": {"minute": 0, "hour": 0, "day_of_month": "1,15"},
+        "quarterly": {"minute": 0, "hour": 12, "day_of_month": 1, "month_of_year": "*/3"},
+        "sunday": {"minute": 59, "hour": 23, "day_of_week": "sun"},
+    }
+    app = app_with(rache_redis_url=solo.url, rache_prefix=PREFIX, timezone="Europe/Paris")
+    app.conf.beat_schedule = {
+        name: {"task": "t", "schedule": crontab(**spec)} for name, spec in specs.items()
+    }
+    BeatScheduler(app).close()
+    rache = Scheduler(solo_raw, PREFIX)
+    for name, spec in specs.items():
+        ours = rache.job_details(name)["next_occurrences"]
+        # Celery's own: from now, each next run after the one before (DST crossed too).
+        at = datetime.now(zone)
+        theirs = []
+        for _ in ours:
+            fixed = at
+            rule = crontab(**spec, nowfun=lambda fixed=fixed: fixed, app=app)
+            # remaining_estimate is elapsed time (Celery corrects it across DST changes)
+            elapsed = rule.remaining_estimate(at).total_seconds()
+            at = datetime.fromtimestamp(at.timestamp() + elapsed, zone)
+            theirs.append(at.timestamp())
+        assert ours == [int(t) for t in theirs], name
+
+
+def test_a_redis_outage_is_ridden_out_with_backoff(
+    tmp_path: Path, solo: harness.RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = harness.start(solo.spec, tmp_path)
+    app = app_with(rache_redis_url=server.url, rache_prefix=PREFIX, result_expires=None)
+    app.conf.beat_schedule = {"soon": {"task": "t", "schedule": 0.2}}
+    scheduler = BeatScheduler(app)
+    try:
+        server.crash()
+        waits = [scheduler.tick() for _ in range(3)]  # no exception: backoff delays
+        assert all(0 < wait <= 30 for wait in waits), waits
+        assert scheduler.loop.errors == 3
+        outages = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
+        assert len(outages) == 1  # logged once, when it began
+    finally:
+        scheduler.close()
+        server.stop()

@@ -57,12 +57,15 @@ def environment(
 
 
 def dues(messages: List[Received], name: str) -> List[float]:
-    """The occurrence due times that the task ids of ``name``'s messages carry."""
+    """The occurrence due times that the task ids of ``name``'s messages carry.
+
+    An id is ``<entry>:<due time>``; a recurring job moved by ``schedule_job`` hands its
+    next occurrence out with a run token after it (``<entry>:<due time>:<run>``).
+    """
     out = []
     for message in messages:
-        entry, _, due = message.id.rpartition(":")
-        assert entry == name, message.id
-        out.append(float(due))
+        assert message.id.startswith(f"{name}:"), message.id
+        out.append(float(message.id[len(name) + 1 :].split(":")[0]))
     return out
 
 

@@ -37,6 +37,13 @@ from rache import Scheduler, scripts
 from rache.aio import AsyncScheduler
 from tests import harness
 
+#: The bare scripts that the "raw EVALSHA" rows run: rache's schedule-2.lua and claim-2.lua
+#: before call records and runs (issue #14), so that the ratios show what those cost.
+BARE = {
+    name: scripts.Script(name, 2, (Path(__file__).parent / "bare" / f"{name}-2.lua").read_text())
+    for name in ("schedule", "claim")
+}
+
 RESULTS = Path(__file__).resolve().parent / "results"
 URL = "https://example.com/feeds/0001"
 DATA: Dict[str, Any] = {"url": URL, "timeout": 10}  # two small fields
@@ -80,6 +87,8 @@ class Bench:
     def fresh(self) -> None:
         """An empty database, and room for it to be empty: between cases, not inside timings."""
         self.client.flushdb()
+        for script in BARE.values():  # for the raw rows' EVALSHA
+            self.client.script_load(script.source)
 
     def fill_due(self, prefix: str, count: int, due_in: int = -10, start: int = 0) -> None:
         """``count`` jobs due ``due_in`` seconds from now, with two small fields."""
@@ -136,7 +145,7 @@ class Bench:
         """schedule_job calls/s on one connection, against raw EVALSHA, 0.3.1, rq-scheduler."""
         n = self.scale(3000)
         ours = Scheduler(self.client, "ours:")
-        sha, url, timeout = scripts.SCHEDULE.sha, URL.encode(), b"10"
+        sha, url, timeout = BARE["schedule"].sha, URL.encode(), b"10"
         execute = self.client.execute_command
 
         def rache_calls() -> float:
@@ -209,7 +218,7 @@ class Bench:
         """schedule_job calls/s from 8 threads sharing one client (a connection pool)."""
         n, threads = self.scale(4000), 8
         ours = Scheduler(self.client, "ours:")
-        sha, url = scripts.SCHEDULE.sha, URL.encode()
+        sha, url = BARE["schedule"].sha, URL.encode()
 
         def run(work: Callable[[int], None]) -> float:
             start = time.perf_counter()
@@ -274,7 +283,7 @@ class Bench:
         calls = max(2, self.scale(calls))
         total = limit * calls
         ours = Scheduler(self.client, "ours:")
-        sha, execute, batch = scripts.CLAIM.sha, self.client.execute_command, ours.batch_size
+        sha, execute, batch = BARE["claim"].sha, self.client.execute_command, ours.batch_size
 
         def timed(prefix: str, claim: Callable[[], int]) -> float:
             self.fresh()
@@ -335,7 +344,7 @@ class Bench:
         """pending_jobs() over 100,000 due jobs, no limit: every batch until none is left."""
         total = self.scale(100_000)
         ours = Scheduler(self.client, "ours:")
-        sha, execute = scripts.CLAIM.sha, self.client.execute_command
+        sha, execute = BARE["claim"].sha, self.client.execute_command
 
         def timed(prefix: str, claim: Callable[[], int]) -> float:
             self.fresh()

@@ -109,8 +109,10 @@ class Claim:
         if self._advance:
             return self._advanced(reply)
         it = iter(reply)
-        cutoff, _new_due, next_due, recurring = next(it), next(it), next(it), next(it)
+        cutoff, _new_due, next_due, recurring, runs = (next(it) for _ in range(wire.CLAIM_HEAD))
         jobs = decode.jobs(it)
+        if runs is not None:
+            decode.runs(jobs, runs)
         self._reply = reply
         self.cutoff = cutoff
         self._heads[self.index] = (cutoff, next_due)
@@ -231,15 +233,25 @@ def _recurring_entries(recurring: Sequence[Any]) -> Dict[bytes, Tuple[bytes, byt
     return {raw_id: (kind, time, rule) for raw_id, kind, time, rule in zip(it, it, it, it)}
 
 
+def _runs(flat: Optional[Sequence[bytes]]) -> Dict[bytes, bytes]:
+    """A claim's run tokens by job id (its 5th item: id, token, ...)."""
+    if not flat:
+        return {}
+    it = iter(flat)
+    return dict(zip(it, it))
+
+
 def _records(reply: Sequence[Any], rules: Dict[bytes, Tuple[bytes, bytes, bytes]]) -> List[Record]:
     """The put-back record of each job of a claim's reply, as claimed (a cron job's: None)."""
     records: List[Record] = []
+    runs = _runs(reply[wire.CLAIM_HEAD - 1])
     i = wire.CLAIM_HEAD
     while i < len(reply):
         raw_id, due, count = reply[i], reply[i + 1], reply[i + 2]
         entry = rules.get(raw_id)
         if entry is None:
-            records.append((wire.PLAIN, raw_id, due, b"1" if count else b"0"))
+            run = runs.get(raw_id, b"")
+            records.append((wire.PLAIN, raw_id, due, b"1" if count else b"0", run))
         elif entry[0] == _EVERY:
             records.append((wire.RECURRING, raw_id, due, entry[1]))
         else:

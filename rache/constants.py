@@ -18,6 +18,14 @@ PREFIX_ENV = "RACHE_REDIS_PREFIX"
 #: little: a round trip is some 50 us against about 3.5 us of server time a job.
 DEFAULT_BATCH_SIZE = 500
 
+#: How long a call record lives, seconds (the Lua include ``calls``' CALL_TTL_MS): a script
+#: call that writes is answered from its record, not run again, when redis-py retries it
+#: with the same call id within this time (its reply was lost). redis-py 8's default Retry
+#: makes 10 attempts with backoffs of at most 1 s: a retry that reconnects at once arrives
+#: within about 10 s. Kept longer, records cost memory (about 100 bytes each, more for a
+#: claim's batch); ``Stats.call_records`` counts them.
+CALL_RECORD_TTL = 60
+
 #: The largest batch a Scheduler accepts (a claim script's reply grows with it).
 MAX_BATCH_SIZE = 10_000
 

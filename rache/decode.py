@@ -51,6 +51,14 @@ def _name(raw: bytes) -> Any:
     return name
 
 
+def runs(jobs: List[Job], flat: Sequence[bytes]) -> None:
+    """Give each job its run token from a claim's runs item (id, token, ...)."""
+    it = iter(flat)
+    tokens = dict(zip(it, it))
+    for job in jobs:
+        job.raw_run = tokens.get(job.raw_id)
+
+
 def jobs(it: Iterator[Any]) -> List[Job]:
     """Decode jobs from a flat reply's iterator: id, due time, n, n field/value pairs, ...
 
@@ -118,7 +126,7 @@ def details(job_id: str, reply: Sequence[Any]) -> Job:
 
 def stats(reply: Sequence[Any], interval: float) -> Stats:
     """stats-1.lua's reply."""
-    now, total, due, earliest, next_due, *coming = reply
+    now, total, due, earliest, next_due, records, *coming = reply
     return Stats(
         now=float(now),
         total=int(total),
@@ -127,6 +135,7 @@ def stats(reply: Sequence[Any], interval: float) -> Stats:
         next_due=None if next_due is None else decode_time(next_due),
         coming=[int(n) for n in coming],
         interval=float(interval),
+        call_records=int(records),
     )
 
 
@@ -144,4 +153,5 @@ def merged_stats(shards: Sequence[Stats]) -> Stats:
         next_due=min(next_due) if next_due else None,
         coming=[sum(counts) for counts in zip(*(s.coming for s in shards))],
         interval=shards[0].interval,
+        call_records=sum(s.call_records for s in shards),
     )

@@ -2,9 +2,11 @@
 
 A schedule under ``prefix`` is the layout of rache 0.3.1 (``<prefix>queue``, a sorted set
 of job ids by due time, and ``<prefix>job:<id>``, a hash of each job's data), plus
-``<prefix>recurring`` (rules), ``<prefix>layout`` (the shard count) and the channel
-``<prefix>wakeup``. A sharded schedule is K such groups, each under a hash tag of its own.
-``rache/lua/README.md`` describes each key as the scripts use it.
+``<prefix>recurring`` (rules), ``<prefix>runs`` (run tokens), ``<prefix>layout`` (the
+shard count), the call records
+``<prefix>calls`` and ``<prefix>replies``, and the channel ``<prefix>wakeup``. A sharded
+schedule is K such groups, each under a hash tag of its own. ``rache/lua/README.md``
+describes each key as the scripts use it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ JOB = b"job:"
 RECURRING = b"recurring"
 WAKEUP = "wakeup"
 LAYOUT = b"layout"
+CALLS = b"calls"
+REPLIES = b"replies"
+RUNS = b"runs"
 #: The field of ``<prefix>layout`` that holds the shard count (as layout-1.lua reads it).
 SHARDS_FIELD = "shards"
 
@@ -33,7 +38,7 @@ MAX_SHARDS = 256
 class Keys:
     """The keys of one group (a schedule, or one shard of it), as rache 0.3.1 laid them out."""
 
-    __slots__ = ("job_prefix", "prefix", "queue", "recurring", "wakeup")
+    __slots__ = ("calls", "job_prefix", "prefix", "queue", "recurring", "replies", "runs", "wakeup")
 
     def __init__(self, prefix: str) -> None:
         if not isinstance(prefix, str):
@@ -50,6 +55,14 @@ class Keys:
         #: ``<prefix>wakeup``, the channel on which the scripts that move the head of the
         #: queue earlier publish its new due time.
         self.wakeup = raw + WAKEUP.encode()
+        #: ``<prefix>calls`` and ``<prefix>replies``: the call records of the scripts that
+        #: write (a sorted set of call ids by expiry, ms; a hash of their replies), which
+        #: the scripts name after the queue's key (``rache/lua/README.md``, "Call records").
+        self.calls = raw + CALLS
+        self.replies = raw + REPLIES
+        #: ``<prefix>runs``, the hash of each scheduled plain job's run token, by job id
+        #: (named by the scripts, as the records are): see ``Job.occurrence_id``.
+        self.runs = raw + RUNS
 
     def job(self, raw_id: bytes) -> bytes:
         """The key of the hash holding the data of the job ``raw_id``."""

@@ -25,10 +25,12 @@ class Job(Dict[str, Any]):
     along as an attribute, never as a key that could hide the job's own data.
     """
 
-    __slots__ = ("raw_due",)
+    __slots__ = ("raw_due", "raw_run")
     #: The due time as the script read it (Unix seconds as text), None if unscheduled; set
     #: on every job rache hands out, and decoded only when asked (``due_at``).
     raw_due: Optional[bytes]
+    #: The run token of a plain job (``<prefix>runs``; see ``occurrence_id``), None if none.
+    raw_run: Optional[bytes]
 
     @property
     def due_at(self) -> Optional[Time]:
@@ -38,11 +40,18 @@ class Job(Dict[str, Any]):
 
     @property
     def occurrence_id(self) -> str:
-        """``<id>:<due time>``, the name of this one occurrence of the job.
+        """The name of this one run of the job, the same whoever hands it out.
 
-        A task queue's job id: a batch handed out twice (a lost reply) cannot enqueue twice.
+        ``<id>:<due time>`` for a recurring job's occurrence; ``<id>:<due time>:<run>`` for a
+        plain job, ``<run>`` 16 hex digits that each schedule of the job draws anew (so a
+        job scheduled again, even to the same due time, is another run); ``<id>:<due time>``
+        for a job scheduled before rache 1.0 drew runs. A task queue's job id: one run
+        handed out twice (a lost reply, a put-back, a lease) cannot enqueue twice.
         """
-        return f"{self['id']}:{self.due_at}"
+        run = getattr(self, "raw_run", None)
+        if run is None:
+            return f"{self['id']}:{self.due_at}"
+        return f"{self['id']}:{self.due_at}:{run.hex()}"
 
     @property
     def raw_id(self) -> bytes:
@@ -68,6 +77,9 @@ class Stats(NamedTuple):
     coming: List[int]
     #: the length of those intervals, seconds
     interval: float
+    #: call records kept (``<prefix>calls``): the recent calls that wrote, each answerable
+    #: again for ``rache.constants.CALL_RECORD_TTL`` seconds if its reply was lost
+    call_records: int = 0
 
     @property
     def lag(self) -> float:

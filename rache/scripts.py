@@ -5,11 +5,17 @@ Each ``<operation>-<number of keys>.lua`` becomes a :class:`Script`; its ``--- @
 in turn, each include once per script, where first named), at import. A call sends
 EVALSHA, and on NOSCRIPT (a cold script cache: SCRIPT FLUSH, a restart, a failover) loads
 the script and sends EVALSHA again, as redis-py's ``Script`` does.
+
+A script that includes ``calls`` (every one that writes) is *recorded*: each call sends a
+new call id as its last argument, made here, once per call, so that redis-py's retry of a
+command whose reply was lost sends the same id, and the script answers it from its record
+instead of running again (``rache/lua/README.md``, "Call records").
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from importlib import resources
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
@@ -27,17 +33,21 @@ _RAW = {"NEVER_DECODE": True}
 class Script:
     """One Lua script: its source, SHA1 and key count, callable on any redis-py client."""
 
-    __slots__ = ("name", "numkeys", "sha", "source")
+    __slots__ = ("name", "numkeys", "recorded", "sha", "source")
 
-    def __init__(self, name: str, numkeys: int, source: str) -> None:
+    def __init__(self, name: str, numkeys: int, source: str, recorded: bool = False) -> None:
         self.name = name
         self.numkeys = numkeys
         self.source = source
+        #: whether each call carries a new call id (the script includes ``calls``)
+        self.recorded = recorded
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     def _evalsha(self, keys: Sequence[bytes], args: Sequence[Union[bytes, int]]) -> Tuple[Any, ...]:
         if len(keys) != self.numkeys:
             raise ValueError(f"{self.name} takes {self.numkeys} keys, not {len(keys)}")
+        if self.recorded:
+            return ("EVALSHA", self.sha, self.numkeys, *keys, *args, call_id())
         return ("EVALSHA", self.sha, self.numkeys, *keys, *args)
 
     def __call__(
@@ -64,6 +74,11 @@ class Script:
 
     def __repr__(self) -> str:
         return f"<Script {self.name}-{self.numkeys}.lua {self.sha[:8]}>"
+
+
+def call_id() -> bytes:
+    """A new call id: 12 random bytes (a collision within a record's lifetime is 1 in 2**96)."""
+    return os.urandom(12)
 
 
 #: Script arguments as sent to Redis.
@@ -117,7 +132,9 @@ def load() -> Dict[str, Script]:
             name, numkeys = match.group(1), int(match.group(2))
             if name in scripts:  # e.g. a stale claim-1.lua beside claim-2.lua
                 raise LookupError(f"two scripts for the operation {name!r} in rache/lua")
-            scripts[name] = Script(name, numkeys, expand(entry.read_text("utf-8"), includes))
+            done: Set[str] = set()
+            source = expand(entry.read_text("utf-8"), includes, done)
+            scripts[name] = Script(name, numkeys, source, recorded="calls" in done)
     return scripts
 
 

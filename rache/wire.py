@@ -59,20 +59,21 @@ def split_rule(raw: bytes) -> List[str]:
 
 # -- put-back records: what release-2.lua needs to put back one handed-out job ---------------
 
-#: ``(PLAIN, id, due before the claim, b"1" if it had data else b"0")``
+#: ``(PLAIN, id, due before the claim, b"1" if it had data else b"0", its run token or b"")``
 PLAIN = b"p"
 #: ``(RECURRING, id, the occurrence handed out, the due time the claim gave it)``
 RECURRING = b"r"
 
 #: One put-back record; None: the job cannot be put back (a leased cron job: it comes
 #: back when its lease ends).
-Record = Union[Tuple[bytes, bytes, bytes, bytes], None]
+Record = Union[Tuple[bytes, ...], None]
 
 # -- reply layouts ---------------------------------------------------------------------------
 
 #: claim-2.lua's reply starts with: cutoff, the batch's new due time (or nil), the head of
-#: the queue after the claim (or nil), the batch's recurring entries (or nil); then the jobs.
-CLAIM_HEAD = 4
+#: the queue after the claim (or nil), the batch's recurring entries (or nil), the run tokens
+#: of its plain jobs (id, token, ...; or nil); then the jobs.
+CLAIM_HEAD = 5
 #: Each recurring entry of a claim: id, kind (EVERY or CRON), a time, the rule as stored.
 RECURRING_ENTRY = 4
 #: A job in a flat reply: id, due time, n, then n field/value pairs.

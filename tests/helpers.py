@@ -16,6 +16,14 @@ def snapshot(raw: Any) -> dict[bytes, Any]:
     return {key: raw.dump(key) for key in raw.keys("*")}
 
 
+def job_keys(raw: Any) -> list[bytes]:
+    """The keys of the database, less the call records: what is left of the jobs.
+
+    Every call that writes leaves ``<prefix>calls`` and ``<prefix>replies`` for a minute.
+    """
+    return sorted(key for key in raw.keys("*") if not key.endswith((b":calls", b":replies")))
+
+
 def commands_sent(raw: Any, action: Callable[[], Any]) -> list[str]:
     """The commands clients sent to Redis while ``action`` ran (MONITOR), not scripts' own."""
     marker = raw.client()  # its own connection, set up before MONITOR starts

@@ -20,7 +20,7 @@ import rache.scripts
 from rache import aio
 from rache.aio import AsyncScheduler
 from tests import harness as testing
-from tests.helpers import AsyncDelayedScript
+from tests.helpers import AsyncDelayedScript, job_keys
 
 
 def run(coroutine: Any) -> Any:
@@ -50,7 +50,7 @@ def test_async_module_functions_use_redis_url(
     assert seen == [{"id": "a", "n": 1}, {"id": "b"}]
     assert data == "x"
     assert sorted(ids) == ["a", "b", "c"]
-    assert sorted(raw.keys("aio:*")) == [b"aio:job:a", b"aio:queue"]
+    assert job_keys(raw) == [b"aio:job:a", b"aio:queue", b"aio:runs"]
 
 
 def test_async_module_functions_take_a_connection(server: testing.RedisServer, raw: Any) -> None:

@@ -11,6 +11,7 @@ import redis
 
 import rache
 from tests import harness
+from tests.helpers import job_keys
 
 
 def test_module_functions_use_redis_url_and_the_rache_prefix(default_env: None, raw: Any) -> None:
@@ -22,7 +23,7 @@ def test_module_functions_use_redis_url_and_the_rache_prefix(default_env: None, 
     assert list(rache.scheduled_jobs()) == ["http://github.com/brutasse/rache"]
     assert list(rache.pending_jobs()) == [{"id": "http://github.com/brutasse/rache", "timeout": 10}]
     rache.delete_job("http://github.com/brutasse/rache")
-    assert raw.keys("*") == []
+    assert job_keys(raw) == []
 
 
 def test_the_prefix_comes_from_rache_redis_prefix(
@@ -30,7 +31,8 @@ def test_the_prefix_comes_from_rache_redis_prefix(
 ) -> None:
     monkeypatch.setenv("RACHE_REDIS_PREFIX", "custom:")
     rache.schedule_job("a", 5, n=1)
-    assert sorted(raw.keys("*")) == [b"custom:job:a", b"custom:queue"]
+    assert job_keys(raw) == [b"custom:job:a", b"custom:queue", b"custom:runs"]
+    assert raw.exists("custom:calls", "custom:replies") == 2  # call records under the prefix
     assert rache.REDIS_PREFIX == "custom:"
     assert rache.REDIS_KEY == "custom:queue"
 
@@ -42,7 +44,7 @@ def test_a_passed_connection_is_used(server: harness.RedisServer, raw: Any) -> N
     assert rache.job_details("a", connection=client)["n"] == 1
     assert [job_id for job_id, _ in rache.scheduled_jobs(True, client)] == ["a"]
     rache.delete_job("a", connection=client)
-    assert raw.keys("*") == []
+    assert job_keys(raw) == []
 
 
 def test_0_3_1_names_are_lazy_and_reflect_redis_url(

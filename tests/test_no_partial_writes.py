@@ -21,6 +21,10 @@ from rache.keys import Layout
 from rache.scheduler import Scheduler
 from tests.helpers import run, snapshot
 
+#: The call records every script that writes keeps (rache/lua/README.md, "Call records").
+RECORDS = ["rache:calls", "rache:replies"]
+#: ... and the run tokens, which every script that schedules, claims or removes plain jobs writes.
+RUNS = "rache:runs"
 JOBS = [("a", -10, {"x": "1"}), ("b", -5, {"x": "2"}), ("c", -1, {"x": "3"})]
 
 
@@ -69,15 +73,18 @@ def _delete(sched: Scheduler) -> Callable[[], Any]:
 
 #: operation -> (what it does, the keys it writes: a foreign key at each in turn)
 OPERATIONS: Dict[str, Tuple[Callable[[Scheduler], Callable[[], Any]], List[str]]] = {
-    "schedule_job": (_schedule_job, ["rache:queue", "rache:job:b"]),
-    "schedule_jobs": (_schedule_jobs, ["rache:queue", "rache:job:b"]),
-    "schedule_recurring": (_schedule_recurring, ["rache:queue", "rache:job:b", "rache:recurring"]),
-    "pending_jobs": (_pending, ["rache:queue", "rache:recurring", "rache:job:b"]),
+    "schedule_job": (_schedule_job, ["rache:queue", "rache:job:b", *RECORDS, RUNS]),
+    "schedule_jobs": (_schedule_jobs, ["rache:queue", "rache:job:b", *RECORDS, RUNS]),
+    "schedule_recurring": (
+        _schedule_recurring,
+        ["rache:queue", "rache:job:b", "rache:recurring", *RECORDS, RUNS],
+    ),
+    "pending_jobs": (_pending, ["rache:queue", "rache:recurring", "rache:job:b", *RECORDS, RUNS]),
     "pending_jobs-reschedule_in": (
         _pending_rescheduled,
-        ["rache:queue", "rache:recurring", "rache:job:b"],
+        ["rache:queue", "rache:recurring", "rache:job:b", *RECORDS, RUNS],
     ),
-    "delete_job": (_delete, ["rache:queue", "rache:job:b", "rache:recurring"]),
+    "delete_job": (_delete, ["rache:queue", "rache:job:b", "rache:recurring", *RECORDS, RUNS]),
 }
 CASES = [(name, key) for name, (_, keys) in OPERATIONS.items() for key in keys]
 
@@ -100,7 +107,7 @@ def test_an_operation_with_a_key_of_the_wrong_type_writes_nothing(
     refused(raw, key, OPERATIONS[operation][0](sched))
 
 
-@pytest.mark.parametrize("key", ["rache:queue", "rache:recurring"])
+@pytest.mark.parametrize("key", ["rache:queue", "rache:recurring", *RECORDS])
 def test_an_advance_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: str) -> None:
     claim = scheduled(raw).claim()
     while True:  # up to the batch whose cron job awaits its advance
@@ -114,7 +121,7 @@ def test_an_advance_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: s
     refused(raw, key, lambda: run(raw, call))
 
 
-@pytest.mark.parametrize("key", ["rache:queue", "rache:recurring"])
+@pytest.mark.parametrize("key", ["rache:queue", "rache:recurring", *RECORDS, RUNS])
 def test_a_put_back_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: str) -> None:
     """The batch puts back plain jobs and an every-N job: the rules are read after the former."""
     sched = Scheduler(raw, "rache:", batch_size=10)
@@ -144,21 +151,24 @@ def test_a_failed_put_back_on_close_is_logged_naming_the_key(
     assert "WRONGTYPE rache:recurring holds a string, not a hash" in caplog.text
 
 
-@pytest.mark.parametrize("into", ["queue", "job"])
+@pytest.mark.parametrize("into", ["queue", "job", "calls", "replies"])
 def test_a_reshard_onto_a_key_of_the_wrong_type_writes_nothing(raw: Any, into: str) -> None:
     Scheduler(raw, "rache:").schedule_job("a", 60, x=1)
     target = Layout("rache:", 2).of(b"a")
-    key = (target.queue if into == "queue" else target.job(b"a")).decode()
+    names = {"queue": target.queue, "job": target.job(b"a")}
+    names.update(calls=target.calls, replies=target.replies)
+    key = names[into].decode()
     foreign(raw, key)
     refused(raw, key, lambda: reshard(raw, "rache:", shards=2))
 
 
-def test_a_bulk_delete_with_a_key_of_the_wrong_type_writes_nothing(raw: Any) -> None:
+@pytest.mark.parametrize("key", ["rache:job:b", *RECORDS, RUNS])
+def test_a_bulk_delete_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: str) -> None:
     """The last step of rache.reshard DELs the old hashes: DEL takes a string too, and must not."""
     Scheduler(raw, "rache:").schedule_jobs(JOBS)
-    foreign(raw, "rache:job:b")
+    foreign(raw, key)
     args = [b"rache:job:", b"a", b"b", b"c"]
-    refused(raw, "rache:job:b", lambda: scripts.DELETE_BULK(raw, [b"rache:queue"], args))
+    refused(raw, key, lambda: scripts.DELETE_BULK(raw, [b"rache:queue"], args))
 
 
 @pytest.mark.parametrize("key", ["rache:layout", "rache:queue"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 from typing import Any, List, Optional, Tuple
 
 import pytest
@@ -170,15 +171,43 @@ def test_each_job_carries_the_due_time_it_was_claimed_for(sched: Scheduler, raw:
     assert isinstance(jobs[0].due_at, int)  # a whole second, as 0.3.1 kept it
     # (-1.5 s keeps the millisecond, which one time in 1,000 is a whole second: then an int)
     shown = int(due["b"]) if due["b"].is_integer() else due["b"]
-    assert jobs[1].occurrence_id == f"b:{shown}"
+    assert re.fullmatch(rf"b:{re.escape(str(shown))}:[0-9a-f]{{16}}", jobs[1].occurrence_id)
     assert jobs[1] == {"id": "b", "n": 1}  # the due time is no key of the dict
-    # The next occurrence of the same job, at another due time, has another name. (-3 s, not
-    # -1 s: in the same server second, -1 s lands on the first one's due time when that was
-    # scheduled at its .500, 1 run in 1,000; two runs at one due time sharing an id is issue
-    # #14's, still open.)
-    sched.schedule_job("b", -3)
+    # Scheduled again to the very same due time, it is another run, with another name.
+    sched.schedule_jobs([("b", jobs[1].due_at)], at=True)
     (again,) = [job for job in sched.pending_jobs() if job["id"] == "b"]
-    assert again.occurrence_id != jobs[1].occurrence_id
+    assert again.due_at == jobs[1].due_at and again.occurrence_id != jobs[1].occurrence_id
+
+
+def test_a_run_keeps_its_name_when_put_back_and_claimed_by_another_poller(raw: Any) -> None:
+    first, other = Scheduler(raw, batch_size=10), Scheduler(raw, batch_size=10)
+    first.schedule_jobs([("a", -2), ("b", -1, {"n": 1})])
+    claims = first.pending_jobs()
+    a = next(claims)
+    claims.close()  # 'b' was claimed, never handed out: it goes back, the same run
+    b = first.job_details("b")
+    assert b["schedule_at"] is not None
+    (again,) = other.pending_jobs()
+    assert again["id"] == "b" and again.occurrence_id.startswith(f"b:{again.due_at}:")
+    assert a.occurrence_id.split(":")[2] == again.occurrence_id.split(":")[2]  # one schedule
+    assert raw.hlen("rache:runs") == 0  # handed out: its run leaves with it
+
+
+def test_a_job_scheduled_before_runs_keeps_the_old_name(raw: Any) -> None:
+    raw.zadd("rache:queue", {"legacy": 1700000000})  # as rache 0.3.1 wrote it
+    (job,) = Scheduler(raw).pending_jobs()
+    assert job.occurrence_id == "legacy:1700000000"
+
+
+def test_runs_leave_with_their_jobs(raw: Any) -> None:
+    sched = Scheduler(raw)
+    sched.schedule_jobs([("a", -1), ("b", 60), ("c", 60)])
+    sched.schedule_job("d", 60)
+    assert sorted(raw.hkeys("rache:runs")) == [b"a", b"b", b"c", b"d"]
+    list(sched.pending_jobs())  # 'a' handed out
+    sched.delete_job("b")
+    sched.schedule_recurring("c", every=60)  # a recurring job's occurrences name themselves
+    assert sorted(raw.hkeys("rache:runs")) == [b"d"]
 
 
 def test_a_claim_reads_the_next_due_time_in_the_same_call(raw: Any) -> None:

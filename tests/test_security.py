@@ -208,7 +208,14 @@ def test_the_acl_user_runs_the_whole_api(
     assert rache_logs(caplog) == []
     keys = {str(key) for key in admin.keys("*")}
     keys = {key for key in keys if not key.startswith("rache:sharded:")}
-    assert keys == {"rache:queue", "rache:job:b", "rache:job:e"}
+    assert keys == {
+        "rache:queue",
+        "rache:job:b",
+        "rache:job:e",
+        "rache:calls",
+        "rache:replies",
+        "rache:runs",
+    }
     assert admin.hgetall("rache:sharded:layout") == {"shards": "3"}
 
 

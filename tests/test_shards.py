@@ -265,7 +265,9 @@ def test_reshard_moves_every_job_with_its_time_and_data(raw: Any) -> None:
     back = Scheduler(raw, "rache:")
     assert list(back.export_jobs()) == expected
     assert back.job_details("done")["result"] == "kept"
-    assert sorted(key.decode() for key in raw.keys("*") if b"{" in key) == []
+    # Nothing is left of the shards but their call records, which live out their 60 s.
+    left = {key.decode().rsplit(":", 1)[1] for key in raw.keys("*") if b"{" in key}
+    assert left <= {"calls", "replies"}
 
 
 def test_reshard_checks_its_arguments_first(raw: Any) -> None:
@@ -330,7 +332,7 @@ def test_the_wait_to_the_next_due_job_reads_each_shards_own_clock() -> None:
     claim = Claim(Layout("rache:", 2), 10)
     for cutoff, head in [(b"1000", b"1001"), (b"998", b"1005")]:
         assert claim.next_call() is not None
-        assert claim.take([cutoff, None, head, None]) == []  # nothing due in this shard
+        assert claim.take([cutoff, None, head, None, None]) == []  # nothing due in this shard
     assert claim.next_call() is None  # both shards visited
     assert claim.next_due == b"1001"
     assert claim.next_wait() == 1.0  # not 1001 - 998: no two clocks compared

@@ -7,6 +7,7 @@
     KEYS[2] recurring key: hash, job id -> rule
 
     ARGV[1 ..] triples: id, the lease (as claim-2.lua gave it), the next due time
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     {1 if the job was advanced else 0, ...}, one per triple
@@ -17,6 +18,12 @@ local rulesKey = KEYS[2]
 
 --- @include "rules"
 --- @include "checkTypes"
+--- @include "calls"
+
+local replay = callReplay()
+if replay then
+  return replay
+end
 
 local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash'})
 if wrong then
@@ -39,4 +46,4 @@ for i = 1, #ARGV, 3 do
   end
   result[#result + 1] = held and 1 or 0
 end
-return result
+return callRecord(result)

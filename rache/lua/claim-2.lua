@@ -13,10 +13,12 @@
     ARGV[4] reschedule offset from now, milliseconds; '' removes the plain jobs instead
     ARGV[5] precision of the reschedule: 's' or 'ms'
     ARGV[6] lease of a cron job, milliseconds (an integer >= 1)
+    ARGV[7] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     {cutoff, new due time or false, head after the claim or false, recurring or false,
-     id, due time, n, field1, value1, ... fieldn, valuen, ...}   (README.md, "claim-2.lua")
+     runs or false, id, due time, n, field1, value1, ... fieldn, valuen, ...}
+    (README.md, "claim-2.lua")
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -33,6 +35,20 @@ local offset = ARGV[4]
 --- @include "removeOrReschedule"
 --- @include "appendJobs"
 --- @include "checkTypes"
+--- @include "calls"
+--- @include "runs"
+
+-- A claim sent again (its reply was lost) hands out the same batch: the same jobs at the same
+-- due times, their data read again; it changes nothing.
+local seen = callSeen()
+if type(seen) == 'string' then
+  local record = cmsgpack.unpack(seen)  -- {cutoff, new due, recurring, runs, id, due, ...}
+  local again = {record[1], record[2], queueHead(queueKey), record[3], record[4]}
+  local read, unreadable = appendJobs(again, record[5], jobPrefix)
+  return read or unreadable
+elseif seen then
+  return seen
+end
 
 local now = rcall('TIME')
 if cutoff == '' then
@@ -46,9 +62,9 @@ if found.err then
   return checkTypes({queueKey, 'zset'}) or found
 end
 if #found == 0 then
-  return {cutoff, false, queueHead(queueKey), false}
+  return {cutoff, false, queueHead(queueKey), false, false}
 end
-local reply = {cutoff, false, false, false}
+local reply = {cutoff, false, false, false, false}
 local wrong = checkTypes({rulesKey, 'hash'})
 if wrong then
   return wrong
@@ -71,6 +87,13 @@ end
 if not read then
   return unreadable
 end
+local runs, wrongRuns = readRuns(runsKey, ids)  -- the plain jobs' runs: only they have one
+if not runs then
+  return wrongRuns
+end
+if #runs > 0 then
+  reply[5] = runs
+end
 
 local plain = ids
 if rules then
@@ -78,6 +101,14 @@ if rules then
     queueKey, rulesKey, found, ids, rules, cutoff, now, tonumber(ARGV[6]))
 end
 reply[2] = removeOrReschedule(queueKey, plain, offset, ARGV[5], now, cutoff)
+if offset == '' and #runs > 0 then  -- off the queue, so is the run (a put-back restores it)
+  local done = {}
+  for i = 1, #runs, 2 do
+    done[#done + 1] = runs[i]
+  end
+  chunked('HDEL', runsKey, done)
+end
 reply[3] = queueHead(queueKey)
+callRecord(nil, cmsgpack.pack({reply[1], reply[2], reply[4], reply[5], found}))
 
 return rules and appendJobs(reply, found, jobPrefix, read) or reply

@@ -8,6 +8,7 @@
     KEYS[3] recurring key: hash, job id -> rule
 
     ARGV[1] job id
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the number of things removed (0 to 3)
@@ -15,9 +16,18 @@
 local rcall = redis.call
 
 --- @include "checkTypes"
+--- @include "calls"
+--- @include "runs"
 
-local wrong = checkTypes({KEYS[1], 'zset', KEYS[2], 'hash', KEYS[3], 'hash'})
+local replay = callReplay()
+if replay then
+  return replay
+end
+
+local wrong = checkTypes({KEYS[1], 'zset', KEYS[2], 'hash', KEYS[3], 'hash', runsKey, 'hash'})
 if wrong then
   return wrong
 end
-return rcall('ZREM', KEYS[1], ARGV[1]) + rcall('DEL', KEYS[2]) + rcall('HDEL', KEYS[3], ARGV[1])
+rcall('HDEL', runsKey, ARGV[1])
+return callRecord(
+  rcall('ZREM', KEYS[1], ARGV[1]) + rcall('DEL', KEYS[2]) + rcall('HDEL', KEYS[3], ARGV[1]))

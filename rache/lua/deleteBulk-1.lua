@@ -7,6 +7,7 @@
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2 ..] the job ids
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the number of job ids given
@@ -17,12 +18,19 @@ local jobPrefix = ARGV[1]
 
 --- @include "chunked"
 --- @include "checkTypes"
+--- @include "calls"
+--- @include "runs"
+
+local replay = callReplay()
+if replay then
+  return replay
+end
 
 local checks = {}  -- the job hashes; apart from the queue, for checkTypes' EXISTS
 for i = 2, #ARGV do
   checks[#checks + 1], checks[#checks + 2] = jobPrefix .. ARGV[i], 'hash'
 end
-local wrong = checkTypes({queueKey, 'zset'}) or checkTypes(checks)
+local wrong = checkTypes({queueKey, 'zset', runsKey, 'hash'}) or checkTypes(checks)
 if wrong then
   return wrong
 end
@@ -31,4 +39,5 @@ for i = 2, #ARGV do
   rcall('DEL', jobPrefix .. ARGV[i])
 end
 chunked('ZREM', queueKey, ARGV, 2, #ARGV)
-return #ARGV - 1
+chunked('HDEL', runsKey, ARGV, 2, #ARGV)
+return callRecord(#ARGV - 1)

@@ -10,8 +10,10 @@
     ARGV[2] wake-up channel: <prefix>wakeup
     ARGV[3] the due time the claim gave the plain jobs, or '' if it removed them
     ARGV[4] n, the number of plain jobs
-    ARGV[5 .. 4 + 3n] plain jobs, triples: id, due time before the claim, '1' if it had data
-    ARGV[5 + 3n ..] recurring jobs, triples: id, the occurrence handed out, the due time it moved to
+    ARGV[5 .. 4 + 4n] plain jobs, quadruples: id, due time before the claim, '1' if it had
+                      data, its run token or '' (README.md, "Runs")
+    ARGV[5 + 4n ..] recurring jobs, triples: id, the occurrence handed out, the due time it moved to
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the number of jobs put back
@@ -22,13 +24,20 @@ local rulesKey = KEYS[2]
 local jobPrefix = ARGV[1]
 local channel = ARGV[2]
 local claimedDue = ARGV[3]
-local last = 4 + 3 * tonumber(ARGV[4])
+local last = 4 + 4 * tonumber(ARGV[4])
 
 --- @include "rules"
 --- @include "wakeup"
 --- @include "checkTypes"
+--- @include "calls"
+--- @include "runs"
 
-local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash'})
+local replay = callReplay()
+if replay then
+  return replay
+end
+
+local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash', runsKey, 'hash'})
 if wrong then
   return wrong
 end
@@ -45,8 +54,8 @@ local function putBack(id, due)
   end
 end
 
-for i = 5, last, 3 do
-  local id, due, hadData = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 5, last, 4 do
+  local id, due, hadData, token = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local current = rcall('ZSCORE', queueKey, id)
   local unchanged
   if claimedDue == '' then
@@ -56,6 +65,9 @@ for i = 5, last, 3 do
   end
   if unchanged then
     putBack(id, due)
+    if token ~= '' then  -- the same run, back
+      rcall('HSET', runsKey, id, token)
+    end
   end
 end
 for i = last + 1, #ARGV, 3 do
@@ -68,4 +80,4 @@ for i = last + 1, #ARGV, 3 do
   end
 end
 wakeup(channel, before, earliest)
-return restored
+return callRecord(restored)

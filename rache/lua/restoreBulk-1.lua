@@ -7,6 +7,7 @@
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2 ..] per job: id, due time (as export-1.lua gave it), n, n field/value pairs
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the number of jobs written
@@ -17,6 +18,12 @@ local jobPrefix = ARGV[1]
 
 --- @include "chunked"
 --- @include "checkTypes"
+--- @include "calls"
+
+local replay = callReplay()
+if replay then
+  return replay
+end
 
 local checks = {}  -- the job hashes; apart from the queue, for checkTypes' EXISTS
 local i = 2
@@ -41,4 +48,4 @@ while i <= #ARGV do
   i = i + 3 + 2 * n
   count = count + 1
 end
-return count
+return callRecord(count)

@@ -1,5 +1,6 @@
 --[[
-  Schedules one job: sets its due time on the server clock and merges its data, atomically.
+  Schedules one job: sets its due time on the server clock and merges its data, atomically; a
+  new run of the job (README.md, "Runs").
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
@@ -12,6 +13,7 @@
     ARGV[5] n, the number of fields to set
     ARGV[6 .. 5 + 2n] field, value pairs to set
     ARGV[6 + 2n ..] fields to delete
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the due time, Unix seconds, as text
@@ -24,6 +26,13 @@ local jobKey = KEYS[2]
 --- @include "chunked"
 --- @include "wakeup"
 --- @include "checkTypes"
+--- @include "calls"
+--- @include "runs"
+
+local replay = callReplay()
+if replay then
+  return replay
+end
 
 local nset = tonumber(ARGV[5])
 local due = timeString(dueTime(rcall('TIME'), tonumber(ARGV[3]), ARGV[4]))
@@ -33,6 +42,10 @@ local due = timeString(dueTime(rcall('TIME'), tonumber(ARGV[3]), ARGV[4]))
 local first = redis.pcall('ZRANGE', queueKey, 0, 0, 'WITHSCORES')  -- the head, as `head`
 if first.err then
   return checkTypes({queueKey, 'zset'}) or first
+end
+local run = redis.pcall('HMGET', runsKey, ARGV[2])
+if run.err then
+  return checkTypes({runsKey, 'hash'}) or run
 end
 if #ARGV > 5 then  -- the data first: the fields to set, else those to delete
   local command, last = 'HSET', 5 + 2 * nset
@@ -49,6 +62,7 @@ if #ARGV > 5 then  -- the data first: the fields to set, else those to delete
   end
 end
 rcall('ZADD', queueKey, due, ARGV[2])
+rcall('HSET', runsKey, ARGV[2], runToken())
 wakeup(ARGV[1], tonumber(first[2]), tonumber(due))
 
-return due
+return callRecord(due)

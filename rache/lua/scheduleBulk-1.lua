@@ -1,6 +1,6 @@
 --[[
-  Schedules many jobs at once, atomically for the batch: sets each one's due time and merges
-  its data; a job later in the batch wins over an earlier one with the same id.
+  Schedules many jobs at once, atomically for the batch: sets each one's due time, merges its
+  data and starts its run (README.md, "Runs"); a later job wins over an earlier same id.
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
@@ -9,6 +9,7 @@
     ARGV[2] wake-up channel: <prefix>wakeup
     ARGV[3 ..] per job: id, offset (milliseconds), precision ('s', 'ms' or 'at'), s, d,
                s field/value pairs to set, d fields to delete
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the number of jobs scheduled
@@ -21,12 +22,21 @@ local jobPrefix = ARGV[1]
 --- @include "chunked"
 --- @include "wakeup"
 --- @include "checkTypes"
+--- @include "calls"
+--- @include "runs"
+
+local replay = callReplay()
+if replay then
+  return replay
+end
 
 -- One pass reads the batch; the types are checked before the first write (README.md, "No
 -- partial writes"): the queue, and the hash of each job with data to set or delete.
 local now = rcall('TIME')
 local earliest = nil
 local members = {}  -- due, id, ...: for one ZADD
+local runs = {}  -- id, token, ...: for one HSET
+local token = runToken()
 local hashes, at, ndels = {}, {}, {}  -- {key, 'hash', ...} of the jobs with data; where it is
 local count = 0
 local i = 3
@@ -38,6 +48,7 @@ while i <= #ARGV do
   end
   members[#members + 1] = due
   members[#members + 1] = ARGV[i]
+  runs[#runs + 1], runs[#runs + 2] = ARGV[i], token
   if nset + ndel > 0 then
     local n = #hashes
     hashes[n + 1], hashes[n + 2] = jobPrefix .. ARGV[i], 'hash'
@@ -47,7 +58,7 @@ while i <= #ARGV do
   i = i + 5 + 2 * nset + ndel
   count = count + 1
 end
-local wrong = checkTypes({queueKey, 'zset'}) or checkTypes(hashes)
+local wrong = checkTypes({queueKey, 'zset', runsKey, 'hash'}) or checkTypes(hashes)
 if wrong then
   return wrong
 end
@@ -59,5 +70,6 @@ for j = 1, #hashes, 2 do  -- in batch order: a later job with the same id wins
   chunked('HDEL', hashes[j], ARGV, delete, delete + ndels[(j + 1) / 2] - 1)
 end
 chunked('ZADD', queueKey, members)
+chunked('HSET', runsKey, runs)
 wakeup(ARGV[2], before, earliest)
-return count
+return callRecord(count)

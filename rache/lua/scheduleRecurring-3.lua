@@ -18,6 +18,7 @@
     ARGV[7] n, the number of fields to set
     ARGV[8 .. 7 + 2n] field, value pairs to set
     ARGV[8 + 2n ..] fields to delete
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the job's due time, Unix seconds, as text
@@ -33,10 +34,17 @@ local tail = ARGV[5]
 --- @include "rules"
 --- @include "wakeup"
 --- @include "checkTypes"
+--- @include "calls"
+--- @include "runs"
 
-local checks = {queueKey, 'zset', rulesKey, 'hash'}
+local replay = callReplay()
+if replay then
+  return replay
+end
+
+local checks = {queueKey, 'zset', rulesKey, 'hash', runsKey, 'hash'}
 if #ARGV > 7 then  -- data to set or delete
-  checks[5], checks[6] = jobKey, 'hash'
+  checks[7], checks[8] = jobKey, 'hash'
 end
 local wrong = checkTypes(checks)
 if wrong then
@@ -48,6 +56,7 @@ chunked('HSET', jobKey, ARGV, 8, 7 + 2 * nset)
 chunked('HDEL', jobKey, ARGV, 8 + 2 * nset, #ARGV)
 
 -- The same rule again (a program declaring its schedule at every start): keep it as it runs.
+-- Run twice, this changes nothing more (the data merged again is the same): no record.
 local current = rcall('ZSCORE', queueKey, ARGV[2])
 local old = rcall('HMGET', rulesKey, ARGV[2])[1]
 local given = tonumber(ARGV[4])
@@ -81,6 +90,7 @@ end
 local due = timeString(start / 1000)
 local before = head(queueKey)
 rcall('HSET', rulesKey, ARGV[2], rule)
+rcall('HDEL', runsKey, ARGV[2])  -- a plain job's run, if it was one: its occurrences name themselves
 rcall('ZADD', queueKey, due, ARGV[2])
 wakeup(ARGV[1], before, tonumber(due))
-return due
+return callRecord(due)

@@ -10,7 +10,7 @@
 
   Output:
     {now, total, due now, earliest due time or false, next due time after now or false,
-     count in (now, now + length], count in (now + length, now + 2 length], ...}
+     call records (ZCARD <prefix>calls: README.md, "Call records"), count in (now, now + length], count in (now + length, now + 2 length], ...}
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -31,6 +31,7 @@ local reply = {
   rcall('ZCOUNT', queueKey, '-inf', nowText),
   earliest,
   after[2] or false,
+  rcall('ZCARD', string.sub(queueKey, 1, -6) .. 'calls'),
 }
 for i = 0, intervals - 1 do
   local low, high = timeString(now + i * length), timeString(now + (i + 1) * length)

@@ -32,9 +32,10 @@ def claim_reply(
     new_due: Optional[bytes] = None,
     head: Optional[bytes] = None,
     recurring: Optional[List[Any]] = None,
+    runs: Optional[List[bytes]] = None,
 ) -> List[Any]:
-    """claim-2.lua's reply: cutoff, new due, head, recurring; id, due, n, n pairs per job."""
-    reply: List[Any] = [cutoff, new_due, head, recurring]
+    """claim-2.lua's reply: cutoff, new due, head, recurring, runs; id, due, n, n pairs per job."""
+    reply: List[Any] = [cutoff, new_due, head, recurring, runs]
     for raw_id, due, data in jobs:
         reply += [raw_id, due, len(data)]
         for field, value in data.items():
@@ -200,9 +201,9 @@ def test_a_sharded_claim_ends_at_its_limit() -> None:
 @pytest.mark.parametrize(
     ("handed", "records"),
     [
-        (0, [[b"a", b"99", b"1"], [b"b", b"100", b"0"], [b"c", b"100.25", b"0"]]),
-        (1, [[b"b", b"100", b"0"], [b"c", b"100.25", b"0"]]),
-        (2, [[b"c", b"100.25", b"0"]]),
+        (0, [[b"a", b"99", b"1", b""], [b"b", b"100", b"0", b""], [b"c", b"100.25", b"0", b""]]),
+        (1, [[b"b", b"100", b"0", b""], [b"c", b"100.25", b"0", b""]]),
+        (2, [[b"c", b"100.25", b"0", b""]]),
     ],
 )
 @pytest.mark.parametrize(
@@ -217,6 +218,19 @@ def test_put_back_releases_the_jobs_after_the_first_handed(
     assert claim.put_back(handed) == release_call(PLAIN.keys, new_due or b"", records, [])
     assert claim.put_back(handed) is None  # the batch is forgotten
     assert claim.put_back(0) is None
+
+
+def test_a_run_token_names_the_occurrence_and_goes_back_with_its_job() -> None:
+    claim = Claim(PLAIN, 3)
+    claim.next_call()
+    jobs = claim.take(claim_reply(THREE, runs=[b"b", b"\x00\x01\x02\x03\x04\x05\x06\xff"]))
+    assert jobs is not None
+    assert [job.occurrence_id for job in jobs] == ["a:99", "b:100:00010203040506ff", "c:100.25"]
+    plain = [
+        [b"b", b"100", b"0", b"\x00\x01\x02\x03\x04\x05\x06\xff"],
+        [b"c", b"100.25", b"0", b""],
+    ]
+    assert claim.put_back(1) == release_call(PLAIN.keys, b"", plain, [])
 
 
 def test_put_back_of_a_whole_batch_handed_is_none() -> None:
@@ -237,7 +251,7 @@ def test_put_back_names_the_shard_claimed_from() -> None:
     claim = Claim(SHARDED, 3, start=1)
     claim.next_call()
     claim.take(claim_reply(THREE[:1]))
-    assert claim.put_back(0) == release_call(SHARDED.shards[1], b"", [[b"a", b"99", b"1"]], [])
+    assert claim.put_back(0) == release_call(SHARDED.shards[1], b"", [[b"a", b"99", b"1", b""]], [])
 
 
 # -- every-N jobs ----------------------------------------------------------------------------
@@ -267,11 +281,11 @@ def test_an_every_job_is_handed_out_with_its_occurrence() -> None:
     [
         (
             0,
-            [[b"p1", b"1699999000", b"1"], [b"p2", b"1699999999", b"0"]],
+            [[b"p1", b"1699999000", b"1", b""], [b"p2", b"1699999999", b"0", b""]],
             [[b"e1", b"1700000000", b"1700000060"]],
         ),
-        (1, [[b"p2", b"1699999999", b"0"]], [[b"e1", b"1700000000", b"1700000060"]]),
-        (2, [[b"p2", b"1699999999", b"0"]], []),
+        (1, [[b"p2", b"1699999999", b"0", b""]], [[b"e1", b"1700000000", b"1700000060"]]),
+        (2, [[b"p2", b"1699999999", b"0", b""]], []),
     ],
 )
 def test_an_every_job_goes_back_with_a_recurring_record(
@@ -316,7 +330,7 @@ def cron_batch(rule: bytes = CRON_RULE, head: bytes = b"1700000100") -> List[Any
     return claim_reply(jobs, recurring=recurring, head=head)
 
 
-P1, P2 = [b"p1", b"1699999000", b"1"], [b"p2", b"1699999999", b"0"]
+P1, P2 = [b"p1", b"1699999000", b"1", b""], [b"p2", b"1699999999", b"0", b""]
 E1, C1 = [b"e1", b"1700000000", b"1700000060"], [b"c1", b"1699999980", b"1700000040"]
 
 
@@ -431,5 +445,5 @@ def test_next_wait_of_empty_shards_is_none() -> None:
 
 
 def test_the_time_constants_agree_with_the_claim_reply() -> None:
-    assert wire.CLAIM_HEAD == 4 and wire.JOB_HEAD == 3 and wire.RECURRING_ENTRY == 4
+    assert wire.CLAIM_HEAD == 5 and wire.JOB_HEAD == 3 and wire.RECURRING_ENTRY == 4
     assert wire.now_ms(CUTOFF) == 1700000000123

@@ -213,7 +213,7 @@ def test_details_of_a_leased_cron_job(due: bytes, lease: bytes, first: int) -> N
 
 
 def test_stats() -> None:
-    stats = decode.stats([b"1700000000.5", 10, 3, b"1699999990", b"1700000001.25", 4, 0, 2], 60)
+    stats = decode.stats([b"1700000000.5", 10, 3, b"1699999990", b"1700000001.25", 7, 4, 0, 2], 60)
     assert stats == Stats(
         now=1700000000.5,
         total=10,
@@ -222,12 +222,13 @@ def test_stats() -> None:
         next_due=1700000001.25,
         coming=[4, 0, 2],
         interval=60.0,
+        call_records=7,
     )
     assert stats.lag == 10.5
 
 
 def test_stats_of_an_empty_schedule() -> None:
-    stats = decode.stats([b"5", 0, 0, None, None], 1.5)
+    stats = decode.stats([b"5", 0, 0, None, None, 0], 1.5)
     assert stats == Stats(5.0, 0, 0, None, None, [], 1.5)
     assert stats.lag == 0.0
 
@@ -238,12 +239,19 @@ def test_no_lag_when_the_earliest_job_is_to_come() -> None:
 
 def test_merged_stats() -> None:
     shards = [
-        Stats(100.0, 5, 2, 90, 120, [1, 2], 60.0),
-        Stats(101.5, 3, 0, 130, 130, [0, 1], 60.0),
+        Stats(100.0, 5, 2, 90, 120, [1, 2], 60.0, 4),
+        Stats(101.5, 3, 0, 130, 130, [0, 1], 60.0, 1),
         Stats(99.0, 0, 0, None, None, [0, 0], 60.0),
     ]
     assert decode.merged_stats(shards) == Stats(
-        now=101.5, total=8, due=2, earliest=90, next_due=120, coming=[1, 3], interval=60.0
+        now=101.5,
+        total=8,
+        due=2,
+        earliest=90,
+        next_due=120,
+        coming=[1, 3],
+        interval=60.0,
+        call_records=5,
     )
     assert decode.merged_stats(shards[2:]) is shards[2]
     empty = decode.merged_stats([shards[2], shards[2]])

@@ -1,0 +1,172 @@
+"""Call records: a script call sent again with its call id answers as before, changes nothing.
+
+Each test sends one state-changing script call by hand with a fixed call id (as redis-py's
+retry of a call whose reply was lost does), lets another client change the schedule in
+between where that would make a second run do harm, sends the call again, and checks the
+reply is the first one and the second send wrote nothing. ``tests/test_lost_replies.py``
+drops real replies on the wire; this is the script's side, exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, List
+
+import pytest
+
+from rache import constants, encode, scripts
+from rache.keys import Layout
+from rache.scheduler import Scheduler
+from rache.scripts import Call
+from tests.helpers import run, snapshot
+
+LAYOUT = Layout("rache:")
+
+
+def send(raw: Any, call: Call, call_id: bytes) -> Any:
+    """One EVALSHA of ``call`` with ``call_id`` as its last argument, as Script.__call__ sends."""
+    script = call.script
+    assert script.recorded
+    raw.script_load(script.source)
+    command = ("EVALSHA", script.sha, script.numkeys, *call.keys, *call.args, call_id)
+    return raw.execute_command(*command, NEVER_DECODE=True)
+
+
+def again_changes_nothing(raw: Any, call: Call, first: Any, call_id: bytes) -> None:
+    before = snapshot(raw)
+    assert send(raw, call, call_id) == first
+    assert snapshot(raw) == before
+
+
+def test_every_script_that_writes_is_recorded_and_no_other() -> None:
+    writers = {"schedule", "scheduleBulk", "scheduleRecurring", "claim", "advance", "release"}
+    writers |= {"delete", "deleteBulk", "restoreBulk"}
+    assert {name for name, script in scripts.SCRIPTS.items() if script.recorded} == writers
+
+
+def test_the_lifetime_is_one_number_in_lua_and_python() -> None:
+    source = (Path(scripts.__file__).parent / "lua" / "includes" / "calls.lua").read_text()
+    match = re.search(r"^local CALL_TTL_MS = (\d+)", source, re.M)
+    assert match and int(match.group(1)) == constants.CALL_RECORD_TTL * 1000
+
+
+def test_a_schedule_sent_again_after_a_claim_does_not_schedule_again(raw: Any) -> None:
+    sched = Scheduler(raw, "rache:")
+    call = encode.schedule(LAYOUT, "a", 0, {"n": 1})
+    first = send(raw, call, b"call-1")
+    assert [job["id"] for job in sched.pending_jobs()] == ["a"]  # between run and retry
+    again_changes_nothing(raw, call, first, b"call-1")
+    assert list(sched.pending_jobs()) == []
+    # A new call (a new id) is a new schedule: the record swallows only its own call.
+    send(raw, call, b"call-2")
+    assert [job["id"] for job in sched.pending_jobs()] == ["a"]
+
+
+def test_a_bulk_schedule_sent_again_does_not_schedule_again(raw: Any) -> None:
+    sched = Scheduler(raw, "rache:")
+    (call,) = list(encode.schedule_bulk(LAYOUT, [("a", 0), ("b", 0, {"x": 1})], False, 500))
+    first = send(raw, call, b"bulk")
+    assert int(first) == 2
+    assert len(list(sched.pending_jobs())) == 2
+    again_changes_nothing(raw, call, first, b"bulk")
+    assert list(sched.pending_jobs()) == []
+
+
+def test_a_delete_sent_again_keeps_the_job_scheduled_since(raw: Any) -> None:
+    sched = Scheduler(raw, "rache:")
+    sched.schedule_job("a", 60, n=1)
+    call = encode.on_job(LAYOUT, scripts.DELETE, "a")
+    first = send(raw, call, b"del")
+    assert int(first) == 2
+    sched.schedule_job("a", 60, n=2)  # scheduled again between the run and the retry
+    again_changes_nothing(raw, call, first, b"del")
+    assert sched.job_details("a")["n"] == 2
+
+
+def claim_call(reschedule: bool = False) -> Call:
+    keys = LAYOUT.keys
+    rescheduled = [60000, b"s"] if reschedule else [b"", b""]
+    args: List[Any] = [keys.job_prefix, 10, b"", *rescheduled, 5000]
+    return Call(scripts.CLAIM, [keys.queue, keys.recurring], args)
+
+
+@pytest.mark.parametrize("reschedule", [False, True], ids=["removed", "rescheduled"])
+def test_a_claim_sent_again_hands_out_the_same_batch_and_claims_nothing(
+    raw: Any, reschedule: bool
+) -> None:
+    sched = Scheduler(raw, "rache:")
+    sched.schedule_jobs([("a", -2, {"x": 1}), ("b", -1)])
+    call = claim_call(reschedule)
+    first = send(raw, call, b"claim")
+    assert [first[i] for i in (5, 10)] == [b"a", b"b"]
+    sched.schedule_job("c", -1)  # due now: a second run would claim it
+    before = snapshot(raw)
+    again = send(raw, call, b"claim")
+    assert snapshot(raw) == before
+    assert again[:2] == first[:2] and again[3:] == first[3:]
+    assert float(again[2]) == raw.zscore("rache:queue", "c")  # the head, read afresh
+    assert [job["id"] for job in sched.pending_jobs()] == ["c"]
+
+
+def test_a_claim_sent_again_reads_the_data_again(raw: Any) -> None:
+    sched = Scheduler(raw, "rache:")
+    sched.schedule_job("a", -1, x=1)
+    first = send(raw, claim_call(), b"claim")
+    raw.hset("rache:job:a", "x", "2")
+    again = send(raw, claim_call(), b"claim")
+    assert first[5:] == [b"a", first[6], 1, b"x", b"1"]
+    assert again[5:] == [b"a", first[6], 1, b"x", b"2"]
+
+
+def test_a_put_back_sent_again_does_not_put_back_what_another_poller_claimed(raw: Any) -> None:
+    sched = Scheduler(raw, "rache:", batch_size=10)
+    sched.schedule_jobs([("a", -3), ("b", -2), ("c", -1)])
+    claim = sched.claim()
+    call = claim.next_call()
+    assert call is not None
+    assert [job["id"] for job in claim.take(run(raw, call)) or []] == ["a", "b", "c"]
+    put_back = claim.put_back(1)  # 'a' handed out, 'b' and 'c' go back
+    assert put_back is not None
+    first = send(raw, put_back, b"release")
+    assert int(first) == 2
+    assert [job["id"] for job in sched.pending_jobs()] == ["b", "c"]  # another poller
+    again_changes_nothing(raw, put_back, first, b"release")
+    assert list(sched.pending_jobs()) == []
+
+
+def test_an_advance_sent_again_answers_that_its_lease_held(raw: Any) -> None:
+    sched = Scheduler(raw, "rache:")
+    sched.schedule_recurring("cron", cron="0 0 1 1 *", start=0)
+    claim = sched.claim()
+    call = claim.next_call()
+    assert call is not None and claim.take(run(raw, call)) is None  # the lease is taken
+    advance = claim.next_call()
+    assert advance is not None and advance.script is scripts.ADVANCE
+    first = send(raw, advance, b"advance")
+    assert first == [1]
+    again_changes_nothing(raw, advance, first, b"advance")
+
+
+def test_records_expire_after_their_lifetime_and_are_counted(raw: Any) -> None:
+    sched = Scheduler(raw, "rache:")
+    now_ms = raw.time()[0] * 1000
+    sched.schedule_job("a", 60)
+    sched.schedule_job("b", 60)
+    ((_, expires), *_) = raw.zrange("rache:calls", 0, 0, withscores=True)
+    assert abs(expires - (now_ms + constants.CALL_RECORD_TTL * 1000)) < 5000
+    assert sched.stats().call_records == 2 == raw.hlen("rache:replies")
+    # Two records past their time: the next call that writes removes them.
+    raw.zadd("rache:calls", {member: 0 for member in raw.zrange("rache:calls", 0, -1)})
+    sched.schedule_job("c", 60)
+    assert sched.stats().call_records == 1 == raw.hlen("rache:replies")
+
+
+def test_idle_claims_and_reads_record_nothing(raw: Any) -> None:
+    sched = Scheduler(raw, "rache:")
+    assert list(sched.pending_jobs()) == []
+    sched.delete_job("nobody")  # a delete records, whatever it removed: it may have written
+    assert raw.zcard("rache:calls") == 1
+    sched.stats()
+    list(sched.scheduled_jobs())
+    assert raw.zcard("rache:calls") == 1

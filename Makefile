@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch bench-beat soak faults-baseline clean
+.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch bench-beat soak soak-beat faults-baseline clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench-cluster: $(VENV)/.installed
 # jobs/s into rq against rache 0.3.1. Results in benchmarks/results/dispatch.md.
 bench-dispatch: $(VENV)/.installed
 	$(PY) -m benchmarks.dispatch $(BENCH_ARGS)
+
+# Three rache beats, one killed or stopped and restarted every few seconds, every occurrence
+# counted at the broker: make soak-beat SOAK_ARGS="--minutes 10"
+soak-beat: $(VENV)/.installed
+	$(PY) -m tests.soak_beat $(SOAK_ARGS)
 
 # Celery beat (~5 min): three rache beats vs three Celery default beats vs three
 # celery-redbeat beats: messages per occurrence, the gap after a SIGKILL, Redis commands per

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch bench-web screenshots soak faults-baseline clean
+.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch bench-web bench-beat screenshots soak soak-beat faults-baseline clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,18 @@ bench-web: $(VENV)/.installed
 # The docs' screenshots of rache web (docs/_static/screenshots/), in Debian's chromium
 screenshots: $(VENV)/.installed
 	$(PY) -m tests.screenshots
+
+# Three rache beats, one killed or stopped and restarted every few seconds, every occurrence
+# counted at the broker: make soak-beat SOAK_ARGS="--minutes 10"
+soak-beat: $(VENV)/.installed
+	$(PY) -m tests.soak_beat $(SOAK_ARGS)
+
+# Celery beat (~5 min): three rache beats vs three Celery default beats vs three
+# celery-redbeat beats: messages per occurrence, the gap after a SIGKILL, Redis commands per
+# idle minute, lag of 1,000 entries every 10 s. Results in benchmarks/results/beat.md.
+bench-beat: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m benchmarks.beat $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,387 @@
+"""Celery beat on rache: ``celery -A proj beat -S rache.celery:BeatScheduler``.
+
+Every ``beat_schedule`` entry becomes a rache recurring job (``every`` for a number of
+seconds, a ``timedelta`` or a ``schedule``; ``cron`` in the crontab's time zone, the app's,
+for a ``crontab``), declared again at each beat start: the same rule is kept as it runs, a
+changed one replaced, an entry gone from the config removed (only the jobs this integration
+made: their names are kept in the hash ``<prefix>celery:entries``). Each occurrence is
+handed out once however many beats run, so every beat is active and none is a leader; the
+Celery task id is the occurrence's id (``<entry>:<due time>``), the same whichever beat
+sends it. ``tick()`` sends what is due and returns the time to the next due occurrence.
+
+What to send rides in the job's data (the field ``celery``: task, args, kwargs and options
+as kombu's JSON), so a beat sends an entry as the last beat that declared it said, even one
+that its own config lacks. Settings: ``rache_redis_url`` (default ``REDIS_URL``, else the
+broker URL when it is a Redis one) and ``rache_prefix`` (default ``RACHE_REDIS_PREFIX``,
+else ``rache:``). Needs the ``celery`` extra: ``pip install 'rache[celery]'``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timezone as dt_timezone
+from typing import Any, Dict, List, Optional, Set
+
+import redis
+
+from . import config
+from .constants import DEFAULT_REDIS_URL, REDIS_URL_ENV
+from .dispatchloop import DispatchLoop
+from .errors import ConfigurationError, JobNotFound, MissingExtra
+from .models import Job
+from .scheduler import Scheduler
+
+try:
+    from celery import beat, schedules
+    from kombu.utils import json as kombu_json
+except ImportError:  # pragma: no cover - depends on the installed extras
+    raise MissingExtra("rache.celery", "celery", "celery") from None
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BeatScheduler", "Declaration", "cron_expression", "declaration", "prefix", "redis_url"]
+
+#: The job data field that holds what to send: ``{"task", "args", "kwargs", "options"}``.
+FIELD = "celery"
+#: After the prefix: the hash of the jobs this integration made (entry name -> its rule).
+RECORD = "celery:entries"
+#: Errors that mean "Redis is unreachable for now": the tick backs off and tries again.
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+#: Each crontab field: its attribute, and the range of values that means "every" (``*``).
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day_of_month", 1, 31),
+    ("month_of_year", 1, 12),
+    ("day_of_week", 0, 6),
+)
+
+
+def redis_url(app: Any) -> str:
+    """The Redis of the beat's schedule: ``rache_redis_url``, ``REDIS_URL``, a Redis broker.
+
+    Else rache's default, ``redis://localhost:6379/0``. A broker URL counts when it is
+    ``redis://`` or ``rediss://`` (the first of a ``;``-separated list), or
+    ``redis+socket://`` (read as ``unix://``).
+    """
+    url = app.conf.get("rache_redis_url") or os.environ.get(REDIS_URL_ENV)
+    if url:
+        return str(url)
+    broker = app.conf.broker_url
+    if isinstance(broker, str):
+        first = broker.split(";")[0].strip()
+        if first.startswith(("redis://", "rediss://")):
+            return first
+        if first.startswith("redis+socket://"):
+            return "unix://" + first[len("redis+socket://") :]
+    return DEFAULT_REDIS_URL
+
+
+def prefix(app: Any) -> str:
+    """The key prefix: ``rache_prefix``, else ``RACHE_REDIS_PREFIX``, else ``rache:``."""
+    value = app.conf.get("rache_prefix")
+    if value is None:
+        return config.prefix()
+    if not isinstance(value, str):
+        raise ConfigurationError(f"rache_prefix must be a str, not {type(value).__name__}")
+    return value
+
+
+def _field(values: Set[int], low: int, high: int) -> str:
+    """One cron field from a set of values: ``*``, or runs such as ``1-5,9``."""
+    if set(range(low, high + 1)) <= values:
+        return "*"
+    parts: List[str] = []
+    ordered = sorted(values)
+    start = previous = ordered[0]
+    for value in [*ordered[1:], None]:
+        if value is not None and value == previous + 1:
+            previous = value
+            continue
+        if previous - start > 1:
+            parts.append(f"{start}-{previous}")
+        else:
+            parts.extend(str(n) for n in range(start, previous + 1))
+        if value is not None:
+            start = previous = value
+    return ",".join(parts)
+
+
+def cron_expression(rule: Any) -> str:
+    """The cron expression of a Celery ``crontab``: ``minute hour dom month dow``.
+
+    Built from the crontab's expanded sets, so Celery's own parsing stands (names, ranges,
+    steps). Celery runs a crontab when its day of the month *and* its day of the week both
+    match, cron when either does: a crontab that restricts both is refused (ValueError).
+    """
+    fields = [_field(set(getattr(rule, name)), low, high) for name, low, high in _CRON_FIELDS]
+    if fields[2] != "*" and fields[4] != "*":
+        raise ValueError(
+            "a crontab that restricts both day_of_month and day_of_week runs in Celery when "
+            "both match, and in cron when either does: restrict one of them"
+        )
+    return " ".join(fields)
+
+
+def _zone_name(zone: Any) -> str:
+    """The IANA name of a time zone object (zoneinfo or pytz), or ValueError."""
+    if zone is dt_timezone.utc:
+        return "UTC"
+    name = getattr(zone, "key", None) or getattr(zone, "zone", None)
+    if not isinstance(name, str):
+        raise ValueError(
+            f"its time zone {zone!r} has no IANA name: set the app's timezone setting "
+            "(app.conf.timezone) to one, such as 'Europe/Paris'"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One ``beat_schedule`` entry as a rache recurring job: its rule and what to send."""
+
+    name: str
+    #: the period in seconds (an interval entry), or None
+    every: Optional[float]
+    #: the cron expression (a crontab entry) and the zone of its wall clock
+    cron: Optional[str]
+    timezone: str
+    #: the job data field ``celery``: task, args, kwargs and options as kombu's JSON
+    payload: str
+
+    def describe(self) -> str:
+        """The rule in a few words: what ``<prefix>celery:entries`` records."""
+        if self.every is not None:
+            return f"every {self.every:g}s"
+        return f"cron {self.cron} {self.timezone}"
+
+
+def declaration(name: str, entry: Any) -> Declaration:
+    """The declaration of one Celery ``ScheduleEntry``; ValueError naming the entry if unfit.
+
+    Unfit: a ``solar`` or custom schedule, an interval of 0 or less, a crontab restricting
+    both days, args that kombu's JSON cannot carry (a ``BeatLazyFunc``, an object).
+    """
+    try:
+        return _declaration(name, entry)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"beat_schedule entry {name!r}: {exc}") from None
+
+
+def _declaration(name: str, entry: Any) -> Declaration:
+    if not isinstance(entry.task, str) or not entry.task:
+        raise ValueError(f"its task must be a task name (a non-empty str), not {entry.task!r}")
+    rule = entry.schedule
+    every: Optional[float] = None
+    cron: Optional[str] = None
+    zone = "UTC"
+    if isinstance(rule, schedules.crontab):
+        cron = cron_expression(rule)
+        zone = _zone_name(rule.tz)
+    elif isinstance(rule, schedules.solar):
+        raise ValueError(
+            "solar schedules are not supported by rache.celery (a sun event's time cannot be "
+            "computed where rache hands occurrences out); use a crontab"
+        )
+    elif type(rule) is schedules.schedule:
+        every = rule.run_every.total_seconds()
+        if every <= 0:
+            raise ValueError(f"its interval must be more than 0 seconds, not {every!r}")
+    else:
+        raise ValueError(
+            f"its schedule {rule!r} is a {type(rule).__name__}; rache.celery takes a number of "
+            "seconds, a timedelta, a celery.schedules.schedule or a crontab"
+        )
+    args, kwargs, options = list(entry.args or ()), dict(entry.kwargs or {}), entry.options
+    for value in [*args, *kwargs.values()]:
+        if isinstance(value, beat.BeatLazyFunc):
+            raise ValueError(
+                "its args hold a BeatLazyFunc, which rache.celery cannot store (every beat "
+                "sends the entry as stored in Redis): compute the value in the task"
+            )
+    body = {"task": entry.task, "args": args, "kwargs": kwargs, "options": dict(options or {})}
+    try:
+        payload = kombu_json.dumps(body)  # type: ignore[no-untyped-call]
+    except TypeError as exc:
+        raise ValueError(f"its args, kwargs or options cannot be stored as JSON: {exc}") from None
+    return Declaration(name, every, cron, zone, payload)
+
+
+class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
+    """A Celery beat scheduler whose schedule is rache's: every beat active, no leader.
+
+    ``celery -A proj beat -S rache.celery:BeatScheduler``. At start it declares
+    ``beat_schedule`` into rache (see the module's docstring); each ``tick()`` claims the
+    occurrences due, sends each as a Celery task whose id is the occurrence's id, and
+    returns the seconds until the next occurrence falls due (at most ``max_interval``:
+    ``beat_max_loop_interval``, else 60 s).
+    """
+
+    #: The longest sleep between ticks when nothing is due (``beat_max_loop_interval`` wins).
+    max_interval = 60
+    #: The most occurrences one claim (one script call) hands out: small enough that a
+    #: burst of occurrences due at once spreads over the beats (each claims in turn).
+    batch = 100
+
+    def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        self.redis_url = redis_url(app)
+        self.prefix = prefix(app)
+        #: the redis-py client and the rache schedule; no connection until first used
+        self.client = config.client(self.redis_url)
+        self.rache = Scheduler(self.client, self.prefix)
+        self.record_key = self.prefix + RECORD
+        super().__init__(app, *args, **kwargs)
+        self.loop = DispatchLoop(
+            batch=self.batch,
+            max_sleep=self.max_interval,
+            backoff=0.1,
+            max_backoff=max(0.1, min(30.0, float(self.max_interval))),
+        )
+
+    # -- the schedule, declared at start ---------------------------------------------------
+
+    def setup_schedule(self) -> None:
+        """Build the entries as Celery does, then declare them into rache (see declare)."""
+        self.merge_inplace(self.app.conf.beat_schedule)
+        self.install_default_entries(self.schedule)
+        self.declare()
+
+    def declare(self) -> Dict[str, List[str]]:
+        """Declare every entry as a rache recurring job; the names kept, new, replaced, removed.
+
+        Every entry is checked, and every entry's job looked up, before anything is written:
+        an unfit entry, or a job of an entry's name that this integration did not make
+        (another user of the prefix), raises naming it, and nothing changes in Redis.
+        """
+        declarations = [declaration(name, entry) for name, entry in sorted(self.schedule.items())]
+        recorded = {_text(name) for name in self.client.hkeys(self.record_key)}
+        current: Dict[str, Optional[Job]] = {}
+        for item in declarations:
+            try:
+                current[item.name] = self.rache.job_details(item.name)
+            except JobNotFound:
+                current[item.name] = None
+            if current[item.name] is not None and item.name not in recorded:
+                raise ConfigurationError(
+                    f"beat_schedule entry {item.name!r}: a job of that id is already scheduled "
+                    f"under prefix {self.prefix!r}, and rache.celery did not make it: give the "
+                    "beat a prefix of its own (the rache_prefix setting)"
+                )
+        report: Dict[str, List[str]] = {"kept": [], "new": [], "replaced": [], "removed": []}
+        if declarations:  # recorded first: a beat starting meanwhile sees the job as ours
+            self.client.hset(
+                self.record_key, mapping={item.name: item.describe() for item in declarations}
+            )
+        now: Optional[float] = None
+        for item in declarations:
+            job = current[item.name]
+            before = None if job is None else job.get("recurring")
+            data = {FIELD: item.payload}
+            if item.cron is not None:
+                due = self.rache.schedule_recurring(
+                    item.name, cron=item.cron, timezone=item.timezone, data=data
+                )
+            else:
+                assert item.every is not None
+                same = isinstance(before, dict) and before.get("every") == item.every
+                start = None
+                if not same:  # as Celery's default beat: the first run one interval from now
+                    if now is None:
+                        seconds, micros = self.client.time()
+                        now = int(seconds) + int(micros) / 1e6
+                    start = now + item.every
+                due = self.rache.schedule_recurring(
+                    item.name, every=item.every, start=start, data=data
+                )
+            if job is None:
+                report["new"].append(item.name)
+            elif job.get("schedule_at") == due and _same_rule(before, item):
+                report["kept"].append(item.name)
+            else:
+                report["replaced"].append(item.name)
+        names = {item.name for item in declarations}
+        for name in sorted(recorded - names):
+            self.rache.delete_job(name)
+            self.client.hdel(self.record_key, name)
+            report["removed"].append(name)
+        logger.info(
+            "rache: beat_schedule declared under prefix %r at %s: %s",
+            self.prefix,
+            config.hide_password(self.redis_url),
+            ", ".join(f"{len(names)} {what}" for what, names in report.items()),
+        )
+        for what in ("new", "replaced", "removed"):
+            if report[what]:
+                logger.info("rache: %s: %s", what, ", ".join(report[what]))
+        return report
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """Send every occurrence due now; the seconds until the next one (at most max_interval).
+
+        0 after a full claim (more may be due). A Redis outage is ridden out: the tick
+        returns a backoff delay (logged once), and the next tick tries again.
+        """
+        claim = self.rache.claim(limit=self.batch)
+        try:
+            while (jobs := self.rache.claim_batch(claim)) is not None:
+                self.loop.took(claim, jobs)
+                given = 0
+                try:
+                    for job in jobs:
+                        given += 1
+                        self.send(job)
+                finally:  # only a BaseException (SystemExit: beat stopping) leaves any
+                    self.rache.put_back(claim, given)
+        except CONNECTION_ERRORS as exc:
+            return self.loop.disconnected(exc)
+        return self.loop.sleep_after(claim)
+
+    def send(self, job: Job) -> None:
+        """Send one occurrence as Celery's beat sends an entry, its task id the occurrence's.
+
+        Logs "Scheduler: Sending due task NAME (TASK)" as Celery does; a send that fails is
+        logged (Celery's "Message Error"), and the occurrence is not sent again.
+        """
+        try:
+            body = kombu_json.loads(_text(job[FIELD]))  # type: ignore[no-untyped-call]
+            task, args, kwargs = body["task"], body["args"], body["kwargs"]
+            options = {**body["options"], "task_id": job.occurrence_id}
+        except (KeyError, TypeError, ValueError) as exc:
+            self.loop.failed_one(job, exc)
+            return
+        entry = self.Entry(
+            name=job["id"], task=task, args=args, kwargs=kwargs, options=options, app=self.app
+        )
+        self.apply_entry(entry, producer=self.producer)
+        self.loop.handled_one()
+
+    def close(self) -> None:
+        """Release the broker connection (Celery's close) and the Redis client."""
+        try:
+            super().close()
+        finally:
+            self.client.close()
+
+    @property
+    def info(self) -> str:
+        """The line under beat's banner: where the schedule lives."""
+        url = config.hide_password(self.redis_url)
+        return f"    . rache -> {url} prefix {self.prefix!r}"
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _same_rule(before: Any, item: Declaration) -> bool:
+    """Whether a job's rule (job_details' ``recurring``) is the declaration's."""
+    if not isinstance(before, dict):
+        return False
+    if item.every is not None:
+        return bool(before.get("every") == item.every)
+    return bool(before.get("cron") == item.cron and before.get("timezone") == item.timezone)

@@ -1,4 +1,4 @@
-"""Throwaway Redis servers for tests, the demo and benchmarks (needs the ``test`` extra).
+"""Throwaway Redis servers for tests, the demo and benchmarks (binaries need pytest-redis).
 
 Where a server comes from, in the order :func:`discover` tries them: a URL given by the
 caller; a Docker engine, through testcontainers; ``redis-server`` binaries, the one on PATH

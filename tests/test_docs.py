@@ -86,3 +86,14 @@ def test_docs_examples_run_as_written(
     printed = out.getvalue()
     for expected in expected_output(block):
         assert expected in printed, f"docs/{page} block {index} promises {expected!r}: {printed!r}"
+
+
+def test_the_api_reference_documents_every_public_name() -> None:
+    import rache
+    import rache.aio
+
+    text = (DOCS / "reference" / "api.rst").read_text()
+    documented = set(re.findall(r"^\.\. auto\w+:: (rache[\w.]*)$", text, re.M))
+    public = {f"rache.{name}" for name in rache.__all__}
+    public |= {f"rache.aio.{name}" for name in rache.aio.__all__}
+    assert public - documented == set()

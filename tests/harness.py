@@ -1,4 +1,4 @@
-"""Throwaway Redis servers for tests, the demo and benchmarks (needs the ``test`` extra).
+"""Throwaway Redis servers for tests, the demo and benchmarks (binaries need pytest-redis).
 
 Where a server comes from, in the order :func:`discover` tries them: a URL given by the
 caller; a Docker engine, through testcontainers; ``redis-server`` binaries, the one on PATH
@@ -38,10 +38,15 @@ class ServerSpec:
     version: str = ""
 
     @property
+    def product(self) -> str:
+        """``valkey`` for a valkey-server binary, else ``redis``."""
+        return "valkey" if "valkey" in Path(self.target).name else "redis"
+
+    @property
     def label(self) -> str:
         """A short name for test ids and reports, e.g. ``redis-7.0.15``."""
         if self.kind == "binary":
-            return f"redis-{self.version}"
+            return f"{self.product}-{self.version}"
         return f"{self.kind}-{self.version}" if self.version else self.kind
 
     def describe(self) -> str:
@@ -50,7 +55,7 @@ class ServerSpec:
             return f"the server at {config.hide_password(self.target)}"
         if self.kind == "docker":
             return f"a Docker container of {self.target} (testcontainers)"
-        return f"redis-server {self.version} from {self.target} on a free port"
+        return f"{self.product}-server {self.version} from {self.target} on a free port"
 
 
 @dataclass
@@ -130,13 +135,21 @@ def docker_available() -> bool:
         client.close()
 
 
-def discover(url: Optional[str] = None, *, prefer_local: bool = False) -> List[ServerSpec]:
+def discover(
+    url: Optional[str] = None, *, prefer_local: bool = False, binary: Optional[str] = None
+) -> List[ServerSpec]:
     """The Redis servers to use: ``url`` alone if given; else Docker and the local binaries.
 
-    ``prefer_local`` puts the local binaries before Docker (the demo's order).
+    ``binary`` (a redis-server or valkey-server path, as ``make test-matrix`` gives one per
+    run) is the only server when given without ``url``. ``prefer_local`` puts the local
+    binaries before Docker (the demo's order).
     """
     if url:
         return [ServerSpec("url", url)]
+    if binary:
+        if not os.access(binary, os.X_OK):
+            raise ValueError(f"RACHE_TEST_REDIS_SERVER: {binary!r} is not an executable")
+        return [ServerSpec("binary", binary, binary_version(binary))]
     docker = [ServerSpec("docker", "redis:7")] if docker_available() else []
     binaries = local_binaries()
     return binaries + docker if prefer_local else docker + binaries

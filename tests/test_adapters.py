@@ -177,8 +177,6 @@ def test_the_examples_run(
     env = {
         **os.environ,
         "REDIS_URL": solo.url,
-        "REDIS_HOST": solo.host,
-        "REDIS_PORT": str(solo.port),
         "PYTHONPATH": str(ROOT),
     }
     result = subprocess.run(

@@ -84,3 +84,14 @@ def test_the_installed_wheel_runs_a_job(
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[{'id': 'w', 'n': 1}]"
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_license(wheel: Path) -> None:
+    archive = zipfile.ZipFile(wheel)
+    (metadata,) = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+    headers = archive.read(metadata).decode()
+    assert "License-Expression: BSD-3-Clause" in headers
+    assert "License-File: LICENSE" in headers
+    shipped = metadata.replace("METADATA", "licenses/LICENSE")
+    assert archive.read(shipped).decode() == (ROOT / "LICENSE").read_text()

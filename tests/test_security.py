@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import shutil
 import subprocess
@@ -35,9 +36,10 @@ from tests import harness as testing
 from tests.helpers import job_keys
 from tests.test_shards import exercise_sharded
 
-#: The ACL line README.rst gives operators: a user ``rache`` allowed rache's script
-#: commands, the commands its scripts run, and keys under ``rache:`` only; nothing else but
-#: the Dispatcher's wake-up channel (the schedule scripts PUBLISH, a dispatcher SUBSCRIBEs).
+#: The ACL line docs/howto/least-privilege-and-tls.rst gives operators: a user ``rache``
+#: allowed rache's script commands, the commands its scripts run, and keys under ``rache:``
+#: only; nothing else but the Dispatcher's wake-up channel (the schedule scripts PUBLISH, a
+#: dispatcher SUBSCRIBEs).
 #: Works on Redis 6.2 and 7.0 (no selectors). CHANGE-ME is the password to choose.
 ACL_LINE = (
     "ACL SETUSER rache reset on >CHANGE-ME ~rache:* resetchannels &rache:*wakeup"
@@ -45,7 +47,7 @@ ACL_LINE = (
     " +zcount +zcard +hset +hdel +hgetall +hmget +exists +del +get +set +publish +subscribe"
 )
 PERMISSIONS = [part[1:] for part in ACL_LINE.split() if part.startswith("+")]
-README = Path(__file__).resolve().parent.parent / "README.rst"
+HOWTO = Path(__file__).resolve().parent.parent / "docs" / "howto" / "least-privilege-and-tls.rst"
 
 
 def grant(admin: redis.Redis, password: str, line: str = ACL_LINE) -> None:
@@ -180,8 +182,10 @@ def login(
     )
 
 
-def test_readme_gives_the_acl_line_the_tests_use() -> None:
-    assert ACL_LINE in README.read_text()
+def test_the_docs_give_the_acl_line_the_tests_use() -> None:
+    text = HOWTO.read_text()
+    assert ACL_LINE in text  # the line to paste into redis-cli
+    assert "".join(re.findall(r"^        '(.*)'$", text, re.M)) == ACL_LINE  # the Python block
 
 
 @pytest.mark.parametrize("protocol", [2, 3])

@@ -213,7 +213,7 @@ def test_flags_win_over_the_environment_and_metrics_health_and_logs(
     try:
         wait_for(lambda: called(workdir), what="job a")
         wait_for(lambda: get(f"http://127.0.0.1:{port}/metrics")[0] == 200, what="/metrics")
-        status, metrics = get(f"http://127.0.0.1:{port}/metrics")
+        _, metrics = get(f"http://127.0.0.1:{port}/metrics")
         assert "rache_dispatcher_claimed_total 1.0" in metrics
         assert "rache_dispatcher_handled_total 1.0" in metrics
         assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
@@ -243,7 +243,7 @@ def test_healthz_fails_while_a_call_stalls_the_loop(
     assert process.stdout is not None
     try:
         assert process.stdout.readline().split() == ["start", "stuck"]
-        status, text = wait_for(
+        _, text = wait_for(
             lambda: (got := get(f"http://127.0.0.1:{port}/healthz"))[0] == 503 and got, 3
         )
         assert text.startswith("stalled: the loop turned")

@@ -103,7 +103,7 @@ def test_forget_on_a_cluster(cluster_nodes: testing.RedisClusterServers) -> None
             Dispatcher(lambda job: None, scheduler=scheduler, batch=8, forget=True).run(
                 until_idle=True
             )
-            keys: List[bytes] = [
+            keys: List[Any] = [
                 key for node in cluster_nodes.nodes for key in node.client().keys("*job:*")
             ]
             assert [key.split(b"job:")[1] for key in keys] == [b"later"]

@@ -204,9 +204,10 @@ def explain(error: BaseException, url: str, cluster: bool) -> Optional[Tuple[str
         if "cluster mode is not enabled" in text.lower() or "cluster_enabled" in text:
             return (f"{where} is not a Redis Cluster node", "drop --cluster for a plain Redis")
         return (f"Redis Cluster at {where}: {text}", "")
-    if isinstance(error, redis.ResponseError) and text.startswith(("MOVED ", "ASK ")):
+    redirected = (redis.exceptions.AskError, redis.exceptions.TryAgainError)
+    if isinstance(error, redirected) or text.startswith(("MOVED ", "ASK ")):
         return (
-            f"{where} is a Redis Cluster node (it answered {text})",
+            f"{where} is a Redis Cluster node (it answered {type(error).__name__} {text})",
             "add --cluster, and a prefix with a hash tag (--prefix '{rache}:') or --shards N",
         )
     if isinstance(error, redis.exceptions.NoPermissionError):

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch soak clean
+.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch bench-service soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench-cluster: $(VENV)/.installed
 # jobs/s into rq against rache 0.3.1. Results in benchmarks/results/dispatch.md.
 bench-dispatch: $(VENV)/.installed
 	$(PY) -m benchmarks.dispatch $(BENCH_ARGS)
+
+# jobs/s through `rache dispatch --call`, 1 and 3 processes, against the Dispatcher itself
+# (~2 min): benchmarks/results/service.md.
+bench-service: $(VENV)/.installed
+	$(PY) -m benchmarks.service $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

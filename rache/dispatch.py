@@ -225,13 +225,6 @@ class _BaseDispatcher(Generic[S]):
         except Exception:
             logger.warning("rache: the heartbeat raised", exc_info=True)
 
-    def _next(self, hand: _InHand) -> bool:
-        """Whether to hand out one more job of the batch in hand (counted as given if so)."""
-        with hand.lock:
-            if hand.released or (self._stopping and not self.finish_batch):
-                return False
-            hand.given += 1
-            return True
 
     @property
     def stopping(self) -> bool:
@@ -241,11 +234,6 @@ class _BaseDispatcher(Generic[S]):
     def _claim(self) -> Claim:
         scheduler: BaseScheduler = self.scheduler
         return scheduler.claim(self.reschedule_in, self.core.batch)
-
-    def _log_jobs(self, jobs: List[Job]) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            for job in jobs:
-                logger.debug("rache: handing out job %r (due at %s)", job.get("id"), job.due_at)
 
     def _failed(self, job: Job, exc: Exception) -> Optional[Any]:
         """Count and log a failed job; the on_error hook's call, to run (or await) if any."""
@@ -355,7 +343,6 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
         claim = self._claim()
         while (jobs := self.scheduler.claim_batch(claim)) is not None:
             self.core.took(claim, jobs)
-            self._log_jobs(jobs)
             handed = self._hand_out(claim, jobs)
             if self.forget:
                 self._forget(claim, jobs[:handed])
@@ -372,12 +359,15 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
         here or at once by the put-back thread.
         """
         hand = self._hand
-        with hand.lock:
+        lock, finish = hand.lock, self.finish_batch
+        with lock:
             hand.claim, hand.given, hand.released = claim, 0, False
         try:
             for job in jobs:
-                if not self._next(hand):
-                    break
+                with lock:  # inline: a method call per job costs more than the lock
+                    if hand.released or (self._stopping and not finish):
+                        break
+                    hand.given += 1
                 try:
                     self.handler(job)
                 except Exception as exc:
@@ -517,7 +507,6 @@ class AsyncDispatcher(_BaseDispatcher[AsyncScheduler]):
         self._wake.clear()  # a message from now on is news for the next sleep
         while (jobs := await self.scheduler.claim_batch(claim)) is not None:
             self.core.took(claim, jobs)
-            self._log_jobs(jobs)
             given = 0
             try:
                 for job in jobs:

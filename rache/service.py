@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -280,6 +281,16 @@ def serve_http(host: str, port: int, health: Health, registry: Any) -> Threading
     return server
 
 
+def _logged(handler: Handler) -> Handler:
+    """``handler``, each job logged at DEBUG first (id and due time)."""
+
+    def logged(job: Job) -> Any:
+        logger.debug("rache dispatch: job %r (due at %s)", job.get("id"), job.due_at)
+        return handler(job)
+
+    return logged
+
+
 # -- the process ------------------------------------------------------------------------------
 
 
@@ -312,8 +323,11 @@ class Service:
             except ImportError:
                 raise MissingExtra("--metrics-port", "prometheus_client", "prometheus") from None
             registry = prometheus_client.CollectorRegistry()
+        handler = self.handler
+        if logger.isEnabledFor(logging.DEBUG):  # decided once: no cost per job otherwise
+            handler = _logged(handler)
         dispatcher = Dispatcher(
-            self.handler,
+            handler,
             scheduler=self.scheduler,
             reschedule_in=self.reschedule_in,
             batch=self.batch,
@@ -323,6 +337,16 @@ class Service:
             forget=self.forget,
             heartbeat=health.beat,
         )
+        # Outside the Dispatcher's run (start-up, shutdown), SIGTERM and SIGINT stop it
+        # rather than kill it: a second signal while it winds down still exits 0.
+        early: list[int] = []
+
+        def note(signum: int, frame: Any) -> None:
+            early.append(signum)
+            dispatcher.stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, note)
         with self._http(health, registry):
             health.beat()
             logger.info(
@@ -335,8 +359,10 @@ class Service:
                 ", forgetting their data" if self.forget else "",
                 os.getpid(),
             )
-            dispatcher.run()
-        why = dispatcher.stop_signal.name if dispatcher.stop_signal is not None else "stop()"
+            if not early:
+                dispatcher.run()
+        stopped_by = dispatcher.stop_signal or (signal.Signals(early[0]) if early else None)
+        why = stopped_by.name if stopped_by is not None else "stop()"
         logger.info(
             "rache dispatch: stopped on %s: %d jobs claimed, %d handled, %d failed, %d put back",
             why,

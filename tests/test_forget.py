@@ -103,9 +103,11 @@ def test_forget_on_a_cluster(cluster_nodes: testing.RedisClusterServers) -> None
             Dispatcher(lambda job: None, scheduler=scheduler, batch=8, forget=True).run(
                 until_idle=True
             )
-            keys: List[Any] = [
-                key for node in cluster_nodes.nodes for key in node.client().keys("*job:*")
-            ]
+            keys: List[Any] = []
+            for node in cluster_nodes.nodes:
+                plain = node.client()
+                keys += plain.keys("*job:*")
+                plain.close()
             assert [key.split(b"job:")[1] for key in keys] == [b"later"]
             assert (
                 list(admin.orphans(client, scheduler.keys.prefix, shards=len(scheduler.shards)))

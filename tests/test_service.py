@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import port_for
 import pytest
@@ -51,12 +51,27 @@ not_callable = 42
 '''
 
 
+#: Every process started, so that a failing test leaves none behind (they would go on
+#: claiming from the session's server, under the next tests' feet).
+_STARTED: List[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)  # and its pipes closed
+
+
 def rache_command(
     *args: str, cwd: Path, env: Optional[Dict[str, str]] = None, **options: Any
 ) -> subprocess.Popen[str]:
     """Start ``rache ARGS...`` in ``cwd`` (a real process), its stdout and stderr piped."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "rache", *args],
         cwd=cwd,
         env=environment,
@@ -65,6 +80,8 @@ def rache_command(
         text=True,
         **options,
     )
+    _STARTED.append(process)
+    return process
 
 
 @pytest.fixture
@@ -90,10 +107,11 @@ def wait_for(condition: Callable[[], Any], seconds: float = 20, what: str = "") 
     return result
 
 
-def stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
-    """Signal it, wait (10 s at most); its stderr. It must exit 0."""
-    process.send_signal(sig)
-    _, err = process.communicate(timeout=10)
+def stop(process: subprocess.Popen[str], sig: Optional[int] = signal.SIGTERM) -> str:
+    """Signal it (unless ``sig`` is None), wait (20 s at most); its stderr. It must exit 0."""
+    if sig is not None:
+        process.send_signal(sig)
+    _, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
     return err
 
@@ -118,7 +136,9 @@ def test_three_processes_call_each_job_exactly_once_and_forget_its_data(
         wait_for(lambda: sum(len(v) for v in called(workdir).values()) == len(ids), 30)
         wait_for(lambda: not solo_raw.keys("rache:job:*"), 5, "the data forgotten")
     finally:
-        errors = [stop(process) for process in processes]
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        errors = [stop(process, None) for process in processes]
     by_process = called(workdir)
     counts = collections.Counter(job_id for per in by_process.values() for job_id in per)
     assert {job_id: n for job_id, n in counts.items() if n > 1} == {}
@@ -227,7 +247,7 @@ def test_flags_win_over_the_environment_and_metrics_health_and_logs(
     start = [line for line in lines if "handing jobs to targets:record" in line]
     assert len(start) == 1 and "schedule 'mine:'" in start[0]
     assert f"on {solo.url}" in start[0]
-    assert any("DEBUG rache.dispatch: rache: handing out job 'a'" in line for line in lines)
+    assert any("DEBUG rache.service: rache dispatch: job 'a' (due at " in line for line in lines)
     assert "stopped on SIGTERM: 1 jobs claimed, 1 handled, 0 failed, 0 put back" in err
 
 

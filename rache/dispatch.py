@@ -225,7 +225,6 @@ class _BaseDispatcher(Generic[S]):
         except Exception:
             logger.warning("rache: the heartbeat raised", exc_info=True)
 
-
     @property
     def stopping(self) -> bool:
         """Whether stop() was called (or SIGTERM/SIGINT received) since run() began."""

@@ -59,12 +59,16 @@ def one_run(name: str, server: testing.RedisServer, jobs: int) -> float:
             subprocess.Popen(command(name, server.url), cwd=ROOT, env=env) for _ in range(processes)
         ]
         try:
-            due = float(client.time()[0]) + 4  # the processes start (about 1 s) and sleep
+            # The processes start (a second or two) while the jobs are scheduled, then sleep
+            # until they fall due, all at once.
+            due = float(client.time()[0]) + 2.5 + jobs / 50_000
             Scheduler(client).schedule_jobs(((f"job-{i}", due) for i in range(jobs)), at=True)
+            assert float(client.time()[0]) < due, "scheduling took longer than planned"
             deadline = time.monotonic() + 120
             while client.zcard("rache:queue"):
                 assert time.monotonic() < deadline, "not drained in 120 s"
                 time.sleep(0.05)
+            time.sleep(0.5)  # the last batches claimed are being handed out
         finally:
             for process in started:
                 process.send_signal(signal.SIGTERM)
@@ -80,7 +84,7 @@ def one_run(name: str, server: testing.RedisServer, jobs: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=60_000)
+    parser.add_argument("--jobs", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     spec = testing.local_binaries()[0]

@@ -109,6 +109,12 @@ def test_forget_on_a_cluster(cluster_nodes: testing.RedisClusterServers) -> None
                 keys += plain.keys("*job:*")
                 plain.close()
             assert [key.split(b"job:")[1] for key in keys] == [b"later"]
+            # data left behind (claimed without forget): found and removed across the nodes
+            scheduler.schedule_jobs([("left-1", -1, {"n": 1}), ("left-2", -1, {"n": 2})])
+            assert len(list(scheduler.pending_jobs())) == 2
+            shards = len(scheduler.shards)
+            found = admin.orphans(client, scheduler.keys.prefix, shards=shards, delete=True)
+            assert sorted(found) == [b"left-1", b"left-2"]
             assert (
                 list(admin.orphans(client, scheduler.keys.prefix, shards=len(scheduler.shards)))
                 == []

@@ -94,6 +94,19 @@ def test_the_acl_user_runs_every_command(own: testing.RedisServer, tmp_path: Pat
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=10)
     assert process.returncode == 0 and err == ""
+    assert run("add", "c", "--in", "-1", **env).exit_code == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rache", "dispatch", "--call", "json:dumps", "--forget"],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while admin.zscore("rache:queue", "c") is not None:
+        assert time.monotonic() < deadline, "rache dispatch did not claim b and c"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=10)
+    assert process.returncode == 0 and "2 jobs claimed, 2 handled, 0 failed" in err, err  # b and c
     # Redis refused only what doctor reports it could not check, the SCANs above, and
     # (Redis 6.2) the CLIENT SETINFO that redis-py sends on connecting and ignores.
     objects = {str(entry["object"]).split("|")[0] for entry in admin.acl_log()}

@@ -228,6 +228,7 @@ def test_flags_win_over_the_environment_and_metrics_health_and_logs(
     process = rache_command(
         "dispatch", "--call", "targets:record", "--url", solo.url, "--prefix", "mine:",
         "--metrics-port", str(port), "--health-file", str(health), "--log-level", "DEBUG",
+        "--reschedule-in", "10m",
         cwd=workdir, env={"REDIS_URL": "redis://127.0.0.1:1/0", "RACHE_REDIS_PREFIX": "other:"},
     )  # fmt: skip
     try:
@@ -243,6 +244,8 @@ def test_flags_win_over_the_environment_and_metrics_health_and_logs(
     finally:
         err = stop(process)
     assert called(workdir) == {process.pid: ["a"]}
+    now = float(solo_raw.time()[0])
+    assert 590 < solo_raw.zscore("mine:queue", "a") - now <= 600  # --reschedule-in 10m
     lines = err.splitlines()
     start = [line for line in lines if "handing jobs to targets:record" in line]
     assert len(start) == 1 and "schedule 'mine:'" in start[0]

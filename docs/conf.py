@@ -37,7 +37,7 @@ autodoc_default_options = {"members": True}
 # -n (nitpicky): every cross-reference must resolve. Names from other libraries (redis-py,
 # the standard library's typing) have no inventory here (no network at build time).
 nitpick_ignore_regex = [
-    ("py:.*", r"(redis|rq|celery|arq|prometheus_client|click|asyncio|datetime|typing)\..*"),
+    ("py:.*", r"(redis|rq|celery|arq|prometheus_client|click|asyncio|datetime|typing|signal)\..*"),
     ("py:.*", r"(Any|Optional|Union|Callable|Iterable|Iterator|Generator|AsyncGenerator|Mapping)"),
     ("py:.*", r"(Awaitable|Sequence|Tuple|List|Dict|TypeVar|Generic|NamedTuple|S)"),
     ("py:class", r"(int|float|str|bytes|bool|dict|list|tuple|None|object|type|BaseException)"),

@@ -42,7 +42,7 @@ def again_changes_nothing(raw: Any, call: Call, first: Any, call_id: bytes) -> N
 
 def test_every_script_that_writes_is_recorded_and_no_other() -> None:
     writers = {"schedule", "scheduleBulk", "scheduleRecurring", "claim", "advance", "release"}
-    writers |= {"delete", "deleteBulk", "restoreBulk"}
+    writers |= {"delete", "deleteBulk", "restoreBulk", "forget"}
     assert {name for name, script in scripts.SCRIPTS.items() if script.recorded} == writers
 
 

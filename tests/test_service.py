@@ -7,8 +7,10 @@ command there (``--call MODULE:FUNCTION`` imports from the current directory).
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -347,9 +349,6 @@ def test_the_task_queue_targets(solo: testing.RedisServer, solo_raw: Any, workdi
     pytest.importorskip("arq")
     import rq
 
-    from rache import adapters
-    from rache.models import Job
-
     (workdir / "celeryapp.py").write_text(CELERY_APP)
     scheduler = Scheduler(solo_raw, "rache:")
     targets = {
@@ -371,19 +370,23 @@ def test_the_task_queue_targets(solo: testing.RedisServer, solo_raw: Any, workdi
             err = stop(process)
         assert "stopped on SIGTERM: 1 jobs claimed, 1 handled, 0 failed" in err, err
 
-    def job(name: str) -> Job:
-        made = Job(id=f"{name}-job", url=f"https://example.com/{name}")
-        made.raw_due = str(due[name]).encode()
-        return made
+    def occurrence(name: str) -> str:
+        """The pattern of the job's occurrence id: its run's token is drawn by its schedule."""
+        return rf"{name}-job:{re.escape(str(due[name]))}:[0-9a-f]{{16}}"
 
     queue = rq.Queue("feeds", connection=solo_raw)
-    enqueued = queue.fetch_job(adapters.rq_job_id(job("rq")))
+    (enqueued,) = [queue.fetch_job(job_id) for job_id in queue.job_ids]
     assert enqueued is not None and enqueued.args == (
         {"id": "rq-job", "url": "https://example.com/rq"},
     )
+    named = enqueued.meta["rache_occurrence"]
+    assert re.fullmatch(occurrence("rq"), named)
+    digest = hashlib.sha256(named.encode()).hexdigest()[:40]
+    assert enqueued.id == f"rache-{digest}"  # adapters.rq_job_id's form
     # Celery's broker (Redis): one message, its task id the occurrence id.
     (message,) = [json.loads(raw) for raw in solo_raw.lrange("celery", 0, -1)]
-    assert message["headers"]["id"] == job("celery").occurrence_id
+    assert re.fullmatch(occurrence("celery"), message["headers"]["id"])
     assert message["headers"]["task"] == "feeds.fetch"
     # arq's queue: the occurrence id as arq's job id.
-    assert solo_raw.zrange("arq:feeds", 0, -1) == [job("arq").occurrence_id.encode()]
+    (arq_id,) = solo_raw.zrange("arq:feeds", 0, -1)
+    assert re.fullmatch(occurrence("arq"), arq_id.decode())

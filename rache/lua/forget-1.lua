@@ -8,6 +8,7 @@
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] '1' to delete, '0' only to say what it would delete
     ARGV[3 ..] the job ids
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     the ids, among ARGV[3 ..], not scheduled and with data: deleted if ARGV[2] is '1'
@@ -18,20 +19,34 @@ local jobPrefix = ARGV[1]
 local delete = ARGV[2] == '1'
 
 --- @include "checkTypes"
+--- @include "calls"
 
+local replay = callReplay()
+if replay then
+  return replay
+end
 local wrong = checkTypes({queueKey, 'zset'})
 if wrong then
   return wrong
 end
 
-local found = {}
+local found, hashes = {}, {}
 for i = 3, #ARGV do
   local id = ARGV[i]
   if not rcall('ZSCORE', queueKey, id) and rcall('EXISTS', jobPrefix .. id) == 1 then
     found[#found + 1] = id
-    if delete then
-      rcall('DEL', jobPrefix .. id)
-    end
+    hashes[#hashes + 1], hashes[#hashes + 2] = jobPrefix .. id, 'hash'
   end
 end
-return found
+if not delete or #found == 0 then
+  return found
+end
+-- DEL takes a key of any type: only a job's hash goes, never another program's key there.
+wrong = checkTypes(hashes)
+if wrong then
+  return wrong
+end
+for i = 1, #found do
+  rcall('DEL', jobPrefix .. found[i])
+end
+return callRecord(found)

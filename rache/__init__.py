@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, Generator, Iterable, Mapping, Optional, T
 
 from . import config, recurrence
 from .admin import reshard
-from .errors import ConfigurationError, JobNotFound, MissingExtra, RacheError, ReservedFieldError
+from .errors import (
+    ConfigurationError,
+    JobNotFound,
+    LayoutMismatch,
+    MissingExtra,
+    RacheError,
+    ReservedFieldError,
+)
 from .models import Job, Seconds, Stats, Time, Value
 from .scheduler import Entry, Exported, Progress, Scheduler, Start
 
@@ -28,6 +35,7 @@ __all__ = [
     "Dispatcher",
     "Job",
     "JobNotFound",
+    "LayoutMismatch",
     "MissingExtra",
     "RacheError",
     "ReservedFieldError",

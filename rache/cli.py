@@ -34,8 +34,8 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 from . import __version__, admin, config, encode, scripts, service
 from .constants import PREFIX_ENV, REDIS_URL_ENV
-from .errors import ConfigurationError, JobNotFound
-from .keys import MAX_SHARDS, has_hash_tag, layout_key, tagged
+from .errors import ConfigurationError, JobNotFound, LayoutMismatch
+from .keys import MAX_SHARDS, has_hash_tag, tagged
 from .models import Stats
 from .scheduler import Scheduler
 
@@ -141,27 +141,24 @@ class Context:
                 scheduler = Scheduler(self.client, self.prefix, shards=self.shards)
             except ConfigurationError as error:  # a sharded prefix with a brace
                 raise click.UsageError(f"--prefix: {error}") from None
-            try:  # the check the scheduler makes before its first call, made now
-                scheduler.check_layout()
-            except ConfigurationError:  # another shard count than the schedule's
-                raise click.UsageError(self._wrong_shards()) from None
+            scheduler.check_layout()  # the check before its first call, made now
             self._scheduler = scheduler
         return self._scheduler
-
-    def _wrong_shards(self) -> str:
-        """The layout error in the command's own words (``--shards N``, ``rache reshard``)."""
-        call = [layout_key(self.prefix)]
-        recorded = int(scripts.LAYOUT_CHECK(self.client, call, []))  # HMGET: any user may
-        return (
-            f"the schedule under prefix {printable(self.prefix)!r} is laid out in {recorded} "
-            f"shard(s), not {self.shards}: pass --shards {recorded}"
-            + ("" if recorded > 1 else " (or none)")
-            + f", or move it with rache --shards {recorded} reshard --to {self.shards}"
-        )
 
     def now(self) -> float:
         seconds, micros = self.scheduler.connection.time()
         return float(seconds) + float(micros) / 1e6
+
+
+def wrong_shards(error: LayoutMismatch) -> str:
+    """The layout error in the command's own words (``--shards N``, ``rache reshard``)."""
+    recorded, shards = error.recorded, error.shards
+    return (
+        f"the schedule under prefix {printable(error.prefix)!r} is laid out in {recorded} "
+        f"shard(s), not {shards}: pass --shards {recorded}"
+        + ("" if recorded > 1 else " (or none)")
+        + f", or move it with rache --shards {recorded} reshard --to {shards}"
+    )
 
 
 _AUTH_ERRORS = (
@@ -233,6 +230,8 @@ class RacheGroup(click.Group):
             if known is None:
                 raise
             fail(*known)
+        except LayoutMismatch as error:  # another shard count than the schedule's
+            raise click.UsageError(wrong_shards(error)) from None
         except ConfigurationError as error:  # reshard or orphans without SCAN, a bad prefix
             fail(str(error))
         except (TypeError, ValueError) as error:

@@ -41,6 +41,22 @@ class ConfigurationError(RacheError, ValueError):
     """``REDIS_URL``, ``RACHE_REDIS_PREFIX`` or a schedule's layout cannot be used."""
 
 
+class LayoutMismatch(ConfigurationError):
+    """A scheduler of one shard count over a schedule laid out in another.
+
+    ``prefix``, ``recorded`` (the schedule's count) and ``shards`` (the scheduler's) let a
+    caller say it in its own words (the CLI says ``--shards N``).
+    """
+
+    def __init__(self, prefix: str, recorded: int, shards: int) -> None:
+        self.prefix, self.recorded, self.shards = prefix, recorded, shards
+        super().__init__(
+            f"the schedule under prefix {prefix!r} is laid out in {recorded} shard(s), not "
+            f"{shards}: pass shards={recorded}, or move it with rache.reshard() (or "
+            "`rache reshard`)"
+        )
+
+
 class MissingExtra(RacheError, ImportError):
     """A feature needs a library that an extra of rache installs: the message names it.
 

@@ -28,7 +28,7 @@ from typing import (
 from . import config, decode, encode, pages, recurrence, scripts
 from .claim import Claim
 from .constants import DEFAULT_BATCH_SIZE
-from .errors import ConfigurationError
+from .errors import ConfigurationError, LayoutMismatch
 from .keys import Keys, Layout, has_hash_tag, tagged
 from .models import Job, Seconds, Stats, Time, Value
 from .scripts import Call
@@ -97,11 +97,7 @@ class BaseScheduler:
     def _accept_layout(self, recorded: bytes) -> int:
         """Raise unless the recorded shard count (layout-1.lua's reply) is this scheduler's."""
         if int(recorded) != len(self.shards):
-            raise ConfigurationError(
-                f"the schedule under prefix {self.keys.prefix!r} is laid out in "
-                f"{int(recorded)} shard(s), not {len(self.shards)}: pass shards="
-                f"{int(recorded)}, or move it with rache.reshard() (or `rache reshard`)"
-            )
+            raise LayoutMismatch(self.keys.prefix, int(recorded), len(self.shards))
         self._unchecked = False
         return int(recorded)
 
@@ -164,7 +160,7 @@ class Scheduler(BaseScheduler):
         """Check the schedule's shard count against this scheduler's (a sharded one records it).
 
         Done by itself before the scheduler's first call; the shard count.
-        :raises ConfigurationError: the schedule is laid out in another count (a scheduler
+        :raises LayoutMismatch: the schedule is laid out in another count (a scheduler
             without shards over a sharded schedule too).
         """
         if self._layout_check is None:

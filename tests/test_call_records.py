@@ -178,3 +178,32 @@ def test_a_record_key_of_the_wrong_type_fails_before_any_write(raw: Any, kind: s
     with pytest.raises(redis.ResponseError, match=f"WRONGTYPE rache:call:foreign holds a {kind}"):
         send(raw, encode.schedule(LAYOUT, "b", 0, {"n": 2}), b"foreign")
     assert snapshot(raw) == before
+
+
+def forget_call(job_ids: List[bytes]) -> Call:
+    keys = LAYOUT.keys
+    return Call(scripts.SCRIPTS["forget"], [keys.queue], [keys.job_prefix, b"1", *job_ids])
+
+
+def test_a_forget_sent_again_spares_the_data_of_the_next_run(raw: Any) -> None:
+    sched = Scheduler(raw, "rache:")
+    sched.schedule_job("a", -1, n=1)
+    assert [job["id"] for job in sched.pending_jobs()] == ["a"]  # handed out: off the queue
+    first = send(raw, forget_call([b"a"]), b"forget")
+    assert first == [b"a"] and not raw.exists("rache:job:a")
+    sched.schedule_job("a", -1, n=2)  # the next run, claimed before the retry arrives
+    assert [job["n"] for job in sched.pending_jobs()] == [2]
+    again_changes_nothing(raw, forget_call([b"a"]), first, b"forget")
+    assert sched.job_details("a")["n"] == 2
+
+
+def test_a_forget_over_a_key_of_the_wrong_type_deletes_nothing(raw: Any) -> None:
+    sched = Scheduler(raw, "rache:")
+    sched.schedule_jobs([("a", -1, {"n": 1}), ("b", -1, {"n": 2})])
+    list(sched.pending_jobs())
+    raw.delete("rache:job:b")
+    raw.set("rache:job:b", b"foreign")
+    before = snapshot(raw)
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE rache:job:b holds a string"):
+        send(raw, forget_call([b"a", b"b"]), b"forget")
+    assert snapshot(raw) == before

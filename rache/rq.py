@@ -47,7 +47,15 @@ except ImportError:  # pragma: no cover - the rq extra is missing
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_PREFIX", "QUEUE_FIELD", "Runner", "Scheduler", "local_timezone", "main"]
+__all__ = [
+    "DEFAULT_PREFIX",
+    "QUEUE_FIELD",
+    "RQ_SCHEDULER_KEY",
+    "Runner",
+    "Scheduler",
+    "local_timezone",
+    "main",
+]
 
 #: The prefix of the rache schedule that stands for rq-scheduler's sorted set.
 DEFAULT_PREFIX = "rache:rq:"
@@ -55,6 +63,8 @@ DEFAULT_PREFIX = "rache:rq:"
 QUEUE_FIELD = "rq_queue"
 #: The rq job's ``meta`` key recording the last occurrence of a periodic job moved into rq.
 MOVED_META = "rache_occurrence"
+#: rq-scheduler's own sorted set of scheduled job ids (what :meth:`Scheduler.adopt` reads).
+RQ_SCHEDULER_KEY = "rq:scheduler:scheduled_jobs"
 #: How long a claimed one-off job waits before it is handed out again if its runner died
 #: before moving it (seconds): the Dispatcher's ``reschedule_in``.
 DEFAULT_LEASE = 30.0
@@ -545,6 +555,39 @@ class Scheduler:
         if until is None:
             return self.rache.stats(intervals=1).total
         return sum(1 for _ in self._entries(until, None, None))
+
+    def adopt(self, key: str = RQ_SCHEDULER_KEY) -> int:
+        """Take over rq-scheduler's schedule (its sorted set ``key``); how many jobs moved.
+
+        Each job keeps its rq job, its time and its rule (``meta``'s interval or cron
+        string), and leaves rq-scheduler's set once it is in rache's. Stop ``rqscheduler``
+        first; a run cut short can be run again. A job whose rq job is gone is dropped, as
+        rq-scheduler would.
+        """
+        adopted = 0
+        while entries := self.connection.zrange(key, 0, 499, withscores=True):
+            for raw_id, stamp in entries:
+                job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+                try:
+                    job = self.job_class.fetch(job_id, connection=self.connection)
+                except NoSuchJobError:
+                    self.connection.zrem(key, raw_id)
+                    continue
+                data = {QUEUE_FIELD: job.origin}
+                self.rache.delete_job(job_id)
+                if job.meta.get("interval"):
+                    start = max(0.0, float(stamp))
+                    every = int(job.meta["interval"])
+                    self.rache.schedule_recurring(job_id, every=every, start=start, data=data)
+                elif job.meta.get("cron_string"):
+                    zone = local_timezone() if job.meta.get("use_local_timezone") else "UTC"
+                    cron = job.meta["cron_string"]
+                    self.rache.schedule_recurring(job_id, cron=cron, timezone=zone, data=data)
+                else:
+                    self.rache.schedule_jobs([(job_id, float(stamp), data)], at=True)
+                self.connection.zrem(key, raw_id)
+                adopted += 1
+        return adopted
 
     # Moving due jobs into rq.
 

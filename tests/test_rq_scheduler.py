@@ -394,3 +394,54 @@ def test_without_rq_importing_rache_rq_says_which_extra_to_install() -> None:
     assert done.stderr.strip().endswith(
         "MissingExtra: rache.rq needs rq: pip install 'rache[rq]'"
     ), done.stderr
+
+
+@pytest.mark.slow
+def test_the_example_runs(solo: harness.RedisServer, solo_raw: Any) -> None:
+    env = {**os.environ, "REDIS_URL": solo.url, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "rq_scheduler_app.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("hello", "moved"))]
+    assert "scheduled 4 jobs; 'soon' is an rq job already: soon" in result.stdout
+    assert lines[0] == "moved 5 jobs into rq; still scheduled: 1"
+    assert sorted(lines[1:]) == [
+        "hello a second later",
+        "hello every second",
+        "hello every second",
+        "hello every second",
+        "hello from the past",
+    ]
+    assert Scheduler(connection=solo_raw).count() == 0  # the cron job cancelled at the end
+
+
+def test_adopt_takes_over_rq_scheduler_s_schedule(solo: harness.RedisServer, solo_raw: Any) -> None:
+    rq_scheduler = pytest.importorskip("rq_scheduler")
+    theirs = rq_scheduler.Scheduler(connection=solo_raw)
+    due = theirs.enqueue_at(datetime(2020, 1, 1), TASK, "adopted")
+    later = theirs.enqueue_at(datetime(2030, 1, 1), TASK, "later")
+    periodic = theirs.schedule(datetime(2030, 1, 1), TASK, args=["p"], interval=60, repeat=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        cron = theirs.cron("0 6 * * *", TASK, args=["c"])
+    gone = theirs.enqueue_at(datetime(2030, 1, 1), TASK, "gone")
+    solo_raw.delete(gone.key)
+    times = dict(solo_raw.zrange(theirs.scheduled_jobs_key, 0, -1, withscores=True))
+    ours = Scheduler(connection=solo_raw)
+    assert ours.adopt() == 4
+    assert solo_raw.exists(theirs.scheduled_jobs_key) == 0
+    listed = {job.id: when for job, when in ours.get_jobs(with_times=True)}
+    assert sorted(listed) == sorted(job.id for job in (due, later, periodic, cron))
+    for job in (due, later, periodic, cron):  # at the time rq-scheduler had
+        at = listed[job.id].replace(tzinfo=timezone.utc).timestamp()
+        assert at == times[job.id.encode()]
+    assert ours.rache.job_details(periodic.id)["recurring"]["every"] == 60
+    assert ours.rache.job_details(cron.id)["recurring"]["cron"] == "0 6 * * *"
+    assert ours.adopt() == 0  # again: nothing left
+    ours.run(burst=True)
+    assert rq_worker(solo, "default") == ["adopted"]

@@ -159,10 +159,11 @@ def _check_cron(cron_string: object) -> str:
     if not isinstance(cron_string, str):
         raise TypeError(f"cron_string must be a str, not {type(cron_string).__name__}")
     fields = cron_string.split()
-    if len(fields) not in (5, 6) and not (len(fields) == 1 and fields[0].startswith("@")):
+    if len(fields) != 5 and not (len(fields) == 1 and fields[0].startswith("@")):
         raise ValueError(
-            f"cron_string {cron_string!r} is not valid: rache takes 5 fields (or 6, seconds "
-            "last, or an alias such as @daily)"
+            f"cron_string {cron_string!r} has {len(fields)} fields: rache.rq takes 5 (or an "
+            "alias such as @daily), since rq-scheduler's crontab read a 6th field as a year "
+            "and croniter reads it as seconds"
         )
     try:
         recurrence.croniter()(cron_string, datetime(2000, 1, 1)).get_next(datetime)

@@ -267,11 +267,17 @@ class Scheduler:
             job.meta["queue_class_name"] = self.queue_class_name
         return job
 
-    def _save(self, job: Any, write: Callable[[Dict[str, str]], Any]) -> Any:
-        """Save the rq job, then write its rache job (undoing the save if rache refuses)."""
-        existed = self.connection.exists(job.key)
+    def _save(self, job: Any, fresh: bool, write: Callable[[Dict[str, str]], Any]) -> Any:
+        """Save the rq job, then write its rache job (undoing the save if rache refuses).
+
+        A job id given (not ``fresh``) may name a job of another kind: its rache job goes
+        first (a periodic job of that id stops being one), as a new rule is a new job.
+        """
+        existed = not fresh and self.connection.exists(job.key)
         job.save()
         try:
+            if not fresh:
+                self.rache.delete_job(job.id)
             write({QUEUE_FIELD: job.origin})
         except (TypeError, ValueError):
             if not existed:
@@ -279,18 +285,16 @@ class Scheduler:
             raise
         return job
 
-    def _plain(self, job: Any, stamp: Optional[float], delay: Optional[float]) -> Any:
+    def _plain(self, job: Any, fresh: bool, stamp: Optional[float], delay: Optional[float]) -> Any:
         """Save a one-off job due at ``stamp`` (Unix seconds) or in ``delay`` seconds."""
 
         def write(data: Dict[str, str]) -> None:
-            rache = self.rache
-            rache.delete_job(job.id)  # a periodic job of that id stops being one
             if stamp is not None:
-                rache.schedule_jobs([(job.id, stamp, data)], at=True)
+                self.rache.schedule_jobs([(job.id, stamp, data)], at=True)
             else:
-                rache.schedule_job(job.id, delay or 0, **data)
+                self.rache.schedule_job(job.id, delay or 0, **data)
 
-        return self._save(job, write)
+        return self._save(job, fresh, write)
 
     def enqueue_at(self, scheduled_time: datetime, func: Any, *args: Any, **kwargs: Any) -> Any:
         """Schedule ``func(*args, **kwargs)`` at ``scheduled_time``; the rq job.
@@ -301,7 +305,7 @@ class Scheduler:
         """
         stamp = _timestamp(scheduled_time, "scheduled_time")
         job = self._from_kwargs(func, args, kwargs)
-        return self._plain(job, stamp, None)
+        return self._plain(job, kwargs.get("job_id") is None, stamp, None)
 
     def enqueue_in(self, time_delta: timedelta, func: Any, *args: Any, **kwargs: Any) -> Any:
         """Schedule ``func(*args, **kwargs)`` ``time_delta`` from now (the Redis clock)."""
@@ -311,7 +315,7 @@ class Scheduler:
         if abs(delay) > MAX_OFFSET_SECONDS:
             raise ValueError(f"time_delta must be within {MAX_OFFSET_SECONDS:,} s, not {delay}")
         job = self._from_kwargs(func, args, kwargs)
-        return self._plain(job, None, delay)
+        return self._plain(job, kwargs.get("job_id") is None, None, delay)
 
     def _from_kwargs(self, func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         """enqueue_at/enqueue_in's job: the special keywords taken out of ``kwargs``."""
@@ -394,13 +398,12 @@ class Scheduler:
         if at_front:
             job.enqueue_at_front = True
         if every is None:
-            return self._plain(job, stamp, None)
+            return self._plain(job, id is None, stamp, None)
 
         def write(data: Dict[str, str]) -> None:
-            self.rache.delete_job(job.id)  # a new rule, not a re-declaration
             self.rache.schedule_recurring(job.id, every=every, start=stamp, data=data)
 
-        return self._save(job, write)
+        return self._save(job, id is None, write)
 
     def cron(
         self,
@@ -452,10 +455,9 @@ class Scheduler:
             job.enqueue_at_front = True
 
         def write(data: Dict[str, str]) -> None:
-            self.rache.delete_job(job.id)
             self.rache.schedule_recurring(job.id, cron=cron_string, timezone=zone, data=data)
 
-        return self._save(job, write)
+        return self._save(job, id is None, write)
 
     # Reading and changing the schedule.
 
@@ -707,7 +709,12 @@ class Runner:
                     meta = job.meta
                     periodic = bool(meta.get("interval") or meta.get("cron_string"))
                     if periodic:
-                        done = occurrence is not None and meta.get(MOVED_META) == occurrence
+                        # moved already for this occurrence, or its last run moved already
+                        # (a repeat of 0 before any move means one run, as in rq-scheduler)
+                        exhausted = meta.get("repeat") == 0 and MOVED_META in meta
+                        done = exhausted or (
+                            occurrence is not None and meta.get(MOVED_META) == occurrence
+                        )
                     else:
                         done = occurrence is not None and (
                             job.get_status(refresh=False) != JobStatus.SCHEDULED
@@ -719,8 +726,8 @@ class Runner:
                     repeat = meta.get("repeat")
                     if repeat:
                         meta["repeat"] = int(repeat) - 1
-                    if periodic and occurrence is not None:
-                        meta[MOVED_META] = occurrence
+                    if periodic:
+                        meta[MOVED_META] = occurrence or "moved"
                     self._queue(job).enqueue_job(
                         job, pipeline=pipe, at_front=bool(job.enqueue_at_front)
                     )

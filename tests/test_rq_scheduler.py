@@ -220,6 +220,20 @@ def test_a_job_handed_out_twice_is_moved_once(solo_raw: Any) -> None:
     assert once not in scheduler and periodic in scheduler
 
 
+def test_a_periodic_job_whose_last_run_was_moved_is_not_moved_again(solo_raw: Any) -> None:
+    scheduler = Scheduler(connection=solo_raw)
+    runner = scheduler.runner()
+    last = scheduler.schedule(datetime(2020, 1, 1), TASK, args=["last"], interval=60, repeat=1)
+    single = scheduler.schedule(datetime(2020, 1, 1), TASK, args=["one"], interval=60, repeat=0)
+    assert runner.move(last.id, f"{last.id}:1").id == last.id  # its one run
+    assert runner.move(single.id, f"{single.id}:1").id == single.id  # repeat=0: one run too
+    # A later occurrence handed out before the rache job was deleted (its runner died):
+    assert runner.move(last.id, f"{last.id}:2") is None
+    assert runner.move(single.id, f"{single.id}:2") is None
+    assert ids(Queue("default", connection=solo_raw)) == [last.id, single.id]
+    assert last not in scheduler and single not in scheduler
+
+
 def test_a_job_whose_rq_job_is_gone_is_unscheduled(solo_raw: Any) -> None:
     scheduler = Scheduler(connection=solo_raw)
     job = scheduler.enqueue_at(datetime(2020, 1, 1), TASK, "gone")

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch soak clean
+.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch bench-rq-scheduler soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ bench-cluster: $(VENV)/.installed
 # jobs/s into rq against rache 0.3.1. Results in benchmarks/results/dispatch.md.
 bench-dispatch: $(VENV)/.installed
 	$(PY) -m benchmarks.dispatch $(BENCH_ARGS)
+
+# rache.rq against rq-scheduler 0.14 on one Redis (~2 min): enqueue_at calls/s, jobs/s moved
+# into rq by one mover and by 3 processes. Results in benchmarks/results/rq_scheduler.md.
+bench-rq-scheduler: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m benchmarks.rq_scheduler $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -390,21 +390,24 @@ def test_bad_scheduler_arguments(solo_raw: Any) -> None:
     )
 
 
-def test_python_m_rache_rq_moves_due_jobs(solo: harness.RedisServer, solo_raw: Any) -> None:
+@pytest.mark.parametrize("how", ["REDIS_URL", "rqscheduler's options"])
+def test_python_m_rache_rq_moves_due_jobs(
+    solo: harness.RedisServer, solo_raw: Any, tmp_path: Path, how: str
+) -> None:
     scheduler = Scheduler(connection=solo_raw)
     for n in range(3):
         scheduler.enqueue_at(datetime(2020, 1, 1), TASK, f"cli-{n}")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": solo.url}
-    result = subprocess.run(
-        [sys.executable, "-m", "rache.rq", "--burst"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    command = [sys.executable, "-m", "rache.rq", "--burst"]
+    if how != "REDIS_URL":  # as a supervisor line written for rqscheduler would run it
+        env["REDIS_URL"] = "redis://localhost:1/0"  # not this one
+        command += ["-H", solo.host, "-p", str(solo.port), "-d", "0", "-i", "5"]
+        command += ["--pid", str(tmp_path / "pid"), "--path", str(tmp_path)]
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "3 claimed, 3 handled, 0 failed" in result.stderr
+    if how != "REDIS_URL":
+        assert int((tmp_path / "pid").read_text()) > 0
     assert sorted(rq_worker(solo, "default")) == ["cli-0", "cli-1", "cli-2"]
     assert scheduler.count() == 0
     assert RacheScheduler(solo_raw, "rache:rq:").stats().total == 0

@@ -81,7 +81,10 @@ def _import(value: Any, default: Any, name: str) -> Any:
     if value is None:
         return default
     if isinstance(value, str):
-        return import_attribute(value)
+        try:
+            return import_attribute(value)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise ValueError(f"{name} {value!r} cannot be imported: {error}") from None
     if not isinstance(value, type):
         raise TypeError(f"{name} must be a class or its dotted name, not {value!r}")
     return value
@@ -767,7 +770,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("-q", "--queue-class", default=None, help="rq queue class (dotted name)")
     parser.add_argument("--path", default=None, help="a folder to import the classes from")
     parser.add_argument("--pid", default=None, metavar="FILE", help="write the process id there")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log each job moved")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     options = parser.parse_args(argv)
     level = logging.DEBUG if options.verbose else logging.INFO
@@ -786,14 +789,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         )
     else:
         client = config.client(options.url or config.redis_url())
-    scheduler = Scheduler(
-        connection=client,
-        interval=options.interval,
-        job_class=options.job_class,
-        queue_class=options.queue_class,
-        prefix=options.prefix,
-        lease=options.lease,
-    )
+    try:
+        scheduler = Scheduler(
+            connection=client,
+            interval=options.interval,
+            job_class=options.job_class,
+            queue_class=options.queue_class,
+            prefix=options.prefix,
+            lease=options.lease,
+        )
+    except (TypeError, ValueError, ImportError) as error:  # exits 2, one line
+        parser.error(str(error))
     dispatcher = scheduler.dispatcher()
     dispatcher.run(until_idle=options.burst)
     logger.log(

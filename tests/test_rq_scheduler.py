@@ -413,6 +413,23 @@ def test_python_m_rache_rq_moves_due_jobs(
     assert RacheScheduler(solo_raw, "rache:rq:").stats().total == 0
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--lease", "0"], "lease must be a number of seconds above 0, not 0.0"),
+        (["-q", "nosuch.Queue"], "queue_class 'nosuch.Queue' cannot be imported"),
+        (["-i", "-1"], "interval must be a number of seconds above 0"),
+    ],
+)
+def test_python_m_rache_rq_refuses_bad_options_in_one_line(
+    solo: harness.RedisServer, options: List[str], message: str
+) -> None:
+    command = [sys.executable, "-m", "rache.rq", "--url", solo.url, *options]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith(f"python -m rache.rq: error: {message}")
+
+
 def test_without_rq_importing_rache_rq_says_which_extra_to_install() -> None:
     code = "import sys; sys.modules['rq'] = None; import rache.rq"
     done = subprocess.run(

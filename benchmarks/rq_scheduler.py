@@ -1,6 +1,6 @@
 """make bench-rq-scheduler: rache.rq against rq-scheduler 0.14, on the same Redis.
 
-Three measures, interleaved rounds (A B, B A, ...), medians of per-round ratios:
+Four measures, interleaved rounds (A B, B A, ...), medians of per-round ratios:
 
 1. Scheduling: ``enqueue_at`` calls/s, one client (each call creates and saves an rq job,
    then adds it to the schedule).
@@ -10,6 +10,9 @@ Three measures, interleaved rounds (A B, B A, ...), medians of per-round ratios:
 3. Moving, 3 processes: N due jobs, from the start of 3 ``rqscheduler --burst`` processes
    (one holds the lock, the others wait) or 3 ``python -m rache.rq --burst`` processes (all
    claim), until the rq queue holds all N; process start-up included for both.
+
+4. Lag: from each job's due time to its ``enqueued_at`` in rq, one runner of each fed the
+   same jobs at once (see ``lag``).
 
     python -m benchmarks.rq_scheduler [--quick]
 
@@ -27,7 +30,7 @@ import subprocess
 import sys
 import time
 import warnings
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
@@ -109,6 +112,69 @@ def processes_rate(server: testing.RedisServer, command: List[str], jobs: int) -
     return jobs / elapsed
 
 
+def lag(spec: Any, jobs: int, spread: float) -> Dict[str, Dict[str, float]]:
+    """Due time -> in the rq queue (the rq job's ``enqueued_at``), p50 and max, in ms.
+
+    One runner of each, each on a redis-server of its own (rq-scheduler's keys are fixed),
+    both fed the same due times at once: ``python -m rache.rq`` (its default ``-i 60``:
+    the longest sleep) and ``rqscheduler -i 1`` (a poll each second; its default is 60).
+    """
+    import random
+
+    servers = {name: testing.start(spec) for name in ("rache.rq", "rq-scheduler")}
+    commands = {
+        "rache.rq": [sys.executable, "-m", "rache.rq", "--url", servers["rache.rq"].url],
+        "rq-scheduler": [
+            str(BIN / "rqscheduler"),
+            "--url",
+            servers["rq-scheduler"].url,
+            "-i",
+            "1",
+        ],
+    }
+    clients = {name: server.client() for name, server in servers.items()}
+    makers = {"rache.rq": lambda c: Scheduler(connection=c), "rq-scheduler": theirs}
+    schedulers = {name: makers[name](clients[name]) for name in servers}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    processes = [
+        subprocess.Popen(
+            commands[name], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for name in servers
+    ]
+    due: Dict[str, Dict[str, float]] = {name: {} for name in servers}
+    try:
+        time.sleep(2)  # both started
+        rng = random.Random(1)
+        start = time.time()
+        for n in range(jobs):  # at random moments, each due 1 to 2 s after it is scheduled
+            time.sleep(max(0.0, start + n * spread / jobs - time.time()))
+            # on a whole second: rq-scheduler drops the fraction (so would move it early)
+            at = float(int(time.time() + rng.uniform(1.0, 2.0)))
+            when = datetime.fromtimestamp(at, timezone.utc)
+            for name, scheduler in schedulers.items():
+                due[name][scheduler.enqueue_at(when, TASK, n).id] = at
+        time.sleep(3.5)
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    from rq.job import Job
+
+    result = {}
+    for name, client in clients.items():
+        lags = []
+        for job_id, at in due[name].items():
+            enqueued = Job.fetch(job_id, connection=client).enqueued_at
+            assert enqueued is not None, (name, job_id)
+            lags.append((enqueued.replace(tzinfo=timezone.utc).timestamp() - at) * 1000)
+        result[name] = {"p50_ms": statistics.median(lags), "max_ms": max(lags)}
+        client.close()
+    for server in servers.values():
+        server.stop()
+    return result
+
+
 def median_ratio(samples: Dict[str, List[float]]) -> float:
     return statistics.median(a / b for a, b in zip(samples["rache.rq"], samples["rq-scheduler"]))
 
@@ -151,6 +217,9 @@ def main() -> int:
                 )
             )
         server_version = client.info("server")["redis_version"]
+        print("lag:")
+        lags = lag(binaries[0], 30 if options.quick else 100, 5 if options.quick else 15)
+        print(f"  {lags}")
     finally:
         client.close()
         server.stop()
@@ -167,6 +236,7 @@ def main() -> int:
         "samples": samples,
         "medians": {m: {n: statistics.median(v) for n, v in s.items()} for m, s in samples.items()},
         "ratios": {m: median_ratio(s) for m, s in samples.items()},
+        "lag": lags,
     }
     write(results)
     print(f"wrote {RESULTS / 'rq_scheduler.md'}")
@@ -197,6 +267,16 @@ def write(results: Dict[str, Any]) -> None:
             f"| {label} | {medians[measure]['rache.rq']:,.0f} "
             f"| {medians[measure]['rq-scheduler']:,.0f} | {ratios[measure]:.2f}x |"
         )
+    lag = results["lag"]
+    lines += [
+        "",
+        "| lag, due time to the rq queue (`enqueued_at`) | p50 (ms) | max (ms) |",
+        "| --- | ---: | ---: |",
+        f"| `python -m rache.rq` (-i 60) | {lag['rache.rq']['p50_ms']:,.1f} "
+        f"| {lag['rache.rq']['max_ms']:,.1f} |",
+        f"| `rqscheduler -i 1` (its default is 60) | {lag['rq-scheduler']['p50_ms']:,.1f} "
+        f"| {lag['rq-scheduler']['max_ms']:,.1f} |",
+    ]
     lines += [
         "",
         "Moving: rq-scheduler's `enqueue_jobs()` fetches each due job, enqueues it and ZREMs"

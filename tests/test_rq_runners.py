@@ -109,7 +109,7 @@ def test_a_runner_killed_mid_batch_loses_nothing_and_nothing_runs_twice(
         scheduler.enqueue_at(datetime(2020, 1, 1), TASK, tag)
     # The first runner moves a job each 10 ms; it is killed once it moved 30.
     doomed = runner(
-        solo, "--lease", "2", "--queue-class", "tests.rq_tasks.SlowQueue", RQ_TASKS_DELAY="0.01"
+        solo, "--lease", "4", "--queue-class", "tests.rq_tasks.SlowQueue", RQ_TASKS_DELAY="0.01"
     )
     deadline = time.monotonic() + 30
     while solo_raw.llen("rq:queue:default") < 30 and time.monotonic() < deadline:
@@ -119,7 +119,7 @@ def test_a_runner_killed_mid_batch_loses_nothing_and_nothing_runs_twice(
     in_rq = solo_raw.llen("rq:queue:default")
     assert 30 <= in_rq < len(tags)  # killed mid-batch: the rest of its batch is claimed
     assert scheduler.count(until=datetime.now(timezone.utc)) == 0  # ... and not due yet
-    others = [runner(solo, "--lease", "2") for _ in range(2)]
+    others = [runner(solo, "--lease", "4") for _ in range(2)]
     workers = [worker(solo)]
     try:
         wait_for(solo_raw, len(tags), timeout=30)

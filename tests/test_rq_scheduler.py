@@ -189,7 +189,8 @@ def test_interval_and_cron_jobs_repeat_as_told_then_stop(
     assert daily in scheduler
     ran = rq_worker(solo, "default")
     assert ran.count("every") == 2 and ran.count("cron") == 1 and ran.count("daily") == 1
-    assert ran.count("forever") in (3, 4)  # at 0, 1, 2 (and 2.6 s if the clock allows)
+    # at 0, 1 and 2 s (3 too if the loop began late); a stall over 1 s coalesces two runs
+    assert 2 <= ran.count("forever") <= 4
 
 
 def test_a_cron_job_in_local_time_takes_the_zone_of_tz(

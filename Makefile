@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch bench-rq-scheduler soak clean
+.PHONY: demo test test-unit lint bench bench-cluster bench-dispatch bench-service bench-rq-scheduler soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,8 +49,13 @@ bench-cluster: $(VENV)/.installed
 bench-dispatch: $(VENV)/.installed
 	$(PY) -m benchmarks.dispatch $(BENCH_ARGS)
 
-# rache.rq against rq-scheduler 0.14 on one Redis (~2 min): enqueue_at calls/s, jobs/s moved
-# into rq by one mover and by 3 processes. Results in benchmarks/results/rq_scheduler.md.
+# jobs/s through `rache dispatch --call`, 1 and 3 processes, against the Dispatcher itself
+# (~2 min): benchmarks/results/service.md.
+bench-service: $(VENV)/.installed
+	$(PY) -m benchmarks.service $(BENCH_ARGS)
+
+# rache.rq against rq-scheduler 0.14 on one Redis (~3 min): enqueue_at calls/s, jobs/s moved
+# into rq by one mover and by 3 processes, lag. Results in benchmarks/results/rq_scheduler.md.
 bench-rq-scheduler: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.rq_scheduler $(BENCH_ARGS)

@@ -1,19 +1,21 @@
-"""Operators' code over a schedule: move it between shard counts, and check a server for it.
+"""Operators' code over a schedule: reshard it, find the data it left, check its server.
 
-``rache reshard`` and ``rache doctor`` are these functions; both take a sync redis-py
-client (``redis.Redis`` or ``redis.RedisCluster``).
+``rache reshard``, ``rache orphans`` and ``rache doctor`` are these functions; each takes a
+sync redis-py client (``redis.Redis`` or ``redis.RedisCluster``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional
 
 import redis
 
 from . import config, encode, pages, scripts
 from .constants import DEFAULT_BATCH_SIZE
+from .errors import ConfigurationError
 from .keys import SHARDS_FIELD, Keys, Layout, has_hash_tag, tagged
 from .scripts import Args, Call
 
@@ -42,10 +44,13 @@ def reshard(
     """
     prefix = config.prefix() if prefix is None else prefix
     target = Layout(prefix, shards)
-    recorded = connection.hget(target.layout_key, SHARDS_FIELD)
-    source = Layout(prefix, int(recorded) if recorded else 1)
+    # layoutCheck-1.lua (HMGET), not HGET: a least-privilege user may run it.
+    recorded = _run(connection, Call(scripts.LAYOUT_CHECK, [target.layout_key], []))
+    source = Layout(prefix, int(recorded))
     if source.count == target.count:
         return 0
+    for keys in source.shards:  # SCAN refused (an ACL): say so before moving anything
+        _can_scan(connection, keys, "reshard")
     size = encode.batch_size(batch_size)
     moved = 0
     for keys in source.shards:
@@ -101,8 +106,7 @@ def _move_rules(connection: Any, keys: Keys, ids: List[bytes], target: Layout) -
 def _move_unscheduled(connection: Any, keys: Keys, target: Layout) -> int:
     """Move the data of the jobs under ``keys`` that have no schedule entry; their count."""
     moved = 0
-    pattern = re.sub(rb"([*?\[\]\\])", rb"\\\1", keys.job_prefix) + b"*"
-    for key in list(connection.scan_iter(match=pattern, count=1000)):
+    for key in list(connection.scan_iter(match=_job_pattern(keys), count=1000)):
         key = key if isinstance(key, bytes) else key.encode()
         raw_id = key[len(keys.job_prefix) :]
         into = target.of(raw_id)
@@ -114,6 +118,58 @@ def _move_unscheduled(connection: Any, keys: Keys, target: Layout) -> int:
         connection.delete(key)
         moved += 1
     return moved
+
+
+def _job_pattern(keys: Keys) -> bytes:
+    """The SCAN pattern of the job hashes under ``keys``: its prefix's glob characters escaped."""
+    return re.sub(rb"([*?\[\]\\])", rb"\\\1", keys.job_prefix) + b"*"
+
+
+def _can_scan(connection: Any, keys: Keys, what: str) -> None:
+    """Raise ConfigurationError, naming the fix, if this user may not SCAN (an ACL)."""
+    try:
+        connection.scan(0, match=_job_pattern(keys), count=1)
+    except redis.exceptions.NoPermissionError as error:
+        raise ConfigurationError(
+            f"{what} lists the job hashes with SCAN, which this Redis user may not run "
+            f"({error}): run it as a user with +scan (README's ACL line has no SCAN)"
+        ) from None
+
+
+# -- orphans ---------------------------------------------------------------------------------
+
+
+def orphans(
+    connection: Any,
+    prefix: Optional[str] = None,
+    *,
+    shards: int = 1,
+    delete: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[bytes]:
+    """The ids of jobs that have data and no schedule entry; deleted too with ``delete``.
+
+    Such data stays after a claim without ``reschedule_in`` (rache 0.3.1 kept it, for a
+    worker to schedule the job again). The job hashes are listed with SCAN, ``batch_size``
+    at a time (never the whole keyspace at once), and each batch goes to forget-1.lua,
+    which checks each id's schedule entry and deletes in the same atomic step: a job
+    scheduled again meanwhile keeps its data. Ids come as bytes, as stored.
+
+    :param connection: a sync redis-py client, ``redis.Redis`` or ``redis.RedisCluster``.
+    :raises ConfigurationError: this Redis user may not SCAN.
+    """
+    prefix = config.prefix() if prefix is None else prefix
+    layout = Layout(prefix, shards)
+    size = encode.batch_size(batch_size)
+    flag = b"1" if delete else b"0"
+    for keys in layout.shards:
+        _can_scan(connection, keys, "orphans")
+        found = connection.scan_iter(match=_job_pattern(keys), count=size)
+        while page := list(itertools.islice(found, size)):
+            start = len(keys.job_prefix)
+            ids = [(key if isinstance(key, bytes) else key.encode())[start:] for key in page]
+            args: Args = [keys.job_prefix, flag, *ids]
+            yield from _run(connection, Call(scripts.SCRIPTS["forget"], [keys.queue], args))
 
 
 # -- doctor ----------------------------------------------------------------------------------
@@ -142,13 +198,14 @@ def checks(
     the list: nothing more can be checked.
     """
     found: List[Check] = []
-    info = connection.info("server")
-    first = next(iter(info.values()), None)
-    if isinstance(first, dict):  # a cluster client may answer per node: take one
-        info = first
-    version = str(info.get("redis_version", "0"))
-    major_minor = tuple(int(part) for part in version.split(".")[:2])
-    found.append(Check(major_minor >= (6, 2), f"Redis {version}", "rache needs Redis 6.2 or later"))
+    version, mode = _server(connection)
+    if version is None:
+        found.append(Check(None, "Redis version: INFO and HELLO refused, cannot check"))
+    else:
+        major_minor = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+        found.append(
+            Check(major_minor >= (6, 2), f"Redis {version}", "rache needs Redis 6.2 or later")
+        )
     settings = _config(connection, "maxmemory-policy", "appendonly", "save")
     policy = settings.get("maxmemory-policy")
     if policy is None:
@@ -161,7 +218,9 @@ def checks(
                 "evicted jobs vanish without a trace: CONFIG SET maxmemory-policy noeviction",
             )
         )
-    if "appendonly" in settings:
+    if "appendonly" not in settings:
+        found.append(Check(None, "persistence: CONFIG GET refused, cannot check"))
+    else:
         durable = settings["appendonly"] == "yes" or bool(settings.get("save"))
         found.append(
             Check(
@@ -170,7 +229,7 @@ def checks(
                 "a restart loses the schedule: CONFIG SET appendonly yes",
             )
         )
-    if cluster or _cluster_enabled(connection):
+    if cluster or mode == "cluster":
         fix = f"a prefix with a hash tag: --prefix {tagged(prefix)!r}"
         found.append(Check(has_hash_tag(prefix), f"prefix {prefix!r} on a cluster", fix))
         if not has_hash_tag(prefix):
@@ -186,9 +245,25 @@ def checks(
     return found
 
 
-def _cluster_enabled(connection: Any) -> bool:
-    """Whether a plain client's server is a cluster node."""
-    return str(connection.info("cluster").get("cluster_enabled")) == "1"
+def _server(connection: Any) -> tuple[Optional[str], Optional[str]]:
+    """The server's version and mode (``standalone``, ``cluster``...): None where refused.
+
+    INFO first; HELLO (which every user may send) when an ACL refuses INFO.
+    """
+    with contextlib.suppress(redis.exceptions.NoPermissionError):
+        info = connection.info("server")
+        first = next(iter(info.values()), None)
+        if isinstance(first, dict):  # a cluster client may answer per node: take one
+            info = first
+        if "redis_version" in info:
+            return str(info["redis_version"]), _text(info.get("redis_mode", "standalone"))
+    with contextlib.suppress(redis.ResponseError):
+        reply = connection.execute_command("HELLO")
+        if isinstance(reply, list):  # RESP2 without a parser for it: field, value, ...
+            reply = dict(zip(reply[::2], reply[1::2]))
+        hello = {_text(key): value for key, value in reply.items()}
+        return _text(hello.get("version", "0")), _text(hello.get("mode", "standalone"))
+    return None, None
 
 
 def _config(connection: Any, *names: str) -> Dict[str, str]:

@@ -1,22 +1,27 @@
-"""The ``rache`` command: see, change, check, copy and watch a schedule without Python.
+"""The ``rache`` command: see, change, check, copy, watch and dispatch a schedule.
 
 Needs click (``pip install 'rache[cli]'``). Reads ``REDIS_URL`` and ``RACHE_REDIS_PREFIX``,
 or ``--url`` and ``--prefix``. Exit status: 0 done, 1 something is wrong (``doctor`` found
-a problem, ``show`` found no job, Redis cannot be reached), 2 bad usage or input.
+a problem, ``show`` or ``rm`` found no job, Redis cannot be reached or refused), 2 bad
+usage or input. Text output escapes control characters in ids (``--json`` is exact), and
+``NO_COLOR`` turns colours off.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
+import logging
 import os
 import re
 import select
 import sys
 import time
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Tuple
 
 import redis
 
@@ -27,10 +32,10 @@ try:
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise MissingExtra("the rache command", "click", "cli") from None
 
-from . import admin, config
+from . import __version__, admin, config, encode, scripts, service
 from .constants import PREFIX_ENV, REDIS_URL_ENV
 from .errors import ConfigurationError, JobNotFound
-from .keys import MAX_SHARDS
+from .keys import MAX_SHARDS, has_hash_tag, layout_key, tagged
 from .models import Stats
 from .scheduler import Scheduler
 
@@ -72,6 +77,17 @@ def timestamp(due: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def printable(text: Any) -> str:
+    r"""``text`` for a terminal: control characters escaped (``\x1b``, ``\n``), bytes decoded.
+
+    So that an id cannot colour the terminal or split a line; ``--json`` stays exact.
+    """
+    value = text.decode("utf-8", "backslashreplace") if isinstance(text, bytes) else str(text)
+    if value.isprintable():
+        return value
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+
+
 def _json_value(value: Any) -> Any:
     return {"base64": base64.b64encode(value).decode()} if isinstance(value, bytes) else value
 
@@ -92,6 +108,8 @@ class Context:
         self.prefix = prefix if prefix is not None else config.prefix()
         self.cluster = cluster
         self.shards = shards
+        #: more redis-py client options (``rache dispatch`` sets timeouts)
+        self.client_options: Dict[str, Any] = {}
         self._scheduler: Optional[Scheduler] = None
         self._connection: Any = None
 
@@ -107,26 +125,100 @@ class Context:
             except ConfigurationError as error:
                 raise click.UsageError(f"--url: {error}") from None
             cls = redis.RedisCluster if self.cluster else redis.Redis
-            self._connection = cls.from_url(self.url)
+            self._connection = cls.from_url(self.url, **self.client_options)
         return self._connection
 
     @property
     def scheduler(self) -> Scheduler:
         if self._scheduler is None:
+            if self.cluster and self.shards == 1 and not has_hash_tag(self.prefix):
+                raise click.UsageError(
+                    f"--prefix {self.prefix!r} has no hash tag, and on Redis Cluster every key "
+                    f"of a schedule must hash to one slot: --prefix {tagged(self.prefix)!r}, "
+                    "or --shards N (which add their own)"
+                )
             try:
                 scheduler = Scheduler(self.client, self.prefix, shards=self.shards)
-            except ConfigurationError as error:  # an untagged prefix on a cluster
+            except ConfigurationError as error:  # a sharded prefix with a brace
                 raise click.UsageError(f"--prefix: {error}") from None
             try:  # the check the scheduler makes before its first call, made now
                 scheduler.check_layout()
-            except ConfigurationError as error:  # another shard count than the schedule's
-                raise click.UsageError(f"--shards: {error}") from None
+            except ConfigurationError:  # another shard count than the schedule's
+                raise click.UsageError(self._wrong_shards()) from None
             self._scheduler = scheduler
         return self._scheduler
+
+    def _wrong_shards(self) -> str:
+        """The layout error in the command's own words (``--shards N``, ``rache reshard``)."""
+        call = [layout_key(self.prefix)]
+        recorded = int(scripts.LAYOUT_CHECK(self.client, call, []))  # HMGET: any user may
+        return (
+            f"the schedule under prefix {printable(self.prefix)!r} is laid out in {recorded} "
+            f"shard(s), not {self.shards}: pass --shards {recorded}"
+            + ("" if recorded > 1 else " (or none)")
+            + f", or move it with rache --shards {recorded} reshard --to {self.shards}"
+        )
 
     def now(self) -> float:
         seconds, micros = self.scheduler.connection.time()
         return float(seconds) + float(micros) / 1e6
+
+
+_AUTH_ERRORS = (
+    "NOAUTH",
+    "WRONGPASS",
+    "invalid username-password",
+    "Authentication required",
+    "HELLO must be called with the client already authenticated",
+    "invalid password",
+)
+
+
+def fail(message: str, hint: str = "", status: int = 1) -> NoReturn:
+    """Say ``message`` (and a hint) on stderr in one line each, and exit with ``status``."""
+    click.echo(f"rache: {message}", err=True)
+    if hint:
+        click.echo(f"       {hint}", err=True)
+    sys.exit(status)
+
+
+def explain(error: BaseException, url: str, cluster: bool) -> Optional[Tuple[str, str]]:
+    """A Redis error a user can meet, as (one line, a hint); None for one we do not know.
+
+    An HTTP server at the URL, --cluster against a plain node, a cluster node without
+    --cluster, a password refused, an ACL refusal, a server that cannot be reached.
+    """
+    where = config.hide_password(url)
+    text = str(error)
+    if isinstance(error, redis.AuthenticationError) or any(m in text for m in _AUTH_ERRORS):
+        return (
+            f"authentication failed at {where}: {text}",
+            "check the user and password in --url or REDIS_URL (redis://USER:PASSWORD@HOST)",
+        )
+    if isinstance(error, redis.exceptions.InvalidResponse):
+        return (
+            f"{where} does not answer as Redis does: {text}",
+            "is --url (or REDIS_URL) the address of a Redis server, not of a web server?",
+        )
+    if isinstance(error, redis.exceptions.RedisClusterException):
+        if "cluster mode is not enabled" in text.lower() or "cluster_enabled" in text:
+            return (f"{where} is not a Redis Cluster node", "drop --cluster for a plain Redis")
+        return (f"Redis Cluster at {where}: {text}", "")
+    redirected = (redis.exceptions.AskError, redis.exceptions.TryAgainError)
+    if isinstance(error, redirected) or text.startswith(("MOVED ", "ASK ")):
+        return (
+            f"{where} is a Redis Cluster node (it answered {type(error).__name__} {text})",
+            "add --cluster, and a prefix with a hash tag (--prefix '{rache}:') or --shards N",
+        )
+    if isinstance(error, redis.exceptions.NoPermissionError):
+        return (f"Redis refused (ACL) at {where}: {text}", "see README, Least privilege")
+    if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+        if not cluster and "MOVED" in text:
+            return (f"{where} is a Redis Cluster node", "add --cluster")
+        return (f"cannot reach Redis at {where}: {text}", "")
+    if isinstance(error, redis.ResponseError):
+        return (f"Redis refused: {text}", "")
+    return None
 
 
 class RacheGroup(click.Group):
@@ -135,13 +227,14 @@ class RacheGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            where = config.hide_password(ctx.obj.url if ctx.obj else "")
-            click.echo(f"rache: cannot reach Redis at {where}: {error}", err=True)
-            sys.exit(1)
-        except redis.ResponseError as error:
-            click.echo(f"rache: Redis refused: {error}", err=True)
-            sys.exit(1)
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as error:
+            obj = ctx.obj
+            known = explain(error, obj.url if obj else "", bool(obj and obj.cluster))
+            if known is None:
+                raise
+            fail(*known)
+        except ConfigurationError as error:  # reshard or orphans without SCAN, a bad prefix
+            fail(str(error))
         except (TypeError, ValueError) as error:
             if isinstance(error, click.ClickException):
                 raise
@@ -149,6 +242,7 @@ class RacheGroup(click.Group):
 
 
 @click.group(cls=RacheGroup)
+@click.version_option(__version__, "--version", prog_name="rache")
 @click.option("--url", envvar=REDIS_URL_ENV, help="Redis URL [env REDIS_URL].")
 @click.option("--prefix", envvar=PREFIX_ENV, help="Key prefix [env RACHE_REDIS_PREFIX].")
 @click.option("--cluster", is_flag=True, help="--url names a node of a Redis Cluster.")
@@ -159,7 +253,9 @@ class RacheGroup(click.Group):
 def main(
     ctx: click.Context, url: Optional[str], prefix: Optional[str], cluster: bool, shards: int
 ) -> None:
-    """See and change a rache schedule in Redis."""
+    """See, change and dispatch a rache schedule in Redis."""
+    if os.environ.get("NO_COLOR"):  # https://no-color.org: any non-empty value
+        ctx.color = False
     ctx.obj = Context(url, prefix, cluster, shards)
 
 
@@ -179,7 +275,7 @@ def list_jobs(obj: Context, due: bool, limit: Optional[int], as_json: bool) -> N
         else:
             overdue = at <= now
             when = click.style(f"{relative(at, now):>16}", fg="yellow" if overdue else None)
-            click.echo(f"{timestamp(at)}  {when}  {job_id}")
+            click.echo(f"{timestamp(at)}  {when}  {printable(job_id)}")
 
 
 @main.command()
@@ -198,11 +294,11 @@ def show(obj: Context, job_id: str, as_json: bool) -> None:
         return
     due = job.pop("schedule_at")
     job.pop("id")
-    click.echo(f"id           {job_id}")
+    click.echo(f"id           {printable(job_id)}")
     when = "not scheduled" if due is None else f"{timestamp(due)} ({relative(due, obj.now())})"
     click.echo(f"due          {when}")
     for key, value in job.items():
-        click.echo(f"{key:<12} {value!r}")
+        click.echo(f"{printable(key):<12} {value!r}")
 
 
 @main.command()
@@ -221,17 +317,26 @@ def add(obj: Context, job_id: str, schedule_in: str, fields: Tuple[str, ...]) ->
         data[key] = value
     offset = int(seconds) if float(seconds).is_integer() else seconds
     due = obj.scheduler.schedule_job(job_id, offset, **data)
-    click.echo(f"scheduled {job_id} at {timestamp(due)} ({relative(due, obj.now())})")
+    when = f"{timestamp(due)} ({relative(due, obj.now())})"
+    click.echo(f"scheduled {printable(job_id)} at {when}")
 
 
 @main.command()
 @click.argument("job_ids", nargs=-1, required=True)
+@click.option("--force", "-f", is_flag=True, help="An unknown id is no error (as rm -f).")
 @click.pass_obj
-def rm(obj: Context, job_ids: Tuple[str, ...]) -> None:
-    """Remove jobs and their data (an unknown id is not an error)."""
+def rm(obj: Context, job_ids: Tuple[str, ...], force: bool) -> None:
+    """Remove jobs and their data; exit 1 if an id was unknown (the others still go)."""
+    scheduler, unknown = obj.scheduler, 0
     for job_id in job_ids:
-        obj.scheduler.delete_job(job_id)
-        click.echo(f"removed {job_id}")
+        call = encode.on_job(scheduler.layout, scripts.DELETE, job_id)
+        if int(call.script(scheduler.connection, call.keys, call.args)):  # things removed
+            click.echo(f"removed {printable(job_id)}")
+        else:
+            unknown += 1
+            click.echo(f"rache: no job with id {printable(job_id)!r}", err=True)
+    if unknown and not force:
+        sys.exit(1)
 
 
 def render_stats(stats: Stats, colour: bool = True) -> List[str]:
@@ -248,7 +353,7 @@ def render_stats(stats: Stats, colour: bool = True) -> List[str]:
             f"next due    {relative(stats.next_due, stats.now)} ({timestamp(stats.next_due)})"
         )
     if stats.coming:
-        top = max(stats.coming) or 1
+        top = max(stats.coming)
         bars = "".join(_BARS[-(-8 * n // top)] if n else _BARS[0] for n in stats.coming)
         span = relative(stats.now + stats.interval * len(stats.coming), stats.now)
         lines.append(f"coming      |{bars}| {sum(stats.coming):,} {span}, peak {top:,}")
@@ -293,14 +398,27 @@ def _keys() -> Iterator[Any]:
 @click.pass_obj
 def watch(obj: Context, every: float) -> None:
     """A live view of the stats, refreshed every second; q or Ctrl-C quits."""
+    scheduler = obj.scheduler  # a wrong --shards or --prefix: said at once, and exit 2
+    down: Optional[str] = None  # what the last failed read said, while Redis is away
     with _keys() as fd:
         try:
             while True:
-                figures = obj.scheduler.stats()
-                click.clear()
-                click.echo(f"rache watch  {obj.prefix}  {timestamp(figures.now)}")
-                for line in render_stats(figures):
-                    click.echo(line)
+                try:
+                    figures = scheduler.stats()
+                except (redis.ConnectionError, redis.TimeoutError) as error:
+                    known = explain(error, obj.url, obj.cluster)
+                    if isinstance(error, redis.AuthenticationError) or known is None:
+                        raise
+                    down = known[0]
+                    click.clear()
+                    click.echo(f"rache watch  {printable(obj.prefix)}  {down}; retrying")
+                else:
+                    down = None
+                    click.clear()
+                    header = f"rache watch  {printable(obj.prefix)}  {timestamp(figures.now)}"
+                    click.echo(header)
+                    for line in render_stats(figures):
+                        click.echo(line)
                 click.echo("q: quit")
                 if fd is None:
                     time.sleep(every)
@@ -332,6 +450,170 @@ def doctor(obj: Context) -> None:
         if check.fix and not check.ok:
             click.echo(f"     {check.fix}")
     sys.exit(1 if problems else 0)
+
+
+@main.command()
+@click.option("--delete", is_flag=True, help="Remove their data too (forget-1.lua).")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: one id each.")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=500, help="Keys per SCAN.")
+@click.pass_obj
+def orphans(obj: Context, delete: bool, as_json: bool, batch: int) -> None:
+    """Jobs with data and no schedule entry (handed out, never scheduled again).
+
+    Lists them, SCAN by SCAN (--batch keys at a time); with --delete, removes their data,
+    each batch in one script that spares a job scheduled again meanwhile.
+    """
+    layout = obj.scheduler.layout  # checks --shards against the schedule first
+    count = 0
+    found = admin.orphans(
+        obj.client, layout.prefix, shards=layout.count, delete=delete, batch_size=batch
+    )
+    for raw_id in found:
+        count += 1
+        if as_json:
+            click.echo(json.dumps({"id": _json_value(_text_id(raw_id))}))
+        else:
+            click.echo(printable(raw_id))
+    verb = "removed the data of" if delete else "found"
+    click.echo(f"{verb} {count:,} job(s) with data and no schedule entry", err=True)
+
+
+def _text_id(raw_id: Any) -> Any:
+    """An id as text when it is UTF-8, else the bytes (shown as base64 in JSON)."""
+    if isinstance(raw_id, bytes):
+        with contextlib.suppress(UnicodeDecodeError):
+            return raw_id.decode()
+    return raw_id
+
+
+@main.command()
+@click.option("--call", "call", metavar="MODULE:FUNCTION", help="FUNCTION(job) for each job.")
+@click.option("--rq", "rq_queue", metavar="QUEUE", help="Enqueue each job in this rq queue.")
+@click.option("--celery", "celery_app", metavar="MODULE[:APP]", help="Send each to Celery.")
+@click.option("--arq", "arq", is_flag=True, help="Enqueue each job in arq.")
+@click.option("--task", metavar="NAME", help="The task of --rq, --celery or --arq.")
+@click.option("--queue-url", metavar="URL", help="The Redis of rq or arq [default: --url].")
+@click.option("--arq-queue", metavar="NAME", help="arq's queue name.")
+@click.option("--url", "own_url", metavar="URL", help="Redis URL (wins over rache --url, env).")
+@click.option("--prefix", "own_prefix", metavar="PREFIX", help="Key prefix (wins as --url).")
+@click.option("--reschedule-in", metavar="DURATION", help="Due again after this (10m...).")
+@click.option("--forget", is_flag=True, help="Delete a job's data once handed out.")
+@click.option("--batch", type=click.IntRange(1, 10_000), default=500, help="Jobs per claim.")
+@click.option("--max-sleep", type=click.FloatRange(min=0.01), default=30.0, help="Seconds.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve /metrics, /healthz.")
+@click.option("--metrics-host", default="127.0.0.1", help="Their address [127.0.0.1].")
+@click.option(
+    "--health-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Touched each loop, at most once a second (a liveness probe's file).",
+)
+@click.option(
+    "--health-timeout",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    help="/healthz fails once the loop has not turned for this long [60].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    help="DEBUG shows each job [INFO].",
+)
+@click.pass_obj
+def dispatch(
+    obj: Context,
+    call: Optional[str],
+    rq_queue: Optional[str],
+    celery_app: Optional[str],
+    arq: bool,
+    task: Optional[str],
+    queue_url: Optional[str],
+    arq_queue: Optional[str],
+    own_url: Optional[str],
+    own_prefix: Optional[str],
+    reschedule_in: Optional[str],
+    forget: bool,
+    batch: int,
+    max_sleep: float,
+    metrics_port: Optional[int],
+    metrics_host: str,
+    health_file: Optional[Path],
+    health_timeout: float,
+    log_level: str,
+) -> None:
+    """Hand each due job to a target until SIGTERM or SIGINT (a long-lived process).
+
+    Any number of them share a schedule, each job to exactly one. On SIGTERM or SIGINT a
+    target call begun finishes, the jobs claimed and not yet handed out go back at once,
+    and it exits 0.
+    """
+    if own_url:
+        obj.url = own_url
+    if own_prefix is not None:
+        obj.prefix = own_prefix
+    offset = None if reschedule_in is None else parse_duration(reschedule_in)
+    if offset is not None and offset <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--reschedule-in")
+    level = logging.getLevelName(log_level.upper())
+    logging.basicConfig(  # DEBUG is rache's own (each job), not redis-py's
+        level=max(level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("rache").setLevel(level)
+    target = service.Target(
+        call=call,
+        rq=rq_queue,
+        celery=celery_app,
+        arq=arq,
+        task=task,
+        queue_url=queue_url,
+        arq_queue=arq_queue,
+    )
+    with contextlib.ExitStack() as stack:
+        try:
+            handler = service.select_target(target, obj.url, stack)
+        except (service.TargetError, MissingExtra) as error:
+            fail(str(error), status=2)
+        # A dead network must not hang a call for ever; the loop backs off and retries.
+        obj.client_options = {"socket_connect_timeout": 10, "socket_timeout": 60}
+        try:
+            scheduler = obj.scheduler  # checks --prefix and --shards against Redis: exit 2
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            known = explain(error, obj.url, obj.cluster)
+            if (
+                isinstance(error, redis.AuthenticationError)
+                or known is None
+                or "authentication" in known[0]
+            ):
+                raise
+            # Redis not up yet (a service may start first): the loop backs off and retries,
+            # and the scheduler checks the layout before its first claim.
+            logging.getLogger("rache.service").warning("rache dispatch: %s; retrying", known[0])
+            scheduler = Scheduler(obj.client, obj.prefix, shards=obj.shards)
+        runner = service.Service(
+            scheduler,
+            handler,
+            target.describe(),
+            where=config.hide_password(obj.url),
+            reschedule_in=offset,
+            batch=batch,
+            max_sleep=max_sleep,
+            forget=forget,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            health_file=health_file,
+            health_timeout=health_timeout,
+        )
+        try:
+            status = runner.run()
+        except MissingExtra as error:
+            fail(str(error), status=2)
+        except OSError as error:  # the metrics port taken
+            if metrics_port is None:
+                raise
+            fail(f"--metrics-port {metrics_port}: {error}", status=1)
+    sys.exit(status)
 
 
 @main.command("reshard")

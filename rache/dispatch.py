@@ -38,16 +38,17 @@ from typing import (
 
 import redis
 
-from . import config, encode
+from . import config, encode, scripts
 from .claim import Claim
 from .constants import DEFAULT_BATCH_SIZE
 from .dispatchloop import DispatchLoop
 from .models import Job, Seconds
 from .scheduler import AsyncScheduler, BaseScheduler, Scheduler
+from .scripts import Args, Call
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AsyncDispatcher", "DispatchLoop", "Dispatcher"]
+__all__ = ["AsyncDispatcher", "DispatchLoop", "Dispatcher", "forget_call"]
 
 #: A handler: called with each claimed job (an AsyncDispatcher also awaits what it returns).
 Handler = Callable[[Job], Any]
@@ -62,8 +63,42 @@ CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 _SLICE = 0.1
 
 
+#: How often a stopping dispatcher's put-back thread looks at the stop flag (finish_batch=False).
+_RELEASE_POLL = 0.05
+#: The fewest seconds between two heartbeat calls.
+HEARTBEAT_EVERY = 1.0
+
 #: The scheduler a dispatcher claims from: a Scheduler, or an AsyncScheduler.
 S = TypeVar("S", Scheduler, AsyncScheduler)
+
+
+def forget_call(claim: Claim, jobs: List[Job]) -> Optional[Call]:
+    """The forget-1.lua call deleting the data of ``jobs`` (of ``claim``'s last batch).
+
+    A job scheduled again by then (recurring, rescheduled, or by someone else) keeps its
+    data: the script checks each id's queue entry in the same atomic step. None for none.
+    """
+    if not jobs:
+        return None
+    keys = claim.keys  # a batch comes from one shard: these keys share a slot
+    args: Args = [keys.job_prefix, b"1", *(job.raw_id for job in jobs)]
+    return Call(scripts.SCRIPTS["forget"], [keys.queue], args)
+
+
+class _InHand:
+    """The batch being handed out, shared with the thread that puts it back on stop().
+
+    ``given`` counts the jobs handed to the handler (the one being handled included);
+    ``released`` says the rest went back already. The lock orders the two threads.
+    """
+
+    __slots__ = ("claim", "given", "lock", "released")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.claim: Optional[Claim] = None
+        self.given = 0
+        self.released = False
 
 
 class _BaseDispatcher(Generic[S]):
@@ -86,6 +121,9 @@ class _BaseDispatcher(Generic[S]):
         backoff: Seconds = 0.1,
         max_backoff: Seconds = 30.0,
         metrics: Any = None,
+        finish_batch: bool = True,
+        forget: bool = False,
+        heartbeat: Optional[Callable[[], Any]] = None,
     ) -> None:
         if scheduler is None:
             scheduler = cast(S, self._scheduler_class())
@@ -95,6 +133,8 @@ class _BaseDispatcher(Generic[S]):
             raise TypeError(f"handler must be callable, not {type(handler).__name__}")
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")
+        if heartbeat is not None and not callable(heartbeat):
+            raise TypeError(f"heartbeat must be callable or None, not {type(heartbeat).__name__}")
         if reschedule_in is not None:
             millis, _ = encode.offset(reschedule_in, "reschedule_in")
             if millis <= 0:
@@ -114,6 +154,13 @@ class _BaseDispatcher(Generic[S]):
         self.reschedule_in = reschedule_in
         self.on_error = on_error
         self.wakeup = bool(wakeup)
+        self.finish_batch = bool(finish_batch)
+        self.forget = bool(forget)
+        self.heartbeat = heartbeat
+        #: the signal (SIGTERM, SIGINT) that stopped the last run, None if none did
+        self.stop_signal: Optional[signal.Signals] = None
+        self._beaten = float("-inf")  # when heartbeat() was last called (monotonic)
+        self._hand = _InHand()
         #: the channels the schedule scripts publish on when the head of the schedule moves
         #: earlier: ``<prefix>wakeup``, one per shard of a sharded schedule
         self.channels = [keys.wakeup.decode() for keys in scheduler.shards]
@@ -146,12 +193,37 @@ class _BaseDispatcher(Generic[S]):
         """The largest dispatch lag seen, seconds."""
         return self.core.max_lag
 
+    @property
+    def put_back(self) -> int:
+        """Jobs claimed and put back, never handed out (a stop with ``finish_batch=False``)."""
+        return self.core.put_back
+
     def stop(self) -> None:
         """Ask the loop to stop: it hands out the batch in hand, then ``run()`` returns.
 
+        With ``finish_batch=False``, the jobs of the batch not yet handed to the handler go
+        back to the schedule at once instead (a handler call begun finishes first).
         Safe from a signal handler, another thread or the handler itself.
         """
         self._stopping = True
+
+    def _on_signal(self, signum: int, frame: Any = None) -> None:
+        """SIGTERM or SIGINT: note which, and stop (no I/O and no lock: a signal handler)."""
+        self.stop_signal = signal.Signals(signum)
+        self.stop()
+
+    def _beat(self) -> None:
+        """Call the heartbeat, at most once a second: the loop is turning."""
+        if self.heartbeat is None:
+            return
+        now = time.monotonic()
+        if now - self._beaten < HEARTBEAT_EVERY:
+            return
+        self._beaten = now
+        try:
+            self.heartbeat()
+        except Exception:
+            logger.warning("rache: the heartbeat raised", exc_info=True)
 
     @property
     def stopping(self) -> bool:
@@ -190,6 +262,14 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
     :param backoff: the first delay after a connection error; doubles to ``max_backoff``.
     :param metrics: a ``prometheus_client.CollectorRegistry`` (or True for the default one)
         to register counters and a lag histogram in; needs ``rache[prometheus]``.
+    :param finish_batch: on stop(), hand out the rest of the batch in hand (True), or put it
+        back in the schedule at once (False: a thread does it while a slow handler call
+        finishes), so that a stop never waits for a whole batch.
+    :param forget: delete a job's data once it is handed out (forget-1.lua, after each
+        batch), unless the job is scheduled again by then (rescheduled, recurring): one-shot
+        jobs that leave nothing behind.
+    :param heartbeat: called with no argument at most once a second while the loop turns
+        (claims, sleeps, backoffs; not during a handler call): a liveness signal.
     """
 
     _scheduler_class = Scheduler
@@ -204,9 +284,19 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
         Signal handlers are installed for the run only, and only on the main thread.
         """
         self._stopping = False
-        previous = _install_signals(self.stop)
+        self.stop_signal = None
+        previous = _install_signals(self._on_signal)
+        running = threading.Event()
+        releaser = None
+        if not self.finish_batch:
+            running.set()
+            releaser = threading.Thread(
+                target=self._release_on_stop, args=(running,), name="rache-put-back", daemon=True
+            )
+            releaser.start()
         try:
             while not self._stopping:
+                self._beat()
                 try:
                     self._subscribe()
                     more = self._batch()
@@ -220,7 +310,29 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
                     self._sleep(more, listen=True)
         finally:
             _restore_signals(previous)
+            if releaser is not None:
+                running.clear()
+                releaser.join()
             self._drop_pubsub()
+
+    def _release_on_stop(self, running: threading.Event) -> None:
+        """Once stop() is called, put back at once the jobs of the batch not yet handed out.
+
+        Runs beside the loop (``finish_batch=False``), so that a slow handler call does not
+        hold the rest of its batch: the loop, when that call returns, hands out no more.
+        It polls the stop flag, as a signal handler may set no lock.
+        """
+        hand = self._hand
+        while running.is_set():
+            if self._stopping:
+                with hand.lock:
+                    if hand.claim is not None and not hand.released:
+                        back = self.scheduler.put_back(hand.claim, hand.given)
+                        hand.released = True
+                        self.core.put_back += back
+                        if back:
+                            logger.info("rache: stopping: put back %d claimed jobs at once", back)
+            time.sleep(_RELEASE_POLL)
 
     def _batch(self) -> float:
         """One claim of up to ``batch`` jobs handed out; the seconds to sleep after it.
@@ -230,27 +342,55 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
         claim = self._claim()
         while (jobs := self.scheduler.claim_batch(claim)) is not None:
             self.core.took(claim, jobs)
-            given = 0
-            try:
-                for job in jobs:  # the whole batch in hand, even once stop() was called
-                    given += 1
-                    try:
-                        self.handler(job)
-                    except Exception as exc:
-                        hook = self._failed(job, exc)
-                        if hook is not None:
-                            try:
-                                hook(job, exc)
-                            except Exception as hook_exc:
-                                self.core.hook_failed(job, hook_exc)
-                    else:
-                        self.core.handled_one()
-            finally:
-                # Only a BaseException from the handler leaves jobs never handed out.
-                self.scheduler.put_back(claim, given)
+            handed = self._hand_out(claim, jobs)
+            if self.forget:
+                self._forget(claim, jobs[:handed])
             if self._stopping:
                 break
+            self._beat()
         return self.core.sleep_after(claim)
+
+    def _hand_out(self, claim: Claim, jobs: List[Job]) -> int:
+        """Hand the batch's jobs to the handler, one by one; how many it was given.
+
+        The whole batch, even once stop() was called, unless ``finish_batch`` is False.
+        What was not handed out goes back (a stop, or a BaseException from the handler),
+        here or at once by the put-back thread.
+        """
+        hand = self._hand
+        lock, finish = hand.lock, self.finish_batch
+        with lock:
+            hand.claim, hand.given, hand.released = claim, 0, False
+        try:
+            for job in jobs:
+                with lock:  # inline: a method call per job costs more than the lock
+                    if hand.released or (self._stopping and not finish):
+                        break
+                    hand.given += 1
+                try:
+                    self.handler(job)
+                except Exception as exc:
+                    hook = self._failed(job, exc)
+                    if hook is not None:
+                        try:
+                            hook(job, exc)
+                        except Exception as hook_exc:
+                            self.core.hook_failed(job, hook_exc)
+                else:
+                    self.core.handled_one()
+        finally:
+            with hand.lock:
+                if not hand.released:
+                    self.core.put_back += self.scheduler.put_back(claim, hand.given)
+                hand.claim = None
+        return hand.given
+
+    def _forget(self, claim: Claim, jobs: List[Job]) -> None:
+        """Delete the data of the jobs handed out, unless scheduled again (forget-1.lua)."""
+        call = forget_call(claim, jobs)
+        if call is not None:
+            script, keys, args = call
+            script(self.scheduler.connection, keys, args)
 
     def _subscribe(self) -> None:
         if not self.wakeup or self._pubsub is not None:
@@ -288,6 +428,7 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
+            self._beat()
             piece = min(left, _SLICE)
             if listen and self._pubsub is not None:
                 try:
@@ -333,13 +474,15 @@ class AsyncDispatcher(_BaseDispatcher[AsyncScheduler]):
     async def run(self, *, until_idle: bool = False) -> None:
         """Run until stop(), SIGTERM or SIGINT, or with ``until_idle`` until nothing is due."""
         self._stopping = False
+        self.stop_signal = None
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         # signal.signal, not loop.add_signal_handler: the flag is set at once, even while
         # a sync handler holds the loop, so the batch in hand is the last.
-        previous = _install_signals(self.stop)
+        previous = _install_signals(self._on_signal)
         try:
             while not self._stopping:
+                self._beat()
                 try:
                     await self._subscribe()
                     more = await self._batch()
@@ -366,6 +509,8 @@ class AsyncDispatcher(_BaseDispatcher[AsyncScheduler]):
             given = 0
             try:
                 for job in jobs:
+                    if self._stopping and not self.finish_batch:
+                        break  # between two awaited calls: the rest goes back below
                     given += 1
                     try:
                         await _maybe_await(self.handler(job))
@@ -379,10 +524,15 @@ class AsyncDispatcher(_BaseDispatcher[AsyncScheduler]):
                     else:
                         self.core.handled_one()
             finally:
-                # Cancelled, or a BaseException from the handler: the rest goes back.
-                await self.scheduler.put_back(claim, given)
+                # Cancelled, a stop, or a BaseException from the handler: the rest goes back.
+                self.core.put_back += await self.scheduler.put_back(claim, given)
+            if self.forget and given:
+                call = forget_call(claim, jobs[:given])
+                if call is not None:
+                    await call.script.run_async(self.scheduler.connection, call.keys, call.args)
             if self._stopping:
                 break
+            self._beat()
         return self.core.sleep_after(claim)
 
     async def _subscribe(self) -> None:
@@ -439,10 +589,14 @@ class AsyncDispatcher(_BaseDispatcher[AsyncScheduler]):
 
     async def _sleep(self, seconds: float) -> None:
         assert self._wake is not None
-        if self._stopping:
-            return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        deadline = time.monotonic() + seconds
+        while not self._stopping and not self._wake.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._beat()
+            with contextlib.suppress(asyncio.TimeoutError):  # in pieces, for the heartbeat
+                await asyncio.wait_for(self._wake.wait(), min(left, HEARTBEAT_EVERY))
         if self._listener is not None and self._listener.done():
             await self._drop_pubsub()  # its connection broke: resubscribe before the claim
 
@@ -487,13 +641,13 @@ async def _aclose(pubsub: Any) -> None:
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def _install_signals(stop: Callable[[], None]) -> Optional[List[Any]]:
-    """SIGTERM and SIGINT call ``stop`` (main thread only); the handlers they replace."""
+def _install_signals(on_signal: Callable[[int, Any], None]) -> Optional[List[Any]]:
+    """SIGTERM and SIGINT call ``on_signal`` (main thread only); the handlers they replace."""
     if threading.current_thread() is not threading.main_thread():
         return None
     previous = [signal.getsignal(sig) for sig in _SIGNALS]
     for sig in _SIGNALS:
-        signal.signal(sig, lambda signum, frame: stop())
+        signal.signal(sig, on_signal)
     return previous
 
 

@@ -59,6 +59,9 @@ class DispatchLoop:
         #: claim calls made, and connection errors met
         self.claims = 0
         self.errors = 0
+        #: jobs claimed and put back unhanded (a stop with finish_batch=False, a handler's
+        #: BaseException)
+        self.put_back = 0
         self._outage: Optional[float] = None  # when the current outage began (monotonic)
         self._attempt = 0  # failed attempts in a row
         self._prometheus = _Prometheus.of(metrics) if metrics is not None else None

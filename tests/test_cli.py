@@ -78,7 +78,7 @@ def test_add_list_show_rm(cli: Any, raw: Any) -> None:
     shown = cli("show", "feed:1").output
     assert "url          'http://x'" in shown and "n            3" in shown
     assert json.loads(cli("show", "feed:1", "--json").output)["n"] == 3
-    assert cli("rm", "feed:1", "late", "never").exit_code == 0
+    assert cli("rm", "-f", "feed:1", "late", "never").exit_code == 0  # -f: "never" no error
     assert raw.keys("*") == []
 
 

@@ -125,8 +125,11 @@ def exercise(api: Any, batch_size: int) -> None:
     if isinstance(api, Scheduler):  # a Dispatcher: SUBSCRIBE to <prefix>wakeup, then claim
         handed: List[Any] = []
         api.schedule_job("f", -1)
-        Dispatcher(handed.append, scheduler=api, max_sleep=1).run(until_idle=True)
-        assert handed == [{"id": "f"}]
+        api.schedule_job("g", -1, data=1)
+        Dispatcher(handed.append, scheduler=api, max_sleep=1, forget=True).run(until_idle=True)
+        assert handed == [{"id": "f"}, {"id": "g", "data": 1}]
+        with pytest.raises(rache.JobNotFound):  # forget-1.lua: ZSCORE, EXISTS, DEL
+            api.job_details("g")
 
 
 @pytest.fixture(scope="module")

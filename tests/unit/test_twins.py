@@ -229,6 +229,7 @@ def test_the_dispatchers_are_twins() -> None:
         "failed",
         "lag",
         "max_lag",
+        "put_back",
         "stop",
         "stopping",
         "run",

@@ -130,3 +130,51 @@ def test_a_runner_killed_mid_batch_loses_nothing_and_nothing_runs_twice(
     ran = Counter(tag.decode() for tag in solo_raw.lrange(RAN, 0, -1))
     assert ran == Counter(tags)
     assert scheduler.count() == 0
+
+
+def rache_dispatch(server: harness.RedisServer, *options: str) -> subprocess.Popen[str]:
+    """A ``rache dispatch --rq-scheduler`` process on rache.rq's schedule."""
+    command = [sys.executable, "-m", "rache", "dispatch", "--rq-scheduler", "--url", server.url]
+    command += ["--prefix", "rache:rq:", *options]
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env(server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_rache_dispatch_rq_scheduler_moves_each_job_once_into_rq(
+    solo: harness.RedisServer, solo_raw: Any
+) -> None:
+    scheduler = Scheduler(connection=solo_raw)
+    now = datetime.now(timezone.utc)
+    tags = [f"job-{n}" for n in range(200)]
+    for n, tag in enumerate(tags):
+        scheduler.enqueue_at(now + timedelta(seconds=n % 20 / 10), TASK, tag)
+    scheduler.schedule(now, TASK, args=["every"], interval=1, repeat=2)
+    processes = [rache_dispatch(solo, "--reschedule-in", "30s") for _ in range(2)]
+    workers = [worker(solo)]
+    try:
+        wait_for(solo_raw, len(tags) + 2, timeout=30)
+        time.sleep(0.5)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        outputs = [process.communicate(timeout=30) for process in processes]
+        stop(workers)
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert "rq-scheduler's jobs (rache.rq) into their rq queues" in outputs[0][1]
+    ran = Counter(tag.decode() for tag in solo_raw.lrange(RAN, 0, -1))
+    assert ran == Counter({**{tag: 1 for tag in tags}, "every": 2})
+    assert scheduler.count() == 0
+
+
+def test_rache_dispatch_rq_scheduler_refuses_a_task(solo: harness.RedisServer) -> None:
+    process = rache_dispatch(solo, "--task", "tests.rq_tasks.record")
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "--task goes with --rq, --celery or --arq, not --rq-scheduler" in err

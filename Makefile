@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # The demo's own venv: only what examples/demo.py imports, not the test and lint extras.
 DEMO_VENV ?= .venv-demo
 
-.PHONY: demo test test-unit lint docs test-matrix bench bench-cluster bench-dispatch bench-service bench-web bench-beat screenshots soak soak-beat faults-baseline clean
+.PHONY: demo test test-unit lint docs test-matrix bench bench-cluster bench-dispatch bench-service bench-rq-scheduler bench-web bench-beat screenshots soak soak-beat faults-baseline clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -108,6 +108,12 @@ bench-beat: $(VENV)/.installed
 # (~2 min): benchmarks/results/service.md.
 bench-service: $(VENV)/.installed
 	$(PY) -m benchmarks.service $(BENCH_ARGS)
+
+# rache.rq against rq-scheduler 0.14 on one Redis (~3 min): enqueue_at calls/s, jobs/s moved
+# into rq by one mover and by 3 processes, lag. Results in benchmarks/results/rq_scheduler.md.
+bench-rq-scheduler: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m benchmarks.rq_scheduler $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .nox docs/_build build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

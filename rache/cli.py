@@ -488,6 +488,7 @@ def _text_id(raw_id: Any) -> Any:
 @main.command()
 @click.option("--call", "call", metavar="MODULE:FUNCTION", help="FUNCTION(job) for each job.")
 @click.option("--rq", "rq_queue", metavar="QUEUE", help="Enqueue each job in this rq queue.")
+@click.option("--rq-scheduler", is_flag=True, help="Move rache.rq's jobs into their rq queues.")
 @click.option("--celery", "celery_app", metavar="MODULE[:APP]", help="Send each to Celery.")
 @click.option("--arq", "arq", is_flag=True, help="Enqueue each job in arq.")
 @click.option("--task", metavar="NAME", help="The task of --rq, --celery or --arq.")
@@ -523,6 +524,7 @@ def dispatch(
     obj: Context,
     call: Optional[str],
     rq_queue: Optional[str],
+    rq_scheduler: bool,
     celery_app: Optional[str],
     arq: bool,
     task: Optional[str],
@@ -568,6 +570,8 @@ def dispatch(
         task=task,
         queue_url=queue_url,
         arq_queue=arq_queue,
+        rq_scheduler=rq_scheduler,
+        prefix=obj.prefix,
     )
     with contextlib.ExitStack() as stack:
         try:

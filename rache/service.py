@@ -45,7 +45,7 @@ class TargetError(RacheError, ValueError):
 
 @dataclass
 class Target:
-    """Where ``rache dispatch`` sends each job: one of ``call``, ``rq``, ``celery``, ``arq``.
+    """Where ``rache dispatch`` sends each job: call, rq, rq_scheduler, celery or arq.
 
     ``task`` names the task for the last three.
     """
@@ -64,6 +64,10 @@ class Target:
     queue_url: Optional[str] = None
     #: arq's queue name (default: arq's own)
     arq_queue: Optional[str] = None
+    #: rache.rq's runner: rq-scheduler's API's jobs moved into their rq queues
+    rq_scheduler: bool = False
+    #: the schedule's key prefix (the rq-scheduler runner deletes the jobs it moved there)
+    prefix: Optional[str] = None
 
     def describe(self) -> str:
         """The target as a person reads it in the start-up line."""
@@ -71,6 +75,8 @@ class Target:
             return self.call
         if self.rq:
             return f"rq queue {self.rq!r}, task {self.task}"
+        if self.rq_scheduler:
+            return "rq-scheduler's jobs (rache.rq) into their rq queues"
         if self.celery:
             return f"Celery app {self.celery}, task {self.task}"
         return f"arq, function {self.task}" + (f" on {self.arq_queue!r}" if self.arq_queue else "")
@@ -133,11 +139,16 @@ def select_target(target: Target, url: str, stack: contextlib.ExitStack) -> Hand
     :raises TargetError: no target, two of them, or one that cannot be used.
     :raises MissingExtra: the target's library is not installed.
     """
-    chosen = [name for name in ("call", "rq", "celery", "arq") if getattr(target, name)]
+    names = ("call", "rq", "rq_scheduler", "celery", "arq")
+    chosen = [f"--{name.replace('_', '-')}" for name in names if getattr(target, name)]
     if len(chosen) != 1:
-        given = ", ".join(f"--{name}" for name in chosen) or "none"
-        raise TargetError(f"give one target of --call, --rq, --celery, --arq (given: {given})")
+        given = ", ".join(chosen) or "none"
+        raise TargetError(
+            f"give one target of --call, --rq, --rq-scheduler, --celery, --arq (given: {given})"
+        )
     queue_url = target.queue_url or url
+    if target.rq_scheduler:
+        return _rq_scheduler_runner(target, url, queue_url, stack)
     if target.call:
         if target.task:
             raise TargetError("--task goes with --rq, --celery or --arq, not --call")
@@ -166,6 +177,27 @@ def select_target(target: Target, url: str, stack: contextlib.ExitStack) -> Hand
             )
         return adapters.celery(app, task)
     return _arq_handler(target, _task(target, "--arq"), queue_url, stack)
+
+
+def _rq_scheduler_runner(
+    target: Target, url: str, queue_url: str, stack: contextlib.ExitStack
+) -> Handler:
+    """rache.rq's runner: each due job of rq-scheduler's API moved into its rq queue, once.
+
+    It deletes each job it moved from the schedule the dispatcher claims from (``url``,
+    ``target.prefix``); rq's Redis is ``queue_url``.
+    """
+    if target.task:
+        raise TargetError("--task goes with --rq, --celery or --arq, not --rq-scheduler")
+    try:
+        from . import rq as rache_rq
+    except ImportError:
+        raise MissingExtra("rache dispatch --rq-scheduler", "rq", "rq") from None
+    schedule = stack.enter_context(contextlib.closing(config.client(url)))
+    connection = schedule
+    if queue_url != url:
+        connection = stack.enter_context(contextlib.closing(config.client(queue_url)))
+    return rache_rq.Runner(Scheduler(schedule, target.prefix), connection=connection)
 
 
 def _arq_handler(target: Target, task: str, url: str, stack: contextlib.ExitStack) -> Handler:

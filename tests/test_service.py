@@ -204,7 +204,7 @@ def test_a_bad_target_exits_2_with_one_line(
 
 def test_no_target_or_two_targets_are_refused(solo: testing.RedisServer, workdir: Path) -> None:
     for args, says in [
-        ([], "give one target of --call, --rq, --celery, --arq (given: none)"),
+        ([], "give one target of --call, --rq, --rq-scheduler, --celery, --arq (given: none)"),
         (["--call", "targets:record", "--arq"], "(given: --call, --arq)"),
         (["--rq", "feeds"], "--rq needs --task"),
     ]:

@@ -199,6 +199,16 @@ def test_a_job_scheduled_before_runs_keeps_the_old_name(raw: Any) -> None:
     assert job.occurrence_id == "legacy:1700000000"
 
 
+def test_a_recurring_job_moved_by_schedule_job_keeps_the_documented_name(raw: Any) -> None:
+    sched = Scheduler(raw)
+    sched.schedule_recurring("tick", every=60)
+    sched.schedule_job("tick", -1)  # an occurrence now, not in a minute
+    assert raw.hexists("rache:runs", "tick")  # schedule_job draws a run: the claim drops it
+    (job,) = sched.pending_jobs()
+    assert job.occurrence_id == f"tick:{job.due_at}"
+    assert raw.hlen("rache:runs") == 0
+
+
 def test_runs_leave_with_their_jobs(raw: Any) -> None:
     sched = Scheduler(raw)
     sched.schedule_jobs([("a", -1), ("b", 60), ("c", 60)])

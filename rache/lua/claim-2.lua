@@ -98,17 +98,25 @@ if rules then
     queueKey, rulesKey, found, ids, rules, cutoff, now, tonumber(ARGV[6]))
 end
 reply[2] = removeOrReschedule(queueKey, plain, offset, ARGV[5], now, cutoff)
-if withRuns > 0 then  -- each job's token, in reply order; gone with the job, if it goes
+if withRuns > 0 then  -- each plain job's token, in reply order; gone with the job, if it goes
+  local isPlain = {}
+  for i = 1, #plain do
+    isPlain[plain[i]] = true
+  end
   local tokens, done = {}, {}
   for i = 1, #found, 2 do
-    local token = runs[found[i]]
-    tokens[#tokens + 1] = token or false
-    if token then
-      done[#done + 1] = found[i]
+    local id = found[i]
+    local token = runs[id]
+    if token and not isPlain[id] then  -- a recurring job scheduled by schedule_job: its
+      token = nil                      -- occurrences name themselves, the token goes
+      done[#done + 1] = id
+    elseif token and offset == '' then  -- off the queue (a put-back restores it)
+      done[#done + 1] = id
     end
+    tokens[#tokens + 1] = token or false
   end
   reply[5] = tokens
-  if offset == '' then  -- a put-back restores it
+  if #done > 0 then
     chunked('HDEL', runsKey, done)
   end
 end

@@ -151,7 +151,7 @@ def test_an_advance_sent_again_answers_that_its_lease_held(raw: Any) -> None:
 
 def test_a_record_expires_after_its_lifetime(raw: Any) -> None:
     Scheduler(raw, "rache:").schedule_job("a", 60)
-    (record,) = raw.keys("rache:call:*")
+    (record,) = raw.keys(LAYOUT.keys.call_prefix + b"*")
     assert len(record) == len("rache:call:") + 12  # the call id, 12 bytes
     assert constants.CALL_RECORD_TTL * 1000 - 5000 <= raw.pttl(record)
     assert raw.pttl(record) <= constants.CALL_RECORD_TTL * 1000
@@ -171,9 +171,9 @@ def test_idle_claims_and_reads_record_nothing(raw: Any) -> None:
 def test_a_record_key_of_the_wrong_type_fails_before_any_write(raw: Any, kind: str) -> None:
     Scheduler(raw, "rache:").schedule_job("b", 60, n=1)
     if kind == "hash":
-        raw.hset(b"rache:call:foreign", "x", "1")
+        raw.hset(LAYOUT.keys.call(b"foreign"), "x", "1")
     else:
-        raw.zadd(b"rache:call:foreign", {"x": 1})
+        raw.zadd(LAYOUT.keys.call(b"foreign"), {"x": 1})
     before = snapshot(raw)
     with pytest.raises(redis.ResponseError, match=f"WRONGTYPE rache:call:foreign holds a {kind}"):
         send(raw, encode.schedule(LAYOUT, "b", 0, {"n": 2}), b"foreign")

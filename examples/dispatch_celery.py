@@ -1,6 +1,6 @@
 """The Dispatcher feeding Celery through its Redis broker.
 
-    pip install 'rache[celery]'
+    pip install '.[celery]'
     REDIS_URL=redis://localhost:6379/0 python examples/dispatch_celery.py
 
 Schedules three reports, dispatches them as Celery tasks named ``reports.build`` (the task

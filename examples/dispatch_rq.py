@@ -1,6 +1,6 @@
 """The Dispatcher feeding rq: each due job becomes an rq job, which an rq worker runs.
 
-    pip install 'rache[rq]'
+    pip install '.[rq]'
     REDIS_URL=redis://localhost:6379/0 python examples/dispatch_rq.py
 
 Schedules five feeds, dispatches the due ones into the rq queue ``rache-example`` (the rq

@@ -1,6 +1,6 @@
 """rq-scheduler's API on rache: schedule rq jobs, move them into rq when due, run them.
 
-    pip install 'rache[rq]'
+    pip install '.[rq]'
     REDIS_URL=redis://localhost:6379/0 python examples/rq_scheduler_app.py
 
 The calls are rq-scheduler's (``enqueue_at``, ``enqueue_in``, ``schedule``...), only the

@@ -61,9 +61,10 @@ class MissingExtra(RacheError, ImportError):
     """A feature needs a library that an extra of rache installs: the message names it.
 
     ``MissingExtra("a cron rule", "croniter", "cron")`` reads "a cron rule needs croniter:
-    pip install 'rache[cron]'".
+    pip install '.[cron]' in rache's checkout". From a checkout, not ``rache[cron]``: the
+    package index has only rache 0.3.1, which has no extras, until 1.0 is released.
     """
 
     def __init__(self, feature: str, library: str, extra: str) -> None:
-        super().__init__(f"{feature} needs {library}: pip install 'rache[{extra}]'")
+        super().__init__(f"{feature} needs {library}: pip install '.[{extra}]' in rache's checkout")
         self.feature, self.library, self.extra = feature, library, extra

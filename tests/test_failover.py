@@ -71,6 +71,7 @@ def test_a_replica_takes_over_while_pollers_run(replicated: testing.RedisCluster
     assert promoted.port != victim.port  # its replica serves the shard now
     leftover = Scheduler(after, "rache:", shards=3)
     late = [job["id"] for job in leftover.pending_jobs()]  # due, but not claimed in time
+    assert after.zcard(failed.queue) == 0  # the promoted replica hands its shard's jobs out
     after.close()
 
     counts = collections.Counter(job_id for polled in per_poller for job_id in polled.ids)
@@ -84,7 +85,8 @@ def test_a_replica_takes_over_while_pollers_run(replicated: testing.RedisCluster
     lost = [job_id for job_id in on_failed if counts[job_id] == 0]
     # Only what was in flight when the master died: at most a batch per poller.
     assert len(twice) + len(lost) <= POLLERS * LIMIT
-    assert errors > 0  # the pollers did meet the failure, and rode it out
+    # Whether a poller sees an error is up to the client: redis-py 8.2 rides a failover out
+    # inside its own retries, so the errors count is reported, not asserted.
     print(
         f"\nfailover: {len(others)} jobs on the surviving shards exactly once; "
         f"{len(on_failed)} on the failed one: {len(twice)} twice, {len(lost)} lost; "

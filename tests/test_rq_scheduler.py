@@ -438,7 +438,7 @@ def test_without_rq_importing_rache_rq_says_which_extra_to_install() -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip().endswith(
-        "MissingExtra: rache.rq needs rq: pip install 'rache[rq]'"
+        "MissingExtra: rache.rq needs rq: pip install '.[rq]' in rache's checkout"
     ), done.stderr
 
 

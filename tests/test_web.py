@@ -448,5 +448,6 @@ def test_without_the_extra_the_command_says_what_to_install() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr == (
-        "rache: rache web needs starlette, uvicorn and jinja2: pip install 'rache[web]'\n"
+        "rache: rache web needs starlette, uvicorn and jinja2: "
+        "pip install '.[web]' in rache's checkout\n"
     )

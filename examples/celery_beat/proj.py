@@ -1,6 +1,6 @@
 """A small Celery project whose beat schedule lives in rache: run as many beats as you like.
 
-    pip install 'rache[celery]'
+    pip install '.[celery]'
     export REDIS_URL=redis://localhost:6379/0        # the broker, and rache's Redis
     celery -A proj worker -Q celery,maintenance -l info
     celery -A proj beat -l info                      # once, twice, on every host: each

@@ -83,7 +83,7 @@ test-matrix: $(VENV)/.matrix
 
 # The full-size concurrency soak: make soak SOAK_ARGS="--jobs 50000 [--faults]"
 soak: $(VENV)/.installed
-	$(PY) -m tests.soak $(SOAK_ARGS)
+	$(PY) -m tests.tools.soak $(SOAK_ARGS)
 
 # A check of the lost-reply tests (issue #14), not of rache: each dropped reply is delivered
 # after the contending move instead, as a server that answers a retried call with its first
@@ -112,12 +112,12 @@ bench-web: $(VENV)/.installed
 
 # The docs' screenshots of rache web (docs/_static/screenshots/), in Debian's chromium
 screenshots: $(VENV)/.installed
-	$(PY) -m tests.screenshots
+	$(PY) -m tests.tools.screenshots
 
 # Three rache beats, one killed or stopped and restarted every few seconds, every occurrence
 # counted at the broker: make soak-beat SOAK_ARGS="--minutes 10"
 soak-beat: $(VENV)/.installed
-	$(PY) -m tests.soak_beat $(SOAK_ARGS)
+	$(PY) -m tests.tools.soak_beat $(SOAK_ARGS)
 
 # Celery beat (~5 min): three rache beats vs three Celery default beats vs three
 # celery-redbeat beats: messages per occurrence, the gap after a SIGKILL, Redis commands per

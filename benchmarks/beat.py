@@ -39,8 +39,8 @@ import redis
 
 import rache
 from benchmarks.dispatch import monitor
-from tests import harness as testing
-from tests.beats import Beat, start_beat
+from tests.support import harness as testing
+from tests.support.beats import Beat, start_beat
 
 RESULTS = Path(__file__).resolve().parent / "results"
 APP = "benchmarks.beatapp"

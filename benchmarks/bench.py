@@ -35,7 +35,7 @@ import rache
 from benchmarks import bare, legacy
 from rache import Scheduler, scripts
 from rache.aio import AsyncScheduler
-from tests import harness
+from tests.support import harness
 
 #: The bare scripts that the "raw EVALSHA" rows run: rache's schedule-2.lua and claim-2.lua
 #: before call records and runs (issue #14), so that the ratios show what those cost.

@@ -37,7 +37,7 @@ import redis
 
 from benchmarks.bench import DATA, machine
 from rache import Scheduler
-from tests import harness
+from tests.support import harness
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLLERS = 4
@@ -61,7 +61,7 @@ def timed_drain(
     shards: int,
     barrier: Any = None,
 ) -> Timed:
-    """:func:`tests.harness.drain`'s loop, and this process's CPU time over the loop alone.
+    """:func:`tests.support.harness.drain`'s loop, and this process's CPU time over the loop alone.
 
     The CPU of connecting (a RedisCluster client reads the slot map) is left out, as the
     wall-clock window leaves it out.

@@ -37,7 +37,7 @@ import redis
 import rache
 from benchmarks import legacy
 from rache import Dispatcher, Job, Scheduler, adapters
-from tests import harness as testing
+from tests.support import harness as testing
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -30,7 +30,7 @@ from typing import Any, Dict, Iterator, Tuple
 import redis
 
 from rache import Scheduler
-from tests import harness
+from tests.support import harness
 
 
 def jobs(count: int) -> Iterator[Tuple[str, int, Dict[str, Any]]]:

@@ -26,7 +26,7 @@ import redis
 
 from benchmarks import bare
 from rache import Scheduler, scripts
-from tests import harness
+from tests.support import harness
 
 DATA: Dict[str, Any] = {"url": "http://example.com/feed", "timeout": 10}
 BARE = bare.load()

@@ -38,7 +38,7 @@ import redis
 
 import rache
 from rache.rq import Scheduler
-from tests import harness as testing
+from tests.support import harness as testing
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent

@@ -33,7 +33,7 @@ import redis
 
 import rache
 from rache import Scheduler
-from tests import harness as testing
+from tests.support import harness as testing
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"

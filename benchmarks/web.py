@@ -30,8 +30,8 @@ import redis
 
 from benchmarks.bench import DATA, machine
 from rache import Scheduler
-from tests import harness
-from tests.webtools import start_web, stop
+from tests.support import harness
+from tests.support.webtools import start_web, stop
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The pages measured, and what each reads.

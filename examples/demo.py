@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from rache import Scheduler
-from tests import harness
+from tests.support import harness
 
 
 def main() -> int:

@@ -30,9 +30,9 @@ from redis.utils import HIREDIS_AVAILABLE
 import rache
 from rache.aio import AsyncScheduler
 from rache.scheduler import Scheduler
-from tests import harness as testing
-from tests.cluster_view import ClusterView, tag_prefix
-from tests.shells import Blocking, LoopThread
+from tests.support import harness as testing
+from tests.support.cluster_view import ClusterView, tag_prefix
+from tests.support.shells import Blocking, LoopThread
 
 SERVERS = testing.discover(
     os.environ.get("RACHE_TEST_REDIS_URL"), binary=os.environ.get("RACHE_TEST_REDIS_SERVER")

@@ -17,7 +17,7 @@ import redis.asyncio
 
 from rache import Dispatcher, Job, Scheduler, adapters
 from rache.aio import AsyncDispatcher, AsyncScheduler
-from tests import harness
+from tests.support import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,8 +19,8 @@ import rache
 import rache.scripts
 from rache import aio
 from rache.aio import AsyncScheduler
-from tests import harness as testing
-from tests.helpers import AsyncDelayedScript, job_keys
+from tests.support import harness as testing
+from tests.support.helpers import AsyncDelayedScript, job_keys
 
 
 def run(coroutine: Any) -> Any:

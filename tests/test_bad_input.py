@@ -14,8 +14,8 @@ import redis
 
 import rache
 from rache import ReservedFieldError, Scheduler
-from tests import harness
-from tests.helpers import snapshot
+from tests.support import harness
+from tests.support.helpers import snapshot
 
 BAD_IDS = [
     (None, TypeError, "job_id must be a str, not NoneType"),

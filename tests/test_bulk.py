@@ -9,7 +9,7 @@ import pytest
 
 import rache
 from rache import ReservedFieldError, Scheduler
-from tests.helpers import commands_sent, is_millisecond_time, snapshot, warm_up
+from tests.support.helpers import commands_sent, is_millisecond_time, snapshot, warm_up
 
 
 def test_bulk_means_what_single_calls_mean(make: Any, raw: Any) -> None:

@@ -20,7 +20,7 @@ from rache import constants, encode, scripts
 from rache.keys import Layout
 from rache.scheduler import Scheduler
 from rache.scripts import Call
-from tests.helpers import run, snapshot
+from tests.support.helpers import run, snapshot
 
 LAYOUT = Layout("rache:")
 

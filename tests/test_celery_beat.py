@@ -26,9 +26,9 @@ from celery.schedules import crontab, schedule, solar
 
 from rache import JobNotFound, Scheduler
 from rache.celery import BeatScheduler, cron_expression, declaration, prefix, redis_url
-from tests import harness
-from tests.beats import AMQP_URL, Beat, Collector, Received, amqp_answers, start_beat
-from tests.helpers import snapshot
+from tests.support import harness
+from tests.support.beats import AMQP_URL, Beat, Collector, Received, amqp_answers, start_beat
+from tests.support.helpers import snapshot
 
 pytestmark = pytest.mark.slow
 PREFIX = "beat-test:"
@@ -48,7 +48,7 @@ def broker(request: pytest.FixtureRequest, solo: harness.RedisServer, solo_raw: 
 def environment(
     solo: harness.RedisServer, broker: str, schedule: Dict[str, Any], **more: str
 ) -> Dict[str, str]:
-    """The beat app's settings (see tests/beatapp.py): rache's Redis is the session's."""
+    """The beat app's settings (see tests/support/beatapp.py): rache's Redis is the session's."""
     env = {"BEAT_BROKER": broker, "BEAT_PREFIX": PREFIX, "BEAT_SCHEDULE": json.dumps(schedule)}
     if broker != solo.url:
         env["BEAT_RACHE_URL"] = solo.url  # else the broker URL, a Redis one, is rache's too

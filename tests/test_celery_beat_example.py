@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("celery")
 
-from tests import harness
-from tests.beats import ROOT, Beat, start_beat, start_celery
+from tests.support import harness
+from tests.support.beats import ROOT, Beat, start_beat, start_celery
 
 pytestmark = pytest.mark.slow
 EXAMPLE = ROOT / "examples" / "celery_beat"

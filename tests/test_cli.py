@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from rache import Scheduler
 from rache.cli import main, parse_duration, relative
-from tests import harness
-from tests.helpers import job_keys
+from tests.support import harness
+from tests.support.helpers import job_keys
 
 
 @pytest.fixture

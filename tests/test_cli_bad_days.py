@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from rache import Scheduler, __version__
 from rache.cli import main
-from tests import harness as testing
+from tests.support import harness as testing
 from tests.test_security import ACL_LINE, grant
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,9 +14,9 @@ import redis.asyncio.cluster
 from rache import ConfigurationError, Scheduler
 from rache.aio import AsyncScheduler
 from rache.keys import has_hash_tag, shard_of
-from tests import harness as testing
-from tests.helpers import snapshot
-from tests.shells import Blocking, LoopThread
+from tests.support import harness as testing
+from tests.support.helpers import snapshot
+from tests.support.shells import Blocking, LoopThread
 from tests.test_security import exercise
 from tests.test_shards import exercise_sharded
 

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 import rache
-from tests import harness
-from tests.helpers import job_keys
+from tests.support import harness
+from tests.support.helpers import job_keys
 
 
 def test_module_functions_use_redis_url_and_the_rache_prefix(default_env: None, raw: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from benchmarks import legacy
-from tests import harness
+from tests.support import harness
 
 JOBS = 5000
 POLLERS = 4

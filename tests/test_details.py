@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rache import JobNotFound, Scheduler
-from tests.helpers import is_millisecond_time
+from tests.support.helpers import is_millisecond_time
 
 
 def test_details_of_a_scheduled_job(sched: Scheduler, raw: Any) -> None:

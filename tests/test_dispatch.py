@@ -24,8 +24,8 @@ import rache
 from rache import Dispatcher, Job, Scheduler
 from rache.aio import AsyncDispatcher, AsyncScheduler
 from rache.keys import shard_of
-from tests import harness as testing
-from tests.helpers import commands_sent
+from tests.support import harness as testing
+from tests.support.helpers import commands_sent
 
 ROOT = Path(__file__).resolve().parent.parent
 

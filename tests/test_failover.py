@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from rache import Scheduler
-from tests import harness as testing
+from tests.support import harness as testing
 
 JOBS = 3000
 POLLERS = 4

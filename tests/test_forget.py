@@ -15,7 +15,7 @@ from rache import Dispatcher, Job, Scheduler, admin
 from rache.aio import AsyncDispatcher, AsyncScheduler
 from rache.cli import main
 from rache.scripts import SCRIPTS
-from tests import harness as testing
+from tests.support import harness as testing
 
 
 def job_keys(raw: Any, pattern: str = "*job:*") -> List[bytes]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import harness
+from tests.support import harness
 
 
 def test_a_binary_given_is_the_only_server() -> None:

@@ -2,7 +2,7 @@
 
 redis-py's Retry sends a command again, with the same arguments, when its connection breaks
 before the reply is read. A script that ran but whose reply was lost then runs twice. Each
-test here arms a proxy (tests/faults.py) to drop the reply of one script call, with a hook
+test here arms a proxy (tests/support/faults.py) to drop the reply of one script call, with a hook
 that makes the contending move in between (another process claims, or schedules), makes
 the call through the proxy, then drains the schedule on direct connections, and checks
 that every job went out exactly once overall, that the call returned what it should, and
@@ -38,9 +38,9 @@ from rache.aio import AsyncScheduler
 from rache.constants import CALL_RECORD_TTL
 from rache.keys import Layout, shard_of
 from rache.scheduler import Scheduler
-from tests import harness as testing
-from tests.faults import ClusterProxies, Contender, Faults, Proxy, Target, handed_name
-from tests.shells import LoopThread
+from tests.support import harness as testing
+from tests.support.faults import ClusterProxies, Contender, Faults, Proxy, Target, handed_name
+from tests.support.shells import LoopThread
 
 #: (topology, shell) of each case. Topologies: one server, 3 shards on one server, a cluster
 #: (all of the first server binary found), and one server of the last binary found (the
@@ -694,7 +694,7 @@ def test_the_proxy_drops_a_reply_after_the_script_ran(solo: testing.RedisServer)
 
 
 def test_the_proxy_finds_replies_split_across_segments() -> None:
-    from tests.faults import next_reply, next_request
+    from tests.support.faults import next_reply, next_request
 
     reply = b"|1\r\n+a\r\n:1\r\n*3\r\n$3\r\nabc\r\n%1\r\n+k\r\n_\r\n>2\r\n+x\r\n#t\r\n"
     for cut in range(len(reply)):

@@ -19,7 +19,7 @@ from rache import scripts
 from rache.admin import reshard
 from rache.keys import Layout
 from rache.scheduler import Scheduler
-from tests.helpers import run, snapshot
+from tests.support.helpers import run, snapshot
 
 #: The run tokens, which every script that schedules, claims or removes plain jobs writes
 #: (a call's record, a key of its own call id, is tested in tests/test_call_records.py).

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rache import scripts
-from tests import harness
+from tests.support import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ def test_the_wheel_ships_the_dashboards_templates_and_static_files(wheel: Path) 
 @pytest.mark.slow
 def test_the_wheel_ships_runtime_code_only(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    assert "rache/testing.py" not in names  # the harness moved to tests/harness.py
+    assert "rache/testing.py" not in names  # the harness moved to tests/support/harness.py
     assert not [name for name in names if name.startswith("tests/")]
     tops = {name.split("/")[0] for name in names}
     assert {top for top in tops if not top.endswith(".dist-info")} == {"rache"}

@@ -10,7 +10,7 @@ import pytest
 
 from rache import Job, Scheduler
 from rache.claim import Claim
-from tests.helpers import is_millisecond_time, snapshot
+from tests.support.helpers import is_millisecond_time, snapshot
 
 
 def ids(jobs: Any) -> list[str]:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from rache import Scheduler, encode, recurrence, wire
 from rache.recurrence import Rule, decide, latest_at_or_before, next_at_or_after, upcoming
-from tests import harness
+from tests.support import harness
 
 PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
 

@@ -16,8 +16,8 @@ from rache import JobNotFound, Scheduler, recurrence, scripts, wire
 from rache.aio import AsyncScheduler
 from rache.claim import Claim
 from rache.scripts import Call
-from tests.helpers import AsyncFailingScript, FailingScript, commands_sent, run, snapshot
-from tests.shells import Blocking
+from tests.support.helpers import AsyncFailingScript, FailingScript, commands_sent, run, snapshot
+from tests.support.shells import Blocking
 
 
 def due_ms(job: Any) -> int:

@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from rache import Scheduler, recurrence, wire
-from tests import harness
-from tests.helpers import run
+from tests.support import harness
+from tests.support.helpers import run
 from tests.test_recurring import due_ms, server_ms
 
 LEASE = 0.5

@@ -2,7 +2,7 @@
 
 Every job is scheduled through ``rache.rq.Scheduler``, moved into rq by ``python -m
 rache.rq`` processes (no lock between them), and run by ``rq worker`` processes, each run
-recorded in Redis by the task (``tests.rq_tasks.record``): each job must run exactly once.
+recorded in Redis by the task (``tests.support.rq_tasks.record``): each job must run exactly once.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Any, List
 import pytest
 
 from rache.rq import Scheduler
-from tests import harness
-from tests.rq_tasks import RAN
+from tests.support import harness
+from tests.support.rq_tasks import RAN
 
 ROOT = Path(__file__).resolve().parent.parent
-TASK = "tests.rq_tasks.record"
+TASK = "tests.support.rq_tasks.record"
 RQ = os.path.join(os.path.dirname(sys.executable), "rq")
 
 
@@ -109,7 +109,12 @@ def test_a_runner_killed_mid_batch_loses_nothing_and_nothing_runs_twice(
         scheduler.enqueue_at(datetime(2020, 1, 1), TASK, tag)
     # The first runner moves a job each 10 ms; it is killed once it moved 30.
     doomed = runner(
-        solo, "--lease", "4", "--queue-class", "tests.rq_tasks.SlowQueue", RQ_TASKS_DELAY="0.01"
+        solo,
+        "--lease",
+        "4",
+        "--queue-class",
+        "tests.support.rq_tasks.SlowQueue",
+        RQ_TASKS_DELAY="0.01",
     )
     deadline = time.monotonic() + 30
     while solo_raw.llen("rq:queue:default") < 30 and time.monotonic() < deadline:
@@ -174,7 +179,7 @@ def test_rache_dispatch_rq_scheduler_moves_each_job_once_into_rq(
 
 
 def test_rache_dispatch_rq_scheduler_refuses_a_task(solo: harness.RedisServer) -> None:
-    process = rache_dispatch(solo, "--task", "tests.rq_tasks.record")
+    process = rache_dispatch(solo, "--task", "tests.support.rq_tasks.record")
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "--task goes with --rq, --celery or --arq, not --rq-scheduler" in err

@@ -24,12 +24,12 @@ from rq.job import Job, JobStatus
 
 from rache import Scheduler as RacheScheduler
 from rache.rq import QUEUE_FIELD, Runner, Scheduler
-from tests import harness
-from tests.helpers import snapshot
-from tests.rq_tasks import RAN
+from tests.support import harness
+from tests.support.helpers import snapshot
+from tests.support.rq_tasks import RAN
 
 ROOT = Path(__file__).resolve().parent.parent
-TASK = "tests.rq_tasks.record"
+TASK = "tests.support.rq_tasks.record"
 
 
 def rq_worker(server: harness.RedisServer, *queues: str) -> List[str]:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rache import ReservedFieldError, Scheduler
-from tests.helpers import is_millisecond_time, snapshot
+from tests.support.helpers import is_millisecond_time, snapshot
 
 
 def server_now(raw: Any) -> float:

@@ -9,8 +9,8 @@ from typing import Any, Iterator
 import pytest
 
 from rache import Scheduler, scripts
-from tests import harness
-from tests.helpers import commands_sent, warm_up
+from tests.support import harness
+from tests.support.helpers import commands_sent, warm_up
 
 
 def test_every_call_is_one_evalsha(sched: Scheduler, raw: Any) -> None:

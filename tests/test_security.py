@@ -32,8 +32,8 @@ from rache.constants import DEFAULT_BATCH_SIZE
 from rache.dispatch import Dispatcher
 from rache.scheduler import Scheduler
 from rache.scripts import SCRIPTS
-from tests import harness as testing
-from tests.helpers import job_keys
+from tests.support import harness as testing
+from tests.support.helpers import job_keys
 from tests.test_shards import exercise_sharded
 
 #: The ACL line docs/howto/least-privilege-and-tls.rst gives operators: a user ``rache``

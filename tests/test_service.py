@@ -24,7 +24,7 @@ import port_for
 import pytest
 
 from rache import Scheduler
-from tests import harness as testing
+from tests.support import harness as testing
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from redis.crc import key_slot
 from rache import ConfigurationError, JobNotFound, Scheduler, reshard
 from rache.claim import Claim
 from rache.keys import Layout, shard_of, shard_prefixes
-from tests.helpers import commands_sent, job_keys, snapshot, warm_up
+from tests.support.helpers import commands_sent, job_keys, snapshot, warm_up
 
 SHARD_PREFIXES = ["rache:{0-0}:", "rache:{1-1}:", "rache:{2-0}:"]
 

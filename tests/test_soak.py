@@ -1,4 +1,4 @@
-"""The soak and fault runs of tests/soak.py at a CI size (make soak runs them full size)."""
+"""The soak and fault runs of tests/tools/soak.py at a CI size (make soak runs them full size)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests import harness, soak
+from tests.support import harness
+from tests.tools import soak
 
 
 @pytest.mark.slow

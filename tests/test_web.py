@@ -23,10 +23,10 @@ from starlette.testclient import TestClient
 from rache import Scheduler, web
 from rache.cli import main
 from rache.errors import ConfigurationError
-from tests import harness as testing
-from tests.helpers import snapshot
+from tests.support import harness as testing
+from tests.support.helpers import snapshot
+from tests.support.webtools import NASTY_IDS, Page, fill, start_web, stop
 from tests.test_security import grant, refusals
-from tests.webtools import NASTY_IDS, Page, fill, start_web, stop
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from rache import Scheduler
-from tests import harness as testing
-from tests.webtools import CHROMIUM, NASTY_IDS, fill, start_web, stop
+from tests.support import harness as testing
+from tests.support.webtools import CHROMIUM, NASTY_IDS, fill, start_web, stop
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the test extra)")
 

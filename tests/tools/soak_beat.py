@@ -3,7 +3,7 @@
 Every few seconds a beat gets SIGKILL or SIGTERM and is started anew, and every occurrence
 is counted at the broker.
 
-    python -m tests.soak_beat [--minutes 3] [--seed N]
+    python -m tests.tools.soak_beat [--minutes 3] [--seed N]
 
 The schedule: ``fast`` every 1 s, ``odd`` every 2.5 s, ``minute`` a crontab every minute in
 Asia/Kathmandu (UTC+05:45). At least two beats run at any time. At the end: no task id
@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from tests import harness
-from tests.beats import Beat, Collector, start_beat
+from tests.support import harness
+from tests.support.beats import Beat, Collector, start_beat
 
 SCHEDULE = {
     "fast": {"task": "soak.fast", "every": 1},

@@ -9,7 +9,7 @@ time it was claimed for. Afterwards:
 - no job was lost: the last thing written to each job was claimed, is still scheduled, or
   was a delete.
 
-``python -m tests.soak --jobs 50000`` (``make soak``) prints the counts; the test suite runs
+``python -m tests.tools.soak --jobs 50000`` (``make soak``) prints the counts; the test suite runs
 it small. With ``faults``, the harness also flushes the script cache, kills pollers'
 connections and restarts the server (append-only file, fsync always) while pollers run;
 pollers then reschedule what they claim and delete it once handled, as a worker would, so a
@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import redis
 
 from rache import Scheduler
-from tests import harness
+from tests.support import harness
 
 PREFIX = "soak:"
 SPREAD = 3.0  # seconds over which the initial jobs fall due

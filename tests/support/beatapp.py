@@ -1,4 +1,4 @@
-"""The Celery app that the beat tests run ``celery -A tests.beatapp beat`` on.
+"""The Celery app that the beat tests run ``celery -A tests.support.beatapp beat`` on.
 
 Configured from the environment, so that each test starts real beats on its own broker,
 Redis, prefix and schedule: ``BEAT_BROKER``, ``BEAT_RACHE_URL`` (the ``rache_redis_url``

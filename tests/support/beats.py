@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: The RabbitMQ this machine runs (tests skip when it does not answer).
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 #: Celery's line for each entry a beat sends, and the time logged before it.
@@ -94,7 +94,7 @@ def start_beat(
     name: str,
     env: Mapping[str, str],
     *,
-    app: str = "tests.beatapp",
+    app: str = "tests.support.beatapp",
     scheduler: Optional[str] = "rache.celery:BeatScheduler",
     args: Sequence[str] = (),
     cwd: Optional[Path] = None,

@@ -5,7 +5,7 @@ hour, a burst at a quarter past, some overdue, awkward ids, recurring jobs), run
 web --allow-actions`` on it, and saves each page as Debian's headless Chromium shows it to
 ``docs/_static/screenshots/``.
 
-    python -m tests.screenshots [--jobs 100000]
+    python -m tests.tools.screenshots [--jobs 100000]
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
 from rache import Scheduler
-from tests import harness
-from tests.webtools import CHROMIUM, start_web, stop
+from tests.support import harness
+from tests.support.webtools import CHROMIUM, start_web, stop
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "_static" / "screenshots"
+OUT = Path(__file__).resolve().parents[2] / "docs" / "_static" / "screenshots"
 
 
 def jobs(count: int) -> Iterator[Tuple[str, float, dict[str, Any]]]:

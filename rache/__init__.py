@@ -23,7 +23,7 @@ from .errors import (
     ReservedFieldError,
 )
 from .models import Job, Seconds, Stats, Time, Value
-from .scheduler import Entry, Exported, Progress, Scheduler, Start
+from .scheduler import Entry, Exported, Progress, Scheduler, Start, When
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
@@ -46,11 +46,14 @@ __all__ = [
     "export_jobs",
     "job_details",
     "pending_jobs",
+    "recurring_jobs",
     "reshard",
     "schedule_job",
+    "schedule_job_at",
     "schedule_jobs",
     "schedule_recurring",
     "scheduled_jobs",
+    "server_time",
     "stats",
 ]
 
@@ -84,6 +87,20 @@ def schedule_job(
     Returns the due time set. See :meth:`Scheduler.schedule_job`.
     """
     return _scheduler(connection).schedule_job(job_id, schedule_in, **kwargs)
+
+
+def schedule_job_at(
+    job_id: str,
+    at: When,
+    connection: Any = None,
+    *,
+    data: Optional[Mapping[str, Optional[Value]]] = None,
+) -> Time:
+    """Schedule ``job_id`` at ``at``: a Unix timestamp or an aware datetime, with ``data``.
+
+    Returns the due time set. See :meth:`Scheduler.schedule_job_at`.
+    """
+    return _scheduler(connection).schedule_job_at(job_id, at, data=data)
 
 
 def schedule_recurring(
@@ -147,9 +164,9 @@ def pending_jobs(
     return _scheduler(connection).pending_jobs(reschedule_in, limit)
 
 
-def delete_job(job_id: str, connection: Any = None) -> None:
-    """Remove a job and its data. See :meth:`Scheduler.delete_job`."""
-    _scheduler(connection).delete_job(job_id)
+def delete_job(job_id: str, connection: Any = None) -> bool:
+    """Remove a job and its data; whether it existed. See :meth:`Scheduler.delete_job`."""
+    return _scheduler(connection).delete_job(job_id)
 
 
 def job_details(job_id: str, connection: Any = None) -> Job:
@@ -162,6 +179,16 @@ def scheduled_jobs(
 ) -> Generator[Entry, None, None]:
     """Every scheduled job id, or (id, due time). See :meth:`Scheduler.scheduled_jobs`."""
     return _scheduler(connection).scheduled_jobs(with_times)
+
+
+def recurring_jobs(connection: Any = None) -> Generator[Any, None, None]:
+    """The id of every recurring job. See :meth:`Scheduler.recurring_jobs`."""
+    return _scheduler(connection).recurring_jobs()
+
+
+def server_time(connection: Any = None) -> float:
+    """The Redis server's clock, Unix seconds. See :meth:`Scheduler.server_time`."""
+    return _scheduler(connection).server_time()
 
 
 def __getattr__(name: str) -> Any:

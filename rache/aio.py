@@ -25,7 +25,7 @@ from . import recurrence
 from .config import prefix
 from .dispatch import AsyncDispatcher
 from .models import Job, Seconds, Stats, Time, Value
-from .scheduler import AsyncScheduler, Entry, Exported, Progress, Start
+from .scheduler import AsyncScheduler, Entry, Exported, Progress, Start, When
 
 __all__ = [
     "AsyncDispatcher",
@@ -34,10 +34,13 @@ __all__ = [
     "export_jobs",
     "job_details",
     "pending_jobs",
+    "recurring_jobs",
     "schedule_job",
+    "schedule_job_at",
     "schedule_jobs",
     "schedule_recurring",
     "scheduled_jobs",
+    "server_time",
     "stats",
 ]
 
@@ -77,6 +80,17 @@ async def schedule_job(
 ) -> Time:
     """Schedule ``job_id`` in ``schedule_in`` seconds, attaching ``kwargs``; the due time."""
     return await _scheduler(connection).schedule_job(job_id, schedule_in, **kwargs)
+
+
+async def schedule_job_at(
+    job_id: str,
+    at: When,
+    connection: Any = None,
+    *,
+    data: Optional[Mapping[str, Optional[Value]]] = None,
+) -> Time:
+    """Schedule ``job_id`` at ``at`` (a Unix timestamp or an aware datetime); the due time."""
+    return await _scheduler(connection).schedule_job_at(job_id, at, data=data)
 
 
 async def schedule_recurring(
@@ -134,9 +148,9 @@ def pending_jobs(
     return _scheduler(connection).pending_jobs(reschedule_in, limit)
 
 
-async def delete_job(job_id: str, connection: Any = None) -> None:
-    """Remove a job and its data."""
-    await _scheduler(connection).delete_job(job_id)
+async def delete_job(job_id: str, connection: Any = None) -> bool:
+    """Remove a job and its data; whether there was anything to remove."""
+    return await _scheduler(connection).delete_job(job_id)
 
 
 async def job_details(job_id: str, connection: Any = None) -> Job:
@@ -147,3 +161,13 @@ async def job_details(job_id: str, connection: Any = None) -> Job:
 def scheduled_jobs(with_times: bool = False, connection: Any = None) -> AsyncGenerator[Entry, None]:
     """Every scheduled job id, or (id, due time) (call it inside a running loop)."""
     return _scheduler(connection).scheduled_jobs(with_times)
+
+
+def recurring_jobs(connection: Any = None) -> AsyncGenerator[Any, None]:
+    """The id of every recurring job (call it inside a running loop)."""
+    return _scheduler(connection).recurring_jobs()
+
+
+async def server_time(connection: Any = None) -> float:
+    """The Redis server's clock, Unix seconds."""
+    return await _scheduler(connection).server_time()

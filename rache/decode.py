@@ -7,7 +7,7 @@ int, UTF-8 text as str, other bytes as they are.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from . import recurrence, wire
 from .errors import JobNotFound
@@ -21,6 +21,11 @@ def text(raw: bytes) -> Union[str, bytes]:
         return raw.decode()
     except UnicodeDecodeError:
         return raw
+
+
+def ids(raw_ids: Sequence[bytes]) -> List[Union[str, bytes]]:
+    """Job ids as rache returns them (``text``): str, or bytes when not UTF-8."""
+    return [text(raw) for raw in raw_ids]
 
 
 def value(raw: bytes) -> Decoded:
@@ -128,6 +133,25 @@ def stats(reply: Sequence[Any], interval: float) -> Stats:
         coming=[int(n) for n in coming],
         interval=float(interval),
     )
+
+
+def clock(reply: Sequence[Any]) -> float:
+    """The server's time (Unix seconds) from stats-1.lua's reply (``encode.clock``)."""
+    return float(reply[0])
+
+
+def recorded_shards(recorded: bytes, unsharded: Optional[Sequence[Any]]) -> Optional[int]:
+    """The layout probe's answer from its replies (``encode.Probe``).
+
+    The count recorded, if any (more than 1: only a sharded schedule records one); else 1
+    when the unsharded queue holds jobs; else None (nothing there fixes a shard count).
+    """
+    count = int(recorded)
+    if count != 1:
+        return count
+    if unsharded is not None and int(unsharded[1]) > 0:
+        return 1
+    return None
 
 
 def merged_stats(shards: Sequence[Stats]) -> Stats:

@@ -11,12 +11,23 @@ import math
 import numbers
 import zlib
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from . import recurrence, scripts, wire
 from .constants import BULK_MAX_ARGS, MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELDS
 from .errors import ReservedFieldError
-from .keys import Layout
+from .keys import Layout, has_hash_tag
 from .scripts import Args, Call
 
 # -- durations: one converter for every argument in seconds ----------------------------------
@@ -99,6 +110,34 @@ def due_at(value: object) -> Tuple[int, bytes]:
     number = _timestamp(value)
     if not _finite(number) or abs(number) > MAX_OFFSET_SECONDS:
         raise ValueError(f"due time must be a finite Unix timestamp, not {value!r}")
+    return round(number * 1000), wire.AT
+
+
+def moment(value: object, name: str) -> Tuple[int, bytes]:
+    """An absolute due time: a Unix timestamp or an aware datetime, as (ms, the ``at`` flag).
+
+    A naive datetime is refused (``ValueError``): it names no instant, and guessing a zone
+    would move the job by hours. Kept to the millisecond, within ``MAX_OFFSET_SECONDS`` of
+    1970 either way.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"{name} must be an aware datetime (with tzinfo) or a Unix timestamp, "
+                f"not the naive {value!r}"
+            )
+        number: Union[int, float] = value.timestamp()
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a Unix timestamp or an aware datetime, not {type(value).__name__}"
+        )
+    else:
+        number = _timestamp(value)
+    if not _finite(number) or abs(number) > MAX_OFFSET_SECONDS:
+        raise ValueError(
+            f"{name} must be a finite Unix timestamp within {MAX_OFFSET_SECONDS:,} seconds "
+            f"of 1970, not {value!r}"
+        )
     return round(number * 1000), wire.AT
 
 
@@ -294,7 +333,24 @@ def schedule(
     """schedule-2.lua: schedule one job ``schedule_in`` from now, merging ``fields``."""
     raw = raw_id(job_id)
     ms, precision = offset(schedule_in, "schedule_in")
-    sets, deletes = data(fields)
+    return _schedule(layout, raw, ms, precision, data(fields))
+
+
+def schedule_at(layout: Layout, job_id: object, at: object, fields: object) -> Call:
+    """schedule-2.lua: schedule one job at ``at`` (see ``moment``), merging ``fields``.
+
+    ``fields`` is a mapping (None: no data), not keywords: every keyword of
+    ``schedule_job`` is a data field, as in rache 0.3.1.
+    """
+    raw = raw_id(job_id)
+    ms, precision = moment(at, "at")
+    return _schedule(layout, raw, ms, precision, data(mapping(fields)))
+
+
+def _schedule(
+    layout: Layout, raw: bytes, ms: int, precision: bytes, fields: Tuple[List[bytes], List[bytes]]
+) -> Call:
+    sets, deletes = fields
     keys = layout.of(raw)
     args: Args = [keys.wakeup, raw, ms, precision, len(sets) // 2, *sets, *deletes]
     return Call(scripts.SCHEDULE, [keys.queue, keys.job(raw)], args)
@@ -470,6 +526,41 @@ def stats(layout: Layout, intervals: object, interval: object) -> List[Call]:
         raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
     args: Args = [intervals, repr(float(length)).encode()]
     return [Call(scripts.STATS, [keys.queue], args) for keys in layout.shards]
+
+
+def clock(layout: Layout) -> Call:
+    """stats-1.lua without intervals on the first shard: its reply starts with the server's time.
+
+    Read-only and cheap (a few O(log n) reads of the queue), so the clock needs no script
+    of its own; on Redis Cluster it is the clock of the node holding the first shard.
+    """
+    return Call(scripts.STATS, [layout.shards[0].queue], [0, b"60.0"])
+
+
+def recurring_jobs(layout: Layout) -> List[Call]:
+    """recurringJobs-1.lua on each shard: the ids of its recurring jobs."""
+    return [Call(scripts.RECURRING_JOBS, [keys.recurring], []) for keys in layout.shards]
+
+
+class Probe(NamedTuple):
+    """The calls of the layout probe (``Scheduler.recorded_shards``); neither writes.
+
+    ``recorded``: layoutCheck-1.lua, the count recorded (``'1'`` when none is); ``unsharded``:
+    stats-1.lua on the unsharded queue under the prefix, whose total says whether an
+    unsharded schedule holds jobs, to make only when nothing is recorded. None on Redis
+    Cluster under a prefix without a hash tag, where no unsharded schedule can live.
+    """
+
+    recorded: Call
+    unsharded: Optional[Call]
+
+
+def layout_probe(layout: Layout, cluster: bool) -> Probe:
+    """The calls that read the schedule's layout without writing (see ``Probe``)."""
+    recorded = Call(scripts.LAYOUT_CHECK, [layout.layout_key], [])
+    if cluster and not has_hash_tag(layout.prefix):
+        return Probe(recorded, None)
+    return Probe(recorded, Call(scripts.STATS, [layout.keys.queue], [0, b"60.0"]))
 
 
 def layout_check(layout: Layout, cluster: bool) -> Optional[Call]:

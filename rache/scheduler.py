@@ -12,6 +12,7 @@ import functools
 import logging
 import operator
 import random
+from datetime import datetime
 from typing import (
     Any,
     AsyncGenerator,
@@ -23,6 +24,7 @@ from typing import (
     Optional,
     Set,
     Tuple,
+    Union,
 )
 
 from . import config, decode, encode, pages, recurrence, scripts
@@ -38,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 #: ``start`` of a recurring job: a Unix timestamp or an aware datetime; None for now.
 Start = Any
+#: A due time given as a moment: a Unix timestamp or an aware datetime (``schedule_job_at``).
+When = Union[int, float, datetime]
 #: An entry of ``scheduled_jobs``: an id, or ``(id, due time)`` with ``with_times``.
 Entry = Any
 #: One job of ``export_jobs``: ``(job_id, due time, data)``.
@@ -89,6 +93,7 @@ class BaseScheduler:
         #: scheduler of another shard count than the schedule's refuses to run. None when
         #: there is nothing to check.
         self._layout_check = encode.layout_check(self.layout, cluster)
+        self._cluster = cluster
         self._unchecked = self._layout_check is not None
 
     def _connect(self) -> Any:
@@ -153,6 +158,10 @@ class Scheduler(BaseScheduler):
     def _run(self, call: Call) -> Any:
         if self._unchecked:
             self.check_layout()
+        return self._send(call)
+
+    def _send(self, call: Call) -> Any:
+        """Make one script call, without the layout check first."""
         script, keys, args = call
         return script(self.connection, keys, args)
 
@@ -165,8 +174,31 @@ class Scheduler(BaseScheduler):
         """
         if self._layout_check is None:
             return len(self.shards)
-        script, keys, args = self._layout_check
-        return self._accept_layout(script(self.connection, keys, args))
+        return self._accept_layout(self._send(self._layout_check))
+
+    def recorded_shards(self) -> Optional[int]:
+        """The shard count the schedule under this prefix is laid out in, read without writing.
+
+        The count a sharded schedule recorded; else 1 when an unsharded schedule holds jobs;
+        else None: nothing there fixes a count yet, and a scheduler of any count may start
+        (a sharded one records its own on its first call). One or two read-only script
+        calls, made without the layout check (which may record a count): for a dashboard or
+        a tool that must not write. Unlike ``check_layout``, it raises nothing on a mismatch.
+        """
+        probe = encode.layout_probe(self.layout, self._cluster)
+        recorded = self._send(probe.recorded)
+        if int(recorded) != 1 or probe.unsharded is None:
+            return decode.recorded_shards(recorded, None)
+        return decode.recorded_shards(recorded, self._send(probe.unsharded))
+
+    def server_time(self) -> float:
+        """The Redis server's clock, Unix seconds (to the microsecond): the clock of due times.
+
+        Every due time is set and compared on this clock, not the caller's; one read-only
+        script call (on Redis Cluster, to the node of the first shard), made without the
+        layout check.
+        """
+        return decode.clock(self._send(encode.clock(self.layout)))
 
     def schedule_job(self, job_id: str, schedule_in: Seconds, **kwargs: Optional[Value]) -> Time:
         """Schedule ``job_id`` ``schedule_in`` seconds (or a timedelta) from now, with data.
@@ -175,6 +207,24 @@ class Scheduler(BaseScheduler):
         removed. Returns the due time set (Unix seconds, server clock).
         """
         call = encode.schedule(self.layout, job_id, schedule_in, kwargs)
+        return decode_time(self._run(call))
+
+    def schedule_job_at(
+        self, job_id: str, at: When, *, data: Optional[Mapping[str, Optional[Value]]] = None
+    ) -> Time:
+        """Schedule ``job_id`` at ``at``: a Unix timestamp or an aware datetime.
+
+        What ``schedule_job`` does, at a time rather than in a delay: one script call, the
+        job moved if it was scheduled, a new run (a new occurrence id), and ``data``
+        merged into its data (a key given as None is removed). ``data`` is a mapping rather
+        than keywords, as every keyword of ``schedule_job`` is a data field. The due time is
+        kept to the millisecond; a time in the past makes the job due at once. Returns the
+        due time set.
+
+        :raises ValueError: a naive datetime (it names no instant), or a time more than
+            ``10**10`` seconds from 1970.
+        """
+        call = encode.schedule_at(self.layout, job_id, at, data)
         return decode_time(self._run(call))
 
     def schedule_recurring(
@@ -234,9 +284,13 @@ class Scheduler(BaseScheduler):
                 progress(int(done))
         return bulk.count
 
-    def delete_job(self, job_id: str) -> None:
-        """Remove a job: its schedule entry and its data. An unknown job is no error."""
-        self._run(encode.on_job(self.layout, scripts.DELETE, job_id))
+    def delete_job(self, job_id: str) -> bool:
+        """Remove a job: its schedule entry, its data and its rule.
+
+        Returns whether there was anything to remove (False for an unknown job, which is
+        no error; rache 0.3.1 returned None).
+        """
+        return int(self._run(encode.on_job(self.layout, scripts.DELETE, job_id))) > 0
 
     def job_details(self, job_id: str) -> Job:
         """``{'id', 'schedule_at', **data}`` of a job; ``schedule_at`` is None if unscheduled.
@@ -325,6 +379,18 @@ class Scheduler(BaseScheduler):
         """
         return self._read(pages.scheduled(self.layout, self.batch_size, bool(with_times)))
 
+    def recurring_jobs(self) -> Generator[Any, None, None]:
+        """The id of every recurring job, shard by shard, in no particular order.
+
+        One script call per shard reads all its recurring ids (a rule is short); ids come as
+        ``scheduled_jobs`` gives them (str, or bytes when not UTF-8).
+        """
+        return self._recurring()
+
+    def _recurring(self) -> Generator[Any, None, None]:
+        for call in encode.recurring_jobs(self.layout):
+            yield from decode.ids(self._run(call))
+
     def export_jobs(self) -> Generator[Exported, None, None]:
         """Every scheduled job as ``(job_id, due time, data)``, earliest first.
 
@@ -363,6 +429,10 @@ class AsyncScheduler(BaseScheduler):
     async def _run(self, call: Call) -> Any:
         if self._unchecked:
             await self.check_layout()
+        return await self._send(call)
+
+    async def _send(self, call: Call) -> Any:
+        """Make one script call, without the layout check first."""
         script, keys, args = call
         return await script.run_async(self.connection, keys, args)
 
@@ -370,14 +440,32 @@ class AsyncScheduler(BaseScheduler):
         """Check the schedule's shard count. See :meth:`Scheduler.check_layout`."""
         if self._layout_check is None:
             return len(self.shards)
-        script, keys, args = self._layout_check
-        return self._accept_layout(await script.run_async(self.connection, keys, args))
+        return self._accept_layout(await self._send(self._layout_check))
+
+    async def recorded_shards(self) -> Optional[int]:
+        """The shard count the schedule records. See :meth:`Scheduler.recorded_shards`."""
+        probe = encode.layout_probe(self.layout, self._cluster)
+        recorded = await self._send(probe.recorded)
+        if int(recorded) != 1 or probe.unsharded is None:
+            return decode.recorded_shards(recorded, None)
+        return decode.recorded_shards(recorded, await self._send(probe.unsharded))
+
+    async def server_time(self) -> float:
+        """The Redis server's clock, Unix seconds. See :meth:`Scheduler.server_time`."""
+        return decode.clock(await self._send(encode.clock(self.layout)))
 
     async def schedule_job(
         self, job_id: str, schedule_in: Seconds, **kwargs: Optional[Value]
     ) -> Time:
         """Schedule ``job_id`` ``schedule_in`` from now. See :meth:`Scheduler.schedule_job`."""
         call = encode.schedule(self.layout, job_id, schedule_in, kwargs)
+        return decode_time(await self._run(call))
+
+    async def schedule_job_at(
+        self, job_id: str, at: When, *, data: Optional[Mapping[str, Optional[Value]]] = None
+    ) -> Time:
+        """Schedule ``job_id`` at ``at``. See :meth:`Scheduler.schedule_job_at`."""
+        call = encode.schedule_at(self.layout, job_id, at, data)
         return decode_time(await self._run(call))
 
     async def schedule_recurring(
@@ -415,9 +503,9 @@ class AsyncScheduler(BaseScheduler):
                 progress(int(done))
         return bulk.count
 
-    async def delete_job(self, job_id: str) -> None:
-        """Remove a job and its data. See :meth:`Scheduler.delete_job`."""
-        await self._run(encode.on_job(self.layout, scripts.DELETE, job_id))
+    async def delete_job(self, job_id: str) -> bool:
+        """Remove a job; whether it existed. See :meth:`Scheduler.delete_job`."""
+        return int(await self._run(encode.on_job(self.layout, scripts.DELETE, job_id))) > 0
 
     async def job_details(self, job_id: str) -> Job:
         """A job's id, due time and data. See :meth:`Scheduler.job_details`."""
@@ -526,6 +614,18 @@ class AsyncScheduler(BaseScheduler):
         See :meth:`Scheduler.scheduled_jobs`.
         """
         return self._read(pages.scheduled(self.layout, self.batch_size, bool(with_times)))
+
+    def recurring_jobs(self) -> AsyncGenerator[Any, None]:
+        """The id of every recurring job: an async generator.
+
+        See :meth:`Scheduler.recurring_jobs`.
+        """
+        return self._recurring()
+
+    async def _recurring(self) -> AsyncGenerator[Any, None]:
+        for call in encode.recurring_jobs(self.layout):
+            for job_id in decode.ids(await self._run(call)):
+                yield job_id
 
     def export_jobs(self) -> AsyncGenerator[Exported, None]:
         """Every scheduled job as ``(job_id, due time, data)``: an async generator.

@@ -325,3 +325,35 @@ def test_a_task_cancelled_while_awaiting_an_advance_loses_nothing(
         month=1, day=1, hour=0, minute=0, second=0, microsecond=0
     )
     assert again == [("yearly", int(this_year.timestamp()))]
+
+
+def test_module_functions_of_the_integrations_seams(
+    server: testing.RedisServer, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """schedule_job_at, recurring_jobs, server_time and delete_job's answer, both modules."""
+    monkeypatch.setenv("REDIS_URL", server.url)
+    monkeypatch.setenv("RACHE_REDIS_PREFIX", "aio:")
+    monkeypatch.setattr(rache, "_default", None)
+    at = datetime.datetime(2033, 5, 18, 3, 33, 20, tzinfo=datetime.timezone.utc)
+    assert rache.schedule_job_at("sync", at, data={"n": 1}) == 2_000_000_000
+    rache.schedule_recurring("sync-rule", every=60)
+    seconds, micros = raw.time()
+    assert abs(rache.server_time() - (seconds + micros / 1e6)) < 1
+
+    async def scenario() -> List[Any]:
+        due = await aio.schedule_job_at("async", 2_000_000_000.5, data={"n": 2})
+        await aio.schedule_recurring("async-rule", every=60)
+        ids = [job_id async for job_id in aio.recurring_jobs()]
+        now = await aio.server_time()
+        deleted = [await aio.delete_job("async-rule"), await aio.delete_job("async-rule")]
+        await aio.default_scheduler().connection.aclose()
+        return [due, ids, now, deleted]
+
+    due, ids, now, deleted = run(scenario())
+    assert due == 2_000_000_000.5 and sorted(ids) == ["async-rule", "sync-rule"]
+    assert abs(now - rache.server_time()) < 5 and deleted == [True, False]
+    assert rache.job_details("async") == {"id": "async", "schedule_at": due, "n": 2}
+    assert list(rache.recurring_jobs()) == ["sync-rule"]
+    assert rache.delete_job("sync") is True and rache.delete_job("sync") is False
+    assert rache._default is not None
+    rache._default.connection.close()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rache import JobNotFound, Scheduler
-from tests.support.helpers import is_millisecond_time
+from tests.support.helpers import is_millisecond_time, snapshot
 
 
 def test_details_of_a_scheduled_job(sched: Scheduler, raw: Any) -> None:
@@ -35,9 +35,9 @@ def test_unknown_job_is_job_not_found_a_key_error(sched: Scheduler) -> None:
 def test_delete_removes_entry_and_data_and_unknown_is_fine(sched: Scheduler, raw: Any) -> None:
     sched.schedule_job("a", 30, n=1)
     sched.schedule_job("b", 30, n=2)
-    sched.delete_job("a")
-    sched.delete_job("a")
-    sched.delete_job("never")
+    assert sched.delete_job("a") is True
+    assert sched.delete_job("a") is False
+    assert sched.delete_job("never") is False
     assert raw.zrange("rache:queue", 0, -1) == [b"b"]
     assert raw.exists("rache:job:a") == 0
     with pytest.raises(JobNotFound):
@@ -212,3 +212,38 @@ def test_export_jobs_and_import_copy_a_schedule(make: Any, raw: Any) -> None:
     }
     assert copy.schedule_jobs(exported, at=True) == 9
     assert list(copy.export_jobs()) == exported
+
+
+def test_delete_says_whether_anything_was_there(sched: Scheduler, raw: Any) -> None:
+    sched.schedule_job("scheduled", 30)
+    sched.schedule_job("data-only", 0, n=1)
+    assert [job["id"] for job in sched.pending_jobs()] == ["data-only"]  # its data stays
+    sched.schedule_recurring("rule", every=60)
+    for job_id in ("scheduled", "data-only", "rule"):
+        assert sched.delete_job(job_id) is True
+        assert sched.delete_job(job_id) is False
+    assert raw.exists("rache:queue", "rache:job:data-only", "rache:recurring") == 0
+
+
+@pytest.mark.parametrize(("job_id", "error"), [(5, TypeError), ("", ValueError), (None, TypeError)])
+def test_delete_of_a_bad_id_is_a_clear_error_and_changes_nothing(
+    sched: Scheduler, raw: Any, job_id: Any, error: type
+) -> None:
+    sched.schedule_job("a", 30, n=1)
+    before = snapshot(raw)
+    with pytest.raises(error, match="job_id must"):
+        sched.delete_job(job_id)
+    assert snapshot(raw) == before
+
+
+def test_recurring_jobs_lists_the_recurring_ids_only(sched: Scheduler, raw: Any) -> None:
+    assert list(sched.recurring_jobs()) == []
+    sched.schedule_job("plain", 30)
+    for job_id in ("every", "daily", "日本"):
+        sched.schedule_recurring(job_id, every=60, data={"n": 1})
+    assert sorted(sched.recurring_jobs()) == sorted(["every", "daily", "日本"])
+    sched.delete_job("daily")
+    assert sorted(sched.recurring_jobs()) == ["every", "日本"]
+    before = snapshot(raw)
+    list(sched.recurring_jobs())
+    assert snapshot(raw) == before  # read-only

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from rache import ReservedFieldError, Scheduler
-from tests.support.helpers import is_millisecond_time, snapshot
+from tests.support.helpers import commands_sent, is_millisecond_time, snapshot, warm_up
 
 
 def server_now(raw: Any) -> float:
@@ -147,3 +147,125 @@ def test_unicode_and_separator_ids(sched: Scheduler, raw: Any) -> None:
     claimed = list(sched.pending_jobs())
     assert sorted(job["id"] for job in claimed) == sorted(ids)
     assert all(job["n"] == 1 for job in claimed)
+
+
+# -- schedule_job_at: one job at a time rather than in a delay ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("at", "due"),
+    [
+        (2_000_000_000, 2_000_000_000),
+        (2_000_000_000.25, 2_000_000_000.25),
+        (1_500_000_000.0, 1_500_000_000),  # whole seconds: an int, as schedule_job gives
+        (datetime(2033, 5, 18, 3, 33, 20, tzinfo=timezone.utc), 2_000_000_000),
+        (datetime(2033, 5, 18, 5, 33, 20, 500_000, tzinfo=timezone(timedelta(hours=2))), 2e9 + 0.5),
+    ],
+)
+def test_schedule_job_at_sets_that_due_time(sched: Scheduler, raw: Any, at: Any, due: Any) -> None:
+    assert sched.schedule_job_at("a", at) == due
+    assert raw.zscore("rache:queue", "a") == due
+    assert sched.job_details("a")["schedule_at"] == due
+    assert type(sched.job_details("a")["schedule_at"]) is type(due)
+
+
+def test_schedule_job_at_merges_data_and_moves_the_job(sched: Scheduler, raw: Any) -> None:
+    sched.schedule_job("a", 60, url="http://x", n=1)
+    sched.schedule_job_at("a", 2_000_000_000, data={"n": None, "kind": "report"})
+    assert sched.job_details("a") == {
+        "id": "a",
+        "schedule_at": 2_000_000_000,
+        "url": "http://x",
+        "kind": "report",
+    }
+    sched.schedule_job_at("a", 2_000_000_100)  # no data: the data stays
+    assert raw.zrange("rache:queue", 0, -1, withscores=True) == [(b"a", 2_000_000_100.0)]
+    assert sched.job_details("a")["url"] == "http://x"
+    # A data key may be any name schedule_job's keywords take, "at" and "data" too.
+    sched.schedule_job_at("a", 2_000_000_100, data={"at": 1, "data": "d", "job_id": "j"})
+    assert sched.job_details("a")["at"] == 1 and sched.job_details("a")["job_id"] == "j"
+
+
+def test_schedule_job_at_in_the_past_is_due_at_once(sched: Scheduler, raw: Any) -> None:
+    sched.schedule_job_at("old", server_now(raw) - 30, data={"n": 1})
+    sched.schedule_job_at("later", server_now(raw) + 3600)
+    assert list(sched.pending_jobs()) == [{"id": "old", "n": 1}]
+
+
+def test_schedule_job_at_starts_a_new_run_each_time(sched: Scheduler, raw: Any) -> None:
+    at = server_now(raw) - 10
+    occurrences = []
+    for _ in range(2):  # the same due time twice: two runs, two occurrence ids
+        sched.schedule_job_at("a", at)
+        (job,) = sched.pending_jobs()
+        occurrences.append(job.occurrence_id)
+    assert occurrences[0] != occurrences[1]
+    assert all(o.startswith(f"a:{job.due_at}:") for o in occurrences)
+
+
+def test_schedule_job_at_is_one_script_call(sched: Scheduler, raw: Any) -> None:
+    warm_up(sched)
+    sched.schedule_job_at("a", 2_000_000_000)
+    assert commands_sent(raw, lambda: sched.schedule_job_at("a", 2e9, data={"x": 1})) == ["EVALSHA"]
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        (("a", datetime(2030, 1, 1)), ValueError, "at must be an aware datetime.*naive"),
+        (("a", "2030-01-01"), TypeError, "at must be a Unix timestamp or an aware datetime"),
+        (("a", None), TypeError, "at must be a Unix timestamp or an aware datetime, not NoneType"),
+        (("a", True), TypeError, "at must be a Unix timestamp"),
+        (("a", timedelta(seconds=5)), TypeError, "at must be a Unix timestamp"),
+        (("a", float("nan")), ValueError, "at must be a finite Unix timestamp"),
+        (("a", float("inf")), ValueError, "at must be a finite Unix timestamp"),
+        (("a", 10**11), ValueError, "within 10,000,000,000 seconds of 1970"),
+        ((5, 2e9), TypeError, "job_id must be a str"),
+        (("", 2e9), ValueError, "job_id must not be empty"),
+    ],
+)
+def test_schedule_job_at_bad_input_is_a_clear_error_and_writes_nothing(
+    sched: Scheduler, raw: Any, args: Any, error: type, match: str
+) -> None:
+    sched.schedule_job("existing", 10, keep=1)
+    before = snapshot(raw)
+    with pytest.raises(error, match=match):
+        sched.schedule_job_at(*args)
+    assert snapshot(raw) == before
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "match"),
+    [
+        ([("x", 1)], TypeError, "data must be a mapping, not list"),
+        ({"x": [1]}, TypeError, "job data 'x' must be"),
+        ({"id": 1}, ReservedFieldError, "'id' is reserved"),
+        ({"schedule_at": 1}, ReservedFieldError, "'schedule_at' is reserved"),
+        ({1: "x"}, TypeError, "job data key 1 must be a str"),
+    ],
+)
+def test_schedule_job_at_bad_data_is_a_clear_error_and_writes_nothing(
+    sched: Scheduler, raw: Any, data: Any, error: type, match: str
+) -> None:
+    sched.schedule_job("existing", 10, keep=1)
+    before = snapshot(raw)
+    with pytest.raises(error, match=match):
+        sched.schedule_job_at("existing", 2e9, data=data)
+    assert snapshot(raw) == before
+
+
+def test_schedule_job_at_takes_no_data_keywords(sched: Scheduler) -> None:
+    with pytest.raises(TypeError):
+        sched.schedule_job_at("a", 2e9, url="http://x")  # type: ignore[call-arg]
+
+
+# -- server_time: the clock of every due time ----------------------------------------------
+
+
+def test_server_time_is_the_servers_clock(sched: Scheduler, raw: Any) -> None:
+    before = server_now(raw)
+    now = sched.server_time()
+    after = server_now(raw)
+    assert isinstance(now, float) and before <= now <= after
+    due = sched.schedule_job("a", 0)
+    assert abs(due - sched.server_time()) < 2  # the clock schedule_job counts from

@@ -123,8 +123,13 @@ def exercise(api: Any, batch_size: int) -> None:
     claims.close()  # 'r' goes back to its occurrence (release-2.lua)
     assert list(api.pending_jobs()) == [{"id": "r", "k": 1}]
     assert api.job_details("r")["recurring"]["every"] == 3600
-    api.delete_job("r")
+    assert sorted(api.recurring_jobs()) == ["cron", "r"]  # recurringJobs-1.lua: HGETALL
+    assert api.delete_job("r") is True
     api.delete_job("cron")
+    assert list(api.recurring_jobs()) == []
+    assert api.schedule_job_at("h", 2e9, data={"k": 1}) == 2_000_000_000  # schedule-2.lua
+    assert api.delete_job("h") is True
+    assert api.server_time() > 0  # stats-1.lua: TIME
     if isinstance(api, Scheduler):  # a Dispatcher: SUBSCRIBE to <prefix>wakeup, then claim
         handed: List[Any] = []
         api.schedule_job("f", -1)

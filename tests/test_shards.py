@@ -243,6 +243,46 @@ def test_an_unsharded_schedule_with_jobs_is_not_hidden_by_shards(
     assert snapshot(raw) == before
 
 
+def test_recorded_shards_reads_the_layout_and_writes_nothing(
+    make: Callable[..., Any], raw: Any
+) -> None:
+    for shards in (1, 3):  # nothing there: no count, whatever the scheduler's
+        assert make(prefix="rache:", shards=shards).recorded_shards() is None
+    assert snapshot(raw) == {}
+    make(prefix="rache:").schedule_job("old", 10)  # an unsharded schedule with a job
+    before = snapshot(raw)
+    assert make(prefix="rache:", shards=2).recorded_shards() == 1
+    assert make(prefix="rache:").recorded_shards() == 1
+    assert snapshot(raw) == before
+    make(prefix="other:", shards=3).schedule_job("a", 10)  # records 3
+    before = snapshot(raw)
+    for shards in (1, 2, 3):  # no mismatch raised: it says, and the caller decides
+        assert make(prefix="other:", shards=shards).recorded_shards() == 3
+    assert snapshot(raw) == before
+
+
+def test_a_probe_then_the_check_reads_as_a_dashboard_does(
+    make: Callable[..., Any], raw: Any
+) -> None:
+    probe = make(prefix="rache:", shards=3)
+    assert probe.recorded_shards() is None and probe.server_time() > 0
+    assert snapshot(raw) == {}  # neither the probe nor the clock ran the layout check
+    make(prefix="rache:", shards=3).schedule_job("a", 10)
+    assert probe.recorded_shards() == 3
+    assert probe.check_layout() == 3 and list(probe.scheduled_jobs()) == ["a"]
+
+
+def test_recurring_jobs_and_the_clock_of_a_sharded_schedule(sharded: Any, raw: Any) -> None:
+    ids = [f"r{i}" for i in range(9)]
+    for job_id in ids:
+        sharded.schedule_recurring(job_id, every=60)
+    sharded.schedule_job("plain", 10)
+    assert {shard_of(job_id.encode(), 3) for job_id in ids} == {0, 1, 2}
+    assert sorted(sharded.recurring_jobs()) == ids
+    seconds, micros = raw.time()
+    assert abs(sharded.server_time() - (seconds + micros / 1e6)) < 1
+
+
 def test_reshard_moves_every_job_with_its_time_and_data(raw: Any) -> None:
     one = Scheduler(raw, "rache:", batch_size=3)
     one.schedule_jobs([(f"j{i}", 100 + i, {"n": i}) for i in range(20)])

@@ -54,8 +54,20 @@ class Blocking:
     def __getattr__(self, name: str) -> Any:  # keys, batch_size, connection
         return getattr(self.inner, name)
 
+    def check_layout(self) -> int:
+        return self.runner.run(self.inner.check_layout())
+
+    def recorded_shards(self) -> Any:
+        return self.runner.run(self.inner.recorded_shards())
+
+    def server_time(self) -> float:
+        return self.runner.run(self.inner.server_time())
+
     def schedule_job(self, job_id: Any, schedule_in: Any, **kwargs: Any) -> Any:
         return self.runner.run(self.inner.schedule_job(job_id, schedule_in, **kwargs))
+
+    def schedule_job_at(self, job_id: Any, at: Any, **kwargs: Any) -> Any:
+        return self.runner.run(self.inner.schedule_job_at(job_id, at, **kwargs))
 
     def schedule_recurring(self, job_id: Any, **kwargs: Any) -> Any:
         return self.runner.run(self.inner.schedule_recurring(job_id, **kwargs))
@@ -66,8 +78,8 @@ class Blocking:
     def stats(self, *args: Any, **kwargs: Any) -> Any:
         return self.runner.run(self.inner.stats(*args, **kwargs))
 
-    def delete_job(self, job_id: Any) -> None:
-        self.runner.run(self.inner.delete_job(job_id))
+    def delete_job(self, job_id: Any) -> bool:
+        return self.runner.run(self.inner.delete_job(job_id))
 
     def job_details(self, job_id: Any) -> Any:
         return self.runner.run(self.inner.job_details(job_id))
@@ -77,6 +89,9 @@ class Blocking:
 
     def scheduled_jobs(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         return self._iterate(self.inner.scheduled_jobs(*args, **kwargs))
+
+    def recurring_jobs(self) -> Generator[Any, None, None]:
+        return self._iterate(self.inner.recurring_jobs())
 
     def export_jobs(self) -> Generator[Any, None, None]:
         return self._iterate(self.inner.export_jobs())

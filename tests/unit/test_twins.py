@@ -169,7 +169,10 @@ SCHEDULER_API = [
     "recurring_lease",
     "claim",
     "check_layout",
+    "recorded_shards",
+    "server_time",
     "schedule_job",
+    "schedule_job_at",
     "schedule_recurring",
     "schedule_jobs",
     "delete_job",
@@ -179,6 +182,7 @@ SCHEDULER_API = [
     "put_back",
     "pending_jobs",
     "scheduled_jobs",
+    "recurring_jobs",
     "export_jobs",
 ]
 
@@ -199,7 +203,10 @@ def test_the_schedulers_define_their_own_methods_in_one_order() -> None:
 #: What an AsyncScheduler awaits; its other methods return at once (a Claim, async generators).
 AWAITED = {
     "check_layout",
+    "recorded_shards",
+    "server_time",
     "schedule_job",
+    "schedule_job_at",
     "schedule_recurring",
     "schedule_jobs",
     "delete_job",
@@ -242,6 +249,7 @@ def test_the_dispatchers_are_twins() -> None:
 
 MODULE_API = [
     "schedule_job",
+    "schedule_job_at",
     "schedule_recurring",
     "schedule_jobs",
     "export_jobs",
@@ -250,6 +258,8 @@ MODULE_API = [
     "delete_job",
     "job_details",
     "scheduled_jobs",
+    "recurring_jobs",
+    "server_time",
 ]
 
 

@@ -21,6 +21,7 @@ from .errors import (
     MissingExtra,
     RacheError,
     ReservedFieldError,
+    UntaggedPrefix,
 )
 from .models import Job, Seconds, Stats, Time, Value
 from .scheduler import Entry, Exported, Progress, Scheduler, Start, When
@@ -42,6 +43,7 @@ __all__ = [
     "Scheduler",
     "Seconds",
     "Stats",
+    "UntaggedPrefix",
     "delete_job",
     "export_jobs",
     "job_details",

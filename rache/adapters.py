@@ -21,7 +21,11 @@ from .models import Job
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["arq", "call", "celery", "rq", "rq_job_id"]
+__all__ = ["OCCURRENCE_META", "arq", "call", "celery", "rq", "rq_job_id"]
+
+#: The key of an rq job's ``meta`` that holds the rache occurrence the job stands for: set
+#: by the :func:`rq` handler, and by :mod:`rache.rq` when it moves a job into its queue.
+OCCURRENCE_META = "rache_occurrence"
 
 
 def call(func: Callable[[dict[str, Any]], Any]) -> Callable[[Job], Any]:
@@ -68,7 +72,7 @@ def rq(queue: Any, func: Any, **options: Any) -> Callable[[Job], Any]:
 
     def handler(job: Job) -> Any:
         job_id = rq_job_id(job)
-        meta = {**options.get("meta", {}), "rache_occurrence": job.occurrence_id}
+        meta = {**options.get("meta", {}), OCCURRENCE_META: job.occurrence_id}
         kwargs = {**options, "job_id": job_id, "meta": meta}
         if unique:
             try:

@@ -24,12 +24,10 @@ from dataclasses import dataclass
 from datetime import timezone as dt_timezone
 from typing import Any, Dict, List, Optional, Set
 
-import redis
-
 from . import config
 from .constants import DEFAULT_REDIS_URL, REDIS_URL_ENV
 from .dispatchloop import DispatchLoop
-from .errors import ConfigurationError, JobNotFound, MissingExtra
+from .errors import CONNECTION_ERRORS, ConfigurationError, JobNotFound, MissingExtra
 from .models import Job
 from .scheduler import Scheduler
 
@@ -47,8 +45,6 @@ __all__ = ["BeatScheduler", "Declaration", "cron_expression", "declaration", "pr
 FIELD = "celery"
 #: After the prefix: the hash of the jobs this integration made (entry name -> its rule).
 RECORD = "celery:entries"
-#: Errors that mean "Redis is unreachable for now": the tick backs off and tries again.
-CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 #: Each crontab field: its attribute, and the range of values that means "every" (``*``).
 _CRON_FIELDS = (
@@ -290,8 +286,7 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
                 start = None
                 if not same:  # as Celery's default beat: the first run one interval from now
                     if now is None:
-                        seconds, micros = self.client.time()
-                        now = int(seconds) + int(micros) / 1e6
+                        now = self.rache.server_time()
                     start = now + item.every
                 due = self.rache.schedule_recurring(
                     item.name, every=item.every, start=start, data=data

@@ -32,11 +32,10 @@ try:
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise MissingExtra("the rache command", "click", "cli") from None
 
-from . import __version__, admin, config, encode, scripts, service
-from .constants import PREFIX_ENV, REDIS_URL_ENV
-from .errors import ConfigurationError, JobNotFound, LayoutMismatch
-from .keys import MAX_SHARDS, has_hash_tag, tagged
-from .models import Stats
+from . import __version__, admin, config, service
+from .constants import MAX_SHARDS, PREFIX_ENV, REDIS_URL_ENV
+from .errors import ConfigurationError, JobNotFound, LayoutMismatch, UntaggedPrefix
+from .models import Stats, text
 from .scheduler import Scheduler
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -131,14 +130,14 @@ class Context:
     @property
     def scheduler(self) -> Scheduler:
         if self._scheduler is None:
-            if self.cluster and self.shards == 1 and not has_hash_tag(self.prefix):
-                raise click.UsageError(
-                    f"--prefix {self.prefix!r} has no hash tag, and on Redis Cluster every key "
-                    f"of a schedule must hash to one slot: --prefix {tagged(self.prefix)!r}, "
-                    "or --shards N (which add their own)"
-                )
             try:
                 scheduler = Scheduler(self.client, self.prefix, shards=self.shards)
+            except UntaggedPrefix as error:
+                raise click.UsageError(
+                    f"--prefix {error.prefix!r} has no hash tag, and on Redis Cluster every "
+                    f"key of a schedule must hash to one slot: --prefix {error.suggested!r}, "
+                    "or --shards N (which add their own)"
+                ) from None
             except ConfigurationError as error:  # a sharded prefix with a brace
                 raise click.UsageError(f"--prefix: {error}") from None
             scheduler.check_layout()  # the check before its first call, made now
@@ -146,8 +145,8 @@ class Context:
         return self._scheduler
 
     def now(self) -> float:
-        seconds, micros = self.scheduler.connection.time()
-        return float(seconds) + float(micros) / 1e6
+        """The server's clock, the one of every due time shown."""
+        return self.scheduler.server_time()
 
 
 def wrong_shards(error: LayoutMismatch) -> str:
@@ -328,8 +327,7 @@ def rm(obj: Context, job_ids: Tuple[str, ...], force: bool) -> None:
     """Remove jobs and their data; exit 1 if an id was unknown (the others still go)."""
     scheduler, unknown = obj.scheduler, 0
     for job_id in job_ids:
-        call = encode.on_job(scheduler.layout, scripts.DELETE, job_id)
-        if int(call.script(scheduler.connection, call.keys, call.args)):  # things removed
+        if scheduler.delete_job(job_id):
             click.echo(f"removed {printable(job_id)}")
         else:
             unknown += 1
@@ -470,19 +468,11 @@ def orphans(obj: Context, delete: bool, as_json: bool, batch: int) -> None:
     for raw_id in found:
         count += 1
         if as_json:
-            click.echo(json.dumps({"id": _json_value(_text_id(raw_id))}))
+            click.echo(json.dumps({"id": _json_value(text(raw_id))}))
         else:
             click.echo(printable(raw_id))
     verb = "removed the data of" if delete else "found"
     click.echo(f"{verb} {count:,} job(s) with data and no schedule entry", err=True)
-
-
-def _text_id(raw_id: Any) -> Any:
-    """An id as text when it is UTF-8, else the bytes (shown as base64 in JSON)."""
-    if isinstance(raw_id, bytes):
-        with contextlib.suppress(UnicodeDecodeError):
-            return raw_id.decode()
-    return raw_id
 
 
 @main.command()

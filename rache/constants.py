@@ -32,6 +32,9 @@ CALL_RECORD_TTL = 60
 #: 2,000 arguments are some 220 jobs of two fields, or 400 without data, about 2 ms).
 BULK_MAX_ARGS = 2000
 
+#: The most shards a schedule may have: a pending_jobs() call visits every one.
+MAX_SHARDS = 256
+
 #: The largest batch a Scheduler accepts (a claim script's reply grows with it).
 MAX_BATCH_SIZE = 10_000
 

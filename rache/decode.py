@@ -11,16 +11,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from . import recurrence, wire
 from .errors import JobNotFound
-from .models import Decoded, Job, Stats
+from .models import Decoded, Job, Stats, text
 from .wire import decode_time
-
-
-def text(raw: bytes) -> Union[str, bytes]:
-    """UTF-8 text as str; other bytes as they are (rache 0.2.1's rule)."""
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return raw
 
 
 def ids(raw_ids: Sequence[bytes]) -> List[Union[str, bytes]]:

@@ -5,12 +5,27 @@ rache's own errors are::
 
     RacheError
     ├── ConfigurationError (ValueError)   REDIS_URL, the prefix or the layout cannot be used
+    │   ├── LayoutMismatch   a scheduler of one shard count over a schedule of another
+    │   └── UntaggedPrefix   on Redis Cluster, an unsharded schedule's prefix without a hash tag
     ├── ReservedFieldError (ValueError, RuntimeError)   job data named ``id``, ``schedule_at``...
     ├── JobNotFound (KeyError)   job_details() of a job with neither schedule nor data
     └── MissingExtra (ImportError)   a feature whose extra is not installed
 """
 
 from __future__ import annotations
+
+from typing import Tuple, Type
+
+import redis
+
+#: The errors that mean "Redis cannot be reached for now" (a connection refused or lost, a
+#: timeout), not "Redis refused": a loop that polls (a dispatcher, Celery beat) backs off
+#: and tries again on these, and lets any other error through.
+CONNECTION_ERRORS: Tuple[Type[BaseException], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    OSError,
+)
 
 
 class RacheError(Exception):
@@ -54,6 +69,23 @@ class LayoutMismatch(ConfigurationError):
             f"the schedule under prefix {prefix!r} is laid out in {recorded} shard(s), not "
             f"{shards}: pass shards={recorded}, or move it with rache.reshard() (or "
             "`rache reshard`)"
+        )
+
+
+class UntaggedPrefix(ConfigurationError):
+    """On Redis Cluster, an unsharded schedule under a prefix without a hash tag.
+
+    Every key a script touches must hash to one slot, which a prefix without ``{...}`` does
+    not give. ``prefix`` and ``suggested`` (the same prefix with a hash tag, ``{rache}:``
+    for ``rache:``) let a caller say it in its own words (the CLI says ``--prefix``).
+    """
+
+    def __init__(self, prefix: str, suggested: str) -> None:
+        self.prefix, self.suggested = prefix, suggested
+        super().__init__(
+            f"prefix {prefix!r} has no hash tag, and on Redis Cluster every key of a "
+            f"schedule must hash to one slot: use a prefix with one, such as {suggested!r}, "
+            "or shards (which add their own)"
         )
 
 

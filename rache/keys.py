@@ -16,6 +16,7 @@ from typing import List
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
+from .constants import MAX_SHARDS
 from .errors import ConfigurationError
 from .wire import utf8
 
@@ -29,9 +30,6 @@ CALL = b"call:"
 RUNS = b"runs"
 #: The field of ``<prefix>layout`` that holds the shard count (as layout-1.lua reads it).
 SHARDS_FIELD = "shards"
-
-#: The most shards a schedule may have: a pending_jobs() call visits every one.
-MAX_SHARDS = 256
 
 
 class Keys:

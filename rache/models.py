@@ -18,6 +18,18 @@ Decoded = Union[int, str, bytes]
 Time = Union[int, float]
 
 
+def text(raw: bytes) -> Union[str, bytes]:
+    """An id or a name read back from Redis: UTF-8 text as str, other bytes as they are.
+
+    rache's one rule (0.2.1's) for job ids and data field names, wherever they come from:
+    a claim, a page of the schedule, the ids of orphaned data.
+    """
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
+
+
 class Job(Dict[str, Any]):
     """A job as rache hands it out: ``{'id': ..., **data}``, plus the due time it was claimed for.
 

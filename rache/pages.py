@@ -15,6 +15,7 @@ from typing import Any, Callable, List, Optional, Protocol, Sequence, Set, Tuple
 
 from . import decode, scripts, wire
 from .keys import Keys, Layout
+from .models import text
 from .scripts import Args, Call
 from .wire import decode_time
 
@@ -59,8 +60,8 @@ class Pages:
             self.anchor = (reply[-2], reply[-1])  # always after the previous one
         it = iter(reply)
         if self.with_times:
-            return [(decode.text(raw_id), decode_time(due)) for raw_id, due in zip(it, it)]
-        return [decode.text(raw_id) for raw_id, _ in zip(it, it)]
+            return [(text(raw_id), decode_time(due)) for raw_id, due in zip(it, it)]
+        return [text(raw_id) for raw_id, _ in zip(it, it)]
 
 
 class Exports(Pages):

@@ -34,6 +34,7 @@ import redis
 from redis import WatchError
 
 from . import config, recurrence
+from .adapters import OCCURRENCE_META
 from .constants import MAX_OFFSET_SECONDS
 from .dispatch import Dispatcher
 from .errors import JobNotFound, MissingExtra
@@ -64,8 +65,6 @@ __all__ = [
 DEFAULT_PREFIX = "rache:rq:"
 #: The rache job's data field naming the rq queue: it marks a job as an rq-scheduler job.
 QUEUE_FIELD = "rq_queue"
-#: The rq job's ``meta`` key recording the last occurrence of a periodic job moved into rq.
-MOVED_META = "rache_occurrence"
 #: rq-scheduler's own sorted set of scheduled job ids (what :meth:`Scheduler.adopt` reads).
 RQ_SCHEDULER_KEY = "rq:scheduler:scheduled_jobs"
 #: How long a claimed one-off job waits before it is handed out again if its runner died
@@ -717,9 +716,9 @@ class Runner:
                     if periodic:
                         # moved already for this occurrence, or its last run moved already
                         # (a repeat of 0 before any move means one run, as in rq-scheduler)
-                        exhausted = meta.get("repeat") == 0 and MOVED_META in meta
+                        exhausted = meta.get("repeat") == 0 and OCCURRENCE_META in meta
                         done = exhausted or (
-                            occurrence is not None and meta.get(MOVED_META) == occurrence
+                            occurrence is not None and meta.get(OCCURRENCE_META) == occurrence
                         )
                     else:
                         done = occurrence is not None and (
@@ -733,7 +732,7 @@ class Runner:
                     if repeat:
                         meta["repeat"] = int(repeat) - 1
                     if periodic:
-                        meta[MOVED_META] = occurrence or "moved"
+                        meta[OCCURRENCE_META] = occurrence or "moved"
                     self._queue(job).enqueue_job(
                         job, pipeline=pipe, at_front=bool(job.enqueue_at_front)
                     )

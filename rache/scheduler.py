@@ -30,7 +30,7 @@ from typing import (
 from . import config, decode, encode, pages, recurrence, scripts
 from .claim import Claim
 from .constants import DEFAULT_BATCH_SIZE
-from .errors import ConfigurationError, LayoutMismatch
+from .errors import LayoutMismatch, UntaggedPrefix
 from .keys import Keys, Layout, has_hash_tag, tagged
 from .models import Job, Seconds, Stats, Time, Value
 from .scripts import Call
@@ -84,11 +84,7 @@ class BaseScheduler:
         self.connection = self._connect() if connection is None else connection
         cluster = config.is_cluster(self.connection)
         if cluster and shards == 1 and not has_hash_tag(prefix):
-            raise ConfigurationError(
-                f"prefix {prefix!r} has no hash tag, and on Redis Cluster every key of a "
-                "schedule must hash to one slot: use a prefix with one, such as "
-                f"{tagged(prefix)!r}, or shards (which add their own)"
-            )
+            raise UntaggedPrefix(prefix, tagged(prefix))
         #: The layout check (encode.layout_check), made once, before the first call: a
         #: scheduler of another shard count than the schedule's refuses to run. None when
         #: there is nothing to check.

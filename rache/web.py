@@ -32,7 +32,6 @@ import redis.asyncio
 from . import config, recurrence
 from .aio import AsyncScheduler
 from .errors import ConfigurationError, JobNotFound, MissingExtra
-from .keys import SHARDS_FIELD, Keys, Layout, layout_key
 from .models import Job, Stats
 
 try:
@@ -286,20 +285,33 @@ class Dashboard:
     """The dashboard's Redis side: one client, and the schedule's scheduler once it exists.
 
     A sharded schedule records its shard count on first write; until then, the dashboard
-    reads nothing else (a scheduler would record it, and the dashboard writes nothing).
+    reads only the clock and the layout (``recorded_shards``): a scheduler's first call
+    would record a count, and the dashboard writes nothing.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        Layout(settings.prefix, settings.shards)  # the prefix's and shard count's own errors
         config.client(settings.url)  # a clear error for a URL that is not Redis's
         self.client: Any = None
-        self._scheduler: Optional[AsyncScheduler] = None
+        #: the schedule's scheduler, made by start(); ``_checked`` once its layout is
+        self._reader: Optional[AsyncScheduler] = None
+        self._checked = False
 
     async def start(self) -> None:
-        """Make the client (in the event loop that serves)."""
-        cls: Any = redis.asyncio.RedisCluster if self.settings.cluster else redis.asyncio.Redis
-        self.client = cls.from_url(self.settings.url)
+        """Make the client and the scheduler (in the event loop that serves).
+
+        :raises ConfigurationError: a prefix or shard count no scheduler takes.
+        """
+        settings = self.settings
+        cls: Any = redis.asyncio.RedisCluster if settings.cluster else redis.asyncio.Redis
+        self.client = cls.from_url(settings.url)
+        try:
+            self._reader = AsyncScheduler(
+                self.client, settings.prefix, batch_size=OVERVIEW_JOBS, shards=settings.shards
+            )
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         """Close the client."""
@@ -307,33 +319,30 @@ class Dashboard:
             await self.client.aclose()
             self.client = None
 
+    def _scheduler(self) -> AsyncScheduler:
+        if self._reader is None:
+            raise RuntimeError("the dashboard is not started: await start() first")
+        return self._reader
+
     async def scheduler(self) -> Optional[AsyncScheduler]:
         """The schedule's scheduler, its layout checked; None while a sharded one is unrecorded.
 
         :raises ConfigurationError: the schedule has another shard count.
         """
-        if self._scheduler is not None:
-            return self._scheduler
-        settings = self.settings
-        if settings.shards > 1:
-            recorded = (await self.client.hmget(layout_key(settings.prefix), SHARDS_FIELD))[0]
-            # the layout check records a count when none is and no unsharded schedule holds
-            # jobs: read-only, it may run only when one is recorded or such jobs exist
-            if recorded is None and (
-                settings.cluster or not await self.client.zcard(Keys(settings.prefix).queue)
-            ):
-                return None
-        scheduler = AsyncScheduler(
-            self.client, settings.prefix, batch_size=OVERVIEW_JOBS, shards=settings.shards
-        )
+        scheduler = self._scheduler()
+        if self._checked:
+            return scheduler
+        # The check records a count when none is recorded and no unsharded schedule holds
+        # jobs (recorded_shards() is None): then there is nothing to show, and no check.
+        if self.settings.shards > 1 and await scheduler.recorded_shards() is None:
+            return None
         await scheduler.check_layout()
-        self._scheduler = scheduler
+        self._checked = True
         return scheduler
 
     async def now(self) -> float:
         """The server's clock, Unix seconds."""
-        seconds, micros = await self.client.time()
-        return float(seconds) + float(micros) / 1e6
+        return await self._scheduler().server_time()
 
     async def overview(self) -> Dict[str, Any]:
         """The figures, the chart and the earliest jobs, read now."""
@@ -377,17 +386,14 @@ class Dashboard:
     async def recurring(self, page: int) -> Tuple[List[Dict[str, Any]], int, float]:
         """One page of the recurring jobs, by id: their details, the total, and the time.
 
-        The ids come from each shard's rules hash (HGETALL: the commands of README's
-        least-privilege user have no HSCAN), one short rule per recurring job; the details
-        only for the page's jobs.
+        The ids come from ``recurring_jobs`` (one script call per shard); the details only
+        for the page's jobs.
         """
         scheduler = await self.scheduler()
         now = await self.now()
         if scheduler is None:
             return [], 0, now
-        ids: List[Any] = []
-        for keys in scheduler.shards:
-            ids.extend(decode_id(raw) for raw in await self.client.hgetall(keys.recurring))
+        ids: List[Any] = [job_id async for job_id in scheduler.recurring_jobs()]
         ids.sort(key=lambda job_id: (isinstance(job_id, bytes), job_id))
         chosen = ids[page * RECURRING_PAGE : (page + 1) * RECURRING_PAGE]
         found = await asyncio.gather(*(self._details(scheduler, job_id) for job_id in chosen))
@@ -417,14 +423,6 @@ async def earliest(scheduler: AsyncScheduler) -> List[Tuple[Any, float]]:
     finally:
         await entries.aclose()
     return jobs
-
-
-def decode_id(raw: bytes) -> Any:
-    """A job id as rache returns it: text when UTF-8, else the bytes."""
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return raw
 
 
 async def preflight(settings: Settings) -> None:

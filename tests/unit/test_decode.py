@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from rache import decode
 from rache.errors import JobNotFound
-from rache.models import Job, Stats
+from rache.models import Job, Stats, text
 
 # -- values ----------------------------------------------------------------------------------
 
@@ -60,7 +60,7 @@ def test_a_number_too_long_for_int_stays_text() -> None:
     ("raw", "expected"), [(b"abc", "abc"), (b"12", "12"), (b"\xff\xfe", b"\xff\xfe"), (b"", "")]
 )
 def test_text(raw: bytes, expected: Union[str, bytes]) -> None:
-    assert decode.text(raw) == expected and type(decode.text(raw)) is type(expected)
+    assert text(raw) == expected and type(text(raw)) is type(expected)
 
 
 RAW = st.one_of(

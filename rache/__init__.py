@@ -24,7 +24,7 @@ from .errors import (
     UntaggedPrefix,
 )
 from .models import Job, Seconds, Stats, Time, Value
-from .scheduler import Entry, Exported, Progress, Scheduler, Start, When
+from .scheduler import Entry, Exported, Progress, Scheduler, Start, When, due_time
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
@@ -45,6 +45,7 @@ __all__ = [
     "Stats",
     "UntaggedPrefix",
     "delete_job",
+    "due_time",
     "export_jobs",
     "job_details",
     "pending_jobs",

@@ -40,6 +40,7 @@ from .dispatch import Dispatcher
 from .errors import JobNotFound, MissingExtra
 from .models import Job as RacheJob
 from .scheduler import Scheduler as RacheScheduler
+from .scheduler import due_time
 
 try:
     from rq.exceptions import NoSuchJobError
@@ -89,16 +90,17 @@ def _import(value: Any, default: Any, name: str) -> Any:
     return value
 
 
-def _timestamp(value: object, name: str) -> float:
-    """Unix seconds of a datetime (naive: UTC, as in rq-scheduler)."""
+def _aware(value: object, name: str) -> datetime:
+    """A datetime argument as an aware datetime: naive is UTC, as in rq-scheduler.
+
+    Only rq-scheduler's convention lives here; the bounds of a due time are rache's
+    (``rache.due_time`` checks them before anything is written).
+    """
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
-        value = value.replace(tzinfo=timezone.utc)
-    stamp = value.timestamp()
-    if abs(stamp) > MAX_OFFSET_SECONDS:
-        raise ValueError(f"{name} must be within {MAX_OFFSET_SECONDS:,} s of 1970, not {value}")
-    return stamp
+        return value.replace(tzinfo=timezone.utc)
+    return value
 
 
 def _utc(stamp: float) -> datetime:
@@ -111,7 +113,7 @@ def _until(until: object) -> float:
     if until is None:
         return float("inf")
     if isinstance(until, datetime):
-        return _timestamp(until, "until")
+        return _aware(until, "until").timestamp()
     if isinstance(until, timedelta):
         return _time.time() + until.total_seconds()
     if isinstance(until, (int, float)) and not isinstance(until, bool) and until == until:
@@ -290,12 +292,12 @@ class Scheduler:
             raise
         return job
 
-    def _plain(self, job: Any, fresh: bool, stamp: Optional[float], delay: Optional[float]) -> Any:
-        """Save a one-off job due at ``stamp`` (Unix seconds) or in ``delay`` seconds."""
+    def _plain(self, job: Any, fresh: bool, at: Optional[datetime], delay: Optional[float]) -> Any:
+        """Save a one-off job due at ``at`` (an aware datetime) or in ``delay`` seconds."""
 
         def write(data: Dict[str, str]) -> None:
-            if stamp is not None:
-                self.rache.schedule_jobs([(job.id, stamp, data)], at=True)
+            if at is not None:
+                self.rache.schedule_job_at(job.id, at, data=data)
             else:
                 self.rache.schedule_job(job.id, delay or 0, **data)
 
@@ -308,9 +310,10 @@ class Scheduler:
         job_id, job_ttl, job_result_ttl, job_description, depends_on, meta, queue_name,
         on_success, on_failure, at_front.
         """
-        stamp = _timestamp(scheduled_time, "scheduled_time")
+        when = _aware(scheduled_time, "scheduled_time")
+        due_time(when, "scheduled_time")  # before the rq job is saved
         job = self._from_kwargs(func, args, kwargs)
-        return self._plain(job, kwargs.get("job_id") is None, stamp, None)
+        return self._plain(job, kwargs.get("job_id") is None, when, None)
 
     def enqueue_in(self, time_delta: timedelta, func: Any, *args: Any, **kwargs: Any) -> Any:
         """Schedule ``func(*args, **kwargs)`` ``time_delta`` from now (the Redis clock)."""
@@ -372,7 +375,8 @@ class Scheduler:
         once, and ``repeat`` is refused. A periodic job keeps its result (``result_ttl=-1``)
         unless told otherwise.
         """
-        stamp = _timestamp(scheduled_time, "scheduled_time")
+        when = _aware(scheduled_time, "scheduled_time")
+        stamp = due_time(when, "scheduled_time")  # before the rq job is saved
         every = None if interval is None else _whole(interval, "interval", 1)
         count = None if repeat is None else _whole(repeat, "repeat", 0)
         if repeat and interval is None:
@@ -403,7 +407,7 @@ class Scheduler:
         if at_front:
             job.enqueue_at_front = True
         if every is None:
-            return self._plain(job, id is None, stamp, None)
+            return self._plain(job, id is None, when, None)
 
         def write(data: Dict[str, str]) -> None:
             self.rache.schedule_recurring(job.id, every=every, start=stamp, data=data)
@@ -491,7 +495,8 @@ class Scheduler:
         An interval job then runs every ``interval`` from there; a cron job at its first
         cron time at or after it. :raises ValueError: the job is not scheduled.
         """
-        stamp = _timestamp(date_time, "date_time")
+        when = _aware(date_time, "date_time")
+        stamp = when.timestamp()
         job_id = self._id(job)
         try:
             details = self.rache.job_details(job_id)
@@ -507,7 +512,7 @@ class Scheduler:
             self.rache.delete_job(job_id)
             self.rache.schedule_recurring(job_id, every=rule["every"], start=stamp, data=data)
         else:
-            self.rache.schedule_jobs([(job_id, stamp, data)], at=True)
+            self.rache.schedule_job_at(job_id, when, data=data)
 
     def _entries(self, until: Until, offset: Optional[int], length: Optional[int]) -> Any:
         """(id, due time) of the scheduled jobs due up to ``until``, earliest first."""
@@ -592,7 +597,7 @@ class Scheduler:
                     cron = job.meta["cron_string"]
                     self.rache.schedule_recurring(job_id, cron=cron, timezone=zone, data=data)
                 else:
-                    self.rache.schedule_jobs([(job_id, float(stamp), data)], at=True)
+                    self.rache.schedule_job_at(job_id, float(stamp), data=data)
                 self.connection.zrem(key, raw_id)
                 adopted += 1
         return adopted

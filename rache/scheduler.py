@@ -27,7 +27,7 @@ from typing import (
     Union,
 )
 
-from . import config, decode, encode, pages, recurrence, scripts
+from . import config, decode, encode, pages, recurrence, scripts, wire
 from .claim import Claim
 from .constants import DEFAULT_BATCH_SIZE
 from .errors import LayoutMismatch, UntaggedPrefix
@@ -119,6 +119,17 @@ class BaseScheduler:
         shards = f" shards={len(self.shards)}" if len(self.shards) > 1 else ""
         connection = config.describe(self.connection)
         return f"<{name} prefix={self.keys.prefix!r}{shards} connection={connection}>"
+
+
+def due_time(at: When, name: str = "at") -> Time:
+    """The due time ``schedule_job_at(job_id, at)`` sets, checked as it checks ``at``; no I/O.
+
+    For a caller that must refuse a bad time before writing anything of its own
+    (:mod:`rache.rq` saves an rq job before its rache job): the same ``TypeError`` or
+    ``ValueError``, naming the argument ``name``. Unix seconds, an int when whole.
+    """
+    ms, _ = encode.moment(at, name)
+    return decode_time(wire.time_text(ms))
 
 
 def _warn_unreleased(call: Call) -> None:

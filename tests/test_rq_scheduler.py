@@ -25,7 +25,7 @@ from rq.job import Job, JobStatus
 from rache import Scheduler as RacheScheduler
 from rache.rq import QUEUE_FIELD, Runner, Scheduler
 from tests.support import harness
-from tests.support.helpers import snapshot
+from tests.support.helpers import commands_sent, snapshot
 from tests.support.rq_tasks import RAN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -375,6 +375,36 @@ def test_bad_input_raises_and_changes_nothing(solo_raw: Any, case: str) -> None:
     with pytest.raises(error, match=message):
         call(scheduler)
     assert snapshot(solo_raw) == before
+
+
+@pytest.mark.parametrize(
+    "when", [datetime(9999, 1, 1), datetime(1, 1, 1), datetime(2400, 1, 1, tzinfo=timezone.utc)]
+)
+def test_a_time_rache_cannot_keep_is_rache_s_clear_error_and_changes_nothing(
+    solo_raw: Any, when: datetime
+) -> None:
+    scheduler = Scheduler(connection=solo_raw)
+    scheduler.enqueue_at(AT, TASK, "standing", job_id="standing")
+    before = snapshot(solo_raw)
+    message = "scheduled_time must be a finite Unix timestamp within"
+    with pytest.raises(ValueError, match=message):
+        scheduler.enqueue_at(when, TASK, "x")
+    with pytest.raises(ValueError, match=message):
+        scheduler.enqueue_at(when, TASK, "x", job_id="standing")  # the rq job stays as it was
+    with pytest.raises(ValueError, match=message):
+        scheduler.schedule(when, TASK, args=["x"])
+    assert snapshot(solo_raw) == before
+
+
+def test_enqueue_at_schedules_one_job_in_one_script_call(solo_raw: Any) -> None:
+    scheduler = Scheduler(connection=solo_raw)
+    scheduler.enqueue_at(AT, TASK, "warm", job_id="warm")  # the script in the cache
+    sent = commands_sent(solo_raw, lambda: scheduler.enqueue_at(AT, TASK, "x", job_id="one"))
+    assert sent.count("EVALSHA") == 2  # the delete of a given id's rache job, then one schedule
+    sent = commands_sent(solo_raw, lambda: scheduler.enqueue_at(AT, TASK, "y"))
+    assert sent.count("EVALSHA") == 1
+    naive, aware = scheduler.rache.job_details("one"), AT.replace(tzinfo=timezone.utc)
+    assert naive["schedule_at"] == aware.timestamp()  # naive is UTC, as in rq-scheduler
 
 
 def test_bad_scheduler_arguments(solo_raw: Any) -> None:

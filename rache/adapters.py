@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["OCCURRENCE_META", "arq", "call", "celery", "rq", "rq_job_id"]
 
 #: The key of an rq job's ``meta`` that holds the rache occurrence the job stands for: set
-#: by the :func:`rq` handler, and by :mod:`rache.rq` when it moves a job into its queue.
+#: by the :func:`rq` handler, and by ``rache.rq`` when it moves a job into its queue.
 OCCURRENCE_META = "rache_occurrence"
 
 

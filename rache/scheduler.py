@@ -125,7 +125,7 @@ def due_time(at: When, name: str = "at") -> Time:
     """The due time ``schedule_job_at(job_id, at)`` sets, checked as it checks ``at``; no I/O.
 
     For a caller that must refuse a bad time before writing anything of its own
-    (:mod:`rache.rq` saves an rq job before its rache job): the same ``TypeError`` or
+    (``rache.rq`` saves an rq job before its rache job): the same ``TypeError`` or
     ``ValueError``, naming the argument ``name``. Unix seconds, an int when whole.
     """
     ms, _ = encode.moment(at, name)

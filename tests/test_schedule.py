@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rache import ReservedFieldError, Scheduler
+from rache import ReservedFieldError, Scheduler, due_time
 from tests.support.helpers import commands_sent, is_millisecond_time, snapshot, warm_up
 
 
@@ -165,6 +165,7 @@ def test_unicode_and_separator_ids(sched: Scheduler, raw: Any) -> None:
 def test_schedule_job_at_sets_that_due_time(sched: Scheduler, raw: Any, at: Any, due: Any) -> None:
     assert sched.schedule_job_at("a", at) == due
     assert raw.zscore("rache:queue", "a") == due
+    assert due_time(at) == due and type(due_time(at)) is type(due)  # the same, without I/O
     assert sched.job_details("a")["schedule_at"] == due
     assert type(sched.job_details("a")["schedule_at"]) is type(due)
 
@@ -232,6 +233,9 @@ def test_schedule_job_at_bad_input_is_a_clear_error_and_writes_nothing(
     with pytest.raises(error, match=match):
         sched.schedule_job_at(*args)
     assert snapshot(raw) == before
+    if args[0] == "a":  # due_time makes the same check, naming the argument it is told
+        with pytest.raises(error, match=match.replace("at must", "when must")):
+            due_time(args[1], "when")
 
 
 @pytest.mark.parametrize(

@@ -248,3 +248,22 @@ def test_merged_stats() -> None:
     assert decode.merged_stats(shards[2:]) is shards[2]
     empty = decode.merged_stats([shards[2], shards[2]])
     assert empty.earliest is None and empty.next_due is None and empty.total == 0
+
+
+@pytest.mark.parametrize(
+    ("recorded", "unsharded", "expected"),
+    [
+        (b"3", None, 3),
+        (b"3", [b"1.5", 7], 3),  # a recorded count wins
+        (b"1", None, None),  # nothing recorded, no unsharded queue to read (a cluster)
+        (b"1", [b"1.5", 0, 0, None, None], None),
+        (b"1", [b"1.5", 2, 0, None, None], 1),
+    ],
+)
+def test_recorded_shards(recorded: bytes, unsharded: Any, expected: Any) -> None:
+    assert decode.recorded_shards(recorded, unsharded) == expected
+
+
+def test_clock_and_ids() -> None:
+    assert decode.clock([b"1700000000.123456", 0, 0, None, None]) == 1700000000.123456
+    assert decode.ids([b"a", "日本".encode(), b"\xff"]) == ["a", "日本", b"\xff"]

@@ -745,3 +745,95 @@ def test_rule_jitter_is_below_jitter_and_every(every: int, job_id: str, jitter: 
 def test_a_misfire_of_the_wrong_type_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="misfire"):
         encode.rule("a", 60, None, "UTC", 5, 60, 0)
+
+
+# -- schedule_job_at, the clock, recurring ids, the layout probe -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("at", "ms"),
+    [
+        (2_000_000_000, 2_000_000_000_000),
+        (2_000_000_000.0015, 2_000_000_000_002),  # kept to the millisecond, rounded
+        (-1.5, -1500),
+        (MAX_OFFSET_SECONDS, MAX_OFFSET_SECONDS * 1000),
+        (datetime(2033, 5, 18, 3, 33, 20, tzinfo=timezone.utc), 2_000_000_000_000),
+        (datetime(2033, 5, 18, 4, 33, 20, tzinfo=timezone(timedelta(hours=1))), 2 * 10**12),
+    ],
+)
+def test_moment(at: Any, ms: int) -> None:
+    assert encode.moment(at, "at") == (ms, wire.AT)
+
+
+@pytest.mark.parametrize(
+    ("at", "error", "match"),
+    [
+        (datetime(2030, 1, 1), ValueError, "when must be an aware datetime.*naive"),
+        ("2030", TypeError, "when must be a Unix timestamp or an aware datetime, not str"),
+        (True, TypeError, "not bool"),
+        (timedelta(1), TypeError, "not timedelta"),
+        (math.nan, ValueError, "when must be a finite Unix timestamp"),
+        (-math.inf, ValueError, "when must be a finite Unix timestamp"),
+        (MAX_OFFSET_SECONDS + 1, ValueError, "within 10,000,000,000 seconds of 1970"),
+        (10**400, ValueError, "within"),
+    ],
+)
+def test_moment_refuses(at: Any, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        encode.moment(at, "when")
+
+
+def test_schedule_at_call() -> None:
+    call = encode.schedule_at(PLAIN, "a", 2e9, {"n": 1, "gone": None})
+    assert call.script is SCHEDULE
+    assert call.keys == [b"rache:queue", b"rache:job:a"]
+    assert call.args == [b"rache:wakeup", b"a", 2 * 10**12, wire.AT, 1, b"n", b"1", b"gone"]
+    assert encode.schedule_at(PLAIN, "a", 2e9, None).args[-1] == 0  # no data
+    sharded = encode.schedule_at(SHARDED, "job-1", 2e9, {})
+    assert sharded.keys[0] == SHARDED.of(b"job-1").queue
+
+
+@pytest.mark.parametrize(
+    ("job_id", "data", "error", "match"),
+    [
+        (5, None, TypeError, "job_id must be a str"),
+        ("a", [("n", 1)], TypeError, "data must be a mapping"),
+        ("a", {"id": 1}, ReservedFieldError, "'id' is reserved"),
+        ("a", {"n": object()}, TypeError, "job data 'n' must be"),
+    ],
+)
+def test_schedule_at_refuses_bad_ids_and_data(
+    job_id: Any, data: Any, error: type, match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        encode.schedule_at(PLAIN, job_id, 2e9, data)
+
+
+def test_clock_and_recurring_ids_calls() -> None:
+    assert encode.clock(PLAIN) == Call(STATS, [b"rache:queue"], [0, b"60.0"])
+    assert encode.clock(SHARDED).keys == [SHARDED.shards[0].queue]
+    calls = encode.recurring_jobs(SHARDED)
+    assert [call.script for call in calls] == [SCRIPTS["recurringJobs"]] * 3
+    assert [call.keys for call in calls] == [[keys.recurring] for keys in SHARDED.shards]
+    assert not SCRIPTS["recurringJobs"].recorded  # it writes nothing
+
+
+@pytest.mark.parametrize(
+    ("prefix", "shards", "cluster", "unsharded"),
+    [
+        ("rache:", 1, False, b"rache:queue"),
+        ("rache:", 3, False, b"rache:queue"),
+        ("rache:", 3, True, None),  # no unsharded schedule can live under it on a cluster
+        ("{rache}:", 1, True, b"{rache}:queue"),
+    ],
+)
+def test_layout_probe_calls_read_only(
+    prefix: str, shards: int, cluster: bool, unsharded: Any
+) -> None:
+    probe = encode.layout_probe(Layout(prefix, shards), cluster)
+    layout_key = prefix.encode() + b"layout"
+    assert probe.recorded == Call(LAYOUT_CHECK, [layout_key], [])
+    if unsharded is None:
+        assert probe.unsharded is None
+    else:
+        assert probe.unsharded == Call(STATS, [unsharded], [0, b"60.0"])

@@ -73,6 +73,19 @@ def test_a_sharded_schedule_runs_on_a_cluster_one_shard_a_node(client: Any) -> N
         assert len({client.keyslot(key) for key in mine}) <= 1
 
 
+def test_the_layout_probe_and_the_clock_on_a_cluster(client: Any) -> None:
+    sharded, tagged = Scheduler(client, "rache:", shards=3), Scheduler(client, "{plain}:")
+    assert sharded.recorded_shards() is None and tagged.recorded_shards() is None
+    assert snapshot(client) == {}  # read-only, each call on its own key's node
+    tagged.schedule_job("a", 10)
+    sharded.schedule_recurring("r", every=60)  # the first call records 3
+    assert (sharded.recorded_shards(), tagged.recorded_shards()) == (3, 1)
+    assert list(sharded.recurring_jobs()) == ["r"] and list(tagged.recurring_jobs()) == []
+    node = client.get_node_from_key(sharded.shards[0].queue)
+    seconds, micros = client.time(target_nodes=node)
+    assert abs(sharded.server_time() - (seconds + micros / 1e6)) < 1
+
+
 def test_the_asyncio_shell_runs_on_a_cluster(
     cluster: testing.RedisClusterServers, client: Any, loop_thread: LoopThread
 ) -> None:

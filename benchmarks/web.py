@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Tuple
 import redis
 
 from benchmarks.bench import DATA, machine
-from rache import Scheduler
+from rache import Every, Scheduler
 from tests.support import harness
 from tests.support.webtools import start_web, stop
 
@@ -53,7 +53,7 @@ def fill(client: redis.Redis, prefix: str, jobs: int) -> float:
         (f"job:{n:07d}", (n * 7919) % 7200 - 360, DATA) for n in range(jobs)
     )  # a stream: batches of 500, in bounded memory
     for n in range(RECURRING):
-        scheduler.schedule_recurring(f"every:{n:03d}", every=60 + n, data=DATA)
+        scheduler.schedule_recurring(f"every:{n:03d}", Every(60 + n), data=DATA)
     return time.perf_counter() - started
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Generator, Iterable, Mapping, Optional, Tuple
 
-from . import config, recurrence
+from . import config
 from .admin import reshard
 from .errors import (
     ConfigurationError,
@@ -24,6 +24,7 @@ from .errors import (
     UntaggedPrefix,
 )
 from .models import Job, Seconds, Stats, Time, Value
+from .rules import Cron, Every, Rule
 from .scheduler import Entry, Exported, Progress, Scheduler, Start, When, due_time
 
 if TYPE_CHECKING:
@@ -33,13 +34,16 @@ __version__ = "1.0.0.dev0"
 
 __all__ = [
     "ConfigurationError",
+    "Cron",
     "Dispatcher",
+    "Every",
     "Job",
     "JobNotFound",
     "LayoutMismatch",
     "MissingExtra",
     "RacheError",
     "ReservedFieldError",
+    "Rule",
     "Scheduler",
     "Seconds",
     "Stats",
@@ -108,32 +112,17 @@ def schedule_job_at(
 
 def schedule_recurring(
     job_id: str,
+    rule: Rule,
     connection: Any = None,
     *,
-    every: Optional[Seconds] = None,
-    cron: Optional[str] = None,
-    timezone: str = "UTC",
-    misfire: str = recurrence.DEFAULT_MISFIRE,
-    grace: Seconds = recurrence.DEFAULT_GRACE_MS / 1000,
-    jitter: Seconds = 0,
     start: Start = None,
     data: Optional[Mapping[str, Optional[Value]]] = None,
 ) -> Time:
-    """Make ``job_id`` recur, ``every`` N seconds or on a ``cron`` rule.
+    """Make ``job_id`` recur on ``rule`` (an :class:`Every` or a :class:`Cron`).
 
     See :meth:`Scheduler.schedule_recurring`.
     """
-    return _scheduler(connection).schedule_recurring(
-        job_id,
-        every=every,
-        cron=cron,
-        timezone=timezone,
-        misfire=misfire,
-        grace=grace,
-        jitter=jitter,
-        start=start,
-        data=data,
-    )
+    return _scheduler(connection).schedule_recurring(job_id, rule, start=start, data=data)
 
 
 def schedule_jobs(

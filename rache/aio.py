@@ -21,10 +21,10 @@ import asyncio
 import weakref
 from typing import Any, AsyncGenerator, Iterable, Mapping, Optional, Tuple
 
-from . import recurrence
 from .config import prefix
 from .dispatch import AsyncDispatcher
 from .models import Job, Seconds, Stats, Time, Value
+from .rules import Rule
 from .scheduler import AsyncScheduler, Entry, Exported, Progress, Start, When
 
 __all__ = [
@@ -95,29 +95,14 @@ async def schedule_job_at(
 
 async def schedule_recurring(
     job_id: str,
+    rule: Rule,
     connection: Any = None,
     *,
-    every: Optional[Seconds] = None,
-    cron: Optional[str] = None,
-    timezone: str = "UTC",
-    misfire: str = recurrence.DEFAULT_MISFIRE,
-    grace: Seconds = recurrence.DEFAULT_GRACE_MS / 1000,
-    jitter: Seconds = 0,
     start: Start = None,
     data: Optional[Mapping[str, Optional[Value]]] = None,
 ) -> Time:
-    """Make ``job_id`` recur, as :meth:`rache.Scheduler.schedule_recurring`."""
-    return await _scheduler(connection).schedule_recurring(
-        job_id,
-        every=every,
-        cron=cron,
-        timezone=timezone,
-        misfire=misfire,
-        grace=grace,
-        jitter=jitter,
-        start=start,
-        data=data,
-    )
+    """Make ``job_id`` recur on ``rule``, as :meth:`rache.Scheduler.schedule_recurring`."""
+    return await _scheduler(connection).schedule_recurring(job_id, rule, start=start, data=data)
 
 
 async def schedule_jobs(

@@ -22,13 +22,14 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import timezone as dt_timezone
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Union
 
 from . import config
 from .constants import DEFAULT_REDIS_URL, REDIS_URL_ENV
 from .dispatchloop import DispatchLoop
 from .errors import CONNECTION_ERRORS, ConfigurationError, JobNotFound, MissingExtra
 from .models import Job
+from .rules import Cron, Every
 from .scheduler import Scheduler
 
 try:
@@ -140,19 +141,16 @@ class Declaration:
     """One ``beat_schedule`` entry as a rache recurring job: its rule and what to send."""
 
     name: str
-    #: the period in seconds (an interval entry), or None
-    every: Optional[float]
-    #: the cron expression (a crontab entry) and the zone of its wall clock
-    cron: Optional[str]
-    timezone: str
+    #: an interval entry's ``Every``, a crontab entry's ``Cron`` (in the crontab's zone)
+    rule: Union[Every, Cron]
     #: the job data field ``celery``: task, args, kwargs and options as kombu's JSON
     payload: str
 
     def describe(self) -> str:
         """The rule in a few words: what ``<prefix>celery:entries`` records."""
-        if self.every is not None:
-            return f"every {self.every:g}s"
-        return f"cron {self.cron} {self.timezone}"
+        if isinstance(self.rule, Every):
+            return f"every {self.rule.seconds:g}s"
+        return f"cron {self.rule.expression} {self.rule.timezone}"
 
 
 def declaration(name: str, entry: Any) -> Declaration:
@@ -170,25 +168,20 @@ def declaration(name: str, entry: Any) -> Declaration:
 def _declaration(name: str, entry: Any) -> Declaration:
     if not isinstance(entry.task, str) or not entry.task:
         raise ValueError(f"its task must be a task name (a non-empty str), not {entry.task!r}")
-    rule = entry.schedule
-    every: Optional[float] = None
-    cron: Optional[str] = None
-    zone = "UTC"
-    if isinstance(rule, schedules.crontab):
-        cron = cron_expression(rule)
-        zone = _zone_name(rule.tz)
-    elif isinstance(rule, schedules.solar):
+    given = entry.schedule
+    rule: Union[Every, Cron]
+    if isinstance(given, schedules.crontab):
+        rule = Cron(cron_expression(given), timezone=_zone_name(given.tz))
+    elif isinstance(given, schedules.solar):
         raise ValueError(
             "solar schedules are not supported by rache.celery (a sun event's time cannot be "
             "computed where rache hands occurrences out); use a crontab"
         )
-    elif type(rule) is schedules.schedule:
-        every = rule.run_every.total_seconds()
-        if every <= 0:
-            raise ValueError(f"its interval must be more than 0 seconds, not {every!r}")
+    elif type(given) is schedules.schedule:
+        rule = Every(given.run_every)
     else:
         raise ValueError(
-            f"its schedule {rule!r} is a {type(rule).__name__}; rache.celery takes a number of "
+            f"its schedule {given!r} is a {type(given).__name__}; rache.celery takes a number of "
             "seconds, a timedelta, a celery.schedules.schedule or a crontab"
         )
     args, kwargs, options = list(entry.args or ()), dict(entry.kwargs or {}), entry.options
@@ -203,7 +196,7 @@ def _declaration(name: str, entry: Any) -> Declaration:
         payload = kombu_json.dumps(body)  # type: ignore[no-untyped-call]
     except TypeError as exc:
         raise ValueError(f"its args, kwargs or options cannot be stored as JSON: {exc}") from None
-    return Declaration(name, every, cron, zone, payload)
+    return Declaration(name, rule, payload)
 
 
 class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
@@ -276,21 +269,15 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
             job = current[item.name]
             before = None if job is None else job.get("recurring")
             data = {FIELD: item.payload}
-            if item.cron is not None:
-                due = self.rache.schedule_recurring(
-                    item.name, cron=item.cron, timezone=item.timezone, data=data
-                )
+            if isinstance(item.rule, Cron):
+                due = self.rache.schedule_recurring(item.name, item.rule, data=data)
             else:
-                assert item.every is not None
-                same = isinstance(before, dict) and before.get("every") == item.every
                 start = None
-                if not same:  # as Celery's default beat: the first run one interval from now
+                if not _same_rule(before, item):  # as Celery's beat: first run in an interval
                     if now is None:
                         now = self.rache.server_time()
-                    start = now + item.every
-                due = self.rache.schedule_recurring(
-                    item.name, every=item.every, start=start, data=data
-                )
+                    start = now + item.rule.seconds
+                due = self.rache.schedule_recurring(item.name, item.rule, start=start, data=data)
             if job is None:
                 report["new"].append(item.name)
             elif job.get("schedule_at") == due and _same_rule(before, item):
@@ -377,6 +364,7 @@ def _same_rule(before: Any, item: Declaration) -> bool:
     """Whether a job's rule (job_details' ``recurring``) is the declaration's."""
     if not isinstance(before, dict):
         return False
-    if item.every is not None:
-        return bool(before.get("every") == item.every)
-    return bool(before.get("cron") == item.cron and before.get("timezone") == item.timezone)
+    if isinstance(item.rule, Every):
+        return bool(before.get("every") == item.rule.seconds)
+    rule = item.rule
+    return bool(before.get("cron") == rule.expression and before.get("timezone") == rule.timezone)

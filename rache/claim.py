@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import decode, encode, recurrence, scripts, wire
 from .keys import Keys, Layout
 from .models import Job, Seconds
+from .rules import decode as decode_rule
 from .scripts import Args, Call
 from .wire import Record
 
@@ -185,7 +186,7 @@ class Claim:
         """Decide a leased cron job's occurrence and next time; hold it for advance-2.lua."""
         raw_id = job.raw_id
         _, lease, raw_rule = rule_entry
-        rule, _, _ = recurrence.decode_rule(raw_rule)
+        rule, _, _ = decode_rule(raw_rule)
         run, following = recurrence.decide(rule, wire.time_ms(job.raw_due or b"0"), now)
         moved = wire.time_text(following)
         record: Record = None

@@ -54,3 +54,13 @@ RESERVED_FIELDS = {
     "recurring": "the rule job_details reports",
     "next_occurrences": "the occurrences job_details reports",
 }
+
+#: The misfire policies of a recurrence rule, and the one used when none is given.
+MISFIRE_POLICIES = ("coalesce", "skip")
+DEFAULT_MISFIRE = "coalesce"
+
+#: How late an occurrence may be handed out under ``skip`` (ms): later, it is dropped.
+DEFAULT_GRACE_MS = 60_000
+
+#: The longest duration of a rule (``every``, ``grace``, ``jitter``), in ms: about 31 years.
+MAX_RULE_MS = 10**12

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
-from . import recurrence, wire
+from . import recurrence, rules, wire
 from .errors import JobNotFound
 from .models import Decoded, Job, Stats, text
 from .wire import decode_time
@@ -100,7 +100,7 @@ def details(job_id: str, reply: Sequence[Any]) -> Job:
     job = Job(id=job_id, schedule_at=None if due is None else decode_time(due))
     job.raw_due = due
     if raw_rule is not None:
-        rule, pending, lease = recurrence.decode_rule(raw_rule)
+        rule, pending, lease = rules.decode(raw_rule)
         job["recurring"] = rule.describe()
         resume = pending if pending and due is not None and float(due) == float(lease) else due
         if resume is not None:

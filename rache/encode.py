@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-import zlib
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import (
     Any,
     Iterable,
@@ -26,33 +25,13 @@ from typing import (
 
 from . import recurrence, scripts, wire
 from .constants import BULK_MAX_ARGS, MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELDS
+from .durations import finite, seconds
 from .errors import ReservedFieldError
 from .keys import Layout, has_hash_tag
+from .rules import Cron, Every, Placed
 from .scripts import Args, Call
 
-# -- durations: one converter for every argument in seconds ----------------------------------
-
-
-def seconds(value: object, name: str) -> Union[int, float]:
-    """A duration argument (seconds as an int or float, or a timedelta) as a number.
-
-    Whole seconds come back as an int; the bounds are the caller's. ``TypeError`` names
-    ``name`` for any other type.
-    """
-    if isinstance(value, timedelta):
-        whole = value.days * 86400 + value.seconds
-        return whole if value.microseconds == 0 else whole + value.microseconds / 1e6
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a number of seconds or a datetime.timedelta, "
-            f"not {type(value).__name__}"
-        )
-    return int(value) if isinstance(value, numbers.Integral) else float(value)
-
-
-def _finite(number: Union[int, float]) -> bool:
-    """Whether a number of seconds is finite (an int always is, however large)."""
-    return isinstance(number, int) or math.isfinite(number)
+# -- durations: rache.durations converts; the bounds are each argument's --------------------
 
 
 def _timestamp(value: object) -> Union[int, float]:
@@ -69,7 +48,7 @@ def offset(value: object, name: str) -> Tuple[int, bytes]:
     if type(value) is int and -MAX_OFFSET_SECONDS <= value <= MAX_OFFSET_SECONDS:
         return value * 1000, wire.WHOLE_SECONDS  # the common case, before the general checks
     number = seconds(value, name)
-    if not _finite(number):
+    if not finite(number):
         raise ValueError(f"{name} must be a finite number of seconds, not {number!r}")
     if abs(number) > MAX_OFFSET_SECONDS:
         raise ValueError(
@@ -80,24 +59,11 @@ def offset(value: object, name: str) -> Tuple[int, bytes]:
     return round(number * 1000), wire.MILLISECONDS
 
 
-def millis(value: object, name: str, *, allow_zero: bool) -> int:
-    """A rule's duration (``every``, ``grace``, ``jitter``) in whole ms, up to ~31 years."""
-    number = seconds(value, name)
-    ms = round(number * 1000) if _finite(number) else -1
-    if not (0 if allow_zero else 1) <= ms <= 10**12:
-        what = "0 or more" if allow_zero else "more than 0"
-        raise ValueError(
-            f"{name} must be {what} seconds, up to {10**9:,} (kept to the millisecond), "
-            f"not {value!r}"
-        )
-    return ms
-
-
 def positive_seconds(value: object, name: str, *, allow_zero: bool = False) -> float:
     """A setting in seconds (a dispatcher's sleeps and backoff): finite, up to 1e9."""
     number = seconds(value, name)
     low_ok = number >= 0 if allow_zero else number > 0
-    if not _finite(number) or not low_ok or not number <= 1e9:
+    if not finite(number) or not low_ok or not number <= 1e9:
         bound = "0 or more" if allow_zero else "more than 0"
         raise ValueError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
     return float(number)
@@ -108,7 +74,7 @@ def due_at(value: object) -> Tuple[int, bytes]:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"due time must be a Unix timestamp, not {type(value).__name__}")
     number = _timestamp(value)
-    if not _finite(number) or abs(number) > MAX_OFFSET_SECONDS:
+    if not finite(number) or abs(number) > MAX_OFFSET_SECONDS:
         raise ValueError(f"due time must be a finite Unix timestamp, not {value!r}")
     return round(number * 1000), wire.AT
 
@@ -133,7 +99,7 @@ def moment(value: object, name: str) -> Tuple[int, bytes]:
         )
     else:
         number = _timestamp(value)
-    if not _finite(number) or abs(number) > MAX_OFFSET_SECONDS:
+    if not finite(number) or abs(number) > MAX_OFFSET_SECONDS:
         raise ValueError(
             f"{name} must be a finite Unix timestamp within {MAX_OFFSET_SECONDS:,} seconds "
             f"of 1970, not {value!r}"
@@ -153,7 +119,7 @@ def start(value: object) -> Optional[int]:
         raise TypeError(f"start must be a Unix timestamp or a datetime, not {type(value).__name__}")
     else:
         number = _timestamp(value)
-    if not _finite(number) or not 0 <= number * 1000 < recurrence.MAX_MS:
+    if not finite(number) or not 0 <= number * 1000 < recurrence.MAX_MS:
         raise ValueError(f"start must be a finite Unix timestamp after 1970, not {value!r}")
     return round(number * 1000)
 
@@ -262,68 +228,6 @@ def mapping(value: object) -> Mapping[str, object]:
     return value
 
 
-# -- recurrence rules ------------------------------------------------------------------------
-
-
-def rule(
-    job_id: str,
-    every: object,
-    cron: object,
-    timezone: object,
-    misfire: object,
-    grace: object,
-    jitter: object,
-) -> recurrence.Rule:
-    """Check the arguments of schedule_recurring and build its rule."""
-    if (every is None) == (cron is None):
-        raise ValueError("give exactly one of every= (seconds) or cron= (an expression)")
-    if not isinstance(misfire, str):
-        raise TypeError(f"misfire must be a str, not {type(misfire).__name__}")
-    if misfire not in recurrence.MISFIRE_POLICIES:
-        policies = ", ".join(recurrence.MISFIRE_POLICIES)
-        raise ValueError(f"misfire must be one of {policies}, not {misfire!r}")
-    grace_ms = millis(grace, "grace", allow_zero=True)
-    jitter_ms = millis(jitter, "jitter", allow_zero=True)
-    shift = zlib.crc32(job_id.encode("utf-8", "surrogatepass")) % jitter_ms if jitter_ms else 0
-    # Checked for every rule, though an every-N rule does not use it: a zone given to one
-    # is a mistake to say, not to ignore. UTC needs no lookup (nor a tz database).
-    if not isinstance(timezone, str):
-        raise TypeError(f"timezone must be a str, not {type(timezone).__name__}")
-    if timezone != "UTC":
-        recurrence.zone(timezone)
-    if every is not None:
-        every_ms = millis(every, "every", allow_zero=False)
-        return recurrence.Rule(
-            "every", every_ms, shift % every_ms, misfire=str(misfire), grace_ms=grace_ms
-        )
-    if not isinstance(cron, str):
-        raise TypeError(f"cron must be a str, not {type(cron).__name__}")
-    if wire.SEPARATOR in cron or "\n" in cron:
-        raise ValueError(f"cron expression {cron!r} is not valid")
-    fields = len(cron.split())
-    if fields not in (5, 6) and not (fields == 1 and cron.strip().startswith("@")):
-        raise ValueError(
-            f"cron expression {cron!r} is not valid: it has {fields} fields, where rache "
-            "takes 5, or 6 with the seconds last (or an alias such as @daily)"
-        )
-    try:
-        occurrences = recurrence.croniter()(cron, datetime(2000, 1, 1))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"cron expression {cron!r} is not valid: {exc}") from None
-    try:  # a rule of 5 or 6 fields that runs once runs forever: one occurrence tells
-        occurrences.get_next(datetime)
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"cron expression {cron!r} has no occurrence (a day none has?)") from None
-    return recurrence.Rule(
-        "cron",
-        cron=cron,
-        timezone=timezone,
-        misfire=str(misfire),
-        grace_ms=grace_ms,
-        offset_ms=shift,
-    )
-
-
 # -- the calls -------------------------------------------------------------------------------
 
 
@@ -356,43 +260,41 @@ def _schedule(
     return Call(scripts.SCHEDULE, [keys.queue, keys.job(raw)], args)
 
 
+def rule(value: object) -> Union[Every, Cron]:
+    """schedule_recurring's ``rule``: a rache.Every or a rache.Cron (checked when built)."""
+    if not isinstance(value, (Every, Cron)):
+        raise TypeError(f"rule must be a rache.Every or a rache.Cron, not {type(value).__name__}")
+    return value
+
+
 def schedule_recurring(
-    layout: Layout,
-    job_id: object,
-    every: object,
-    cron: object,
-    timezone: object,
-    misfire: object,
-    grace: object,
-    jitter: object,
-    first: object,
-    fields: object,
+    layout: Layout, job_id: object, recurring: object, first: object, fields: object
 ) -> Declaration:
     """scheduleRecurring-3.lua: store a job's rule, set when it resumes, merge its data.
 
-    Every argument is checked here; the call itself comes from the declaration, once it
-    knows the server's time if a cron rule without a start needs it (see ``Declaration``).
+    Every argument is checked here (the rule, when it was built); the call itself comes
+    from the declaration, once it knows the server's time if a cron rule without a start
+    needs it (see ``Declaration``).
     """
     raw = raw_id(job_id)
     given = mapping(fields)
-    recurring = rule(str(job_id), every, cron, timezone, misfire, grace, jitter)
+    placed = rule(recurring).place(str(job_id))
     start_ms = start(first)
     sets, deletes = data(given)
     keys = layout.of(raw)
-    tag = wire.EVERY if recurring.kind == "every" else wire.CRON
     args: Args = [
         keys.wakeup,
         raw,
-        tag.encode(),
+        placed.rule.tag.encode(),
         b"" if start_ms is None else start_ms,
-        recurring.encode_tail(),
-        recurring.start_ms,  # every-N: the jitter shift; cron: its first occurrence, below
+        placed.encode_tail(),
+        placed.start_ms,  # every-N: the jitter shift; cron: its first occurrence, below
         len(sets) // 2,
         *sets,
         *deletes,
     ]
     call = Call(scripts.SCHEDULE_RECURRING, [keys.queue, keys.job(raw), keys.recurring], args)
-    return Declaration(call, recurring, start_ms)
+    return Declaration(call, placed, start_ms)
 
 
 #: Where the first occurrence goes in scheduleRecurring-3.lua's arguments (its ARGV[6]).
@@ -410,21 +312,21 @@ class Declaration:
     view of the schedule tells the truth before any poller runs.
     """
 
-    __slots__ = ("_call", "clock", "rule", "start_ms")
+    __slots__ = ("_call", "clock", "placed", "start_ms")
 
-    def __init__(self, call: Call, rule: recurrence.Rule, start_ms: Optional[int]) -> None:
+    def __init__(self, call: Call, placed: Placed, start_ms: Optional[int]) -> None:
         self._call = call
-        self.rule = rule
+        self.placed = placed
         self.start_ms = start_ms
         #: The call whose reply gives the server's time (stats-1.lua, no intervals), to
         #: make before ``call()``; None when none is needed.
         self.clock: Optional[Call] = None
-        if rule.kind == "cron" and start_ms is None:
+        if isinstance(placed.rule, Cron) and start_ms is None:
             self.clock = Call(scripts.STATS, [call.keys[0]], [0, b"60.0"])
 
     def call(self, clock_reply: Optional[Sequence[Any]] = None) -> Call:
         """scheduleRecurring-3.lua's call; ``clock_reply`` is the reply of ``clock``'s call."""
-        if self.rule.kind != "cron":
+        if not isinstance(self.placed.rule, Cron):
             return self._call
         if self.start_ms is not None:
             since = self.start_ms
@@ -433,7 +335,7 @@ class Declaration:
         else:
             raise ValueError("a cron rule without a start needs the reply of the clock call")
         args = list(self._call.args)
-        args[_FIRST] = recurrence.next_at_or_after(self.rule, since)
+        args[_FIRST] = recurrence.next_at_or_after(self.placed, since)
         return self._call._replace(args=args)
 
 
@@ -522,7 +424,7 @@ def stats(layout: Layout, intervals: object, interval: object) -> List[Call]:
     """stats-1.lua on each shard: how many coming intervals to count, and their length."""
     intervals = count(intervals, "intervals", 0, 1440)
     length = seconds(interval, "interval")
-    if not _finite(length) or not 0 < length <= MAX_OFFSET_SECONDS:
+    if not finite(length) or not 0 < length <= MAX_OFFSET_SECONDS:
         raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
     args: Args = [intervals, repr(float(length)).encode()]
     return [Call(scripts.STATS, [keys.queue], args) for keys in layout.shards]

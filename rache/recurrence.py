@@ -1,4 +1,6 @@
-"""Recurrence rules as pure functions: which occurrence is due, and when the next one falls.
+"""Occurrences as pure functions: which one of a placed rule is due, and when the next falls.
+
+The rules are the values of ``rache.rules`` (``Every``, ``Cron``), placed for a job.
 
 Times are integer milliseconds since the Unix epoch, so that Python and the claim script
 (which computes every-N rules itself, in the same integers) agree to the millisecond.
@@ -17,18 +19,11 @@ extra) is imported only for a cron rule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, List, Optional, Tuple
 
-from . import wire
-from .errors import MissingExtra
+from .rules import Every, Placed, croniter, zone
 
-#: The misfire policies, and the one used when none is given.
-MISFIRE_POLICIES = ("coalesce", "skip")
-DEFAULT_MISFIRE = "coalesce"
-#: How late an occurrence may be handed out under ``skip`` (ms): later, it is dropped.
-DEFAULT_GRACE_MS = 60_000
 #: How far ahead a claim moves a cron job while its poller computes the next occurrence.
 DEFAULT_LEASE_MS = 5_000
 
@@ -38,120 +33,40 @@ _EPOCH = datetime(1970, 1, 1)
 MAX_MS = 10**13
 
 
-@dataclass(frozen=True)
-class Rule:
-    """A recurrence rule, as stored in ``<prefix>recurring`` (see :meth:`encode`)."""
-
-    #: ``'every'`` or ``'cron'``
-    kind: str
-    #: every: the period and the first occurrence (all are ``start_ms + k * every_ms``)
-    every_ms: int = 0
-    start_ms: int = 0
-    #: cron: the expression and the IANA zone of its wall clock
-    cron: str = ""
-    timezone: str = "UTC"
-    misfire: str = DEFAULT_MISFIRE
-    grace_ms: int = DEFAULT_GRACE_MS
-    #: cron: the fixed jitter offset added to every occurrence (every: already in start_ms)
-    offset_ms: int = 0
-
-    def encode_tail(self) -> bytes:
-        """The stored rule after the fields that the scripts fill in (see ``wire``)."""
-        if self.kind == "every":
-            return wire.every_rule_tail(self.every_ms, self.misfire, self.grace_ms)
-        return wire.cron_rule_tail(
-            self.misfire, self.grace_ms, self.offset_ms, self.timezone, self.cron
-        )
-
-    def describe(self) -> dict[str, Any]:
-        """The rule for ``job_details``: what was asked, in seconds and names."""
-        out: dict[str, Any]
-        if self.kind == "every":
-            out = {"every": ms_to_seconds(self.every_ms), "start": ms_to_seconds(self.start_ms)}
-        else:
-            out = {"cron": self.cron, "timezone": self.timezone}
-            out["offset"] = ms_to_seconds(self.offset_ms)
-        out.update(misfire=self.misfire, grace=ms_to_seconds(self.grace_ms))
-        return out
-
-
-def decode_rule(raw: bytes) -> Tuple[Rule, str, str]:
-    """A stored rule, with a cron rule's pending occurrence and lease token ('' if none)."""
-    fields = wire.split_rule(raw)
-    if fields[3] not in wire.MISFIRE_BY_FLAG:
-        raise ValueError(f"not a rache recurrence rule: {raw!r}")
-    if fields[0] == wire.EVERY:
-        _, start, every, flag, grace = fields
-        misfire = wire.MISFIRE_BY_FLAG[flag]
-        return Rule("every", int(every), int(start), misfire=misfire, grace_ms=int(grace)), "", ""
-    _, pending, lease, flag, grace, offset, zone_name, expression = fields
-    rule = Rule(
-        "cron",
-        cron=expression,
-        timezone=zone_name,
-        misfire=wire.MISFIRE_BY_FLAG[flag],
-        grace_ms=int(grace),
-        offset_ms=int(offset),
-    )
-    return rule, pending, lease
-
-
-def zone(name: str) -> Any:
-    """The IANA time zone ``name``; ValueError naming it if this host does not know it."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"timezone {name!r} is not a known IANA time zone") from None
-
-
-def croniter() -> Any:
-    """Croniter's class (the ``cron`` extra), or MissingExtra naming what to install."""
-    try:
-        from croniter import croniter
-    except ImportError:
-        raise MissingExtra("a cron rule", "croniter", "cron") from None
-    return croniter
-
-
 # -- occurrences -----------------------------------------------------------------------------
 
 
-def ms_to_seconds(ms: int) -> Any:
-    """Milliseconds as seconds: an int when whole, else a float."""
-    return ms // 1000 if ms % 1000 == 0 else ms / 1000
-
-
-def next_at_or_after(rule: Rule, t: int) -> int:
+def next_at_or_after(placed: Placed, t: int) -> int:
     """The first occurrence at or after ``t`` (ms)."""
-    if rule.kind == "every":
-        if t <= rule.start_ms:
-            return rule.start_ms
-        return rule.start_ms - (rule.start_ms - t) // rule.every_ms * rule.every_ms
-    return _cron_next(rule, t - rule.offset_ms) + rule.offset_ms
+    rule, start = placed.rule, placed.start_ms
+    if isinstance(rule, Every):
+        if t <= start:
+            return start
+        return start - (start - t) // rule.every_ms * rule.every_ms
+    return _cron_next(placed, t - placed.offset_ms) + placed.offset_ms
 
 
-def latest_at_or_before(rule: Rule, t: int) -> Optional[int]:
+def latest_at_or_before(placed: Placed, t: int) -> Optional[int]:
     """The last occurrence at or before ``t`` (ms), None if the rule starts after it."""
-    if rule.kind == "every":
-        if t < rule.start_ms:
+    rule, start = placed.rule, placed.start_ms
+    if isinstance(rule, Every):
+        if t < start:
             return None
-        return rule.start_ms + (t - rule.start_ms) // rule.every_ms * rule.every_ms
-    return _cron_prev(rule, t - rule.offset_ms) + rule.offset_ms
+        return start + (t - start) // rule.every_ms * rule.every_ms
+    return _cron_prev(placed, t - placed.offset_ms) + placed.offset_ms
 
 
-def upcoming(rule: Rule, t: int, count: int) -> List[int]:
+def upcoming(placed: Placed, t: int, count: int) -> List[int]:
     """The first ``count`` occurrences at or after ``t`` (ms)."""
     out: List[int] = []
     for _ in range(count):
-        t = next_at_or_after(rule, t)
+        t = next_at_or_after(placed, t)
         out.append(t)
         t += 1
     return out
 
 
-def decide(rule: Rule, pending: int, now: int) -> Tuple[Optional[int], int]:
+def decide(placed: Placed, pending: int, now: int) -> Tuple[Optional[int], int]:
     """What a claim at ``now`` does with a job whose rule resumes at ``pending`` (ms).
 
     Returns (the occurrence to hand out or None, the job's next pending time). The
@@ -159,13 +74,13 @@ def decide(rule: Rule, pending: int, now: int) -> Tuple[Optional[int], int]:
     coalesce into it; under ``skip``, it is dropped too when more than ``grace`` late.
     The next pending time is always after ``now``.
     """
-    latest = latest_at_or_before(rule, now)
+    latest = latest_at_or_before(placed, now)
     if latest is None or latest < pending:
-        return None, next_at_or_after(rule, max(pending, now + 1))
+        return None, next_at_or_after(placed, max(pending, now + 1))
     run: Optional[int] = latest
-    if rule.misfire == "skip" and now - latest > rule.grace_ms:
+    if placed.rule.misfire == "skip" and now - latest > placed.rule.grace_ms:
         run = None
-    return run, next_at_or_after(rule, latest + 1)
+    return run, next_at_or_after(placed, latest + 1)
 
 
 # -- cron on a local wall clock --------------------------------------------------------------
@@ -211,12 +126,14 @@ def to_ms(aware: datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
-def _cron_next(rule: Rule, t: int) -> int:
+def _cron_next(placed: Placed, t: int) -> int:
+    rule = placed.rule
+    assert not isinstance(rule, Every)
     tz = zone(rule.timezone)
     # Start just before t: a wall time in a gap that ends at t runs at t. Then skip the
     # wall times whose instant is before t (a fall-back's first pass, when t is in the 2nd).
     wall, _ = _wall(t - 1, tz)
-    it = croniter()(rule.cron, wall)
+    it = croniter()(rule.expression, wall)
     while True:
         naive = it.get_next(datetime)
         ms = _instant(naive, tz)
@@ -224,12 +141,14 @@ def _cron_next(rule: Rule, t: int) -> int:
             return ms
 
 
-def _cron_prev(rule: Rule, t: int) -> int:
+def _cron_prev(placed: Placed, t: int) -> int:
+    rule = placed.rule
+    assert not isinstance(rule, Every)
     tz = zone(rule.timezone)
     wall, fold = _wall(t, tz)
     if fold:  # in a repeat's 2nd pass: wall times up to the repeat's end ran before t
         wall += _offset_change(t, tz)
-    it = croniter()(rule.cron, wall + timedelta(seconds=1))
+    it = croniter()(rule.expression, wall + timedelta(seconds=1))
     while True:
         naive = it.get_prev(datetime)
         ms = _instant(naive, tz)

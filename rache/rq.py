@@ -39,6 +39,7 @@ from .constants import MAX_OFFSET_SECONDS
 from .dispatch import Dispatcher
 from .errors import JobNotFound, MissingExtra
 from .models import Job as RacheJob
+from .rules import Cron, Every, zone
 from .scheduler import Scheduler as RacheScheduler
 from .scheduler import due_time
 
@@ -149,7 +150,7 @@ def local_timezone() -> str:
     for name in candidates:
         if name:
             try:
-                recurrence.zone(name)
+                zone(name)
             except Exception:
                 continue
             return name
@@ -161,8 +162,8 @@ def local_timezone() -> str:
     )
 
 
-def _check_cron(cron_string: object) -> str:
-    """The cron expression, checked as rache will (so that nothing is written if it is bad)."""
+def _cron(cron_string: object, use_local_timezone: bool) -> Cron:
+    """``cron()``'s rule: 5 fields (or an alias), checked as every rache.Cron is."""
     if not isinstance(cron_string, str):
         raise TypeError(f"cron_string must be a str, not {type(cron_string).__name__}")
     fields = cron_string.split()
@@ -172,13 +173,11 @@ def _check_cron(cron_string: object) -> str:
             "alias such as @daily), since rq-scheduler's crontab read a 6th field as a year "
             "and croniter reads it as seconds"
         )
+    zone_name = local_timezone() if use_local_timezone else "UTC"
     try:
-        recurrence.croniter()(cron_string, datetime(2000, 1, 1)).get_next(datetime)
-    except MissingExtra:
-        raise
-    except Exception as exc:
-        raise ValueError(f"cron_string {cron_string!r} is not valid: {exc}") from None
-    return cron_string
+        return Cron(cron_string, timezone=zone_name)
+    except ValueError as exc:  # named as rq-scheduler's argument
+        raise ValueError(str(exc).replace("cron expression", "cron_string", 1)) from None
 
 
 class Scheduler:
@@ -377,7 +376,7 @@ class Scheduler:
         """
         when = _aware(scheduled_time, "scheduled_time")
         stamp = due_time(when, "scheduled_time")  # before the rq job is saved
-        every = None if interval is None else _whole(interval, "interval", 1)
+        every = None if interval is None else Every(_whole(interval, "interval", 1))
         count = None if repeat is None else _whole(repeat, "repeat", 0)
         if repeat and interval is None:
             raise ValueError("Can't repeat a job without interval argument")
@@ -401,7 +400,7 @@ class Scheduler:
             on_failure=on_failure,
         )
         if every is not None:
-            job.meta["interval"] = every
+            job.meta["interval"] = every.seconds
         if count is not None:
             job.meta["repeat"] = count
         if at_front:
@@ -410,7 +409,7 @@ class Scheduler:
             return self._plain(job, id is None, when, None)
 
         def write(data: Dict[str, str]) -> None:
-            self.rache.schedule_recurring(job.id, every=every, start=stamp, data=data)
+            self.rache.schedule_recurring(job.id, every, start=stamp, data=data)
 
         return self._save(job, id is None, write)
 
@@ -438,8 +437,7 @@ class Scheduler:
 
         The first run is the rule's next time; ``repeat=N`` stops it after N runs.
         """
-        _check_cron(cron_string)
-        zone = local_timezone() if use_local_timezone else "UTC"
+        rule = _cron(cron_string, use_local_timezone)
         count = None if repeat is None else _whole(repeat, "repeat", 0)
         job = self._create_job(
             func,
@@ -464,7 +462,7 @@ class Scheduler:
             job.enqueue_at_front = True
 
         def write(data: Dict[str, str]) -> None:
-            self.rache.schedule_recurring(job.id, cron=cron_string, timezone=zone, data=data)
+            self.rache.schedule_recurring(job.id, rule, data=data)
 
         return self._save(job, id is None, write)
 
@@ -510,7 +508,7 @@ class Scheduler:
             if not 0 <= stamp * 1000 < recurrence.MAX_MS:
                 raise ValueError(f"date_time of a periodic job must be after 1970, not {stamp}")
             self.rache.delete_job(job_id)
-            self.rache.schedule_recurring(job_id, every=rule["every"], start=stamp, data=data)
+            self.rache.schedule_recurring(job_id, Every(rule["every"]), start=stamp, data=data)
         else:
             self.rache.schedule_job_at(job_id, when, data=data)
 
@@ -590,12 +588,12 @@ class Scheduler:
                 self.rache.delete_job(job_id)
                 if job.meta.get("interval"):
                     start = max(0.0, float(stamp))
-                    every = int(job.meta["interval"])
-                    self.rache.schedule_recurring(job_id, every=every, start=start, data=data)
+                    every = Every(int(job.meta["interval"]))
+                    self.rache.schedule_recurring(job_id, every, start=start, data=data)
                 elif job.meta.get("cron_string"):
-                    zone = local_timezone() if job.meta.get("use_local_timezone") else "UTC"
-                    cron = job.meta["cron_string"]
-                    self.rache.schedule_recurring(job_id, cron=cron, timezone=zone, data=data)
+                    zone_name = local_timezone() if job.meta.get("use_local_timezone") else "UTC"
+                    cron = Cron(job.meta["cron_string"], timezone=zone_name)
+                    self.rache.schedule_recurring(job_id, cron, data=data)
                 else:
                     self.rache.schedule_job_at(job_id, float(stamp), data=data)
                 self.connection.zrem(key, raw_id)

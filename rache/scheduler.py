@@ -33,6 +33,7 @@ from .constants import DEFAULT_BATCH_SIZE
 from .errors import LayoutMismatch, UntaggedPrefix
 from .keys import Keys, Layout, has_hash_tag, tagged
 from .models import Job, Seconds, Stats, Time, Value
+from .rules import Rule
 from .scripts import Call
 from .wire import decode_time
 
@@ -237,32 +238,25 @@ class Scheduler(BaseScheduler):
     def schedule_recurring(
         self,
         job_id: str,
+        rule: Rule,
         *,
-        every: Optional[Seconds] = None,
-        cron: Optional[str] = None,
-        timezone: str = "UTC",
-        misfire: str = recurrence.DEFAULT_MISFIRE,
-        grace: Seconds = recurrence.DEFAULT_GRACE_MS / 1000,
-        jitter: Seconds = 0,
         start: Start = None,
         data: Optional[Mapping[str, Optional[Value]]] = None,
     ) -> Time:
-        """Make ``job_id`` recur: ``every`` N seconds (or a timedelta), or on a ``cron`` rule.
+        """Make ``job_id`` recur on ``rule``: a :class:`rache.Every` or a :class:`rache.Cron`.
 
         Each occurrence is handed out once by ``pending_jobs``, carrying its own due time.
         ``start`` (a Unix timestamp or an aware datetime; default now, server clock) is the
-        first occurrence of ``every``, and where a ``cron`` rule starts from. ``misfire``
-        (``coalesce`` or ``skip``) and ``grace`` say what becomes of missed occurrences;
-        ``jitter`` shifts the job's occurrences by a fixed offset below it, derived from the
-        id. ``data`` merges into the job's data as ``schedule_job``'s keywords do. Returns
-        the time from which the rule resumes (the job's due time): a new rule's first
-        occurrence, at which the job stands from now on. A cron rule without ``start``
-        costs one more round trip: its first occurrence is computed here, from the server's
-        clock.
+        first occurrence of an ``Every`` rule, and where a ``Cron`` rule starts from. The
+        rule's options (misfire, grace, jitter) are on the rule. ``data`` merges into the
+        job's data as ``schedule_job``'s keywords do. Returns the time from which the rule
+        resumes (the job's due time): a new rule's first occurrence, at which the job
+        stands from now on. A cron rule without ``start`` costs one more round trip: its
+        first occurrence is computed here, from the server's clock.
+
+        :raises TypeError: ``rule`` is not an ``Every`` or a ``Cron``.
         """
-        declaration = encode.schedule_recurring(
-            self.layout, job_id, every, cron, timezone, misfire, grace, jitter, start, data
-        )
+        declaration = encode.schedule_recurring(self.layout, job_id, rule, start, data)
         clock = None if declaration.clock is None else self._run(declaration.clock)
         return decode_time(self._run(declaration.call(clock)))
 
@@ -478,20 +472,13 @@ class AsyncScheduler(BaseScheduler):
     async def schedule_recurring(
         self,
         job_id: str,
+        rule: Rule,
         *,
-        every: Optional[Seconds] = None,
-        cron: Optional[str] = None,
-        timezone: str = "UTC",
-        misfire: str = recurrence.DEFAULT_MISFIRE,
-        grace: Seconds = recurrence.DEFAULT_GRACE_MS / 1000,
-        jitter: Seconds = 0,
         start: Start = None,
         data: Optional[Mapping[str, Optional[Value]]] = None,
     ) -> Time:
-        """Make ``job_id`` recur. See :meth:`Scheduler.schedule_recurring`."""
-        declaration = encode.schedule_recurring(
-            self.layout, job_id, every, cron, timezone, misfire, grace, jitter, start, data
-        )
+        """Make ``job_id`` recur on ``rule``. See :meth:`Scheduler.schedule_recurring`."""
+        declaration = encode.schedule_recurring(self.layout, job_id, rule, start, data)
         clock = None if declaration.clock is None else await self._run(declaration.clock)
         return decode_time(await self._run(declaration.call(clock)))
 

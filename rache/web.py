@@ -29,10 +29,12 @@ from urllib.parse import parse_qs, quote, unquote
 import redis
 import redis.asyncio
 
-from . import config, recurrence
+from . import config
 from .aio import AsyncScheduler
 from .errors import ConfigurationError, JobNotFound, MissingExtra
 from .models import Job, Stats
+from .rules import from_details
+from .rules import zone as rules_zone
 
 try:
     import jinja2
@@ -189,9 +191,7 @@ def job_path(job_id: Any) -> Optional[str]:
 
 def describe_rule(rule: Dict[str, Any]) -> str:
     """A rule as it was given: ``every 60 s``, or the cron expression and its time zone."""
-    if "every" in rule:
-        return f"every {rule['every']} s"
-    return f"cron {rule['cron']} ({rule['timezone']})"
+    return str(from_details(rule))
 
 
 def local(due: float, rule: Optional[Dict[str, Any]]) -> str:
@@ -199,7 +199,7 @@ def local(due: float, rule: Optional[Dict[str, Any]]) -> str:
     if rule is None or rule.get("timezone", "UTC") == "UTC":
         return ""
     try:
-        zone = recurrence.zone(rule["timezone"])
+        zone = rules_zone(rule["timezone"])
     except ValueError:  # a zone this host does not know: UTC only
         return ""
     moment = datetime.datetime.fromtimestamp(due, zone)

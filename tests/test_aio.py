@@ -17,7 +17,7 @@ import redis.asyncio
 
 import rache
 import rache.scripts
-from rache import aio
+from rache import Cron, Every, aio
 from rache.aio import AsyncScheduler
 from tests.support import harness as testing
 from tests.support.helpers import AsyncDelayedScript, job_keys
@@ -277,10 +277,10 @@ def test_module_functions_schedule_recurring_jobs(
     monkeypatch.setenv("REDIS_URL", server.url)
     monkeypatch.setenv("RACHE_REDIS_PREFIX", "aio:")
     monkeypatch.setattr(rache, "_default", None)
-    rache.schedule_recurring("sync", every=60, data={"n": 1})
+    rache.schedule_recurring("sync", Every(60), data={"n": 1})
 
     async def scenario() -> List[Any]:
-        await aio.schedule_recurring("async", cron="0 0 * * *", timezone="America/New_York")
+        await aio.schedule_recurring("async", Cron("0 0 * * *", timezone="America/New_York"))
         details = await aio.job_details("async")
         await aio.default_scheduler().connection.aclose()
         return [details]
@@ -297,7 +297,7 @@ def test_a_task_cancelled_while_awaiting_an_advance_loses_nothing(
     server: testing.RedisServer, raw: Any
 ) -> None:
     # A cron job long overdue: the claim leases it, the advance hands its occurrence out.
-    rache.Scheduler(raw).schedule_recurring("yearly", cron="0 0 1 1 *", start=0)
+    rache.Scheduler(raw).schedule_recurring("yearly", Cron("0 0 1 1 *"), start=0)
 
     async def scenario() -> List[Any]:
         client = redis.asyncio.Redis.from_url(server.url)
@@ -336,13 +336,13 @@ def test_module_functions_of_the_integrations_seams(
     monkeypatch.setattr(rache, "_default", None)
     at = datetime.datetime(2033, 5, 18, 3, 33, 20, tzinfo=datetime.timezone.utc)
     assert rache.schedule_job_at("sync", at, data={"n": 1}) == 2_000_000_000
-    rache.schedule_recurring("sync-rule", every=60)
+    rache.schedule_recurring("sync-rule", Every(60))
     seconds, micros = raw.time()
     assert abs(rache.server_time() - (seconds + micros / 1e6)) < 1
 
     async def scenario() -> List[Any]:
         due = await aio.schedule_job_at("async", 2_000_000_000.5, data={"n": 2})
-        await aio.schedule_recurring("async-rule", every=60)
+        await aio.schedule_recurring("async-rule", Every(60))
         ids = [job_id async for job_id in aio.recurring_jobs()]
         now = await aio.server_time()
         deleted = [await aio.delete_job("async-rule"), await aio.delete_job("async-rule")]

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 import rache
-from rache import ReservedFieldError, Scheduler
+from rache import Every, ReservedFieldError, Scheduler
 from tests.support import harness
 from tests.support.helpers import snapshot
 
@@ -80,7 +80,7 @@ def test_bad_data_values(
 #: Every write that takes job data as a mapping (schedule_job's keywords are always str).
 DATA_WRITES: dict[str, Callable[[Any, Mapping[Any, Any]], Any]] = {
     "schedule_jobs": lambda s, data: s.schedule_jobs([("fine", 1), ("c", 10, data)]),
-    "schedule_recurring": lambda s, data: s.schedule_recurring("c", every=5, data=data),
+    "schedule_recurring": lambda s, data: s.schedule_recurring("c", Every(5), data=data),
 }
 
 

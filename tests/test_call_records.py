@@ -16,7 +16,7 @@ from typing import Any, List
 import pytest
 import redis
 
-from rache import constants, encode, scripts
+from rache import Cron, constants, encode, scripts
 from rache.keys import Layout
 from rache.scheduler import Scheduler
 from rache.scripts import Call
@@ -138,7 +138,7 @@ def test_a_put_back_sent_again_does_not_put_back_what_another_poller_claimed(raw
 
 def test_an_advance_sent_again_answers_that_its_lease_held(raw: Any) -> None:
     sched = Scheduler(raw, "rache:")
-    sched.schedule_recurring("cron", cron="0 0 1 1 *", start=0)
+    sched.schedule_recurring("cron", Cron("0 0 1 1 *"), start=0)
     claim = sched.claim()
     call = claim.next_call()
     assert call is not None and claim.take(run(raw, call)) is None  # the lease is taken

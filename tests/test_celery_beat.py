@@ -24,7 +24,7 @@ from celery import Celery
 from celery.beat import BeatLazyFunc
 from celery.schedules import crontab, schedule, solar
 
-from rache import JobNotFound, Scheduler
+from rache import Cron, Every, JobNotFound, Scheduler
 from rache.celery import BeatScheduler, cron_expression, declaration, prefix, redis_url
 from tests.support import harness
 from tests.support.beats import AMQP_URL, Beat, Collector, Received, amqp_answers, start_beat
@@ -268,12 +268,12 @@ def entry_of(app: Celery, name: str, **spec: Any) -> Any:
 
 def test_each_kind_of_entry_and_the_refused_ones() -> None:
     app = app_with(timezone="Europe/Paris")
-    assert declaration("n", entry_of(app, "n", task="t", schedule=30)).every == 30
+    assert declaration("n", entry_of(app, "n", task="t", schedule=30)).rule == Every(30)
     interval = entry_of(app, "d", task="t", schedule=timedelta(minutes=2))
     assert declaration("d", interval).describe() == "every 120s"
     weekday = entry_of(app, "c", task="t", schedule=crontab(minute="*/15", day_of_week="mon-fri"))
     made = declaration("c", weekday)
-    assert (made.cron, made.timezone) == ("0,15,30,45 * * * 1-5", "Europe/Paris")
+    assert made.rule == Cron("0,15,30,45 * * * 1-5", timezone="Europe/Paris")
     assert cron_expression(crontab(minute=0, hour=4)) == "0 4 * * *"
     refused = {
         "solar": dict(task="t", schedule=solar("sunrise", 0, 0)),

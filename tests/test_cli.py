@@ -17,7 +17,7 @@ from typing import Any, List
 import pytest
 from click.testing import CliRunner
 
-from rache import Scheduler
+from rache import Cron, Scheduler
 from rache.cli import main, parse_duration, relative
 from tests.support import harness
 from tests.support.helpers import job_keys
@@ -88,7 +88,7 @@ def test_a_new_cron_job_is_shown_at_its_next_occurrence(cli: Any, raw: Any) -> N
     hour = (
         datetime.datetime.fromtimestamp(int(raw.time()[0]), datetime.timezone.utc).hour + 12
     ) % 24
-    Scheduler(raw, "rache:").schedule_recurring("report", cron=f"0 {hour} * * *")
+    Scheduler(raw, "rache:").schedule_recurring("report", Cron(f"0 {hour} * * *"))
     listed = cli("list").output
     assert "overdue" not in listed and re.search(r" in 1[12]h", listed)
     assert listed.split()[-1] == "report"

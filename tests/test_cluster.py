@@ -11,7 +11,7 @@ import pytest
 import redis
 import redis.asyncio.cluster
 
-from rache import ConfigurationError, Scheduler
+from rache import ConfigurationError, Every, Scheduler
 from rache.aio import AsyncScheduler
 from rache.keys import has_hash_tag, shard_of
 from tests.support import harness as testing
@@ -78,7 +78,7 @@ def test_the_layout_probe_and_the_clock_on_a_cluster(client: Any) -> None:
     assert sharded.recorded_shards() is None and tagged.recorded_shards() is None
     assert snapshot(client) == {}  # read-only, each call on its own key's node
     tagged.schedule_job("a", 10)
-    sharded.schedule_recurring("r", every=60)  # the first call records 3
+    sharded.schedule_recurring("r", Every(60))  # the first call records 3
     assert (sharded.recorded_shards(), tagged.recorded_shards()) == (3, 1)
     assert list(sharded.recurring_jobs()) == ["r"] and list(tagged.recurring_jobs()) == []
     node = client.get_node_from_key(sharded.shards[0].queue)

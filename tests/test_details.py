@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from rache import JobNotFound, Scheduler
+from rache import Every, JobNotFound, Scheduler
 from tests.support.helpers import is_millisecond_time, snapshot
 
 
@@ -218,7 +218,7 @@ def test_delete_says_whether_anything_was_there(sched: Scheduler, raw: Any) -> N
     sched.schedule_job("scheduled", 30)
     sched.schedule_job("data-only", 0, n=1)
     assert [job["id"] for job in sched.pending_jobs()] == ["data-only"]  # its data stays
-    sched.schedule_recurring("rule", every=60)
+    sched.schedule_recurring("rule", Every(60))
     for job_id in ("scheduled", "data-only", "rule"):
         assert sched.delete_job(job_id) is True
         assert sched.delete_job(job_id) is False
@@ -240,7 +240,7 @@ def test_recurring_jobs_lists_the_recurring_ids_only(sched: Scheduler, raw: Any)
     assert list(sched.recurring_jobs()) == []
     sched.schedule_job("plain", 30)
     for job_id in ("every", "daily", "日本"):
-        sched.schedule_recurring(job_id, every=60, data={"n": 1})
+        sched.schedule_recurring(job_id, Every(60), data={"n": 1})
     assert sorted(sched.recurring_jobs()) == sorted(["every", "daily", "日本"])
     sched.delete_job("daily")
     assert sorted(sched.recurring_jobs()) == ["every", "日本"]

@@ -21,7 +21,7 @@ import redis
 import redis.asyncio
 
 import rache
-from rache import Dispatcher, Job, Scheduler
+from rache import Cron, Dispatcher, Every, Job, Scheduler
 from rache.aio import AsyncDispatcher, AsyncScheduler
 from rache.keys import shard_of
 from tests.support import harness as testing
@@ -617,8 +617,8 @@ def test_recurring_occurrences_go_through_the_dispatcher(
 ) -> None:
     # every-N moves in the claim itself; cron needs the advance step after it.
     sched = Scheduler(solo_raw, "rache:")
-    sched.schedule_recurring("cron", cron="0 0 1 1 *", start=0)
-    sched.schedule_recurring("every", every=3600, start=0)
+    sched.schedule_recurring("cron", Cron("0 0 1 1 *"), start=0)
+    sched.schedule_recurring("every", Every(3600), start=0)
     handed: List[Job] = []
     cls = Dispatcher if kind == "sync" else AsyncDispatcher
     run_sync_or_async(kind, lambda s: cls(handed.append, scheduler=s, max_sleep=1), solo.url)
@@ -637,7 +637,7 @@ def test_a_cron_job_due_within_its_lease_is_handed_out_on_time(
 ) -> None:
     # Every second: each claim leases the job 5 s ahead, and its advance moves it back to
     # the next second; the dispatcher must sleep until then, not until the lease ends.
-    Scheduler(solo_raw, "rache:").schedule_recurring("tick", cron="* * * * * *")
+    Scheduler(solo_raw, "rache:").schedule_recurring("tick", Cron("* * * * * *"))
     seen, handler = recorder()
     running = Running(kind, solo.url, handler, max_sleep=30)
     try:

@@ -11,7 +11,7 @@ import redis
 import redis.asyncio
 from click.testing import CliRunner
 
-from rache import Dispatcher, Job, Scheduler, admin
+from rache import Dispatcher, Every, Job, Scheduler, admin
 from rache.aio import AsyncDispatcher, AsyncScheduler
 from rache.cli import main
 from rache.scripts import SCRIPTS
@@ -55,7 +55,7 @@ def test_without_forget_the_data_stays_as_in_0_3_1(solo_raw: Any) -> None:
 def test_forget_keeps_rescheduled_and_recurring_jobs(solo_raw: Any) -> None:
     scheduler = Scheduler(solo_raw, "rache:")
     scheduler.schedule_job("periodic", -1, n=1)
-    scheduler.schedule_recurring("beat", every=3600, start=0, data={"b": 1})
+    scheduler.schedule_recurring("beat", Every(3600), start=0, data={"b": 1})
     Dispatcher(lambda job: None, scheduler=scheduler, reschedule_in=60, forget=True).run(
         until_idle=True
     )

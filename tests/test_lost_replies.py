@@ -33,10 +33,11 @@ from redis.retry import Retry
 
 import rache
 import rache.aio
-from rache import recurrence, scripts
+from rache import Cron, Every, recurrence, scripts
 from rache.aio import AsyncScheduler
 from rache.constants import CALL_RECORD_TTL
 from rache.keys import Layout, shard_of
+from rache.rules import Placed
 from rache.scheduler import Scheduler
 from tests.support import harness as testing
 from tests.support.faults import ClusterProxies, Contender, Faults, Proxy, Target, handed_name
@@ -105,8 +106,8 @@ class Driver:
     def schedule_jobs(self, jobs: Iterable[Tuple[Any, ...]]) -> int:
         return int(self._call("schedule_jobs", jobs))
 
-    def schedule_recurring(self, job_id: str, **kwargs: Any) -> Any:
-        return self._call("schedule_recurring", job_id, **kwargs)
+    def schedule_recurring(self, job_id: str, rule: Any, **kwargs: Any) -> Any:
+        return self._call("schedule_recurring", job_id, rule, **kwargs)
 
     def delete_job(self, job_id: str) -> None:
         self._call("delete_job", job_id)
@@ -362,7 +363,7 @@ def far_daily_rule(world: World) -> Tuple[str, int]:
     now = world.server_ms()
     hour = (datetime.fromtimestamp(now / 1000, timezone.utc).hour + 12) % 24
     expression = f"0 {hour} * * *"
-    latest = recurrence.latest_at_or_before(recurrence.Rule("cron", cron=expression), now)
+    latest = recurrence.latest_at_or_before(Placed(Cron(expression)), now)
     assert latest is not None
     return expression, latest
 
@@ -416,7 +417,7 @@ def test_schedule_recurring_every_whose_reply_is_lost_returns_the_first_occurren
     sched = world.driver()
     start = world.server_ms() - 100
     world.faults.arm(scripts.SCHEDULE_RECURRING, world.claim_between())
-    due = sched.schedule_recurring("tick", every=3600, start=start / 1000)
+    due = sched.schedule_recurring("tick", Every(3600), start=start / 1000)
     world.faults.check(1)
     assert round(float(due) * 1000) == start, (
         f"returned {due}, not the first occurrence {start / 1000}: the retry's answer"
@@ -432,7 +433,7 @@ def test_schedule_recurring_cron_whose_reply_is_lost_hands_out_its_occurrence_on
     sched = world.driver()
     expression, latest = far_daily_rule(world)
     world.faults.arm(scripts.SCHEDULE_RECURRING, world.claim_between())
-    due = sched.schedule_recurring("daily", cron=expression, start=(latest - 1000) / 1000)
+    due = sched.schedule_recurring("daily", Cron(expression), start=(latest - 1000) / 1000)
     world.faults.check(1)
     assert round(float(due) * 1000) == latest
     assert world.contender.handed == [f"daily:{due}"]
@@ -511,7 +512,7 @@ def test_put_back_whose_reply_is_lost_says_how_many_went_back(world: World) -> N
 def test_an_advance_whose_reply_is_lost_hands_out_the_cron_occurrence(world: World) -> None:
     sched = world.driver()
     expression, latest = far_daily_rule(world)
-    world.setup.schedule_recurring("daily", cron=expression, start=(latest - 1000) / 1000)
+    world.setup.schedule_recurring("daily", Cron(expression), start=(latest - 1000) / 1000)
     world.faults.arm(scripts.ADVANCE, world.claim_between())  # it finds the job leased
     ours = sched.claim()
     world.faults.check(1)
@@ -587,7 +588,7 @@ def test_a_reshard_whose_bulk_reply_is_lost_moves_each_job_once(
     setup = Scheduler(world.direct, "rache:", shards=source)
     ids = [f"m{i}" for i in range(12)]
     setup.schedule_jobs([(job_id, 60 * (i - 4), {"n": i}) for i, job_id in enumerate(ids)])
-    setup.schedule_recurring("tick", every=3600, start=world.server_ms() / 1000 + 60)
+    setup.schedule_recurring("tick", Every(3600), start=world.server_ms() / 1000 + 60)
     before = sorted(setup.export_jobs())
     old, new = Layout("rache:", source), Layout("rache:", target)
     leaving = [j for j in [*ids, "tick"] if old.of(j.encode()).prefix != new.of(j.encode()).prefix]

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import pytest
 import redis
 
-from rache import scripts
+from rache import Cron, Every, scripts
 from rache.admin import reshard
 from rache.keys import Layout
 from rache.scheduler import Scheduler
@@ -55,7 +55,7 @@ def _schedule_jobs(sched: Scheduler) -> Callable[[], Any]:
 
 
 def _schedule_recurring(sched: Scheduler) -> Callable[[], Any]:
-    return lambda: sched.schedule_recurring("b", every=60, data={"x": 2})
+    return lambda: sched.schedule_recurring("b", Every(60), data={"x": 2})
 
 
 def _pending(sched: Scheduler) -> Callable[[], Any]:
@@ -92,8 +92,8 @@ def scheduled(raw: Any) -> Scheduler:
     """Due plain jobs with data, a due every-N job and a due cron job: one claim batch."""
     sched = Scheduler(raw, "rache:", batch_size=10)
     sched.schedule_jobs(JOBS)
-    sched.schedule_recurring("r", every=3600, start=0, data={"k": "v"})
-    sched.schedule_recurring("cron", cron="0 0 1 1 *", start=0)
+    sched.schedule_recurring("r", Every(3600), start=0, data={"k": "v"})
+    sched.schedule_recurring("cron", Cron("0 0 1 1 *"), start=0)
     return sched
 
 
@@ -125,7 +125,7 @@ def test_a_put_back_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: s
     """The batch puts back plain jobs and an every-N job: the rules are read after the former."""
     sched = Scheduler(raw, "rache:", batch_size=10)
     sched.schedule_jobs(JOBS)
-    sched.schedule_recurring("r", every=3600, start=0, data={"k": "v"})
+    sched.schedule_recurring("r", Every(3600), start=0, data={"k": "v"})
     claim = sched.claim()
     call = claim.next_call()
     assert call is not None and len(claim.take(run(raw, call)) or []) == 4
@@ -140,7 +140,7 @@ def test_a_failed_put_back_on_close_is_logged_naming_the_key(
 ) -> None:
     sched = Scheduler(raw, "rache:", batch_size=10)
     sched.schedule_jobs(JOBS)
-    sched.schedule_recurring("r", every=3600, start=0)
+    sched.schedule_recurring("r", Every(3600), start=0)
     claims = sched.pending_jobs()
     next(claims)
     foreign(raw, "rache:recurring")

@@ -8,7 +8,7 @@ from typing import Any, List, Optional, Tuple
 
 import pytest
 
-from rache import Job, Scheduler
+from rache import Every, Job, Scheduler
 from rache.claim import Claim
 from tests.support.helpers import is_millisecond_time, snapshot
 
@@ -201,7 +201,7 @@ def test_a_job_scheduled_before_runs_keeps_the_old_name(raw: Any) -> None:
 
 def test_a_recurring_job_moved_by_schedule_job_keeps_the_documented_name(raw: Any) -> None:
     sched = Scheduler(raw)
-    sched.schedule_recurring("tick", every=60)
+    sched.schedule_recurring("tick", Every(60))
     sched.schedule_job("tick", -1)  # an occurrence now, not in a minute
     assert raw.hexists("rache:runs", "tick")  # schedule_job draws a run: the claim drops it
     (job,) = sched.pending_jobs()
@@ -216,7 +216,7 @@ def test_runs_leave_with_their_jobs(raw: Any) -> None:
     assert sorted(raw.hkeys("rache:runs")) == [b"a", b"b", b"c", b"d"]
     list(sched.pending_jobs())  # 'a' handed out
     sched.delete_job("b")
-    sched.schedule_recurring("c", every=60)  # a recurring job's occurrences name themselves
+    sched.schedule_recurring("c", Every(60))  # a recurring job's occurrences name themselves
     assert sorted(raw.hkeys("rache:runs")) == [b"d"]
 
 

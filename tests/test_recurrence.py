@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rache import Scheduler, encode, recurrence, wire
-from rache.recurrence import Rule, decide, latest_at_or_before, next_at_or_after, upcoming
+from rache import Cron, Every, Scheduler, recurrence, rules, wire
+from rache.recurrence import decide, latest_at_or_before, next_at_or_after, upcoming
+from rache.rules import Placed
 from tests.support import harness
 
 PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
@@ -30,13 +31,13 @@ def wall(zone: str, instant: int) -> str:
     )
 
 
-def cron(expression: str, zone: str, **kwargs: Any) -> Rule:
-    return Rule("cron", cron=expression, timezone=zone, **kwargs)
+def cron(expression: str, zone: str, offset_ms: int = 0, **options: Any) -> Placed:
+    return Placed(Cron(expression, timezone=zone, **options), offset_ms=offset_ms)
 
 
 # -- every-N ---------------------------------------------------------------------------------
 
-EVERY = Rule("every", every_ms=200, start_ms=1_000_000)
+EVERY = Placed(Every(0.2), start_ms=1_000_000)
 
 
 def test_every_n_occurrences_stay_on_the_grid() -> None:
@@ -55,7 +56,7 @@ def test_every_n_hands_out_the_due_occurrence_and_moves_to_the_next() -> None:
 
 @pytest.mark.parametrize("misfire", ["coalesce", "skip"])
 def test_every_n_after_a_downtime(misfire: str) -> None:
-    rule = Rule("every", every_ms=200, start_ms=1_000_000, misfire=misfire, grace_ms=50)
+    rule = Placed(Every(0.2, misfire=misfire, grace=0.05), start_ms=1_000_000)
     # Down from 1_000_200 to 1_001_030: the occurrences 200 .. 1000 were missed; the latest,
     # 1000, is 30 ms late (within the grace): both policies run it, once.
     assert decide(rule, 1_000_200, 1_001_030) == (1_001_000, 1_001_200)
@@ -154,7 +155,7 @@ def test_cron_after_a_three_day_downtime(misfire: str, runs: bool) -> None:
 
 @pytest.mark.parametrize("misfire", ["coalesce", "skip"])
 def test_cron_within_the_grace_runs_under_either_policy(misfire: str) -> None:
-    rule = cron("0 9 * * *", NEW_YORK, misfire=misfire, grace_ms=60_000)
+    rule = cron("0 9 * * *", NEW_YORK, misfire=misfire, grace=60)
     pending = ms(NEW_YORK, 2024, 6, 1, 9, 0)
     now = pending + 59_000
     assert decide(rule, pending, now) == (pending, ms(NEW_YORK, 2024, 6, 2, 9, 0))
@@ -173,31 +174,29 @@ def test_cron_jitter_shifts_every_occurrence() -> None:
 
 
 def test_rules_round_trip_through_their_stored_form() -> None:
-    made = encode.rule("a", None, "*/5 * * * *", PARIS, "skip", 30, 0)
+    made = Cron("*/5 * * * *", timezone=PARIS, misfire="skip", grace=30).place("a")
     stored = b"c|||" + made.encode_tail()
-    assert recurrence.decode_rule(stored) == (made, "", "")
-    every = encode.rule("a", timedelta(seconds=1.5), None, "UTC", "coalesce", 60, 0)
-    assert every.every_ms == 1500
+    assert rules.decode(stored) == (made, "", "")
+    every = Every(timedelta(seconds=1.5)).place("a")
+    assert isinstance(every.rule, Every) and every.rule.every_ms == 1500
     stored = b"e|7|" + every.encode_tail()
-    assert recurrence.decode_rule(stored)[0] == Rule("every", 1500, 7, grace_ms=60_000)
+    assert rules.decode(stored)[0] == Placed(Every(1.5, grace=60), start_ms=7)
 
 
 def test_jitter_is_a_fixed_offset_per_job_below_it() -> None:
-    offsets = {
-        encode.rule(f"j{n}", 60, None, "UTC", "coalesce", 60, 10).start_ms for n in range(50)
-    }
+    offsets = {Every(60, jitter=10).place(f"j{n}").start_ms for n in range(50)}
     assert len(offsets) > 10 and all(0 <= o < 10_000 for o in offsets)
-    again = encode.rule("j1", 60, None, "UTC", "coalesce", 60, 10).start_ms
-    assert again == encode.rule("j1", 60, None, "UTC", "coalesce", 60, 10).start_ms
+    again = Every(60, jitter=10).place("j1").start_ms
+    assert again == Every(60, jitter=10).place("j1").start_ms
 
 
 def test_the_core_imports_and_every_n_rules_work_without_croniter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "croniter", None)  # as if not installed
-    assert encode.rule("a", 5, None, "UTC", "coalesce", 60, 0).every_ms == 5000
+    assert Every(5).every_ms == 5000
     with pytest.raises(ImportError, match=r"pip install '\.\[cron\]' in rache's checkout"):
-        encode.rule("a", None, "* * * * *", "UTC", "coalesce", 60, 0)
+        Cron("* * * * *")
 
 
 # -- the claim script computes every-N rules exactly as decide() does -------------------------
@@ -220,14 +219,16 @@ def test_the_claim_script_agrees_with_decide(
     now = int(raw.time()[0]) * 1000
     start = now - back
     sched.schedule_recurring(
-        "r", every=every / 1000, misfire=misfire, grace=grace / 1000, start=start / 1000
+        "r",
+        Every(every / 1000, misfire=misfire, grace=grace / 1000),
+        start=start / 1000,
     )
     sched.schedule_job("r", moved / 1000)  # the rule resumes from an arbitrary past time
     pending = wire.time_ms(repr(raw.zscore("rache:queue", "r")).encode())
     claim = sched.claim()
     jobs = sched.claim_batch(claim)
     assert jobs is not None
-    rule = Rule("every", every, start, misfire=misfire, grace_ms=grace)
+    rule = Placed(Every(every / 1000, misfire=misfire, grace=grace / 1000), start_ms=start)
     run, following = decide(rule, pending, wire.now_ms(claim.cutoff))
     assert [job.due_at for job in jobs] == (
         [] if run is None else [pytest.approx(run / 1000, abs=1e-9)]

@@ -6,15 +6,17 @@ import asyncio
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import redis
 import redis.asyncio
 
-from rache import JobNotFound, Scheduler, recurrence, scripts, wire
+from rache import Cron, Every, JobNotFound, Scheduler, recurrence, scripts, wire
 from rache.aio import AsyncScheduler
 from rache.claim import Claim
+from rache.durations import ms_to_seconds
+from rache.rules import Placed
 from rache.scripts import Call
 from tests.support.helpers import AsyncFailingScript, FailingScript, commands_sent, run, snapshot
 from tests.support.shells import Blocking
@@ -40,7 +42,7 @@ def far_daily_rule(raw: Any) -> tuple[str, int]:
     now = server_ms(raw)
     hour = (datetime.fromtimestamp(now / 1000, timezone.utc).hour + 12) % 24
     expression = f"0 {hour} * * *"
-    rule = recurrence.Rule("cron", cron=expression, timezone="UTC")
+    rule = Placed(Cron(expression))
     latest = recurrence.latest_at_or_before(rule, now)
     assert latest is not None
     return expression, latest
@@ -48,7 +50,7 @@ def far_daily_rule(raw: Any) -> tuple[str, int]:
 
 def test_an_every_n_job_hands_out_each_occurrence_with_its_due_time(sched: Any, raw: Any) -> None:
     start = server_ms(raw) - 1000  # a second ago: the occurrences at -1 s and -0.5 s are due
-    sched.schedule_recurring("tick", every=0.5, start=start / 1000, data={"url": "u"})
+    sched.schedule_recurring("tick", Every(0.5), start=start / 1000, data={"url": "u"})
     sched.schedule_job("plain", -1)
     jobs = list(sched.pending_jobs(reschedule_in=3600))
     by_id = {job["id"]: job for job in jobs}
@@ -66,19 +68,17 @@ def test_an_every_n_job_hands_out_each_occurrence_with_its_due_time(sched: Any, 
 
 def test_job_details_shows_the_rule_and_the_next_occurrences(sched: Any, raw: Any) -> None:
     start = server_ms(raw) + 60_000
-    sched.schedule_recurring("tick", every=90, start=start / 1000, misfire="skip", grace=5)
+    sched.schedule_recurring("tick", Every(90, misfire="skip", grace=5), start=start / 1000)
     details = sched.job_details("tick")
     assert details["recurring"] == {
         "every": 90,
-        "start": recurrence.ms_to_seconds(start),
+        "start": ms_to_seconds(start),
         "misfire": "skip",
         "grace": 5,
     }
-    assert details["next_occurrences"] == [
-        recurrence.ms_to_seconds(start + k * 90_000) for k in range(5)
-    ]
+    assert details["next_occurrences"] == [ms_to_seconds(start + k * 90_000) for k in range(5)]
     assert round(details["schedule_at"] * 1000) == start
-    sched.schedule_recurring("daily", cron="30 2 * * *", timezone="Europe/Paris")
+    sched.schedule_recurring("daily", Cron("30 2 * * *", timezone="Europe/Paris"))
     daily = sched.job_details("daily")
     assert daily["recurring"]["cron"] == "30 2 * * *"
     assert len(daily["next_occurrences"]) == 5
@@ -93,9 +93,9 @@ def test_job_details_shows_the_rule_and_the_next_occurrences(sched: Any, raw: An
 def test_a_new_cron_job_stands_at_its_next_occurrence_before_any_poller_runs(
     sched: Any, raw: Any
 ) -> None:
-    rule = recurrence.Rule("cron", cron="30 2 * * *", timezone="Europe/Paris")
+    rule = Placed(Cron("30 2 * * *", timezone="Europe/Paris"))
     before = recurrence.next_at_or_after(rule, server_ms(raw))
-    due = sched.schedule_recurring("report", cron="30 2 * * *", timezone="Europe/Paris")
+    due = sched.schedule_recurring("report", Cron("30 2 * * *", timezone="Europe/Paris"))
     after = recurrence.next_at_or_after(rule, server_ms(raw))
     assert round(due * 1000) in (before, after)  # hours away, not "due now"
     # Every view tells the truth at once: nothing due, no lag, the next due time is it.
@@ -107,9 +107,9 @@ def test_a_new_cron_job_stands_at_its_next_occurrence_before_any_poller_runs(
     assert list(sched.pending_jobs()) == []
     # From a start given: the first occurrence at or after it, even a past one (due then).
     start = server_ms(raw) - 3 * 86_400_000
-    sched.schedule_recurring("old", cron="30 2 * * *", timezone="Europe/Paris", start=start / 1000)
+    sched.schedule_recurring("old", Cron("30 2 * * *", timezone="Europe/Paris"), start=start / 1000)
     first = recurrence.next_at_or_after(rule, start)
-    assert sched.job_details("old")["schedule_at"] == recurrence.ms_to_seconds(first)
+    assert sched.job_details("old")["schedule_at"] == ms_to_seconds(first)
     assert [due_ms(job) for job in sched.pending_jobs()] == [
         recurrence.latest_at_or_before(rule, server_ms(raw))
     ]
@@ -118,13 +118,13 @@ def test_a_new_cron_job_stands_at_its_next_occurrence_before_any_poller_runs(
 def test_a_cron_declaration_reads_the_server_clock_only_without_a_start(
     sched: Any, raw: Any
 ) -> None:
-    sched.schedule_recurring("warm", cron="0 0 * * *")  # every script in the cache
+    sched.schedule_recurring("warm", Cron("0 0 * * *"))  # every script in the cache
     sched.stats()
-    sent = commands_sent(raw, lambda: sched.schedule_recurring("a", cron="0 0 * * *"))
+    sent = commands_sent(raw, lambda: sched.schedule_recurring("a", Cron("0 0 * * *")))
     assert sent == ["EVALSHA", "EVALSHA"]  # the clock (stats-1.lua), then the declaration
-    sent = commands_sent(raw, lambda: sched.schedule_recurring("b", cron="0 0 * * *", start=0))
+    sent = commands_sent(raw, lambda: sched.schedule_recurring("b", Cron("0 0 * * *"), start=0))
     assert sent == ["EVALSHA"]
-    assert commands_sent(raw, lambda: sched.schedule_recurring("c", every=60)) == ["EVALSHA"]
+    assert commands_sent(raw, lambda: sched.schedule_recurring("c", Every(60))) == ["EVALSHA"]
 
 
 @pytest.mark.parametrize(("misfire", "runs"), [("coalesce", True), ("skip", False)])
@@ -133,7 +133,7 @@ def test_a_cron_job_after_a_downtime_follows_its_misfire_policy(
 ) -> None:
     expression, latest = far_daily_rule(raw)
     three_days_ago = (server_ms(raw) - 3 * 86_400_000) / 1000
-    sched.schedule_recurring("daily", cron=expression, misfire=misfire, start=three_days_ago)
+    sched.schedule_recurring("daily", Cron(expression, misfire=misfire), start=three_days_ago)
     jobs = list(sched.pending_jobs())
     assert [due_ms(job) for job in jobs] == ([latest] if runs else [])
     # three missed occurrences, at most one run; the job waits for the next one
@@ -145,20 +145,20 @@ def test_a_cron_job_after_a_downtime_follows_its_misfire_policy(
 def test_schedule_job_on_a_recurring_job_resumes_its_rule_from_then(raw: Any) -> None:
     sched = Scheduler(raw, prefix="rache:")
     start = server_ms(raw) - 10_000
-    sched.schedule_recurring("tick", every=4, start=start / 1000)
+    sched.schedule_recurring("tick", Every(4), start=start / 1000)
     sched.schedule_job("tick", 3600)
     assert raw.hexists("rache:recurring", "tick")
     details = sched.job_details("tick")
     first = details["next_occurrences"][0]
     assert round(first * 1000) == recurrence.next_at_or_after(
-        recurrence.Rule("every", 4000, start), score_ms(raw, "tick")
+        Placed(Every(4), start_ms=start), score_ms(raw, "tick")
     )
 
 
 def test_stopping_early_puts_a_recurring_occurrence_back(raw: Any) -> None:
     sched = Scheduler(raw, prefix="rache:", batch_size=10)
     start = server_ms(raw) - 100
-    sched.schedule_recurring("tick", every=60, start=start / 1000)
+    sched.schedule_recurring("tick", Every(60), start=start / 1000)
     sched.schedule_job("a", -5)
     jobs = sched.pending_jobs()
     assert next(jobs)["id"] == "a"
@@ -185,7 +185,7 @@ def test_a_lease_that_expired_is_claimed_again_and_its_old_holder_hands_out_noth
     sched = Scheduler(raw, prefix="rache:")
     sched.recurring_lease = 0.3
     expression, latest = far_daily_rule(raw)
-    sched.schedule_recurring("daily", cron=expression, start=(latest - 1000) / 1000)
+    sched.schedule_recurring("daily", Cron(expression), start=(latest - 1000) / 1000)
     # The first holder claims, then stalls past its lease.
     first, first_advance = claim_without_advancing(sched, raw)
     assert list(sched.pending_jobs()) == []  # leased: nobody else gets it meanwhile
@@ -203,7 +203,7 @@ def test_a_holder_that_never_advances_loses_nothing(raw: Any) -> None:
     sched = Scheduler(raw, prefix="rache:")
     sched.recurring_lease = 0.2
     expression, latest = far_daily_rule(raw)
-    sched.schedule_recurring("daily", cron=expression, start=(latest - 1000) / 1000)
+    sched.schedule_recurring("daily", Cron(expression), start=(latest - 1000) / 1000)
     claim_without_advancing(sched, raw)  # and dies
     time.sleep(0.3)
     jobs = list(sched.pending_jobs())
@@ -212,62 +212,99 @@ def test_a_holder_that_never_advances_loses_nothing(raw: Any) -> None:
 
 # -- bad input -------------------------------------------------------------------------------
 
-BAD_RULES = [
-    ({"every": 0}, ValueError, "every must be more than 0 seconds"),
-    ({"every": -5}, ValueError, "every must be more than 0 seconds"),
-    ({"every": float("nan")}, ValueError, "every must be more than 0 seconds"),
-    ({"every": "5"}, TypeError, "every must be a number of seconds"),
-    ({}, ValueError, "give exactly one of every="),
-    ({"every": 5, "cron": "* * * * *"}, ValueError, "give exactly one of every="),
-    ({"cron": "61 * * * *"}, ValueError, "cron expression '61 \\* \\* \\* \\*' is not valid"),
-    ({"cron": "nonsense"}, ValueError, "cron expression 'nonsense' is not valid"),
-    ({"cron": 5}, TypeError, "cron must be a str"),
-    ({"cron": "* * * * *", "timezone": "Mars/Olympus"}, ValueError, "timezone 'Mars/Olympus'"),
-    ({"cron": "* * * * *", "timezone": "../etc"}, ValueError, "timezone '../etc'"),
-    ({"every": 5, "timezone": "Mars/Base"}, ValueError, "timezone 'Mars/Base' is not a known"),
-    ({"every": 5, "timezone": 5}, TypeError, "timezone must be a str, not int"),
-    ({"cron": "0 0 1 1 * 0 2030"}, ValueError, "it has 7 fields, where rache takes 5, or 6"),
-    ({"every": 5, "misfire": "later"}, ValueError, "misfire must be one of coalesce, skip"),
-    ({"every": 5, "grace": -1}, ValueError, "grace must be 0 or more"),
-    ({"every": 5, "jitter": -1}, ValueError, "jitter must be 0 or more"),
-    ({"every": 5, "start": "now"}, TypeError, "start must be a Unix timestamp or a datetime"),
-    ({"every": 5, "start": datetime(2024, 1, 1)}, ValueError, "start must be an aware datetime"),
-    ({"every": 5, "data": {"id": 1}}, ValueError, "'id' is reserved"),
-    ({"every": 5, "data": [1]}, TypeError, "data must be a mapping"),
+#: Each case: what to pass to schedule_recurring after the job id, made inside the check
+#: (a rule is checked when it is built), and the error it raises.
+#: The constructors, untyped: some cases below pass what their signatures refuse.
+AnyEvery: Any = Every
+AnyCron: Any = Cron
+
+BAD_RULES: list[tuple[Callable[[], tuple[Any, dict[str, Any]]], type, str]] = [
+    (lambda: (AnyEvery(0), {}), ValueError, "every must be more than 0 seconds"),
+    (lambda: (AnyEvery(-5), {}), ValueError, "every must be more than 0 seconds"),
+    (lambda: (AnyEvery(float("nan")), {}), ValueError, "every must be more than 0 seconds"),
+    (lambda: (AnyEvery("5"), {}), TypeError, "every must be a number of seconds"),
+    (lambda: (None, {}), TypeError, "rule must be a rache.Every or a rache.Cron, not NoneType"),
+    (lambda: ({"every": 5}, {}), TypeError, "rule must be a rache.Every or a rache.Cron, not dict"),
+    (lambda: ("* * * * *", {}), TypeError, "rule must be a rache.Every or a rache.Cron, not str"),
+    (
+        lambda: (AnyCron("61 * * * *"), {}),
+        ValueError,
+        "cron expression '61 \\* \\* \\* \\*' is not valid",
+    ),
+    (lambda: (AnyCron("nonsense"), {}), ValueError, "cron expression 'nonsense' is not valid"),
+    (lambda: (AnyCron(5), {}), TypeError, "cron must be a str"),
+    (
+        lambda: (AnyCron("* * * * *", timezone="Mars/Olympus"), {}),
+        ValueError,
+        "timezone 'Mars/Olympus'",
+    ),
+    (lambda: (AnyCron("* * * * *", timezone="../etc"), {}), ValueError, "timezone '../etc'"),
+    (
+        lambda: (AnyEvery(5, timezone="Mars/Base"), {}),
+        TypeError,
+        "unexpected keyword argument 'timezone'",
+    ),
+    (lambda: (AnyCron("* * * * *", timezone=5), {}), TypeError, "timezone must be a str, not int"),
+    (
+        lambda: (AnyCron("0 0 1 1 * 0 2030"), {}),
+        ValueError,
+        "it has 7 fields, where rache takes 5, or 6",
+    ),
+    (
+        lambda: (AnyEvery(5, misfire="later"), {}),
+        ValueError,
+        "misfire must be one of coalesce, skip",
+    ),
+    (lambda: (AnyEvery(5, grace=-1), {}), ValueError, "grace must be 0 or more"),
+    (lambda: (AnyCron("* * * * *", jitter=-1), {}), ValueError, "jitter must be 0 or more"),
+    (lambda: (AnyEvery(5), {"every": 5}), TypeError, "unexpected keyword argument 'every'"),
+    (
+        lambda: (AnyEvery(5), {"start": "now"}),
+        TypeError,
+        "start must be a Unix timestamp or a datetime",
+    ),
+    (
+        lambda: (AnyEvery(5), {"start": datetime(2024, 1, 1)}),
+        ValueError,
+        "start must be an aware datetime",
+    ),
+    (lambda: (AnyEvery(5), {"data": {"id": 1}}), ValueError, "'id' is reserved"),
+    (lambda: (AnyEvery(5), {"data": [1]}), TypeError, "data must be a mapping"),
 ]
 
 
-@pytest.mark.parametrize(("rule", "error", "match"), BAD_RULES)
+@pytest.mark.parametrize(("make", "error", "match"), BAD_RULES)
 def test_bad_rules_are_errors_that_change_nothing(
-    raw: Any, rule: dict[str, Any], error: type, match: str
+    raw: Any, make: Callable[[], tuple[Any, dict[str, Any]]], error: type, match: str
 ) -> None:
     sched = Scheduler(raw, prefix="rache:")
-    sched.schedule_recurring("keep", every=5, data={"n": 1})
+    sched.schedule_recurring("keep", Every(5), data={"n": 1})
     sched.schedule_job("a", 10, n=1)
     before = snapshot(raw)
     with pytest.raises(error, match=match):
-        sched.schedule_recurring("keep", **rule)
+        rule, keywords = make()
+        sched.schedule_recurring("keep", rule, **keywords)
     with pytest.raises(TypeError, match="job_id must be a str"):
-        sched.schedule_recurring(5, every=1)  # type: ignore[arg-type]
+        sched.schedule_recurring(5, Every(1))  # type: ignore[arg-type]
     assert snapshot(raw) == before
 
 
 def test_declaring_the_same_rule_again_keeps_the_job_as_it_runs(raw: Any) -> None:
     sched = Scheduler(raw, prefix="rache:")
-    sched.schedule_recurring("tick", every=60, data={"n": 1})
-    sched.schedule_recurring("daily", cron="0 9 * * *", timezone="Europe/Paris")
+    sched.schedule_recurring("tick", Every(60), data={"n": 1})
+    sched.schedule_recurring("daily", Cron("0 9 * * *", timezone="Europe/Paris"))
     list(sched.pending_jobs())  # 'tick' runs, 'daily' is set to its first occurrence
     before = snapshot(raw)
     time.sleep(0.01)
     # A program declaring its schedule at each start: nothing moves, data still merges.
-    sched.schedule_recurring("tick", every=60)
-    sched.schedule_recurring("daily", cron="0 9 * * *", timezone="Europe/Paris")
+    sched.schedule_recurring("tick", Every(60))
+    sched.schedule_recurring("daily", Cron("0 9 * * *", timezone="Europe/Paris"))
     assert snapshot(raw) == before
-    sched.schedule_recurring("tick", every=60, data={"n": 2})
+    sched.schedule_recurring("tick", Every(60), data={"n": 2})
     assert raw.hget("rache:job:tick", "n") == b"2"
     assert raw.zscore("rache:queue", "tick") == pytest.approx(before_score(before, raw))
     # A different rule replaces it, from now.
-    sched.schedule_recurring("tick", every=30)
+    sched.schedule_recurring("tick", Every(30))
     assert raw.hget("rache:recurring", "tick").split(b"|")[2] == b"30000"
     assert score_ms(raw, "tick") <= server_ms(raw)
 
@@ -286,7 +323,7 @@ def test_a_poller_that_cannot_evaluate_a_cron_rule_leaves_it_to_another(
     sched = Scheduler(raw, prefix="rache:")
     sched.recurring_lease = 0.2
     expression, latest = far_daily_rule(raw)
-    sched.schedule_recurring("daily", cron=expression, start=(latest - 1000) / 1000)
+    sched.schedule_recurring("daily", Cron(expression), start=(latest - 1000) / 1000)
     sched.schedule_job("plain", -1)
     with monkeypatch.context() as patch:
         patch.setitem(sys.modules, "croniter", None)  # this poller has no croniter
@@ -304,8 +341,8 @@ def test_a_failed_advance_puts_back_the_rest_of_the_batch(
     # the batch's plain and every-N jobs go back, the cron job stays leased for later.
     setup = Scheduler(raw, "rache:")
     setup.schedule_job("plain", -5, n=1)
-    setup.schedule_recurring("every", every=3600, start=0)
-    setup.schedule_recurring("cron", cron="0 0 1 1 *", start=0)
+    setup.schedule_recurring("every", Every(3600), start=0)
+    setup.schedule_recurring("cron", Cron("0 0 1 1 *"), start=0)
     before = raw.zscore("rache:queue", "plain")
     if shell == "sync":
         sched: Any = Scheduler(FailingScript(raw, scripts.ADVANCE), "rache:")

@@ -17,7 +17,8 @@ from typing import Any, List, Tuple
 import pytest
 import redis
 
-from rache import Scheduler, recurrence, wire
+from rache import Cron, Every, Scheduler, recurrence, wire
+from rache.rules import Placed
 from tests.support import harness
 from tests.support.helpers import run
 from tests.test_recurring import due_ms, server_ms
@@ -87,7 +88,9 @@ def test_an_every_200ms_job_polled_by_4_processes_runs_each_occurrence_once(
     def schedule() -> None:  # once the pollers are up, 0.1 s from now
         starts.append(server_ms(raw) + 100)
         sched.schedule_recurring(
-            "tick", every=0.2, start=starts[0] / 1000, misfire="skip", grace=0.1
+            "tick",
+            Every(0.2, misfire="skip", grace=0.1),
+            start=starts[0] / 1000,
         )
 
     results = run_processes(poll_until, (server.url, 0, 5.4), 4, schedule)
@@ -134,8 +137,8 @@ def test_pollers_killed_or_stalled_between_claim_and_advance_lose_and_repeat_not
 ) -> None:
     sched = Scheduler(raw, "rache:")
     now = server_ms(raw)
-    sched.schedule_recurring("hourly", cron="0 * * * *", start=(now - 7_200_000) / 1000)
-    occurrence = recurrence.latest_at_or_before(recurrence.Rule("cron", cron="0 * * * *"), now)
+    sched.schedule_recurring("hourly", Cron("0 * * * *"), start=(now - 7_200_000) / 1000)
+    occurrence = recurrence.latest_at_or_before(Placed(Cron("0 * * * *")), now)
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     events = [[context.Event() for _ in range(3)] for _ in range(2)]

@@ -27,6 +27,7 @@ import redis.asyncio
 from redis.exceptions import NoPermissionError
 
 import rache
+from rache import Cron, Every
 from rache.aio import AsyncDispatcher, AsyncScheduler
 from rache.constants import DEFAULT_BATCH_SIZE
 from rache.dispatch import Dispatcher
@@ -116,8 +117,8 @@ def exercise(api: Any, batch_size: int) -> None:
     assert exported[1] == ("e", b["schedule_at"], {"k": "v"})
 
     # Recurring jobs, their rules in rache:recurring (HMGET): both long overdue, one run each.
-    api.schedule_recurring("r", every=3600, start=0, data={"k": 1})
-    api.schedule_recurring("cron", cron="0 0 1 1 *", start=0)  # leased, then advanced
+    api.schedule_recurring("r", Every(3600), start=0, data={"k": 1})
+    api.schedule_recurring("cron", Cron("0 0 1 1 *"), start=0)  # leased, then advanced
     claims = api.pending_jobs()
     assert next(claims) == {"id": "cron"}
     claims.close()  # 'r' goes back to its occurrence (release-2.lua)

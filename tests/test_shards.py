@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List
 import pytest
 from redis.crc import key_slot
 
-from rache import ConfigurationError, JobNotFound, Scheduler, reshard
+from rache import ConfigurationError, Every, JobNotFound, Scheduler, reshard
 from rache.claim import Claim
 from rache.keys import Layout, shard_of, shard_prefixes
 from tests.support.helpers import commands_sent, job_keys, snapshot, warm_up
@@ -211,7 +211,7 @@ def test_a_scheduler_without_shards_refuses_a_sharded_schedule(
         lambda s: s.schedule_job("b", 10),
         lambda s: s.schedule_jobs([("b", 10)]),
         lambda s: s.delete_job("a"),
-        lambda s: s.schedule_recurring("r", every=5),
+        lambda s: s.schedule_recurring("r", Every(5)),
     ):
         with pytest.raises(
             ConfigurationError, match=r"laid out in 3 shard\(s\), not 1: pass shards=3"
@@ -275,7 +275,7 @@ def test_a_probe_then_the_check_reads_as_a_dashboard_does(
 def test_recurring_jobs_and_the_clock_of_a_sharded_schedule(sharded: Any, raw: Any) -> None:
     ids = [f"r{i}" for i in range(9)]
     for job_id in ids:
-        sharded.schedule_recurring(job_id, every=60)
+        sharded.schedule_recurring(job_id, Every(60))
     sharded.schedule_job("plain", 10)
     assert {shard_of(job_id.encode(), 3) for job_id in ids} == {0, 1, 2}
     assert sorted(sharded.recurring_jobs()) == ids
@@ -322,7 +322,7 @@ def test_reshard_checks_its_arguments_first(raw: Any) -> None:
 def test_reshard_moves_recurrence_rules(raw: Any) -> None:
     one = Scheduler(raw, "rache:")
     for i in range(6):
-        one.schedule_recurring(f"r{i}", every=60, data={"n": i})
+        one.schedule_recurring(f"r{i}", Every(60), data={"n": i})
     before = {f"r{i}": one.job_details(f"r{i}") for i in range(6)}
     assert reshard(raw, "rache:", shards=3) == 6
     three = Scheduler(raw, "rache:", shards=3)
@@ -335,7 +335,7 @@ def test_recurring_jobs_recur_in_their_own_shard(sharded: Any, raw: Any) -> None
     start = int(raw.time()[0]) - 30
     ids = [f"every-{i}" for i in range(9)]
     for job_id in ids:
-        sharded.schedule_recurring(job_id, every=60, start=start)
+        sharded.schedule_recurring(job_id, Every(60), start=start)
     jobs = list(sharded.pending_jobs())
     assert sorted(job["id"] for job in jobs) == ids and {job.due_at for job in jobs} == {start}
     assert list(sharded.pending_jobs()) == []

@@ -20,7 +20,7 @@ import redis
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from rache import Scheduler, web
+from rache import Cron, Every, Scheduler, web
 from rache.cli import main
 from rache.errors import ConfigurationError
 from tests.support import harness as testing
@@ -150,8 +150,8 @@ def test_the_recurring_page_lists_rules_next_runs_and_policies_by_pages(
     schedule: Scheduler, dashboard: Open
 ) -> None:
     for n in range(55):
-        schedule.schedule_recurring(f"every:{n:02d}", every=60 + n)
-    schedule.schedule_recurring("nightly", cron="0 3 * * *", misfire="skip")
+        schedule.schedule_recurring(f"every:{n:02d}", Every(60 + n))
+    schedule.schedule_recurring("nightly", Cron("0 3 * * *", misfire="skip"))
     client = dashboard()
     first = client.get("/recurring").text
     rows = re.findall(r'<tr>\s*<td><a href="(.*?)">(.*?)</a></td>\s*<td><code>(.*?)</code>', first)

@@ -69,8 +69,8 @@ class Blocking:
     def schedule_job_at(self, job_id: Any, at: Any, **kwargs: Any) -> Any:
         return self.runner.run(self.inner.schedule_job_at(job_id, at, **kwargs))
 
-    def schedule_recurring(self, job_id: Any, **kwargs: Any) -> Any:
-        return self.runner.run(self.inner.schedule_recurring(job_id, **kwargs))
+    def schedule_recurring(self, job_id: Any, rule: Any, **kwargs: Any) -> Any:
+        return self.runner.run(self.inner.schedule_recurring(job_id, rule, **kwargs))
 
     def schedule_jobs(self, jobs: Any, **kwargs: Any) -> int:
         return self.runner.run(self.inner.schedule_jobs(jobs, **kwargs))

@@ -125,13 +125,16 @@ def stop(process: subprocess.Popen[str]) -> Tuple[int, str]:
 
 def fill(scheduler: Any, jobs: int = 200, ids: Sequence[str] = NASTY_IDS) -> None:
     """Fill a schedule: ``jobs`` spread over the next hour, the awkward ids due, two recurring."""
+    from rache import Cron, Every
+
     scheduler.schedule_jobs(
         [(f"job:{n:05d}", 5 + n * 3600 // jobs, {"n": n, "url": f"https://example.com/{n}"})
          for n in range(jobs)]
     )  # fmt: skip
     for i, job_id in enumerate(ids):
         scheduler.schedule_job(job_id, -100 + i, kind="nasty", text=job_id)
-    scheduler.schedule_recurring("heartbeat", every=60, data={"url": "https://example.com/ping"})
+    scheduler.schedule_recurring("heartbeat", Every(60), data={"url": "https://example.com/ping"})
     scheduler.schedule_recurring(
-        "report", cron="30 2 * * *", timezone="Europe/Paris", misfire="skip", grace=300
+        "report",
+        Cron("30 2 * * *", timezone="Europe/Paris", misfire="skip", grace=300),
     )

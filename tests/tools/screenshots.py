@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
-from rache import Scheduler
+from rache import Cron, Every, Scheduler
 from tests.support import harness
 from tests.support.webtools import CHROMIUM, start_web, stop
 
@@ -53,11 +53,12 @@ def main(argv: List[str]) -> int:
             '<b>x</b>&"', -500, url="https://example.com/?a=1&b=<2>", owner="ops team"
         )
         scheduler.schedule_job("café ünïcødé ☃", -480, lang="fr")
-        scheduler.schedule_recurring("heartbeat", every=60, data={"url": "https://example.com"})
+        scheduler.schedule_recurring("heartbeat", Every(60), data={"url": "https://example.com"})
         scheduler.schedule_recurring(
-            "nightly-report", cron="30 2 * * *", timezone="Europe/Paris", misfire="skip"
+            "nightly-report",
+            Cron("30 2 * * *", timezone="Europe/Paris", misfire="skip"),
         )
-        scheduler.schedule_recurring("digest", cron="0 9 * * mon-fri", jitter=120)
+        scheduler.schedule_recurring("digest", Cron("0 9 * * mon-fri", jitter=120))
         process, address = start_web(server.url, "--allow-actions")
         try:
             with sync_playwright() as playwright:

@@ -14,10 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
-from rache import encode, recurrence, wire
+from rache import Cron, Every, durations, encode, recurrence, wire
 from rache.constants import BULK_MAX_ARGS, MAX_OFFSET_SECONDS
 from rache.errors import ConfigurationError, ReservedFieldError
 from rache.keys import Layout, has_hash_tag, shard_of, shard_prefixes
+from rache.rules import Placed
 from rache.scripts import (
     DELETE,
     DETAILS,
@@ -175,7 +176,7 @@ def test_schedule_refuses_bad_ids_and_data(
 
 def test_schedule_recurring_every_call() -> None:
     declaration = encode.schedule_recurring(
-        PLAIN, "a", 60, None, "UTC", "coalesce", 60, 10, 1700000000, {"k": "v", "d": None}
+        PLAIN, "a", Every(60, jitter=10), 1700000000, {"k": "v", "d": None}
     )
     shift = zlib.crc32(b"a") % 10000
     assert declaration.clock is None  # an every-N rule stands at its start
@@ -185,17 +186,14 @@ def test_schedule_recurring_every_call() -> None:
         [b"rache:wakeup", b"a", b"e", 1700000000000, b"60000|c|60000", shift, 1, b"k", b"v", b"d"],
     )
     # Without a start, the script reads its clock: no round trip before.
-    declaration = encode.schedule_recurring(
-        PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, None, {}
-    )
+    declaration = encode.schedule_recurring(PLAIN, "a", Every(60), None, {})
     assert declaration.clock is None and declaration.call().args[3] == b""
 
 
 def test_schedule_recurring_cron_call_stands_at_the_first_occurrence_from_its_start() -> None:
     start = datetime(2024, 1, 1, 0, 20, tzinfo=timezone.utc)
-    declaration = encode.schedule_recurring(
-        SHARDED, "b", None, "0 * * * *", "Europe/Paris", "skip", 1.5, 0, start, None
-    )
+    rule = Cron("0 * * * *", timezone="Europe/Paris", misfire="skip", grace=1.5)
+    declaration = encode.schedule_recurring(SHARDED, "b", rule, start, None)
     p = b"rache:{2-0}:"
     assert declaration.clock is None  # from the start given: nothing to read first
     first = 1704070800000  # 01:00 UTC, the first whole hour at or after 00:20
@@ -207,9 +205,8 @@ def test_schedule_recurring_cron_call_stands_at_the_first_occurrence_from_its_st
 
 
 def test_schedule_recurring_cron_call_without_a_start_reads_the_server_clock_first() -> None:
-    declaration = encode.schedule_recurring(
-        PLAIN, "r", None, "30 2 * * *", "Europe/Paris", "coalesce", 60, 0, None, {"n": 1}
-    )
+    rule = Cron("30 2 * * *", timezone="Europe/Paris")
+    declaration = encode.schedule_recurring(PLAIN, "r", rule, None, {"n": 1})
     # stats-1.lua without intervals: read-only, on the job's shard (its master's clock).
     assert declaration.clock == Call(STATS, [b"rache:queue"], [0, b"60.0"])
     now = datetime(2024, 7, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)  # 14:00 in Paris
@@ -221,10 +218,10 @@ def test_schedule_recurring_cron_call_without_a_start_reads_the_server_clock_fir
         declaration.call()
 
 
-@pytest.mark.parametrize("expression", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2 * 0"])
-def test_a_cron_rule_without_any_occurrence_is_refused(expression: str) -> None:
-    with pytest.raises(ValueError, match="has no occurrence"):
-        encode.rule("a", None, expression, "UTC", "coalesce", 0, 0)
+@pytest.mark.parametrize("rule", [None, 60, "* * * * *", {"every": 60}, Placed(Every(60))])
+def test_schedule_recurring_refuses_a_rule_that_is_no_rule_value(rule: Any) -> None:
+    with pytest.raises(TypeError, match=r"^rule must be a rache\.Every or a rache\.Cron, not "):
+        encode.schedule_recurring(PLAIN, "a", rule, None, None)
 
 
 @pytest.mark.parametrize(
@@ -242,12 +239,12 @@ def test_schedule_recurring_refuses_a_bad_start(
     start: Any, error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        encode.schedule_recurring(PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, start, None)
+        encode.schedule_recurring(PLAIN, "a", Every(60), start, None)
 
 
 def test_schedule_recurring_refuses_data_that_is_no_mapping() -> None:
     with pytest.raises(TypeError, match="data must be a mapping, not list"):
-        encode.schedule_recurring(PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, None, [])
+        encode.schedule_recurring(PLAIN, "a", Every(60), None, [])
 
 
 @pytest.mark.parametrize(
@@ -263,7 +260,7 @@ def test_schedule_recurring_refuses_bad_data_keys(
     fields: Any, error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        encode.schedule_recurring(PLAIN, "a", 60, None, "UTC", "coalesce", 60, 0, None, fields)
+        encode.schedule_recurring(PLAIN, "a", Every(60), None, fields)
 
 
 @pytest.mark.parametrize(("script", "name"), [(DELETE, "delete"), (DETAILS, "details")])
@@ -477,12 +474,17 @@ DURATIONS: List[Tuple[str, Converter, List[Any]]] = [
     ),
     (
         "every",
-        lambda v: encode.millis(v, "every", allow_zero=False),
+        lambda v: Every(v).every_ms,
         [math.nan, math.inf, -1, 0, 0.0004, 10**9 + 1, timedelta(0)],
     ),
     (
         "grace",
-        lambda v: encode.millis(v, "grace", allow_zero=True),
+        lambda v: Every(1, grace=v).grace_ms,
+        [math.nan, math.inf, -1, -0.001, 10**9 + 0.01, timedelta(seconds=-1)],
+    ),
+    (
+        "jitter",
+        lambda v: Cron("* * * * *", jitter=v).jitter_ms,
         [math.nan, math.inf, -1, -0.001, 10**9 + 0.01, timedelta(seconds=-1)],
     ),
     (
@@ -601,7 +603,7 @@ def test_offset_of_a_timedelta_is_that_of_its_seconds(ms: int) -> None:
     ],
 )
 def test_millis(value: Any, allow_zero: bool, ms: int) -> None:
-    assert encode.millis(value, "x", allow_zero=allow_zero) == ms
+    assert durations.millis(value, "x", allow_zero=allow_zero) == ms
 
 
 @pytest.mark.parametrize(
@@ -640,111 +642,6 @@ def test_batch_size(value: Any, error: type[Exception]) -> None:
     assert encode.batch_size(1) == 1 and encode.batch_size(10_000) == 10_000
     with pytest.raises(error, match="batch_size"):
         encode.batch_size(value)
-
-
-# -- rules -----------------------------------------------------------------------------------
-
-
-def test_rule_every() -> None:
-    assert encode.rule("a", 60, None, "UTC", "coalesce", 60, 0) == recurrence.Rule(
-        "every", every_ms=60000, start_ms=0, misfire="coalesce", grace_ms=60000
-    )
-
-
-def test_rule_every_jitter_shifts_its_start_below_every() -> None:
-    shift = zlib.crc32(b"a") % 10000  # 5907
-    rule = encode.rule("a", 5, None, "UTC", "skip", 1.5, 10)
-    assert rule == recurrence.Rule(
-        "every", every_ms=5000, start_ms=shift % 5000, misfire="skip", grace_ms=1500
-    )
-    assert rule.encode_tail() == b"5000|s|1500"
-
-
-@pytest.mark.parametrize("expression", ["* * * * *", "*/5  0 * * 1-5", "0 0 * * * 30", "@daily"])
-def test_rule_cron_takes_5_or_6_fields_or_an_alias(expression: str) -> None:
-    assert encode.rule("a", None, expression, "UTC", "coalesce", 0, 0).cron == expression
-
-
-def test_rule_cron() -> None:
-    rule = encode.rule("a", None, "*/5 * * * *", "Europe/Paris", "skip", 0, timedelta(seconds=10))
-    assert rule == recurrence.Rule(
-        "cron",
-        cron="*/5 * * * *",
-        timezone="Europe/Paris",
-        misfire="skip",
-        grace_ms=0,
-        offset_ms=zlib.crc32(b"a") % 10000,
-    )
-    assert rule.encode_tail() == b"s|0|5907|Europe/Paris|*/5 * * * *"
-
-
-@pytest.mark.parametrize(
-    ("every", "cron", "zone", "misfire", "grace", "jitter", "error", "match"),
-    [
-        (None, None, "UTC", "coalesce", 60, 0, ValueError, "exactly one of every="),
-        (60, "* * * * *", "UTC", "coalesce", 60, 0, ValueError, "exactly one of every="),
-        (60, None, "UTC", "late", 60, 0, ValueError, "misfire must be one of coalesce, skip"),
-        (0, None, "UTC", "coalesce", 60, 0, ValueError, "every must be more than 0"),
-        ("60", None, "UTC", "coalesce", 60, 0, TypeError, "every must be a number"),
-        (60, None, "UTC", "coalesce", -1, 0, ValueError, "grace must be 0 or more"),
-        (60, None, "UTC", "coalesce", None, 0, TypeError, "grace must be a number"),
-        (60, None, "UTC", "coalesce", 60, "1", TypeError, "jitter must be a number"),
-        (60, None, "UTC", "coalesce", 60, -1, ValueError, "jitter must be 0 or more"),
-        (None, "not a cron", "UTC", "coalesce", 60, 0, ValueError, "cron expression 'not a cron'"),
-        (None, "61 * * * *", "UTC", "coalesce", 60, 0, ValueError, "is not valid"),
-        (None, "* * * * * | x", "UTC", "coalesce", 60, 0, ValueError, "is not valid"),
-        (None, "* * * *\n*", "UTC", "coalesce", 60, 0, ValueError, "is not valid"),
-        (None, "", "UTC", "coalesce", 60, 0, ValueError, "is not valid"),
-        (None, 5, "UTC", "coalesce", 60, 0, TypeError, "cron must be a str, not int"),
-        (None, "* * * * *", 5, "coalesce", 60, 0, TypeError, "timezone must be a str, not int"),
-        (60, None, 5, "coalesce", 60, 0, TypeError, "timezone must be a str, not int"),
-        (60, None, None, "coalesce", 60, 0, TypeError, "timezone must be a str, not NoneType"),
-        (60, None, "Mars/Base", "coalesce", 60, 0, ValueError, "'Mars/Base' is not a known"),
-        (60, None, "", "coalesce", 60, 0, ValueError, "'' is not a known"),
-        (None, "0 0 1 1 * 0 2030", "UTC", "coalesce", 60, 0, ValueError, "it has 7 fields"),
-        (None, "* * * *", "UTC", "coalesce", 60, 0, ValueError, "it has 4 fields"),
-        (None, "@daily 5", "UTC", "coalesce", 60, 0, ValueError, "it has 2 fields"),
-        (
-            None,
-            "* * * * *",
-            "Mars/Base",
-            "coalesce",
-            60,
-            0,
-            ValueError,
-            "'Mars/Base' is not a known",
-        ),
-    ],
-)
-def test_rule_refuses(
-    every: Any,
-    cron: Any,
-    zone: Any,
-    misfire: Any,
-    grace: Any,
-    jitter: Any,
-    error: type[Exception],
-    match: str,
-) -> None:
-    with pytest.raises(error, match=match):
-        encode.rule("a", every, cron, zone, misfire, grace, jitter)
-
-
-@pytest.mark.parametrize("every", [1, 7, 3600])
-@settings(database=None, max_examples=50)
-@given(
-    job_id=st.text(st.characters(codec="utf-8"), min_size=1),
-    jitter=st.integers(1, 10**5),
-)
-def test_rule_jitter_is_below_jitter_and_every(every: int, job_id: str, jitter: int) -> None:
-    rule = encode.rule(job_id, every, None, "UTC", "coalesce", 0, jitter / 1000)
-    assert 0 <= rule.start_ms < min(jitter, every * 1000)
-    assert rule.start_ms == zlib.crc32(job_id.encode()) % jitter % (every * 1000)
-
-
-def test_a_misfire_of_the_wrong_type_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="misfire"):
-        encode.rule("a", 60, None, "UTC", 5, 60, 0)
 
 
 # -- schedule_job_at, the clock, recurring ids, the layout probe -----------------------------

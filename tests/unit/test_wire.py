@@ -1,4 +1,4 @@
-"""wire: the literals shared with Lua (rule strings, times as text); recurrence's rule codec."""
+"""wire: the literals shared with Lua (rule strings, times as text); the rules' codec."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rache import recurrence, wire
-from rache.recurrence import MISFIRE_POLICIES, Rule
+from rache import recurrence, rules, wire
+from rache.constants import MISFIRE_POLICIES
+from rache.rules import Cron, Every, Placed
 
 # -- rule strings ----------------------------------------------------------------------------
 
@@ -31,41 +32,45 @@ def test_rule_tails() -> None:
 
 
 EVERY_RULES = st.builds(
-    Rule,
-    kind=st.just("every"),
-    every_ms=st.integers(1, 10**12),
+    Placed,
+    st.builds(
+        Every,
+        st.integers(1, 10**12).map(lambda ms: ms / 1000),
+        misfire=st.sampled_from(MISFIRE_POLICIES),
+        grace=st.integers(0, 10**12).map(lambda ms: ms / 1000),
+    ),
     start_ms=st.integers(0, recurrence.MAX_MS),
-    misfire=st.sampled_from(MISFIRE_POLICIES),
-    grace_ms=st.integers(0, 10**12),
 )
 CRON_RULES = st.builds(
-    Rule,
-    kind=st.just("cron"),
-    cron=st.sampled_from(["* * * * *", "0 9 * * 1-5", "*/15 0-6 1,15 * *", "@daily"]),
-    timezone=st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Etc/GMT+5"]),
-    misfire=st.sampled_from(MISFIRE_POLICIES),
-    grace_ms=st.integers(0, 10**12),
+    Placed,
+    st.builds(
+        Cron,
+        st.sampled_from(["* * * * *", "0 9 * * 1-5", "*/15 0-6 1,15 * *", "@daily"]),
+        timezone=st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Etc/GMT+5"]),
+        misfire=st.sampled_from(MISFIRE_POLICIES),
+        grace=st.integers(0, 10**12).map(lambda ms: ms / 1000),
+    ),
     offset_ms=st.integers(0, 10**12),
 )
 
 
 @settings(database=None)
 @given(EVERY_RULES)
-def test_an_every_rule_round_trips(rule: Rule) -> None:
+def test_an_every_rule_round_trips(rule: Placed) -> None:
     # scheduleRecurring-3.lua stores 'e|<start>|' .. the tail
     stored = b"e|%d|" % rule.start_ms + rule.encode_tail()
     assert wire.split_rule(stored)[0] == "e"
-    assert recurrence.decode_rule(stored) == (rule, "", "")
+    assert rules.decode(stored) == (rule, "", "")
 
 
 @settings(database=None)
 @given(CRON_RULES, st.sampled_from([("", ""), ("1700000000", "1700000005.0000005")]))
-def test_a_cron_rule_round_trips(rule: Rule, held: Any) -> None:
+def test_a_cron_rule_round_trips(rule: Placed, held: Any) -> None:
     # idle: 'c|||' .. the tail; leased by a claim: 'c|<pending>|<lease>|' .. the tail
     pending, lease = held
     stored = f"c|{pending}|{lease}|".encode() + rule.encode_tail()
     assert len(wire.split_rule(stored)) == 8
-    assert recurrence.decode_rule(stored) == (rule, pending, lease)
+    assert rules.decode(stored) == (rule, pending, lease)
 
 
 def test_a_cron_expression_may_hold_the_separator_last() -> None:
@@ -96,7 +101,7 @@ def test_split_rule_rejects_junk(raw: bytes) -> None:
     with pytest.raises(ValueError):
         wire.split_rule(raw)
     with pytest.raises(ValueError):
-        recurrence.decode_rule(raw)
+        rules.decode(raw)
 
 
 def test_split_rule_names_the_rule() -> None:
@@ -107,24 +112,24 @@ def test_split_rule_names_the_rule() -> None:
 @pytest.mark.parametrize("raw", [b"e|a|2|c|3", b"e|1|2|c|", b"c|||c|x|0|UTC|* * * * *"])
 def test_decode_rule_rejects_fields_that_are_no_numbers(raw: bytes) -> None:
     with pytest.raises(ValueError):
-        recurrence.decode_rule(raw)
+        rules.decode(raw)
 
 
 @pytest.mark.parametrize("raw", [b"e|1|2|x|3", b"c|||x|0|0|UTC|* * * * *"])
 def test_decode_rule_rejects_an_unknown_misfire_flag(raw: bytes) -> None:
     with pytest.raises(ValueError):
-        recurrence.decode_rule(raw)
+        rules.decode(raw)
 
 
 @pytest.mark.parametrize(
     ("rule", "described"),
     [
         (
-            Rule("every", every_ms=1500, start_ms=2000, misfire="skip", grace_ms=0),
+            Placed(Every(1.5, misfire="skip", grace=0), start_ms=2000),
             {"every": 1.5, "start": 2, "misfire": "skip", "grace": 0},
         ),
         (
-            Rule("cron", cron="0 * * * *", timezone="UTC", offset_ms=250),
+            Placed(Cron("0 * * * *", timezone="UTC"), offset_ms=250),
             {
                 "cron": "0 * * * *",
                 "timezone": "UTC",
@@ -135,7 +140,7 @@ def test_decode_rule_rejects_an_unknown_misfire_flag(raw: bytes) -> None:
         ),
     ],
 )
-def test_rule_describe(rule: Rule, described: Any) -> None:
+def test_rule_describe(rule: Placed, described: Any) -> None:
     assert rule.describe() == described
     assert all(type(v) is type(described[k]) for k, v in rule.describe().items())
 

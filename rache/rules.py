@@ -1,0 +1,337 @@
+"""Recurrence rules as values: :class:`Every` and :class:`Cron`, checked when built.
+
+A rule says when a job recurs and holds its options (``misfire``, ``grace``, ``jitter``).
+Values are immutable, hashable and compare by what they mean (``Every(60) ==
+Every(timedelta(minutes=1))``). Bad input raises when the value is built, naming the
+argument: a wrong type is a ``TypeError``, a value out of bounds a ``ValueError``.
+
+Placed for one job (:meth:`Rule.place`: its jitter becomes a fixed shift derived from the
+id), a rule is what Redis stores, a :class:`Placed`, written by one encoder
+(:meth:`Placed.encode_tail`) and read back by one decoder (:func:`decode`), in the strings of
+``rache/lua/README.md`` ("Recurrence rules"). A rule read back is the same type of value:
+its jitter is in its placement (the start or the offset), so it reads as ``jitter=0``.
+
+An option added later (an end date, a count, an overlap policy) is a field of :class:`Rule`
+checked in ``Rule._set_options``, a keyword of both constructors, and its place in the
+encoder and the decoder: nothing else changes. Pure: no I/O. croniter (the ``cron`` extra)
+and the tz database are read only for a cron rule.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Dict, List, Mapping, Tuple, Type, TypeVar, Union
+
+from . import wire
+from .constants import DEFAULT_GRACE_MS, DEFAULT_MISFIRE, MISFIRE_POLICIES
+from .durations import millis, ms_to_seconds
+from .errors import MissingExtra
+
+#: A duration: seconds as an int or a float, or a ``datetime.timedelta``.
+Duration = Any
+
+_R = TypeVar("_R", bound="Rule")
+
+
+@dataclass(frozen=True, init=False, repr=False)
+class Rule:
+    """What every recurrence rule holds beside its times: the base of Every and Cron.
+
+    ``misfire``: what becomes of an occurrence missed (no poller claimed it in time):
+    ``coalesce`` (the default) hands out the latest one missed, once; ``skip`` drops it
+    when it is more than ``grace`` seconds late. ``jitter`` (seconds) shifts every
+    occurrence of a job by a fixed amount below it, derived from the job's id, so that jobs
+    on the same rule spread out.
+    """
+
+    misfire: str
+    grace_ms: int
+    jitter_ms: int
+
+    #: The tag of a stored rule of this kind (``wire.EVERY`` or ``wire.CRON``).
+    tag: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        raise TypeError("a rule is a rache.Every or a rache.Cron")
+
+    def _set_options(self, misfire: object, grace: object, jitter: object) -> None:
+        """Check the options every rule has and set them (an immutable value: once)."""
+        if not isinstance(misfire, str):
+            raise TypeError(f"misfire must be a str, not {type(misfire).__name__}")
+        if misfire not in MISFIRE_POLICIES:
+            policies = ", ".join(MISFIRE_POLICIES)
+            raise ValueError(f"misfire must be one of {policies}, not {misfire!r}")
+        grace_ms = millis(grace, "grace", allow_zero=True)
+        jitter_ms = millis(jitter, "jitter", allow_zero=True)
+        object.__setattr__(self, "misfire", str(misfire))
+        object.__setattr__(self, "grace_ms", grace_ms)
+        object.__setattr__(self, "jitter_ms", jitter_ms)
+
+    @property
+    def grace(self) -> Union[int, float]:
+        """How late (seconds) a ``skip`` rule still hands an occurrence out."""
+        return ms_to_seconds(self.grace_ms)
+
+    @property
+    def jitter(self) -> Union[int, float]:
+        """The bound (seconds) of the fixed shift of a job's occurrences."""
+        return ms_to_seconds(self.jitter_ms)
+
+    def place(self, job_id: str) -> Placed:
+        """The rule as stored for ``job_id``: its jitter made a shift derived from the id."""
+        encoded = job_id.encode("utf-8", "surrogatepass")
+        shift = zlib.crc32(encoded) % self.jitter_ms if self.jitter_ms else 0
+        return self._placed(shift)
+
+    def details(self) -> Dict[str, Any]:
+        """What was asked, in seconds and names (``job_details``' ``recurring`` holds it)."""
+        raise NotImplementedError
+
+    def _placed(self, shift: int) -> Placed:
+        raise NotImplementedError
+
+    def _options_repr(self) -> List[str]:
+        """The options that differ from their defaults, as keywords."""
+        shown = []
+        if self.misfire != DEFAULT_MISFIRE:
+            shown.append(f"misfire={self.misfire!r}")
+        if self.grace_ms != DEFAULT_GRACE_MS:
+            shown.append(f"grace={self.grace!r}")
+        if self.jitter_ms:
+            shown.append(f"jitter={self.jitter!r}")
+        return shown
+
+
+@dataclass(frozen=True, init=False, repr=False)
+class Every(Rule):
+    """A job that recurs every ``seconds`` (a number or a ``timedelta``, kept to the ms).
+
+    ``Every(3600)``, ``Every(timedelta(minutes=5), misfire='skip', grace=30)``. Its
+    occurrences are the start given to ``schedule_recurring`` plus whole periods.
+    """
+
+    every_ms: int
+
+    tag: ClassVar[str] = wire.EVERY
+
+    def __init__(
+        self,
+        seconds: Duration,
+        *,
+        misfire: str = DEFAULT_MISFIRE,
+        grace: Duration = DEFAULT_GRACE_MS // 1000,
+        jitter: Duration = 0,
+    ) -> None:
+        self._set_options(misfire, grace, jitter)
+        every_ms = millis(seconds, "every", allow_zero=False)
+        object.__setattr__(self, "every_ms", every_ms)
+
+    @property
+    def seconds(self) -> Union[int, float]:
+        """The period in seconds: an int when whole."""
+        return ms_to_seconds(self.every_ms)
+
+    def details(self) -> Dict[str, Any]:
+        """``{'every', 'misfire', 'grace'}``, in seconds."""
+        return {"every": self.seconds, "misfire": self.misfire, "grace": self.grace}
+
+    def _placed(self, shift: int) -> Placed:
+        return Placed(self, start_ms=shift % self.every_ms)
+
+    def __repr__(self) -> str:
+        return f"Every({', '.join([repr(self.seconds), *self._options_repr()])})"
+
+    def __str__(self) -> str:
+        return f"every {self.seconds} s"
+
+
+@dataclass(frozen=True, init=False, repr=False)
+class Cron(Rule):
+    """A job that recurs on a cron ``expression`` on the wall clock of an IANA ``timezone``.
+
+    ``Cron('0 6 * * *', timezone='Europe/Paris')``. The expression has 5 fields, or 6 with
+    the seconds last, or is an alias such as ``@daily`` (the ``cron`` extra: croniter). A
+    wall time that a spring-forward skips runs at the first instant after the gap; one that a
+    fall-back repeats runs once, at its first pass.
+    """
+
+    expression: str
+    timezone: str
+
+    tag: ClassVar[str] = wire.CRON
+
+    def __init__(
+        self,
+        expression: str,
+        *,
+        timezone: str = "UTC",
+        misfire: str = DEFAULT_MISFIRE,
+        grace: Duration = DEFAULT_GRACE_MS // 1000,
+        jitter: Duration = 0,
+    ) -> None:
+        self._set_options(misfire, grace, jitter)
+        if not isinstance(timezone, str):
+            raise TypeError(f"timezone must be a str, not {type(timezone).__name__}")
+        if timezone != "UTC":  # UTC needs no lookup (nor a tz database)
+            zone(timezone)
+        _check_expression(expression)
+        object.__setattr__(self, "expression", str(expression))
+        object.__setattr__(self, "timezone", str(timezone))
+
+    def details(self) -> Dict[str, Any]:
+        """``{'cron', 'timezone', 'misfire', 'grace'}``."""
+        return {
+            "cron": self.expression,
+            "timezone": self.timezone,
+            "misfire": self.misfire,
+            "grace": self.grace,
+        }
+
+    def _placed(self, shift: int) -> Placed:
+        return Placed(self, offset_ms=shift)
+
+    def __repr__(self) -> str:
+        shown = [repr(self.expression)]
+        if self.timezone != "UTC":
+            shown.append(f"timezone={self.timezone!r}")
+        return f"Cron({', '.join([*shown, *self._options_repr()])})"
+
+    def __str__(self) -> str:
+        return f"cron {self.expression} ({self.timezone})"
+
+
+def _check_expression(expression: object) -> None:
+    """A cron expression rache takes: 5 or 6 fields (or an alias) with an occurrence."""
+    if not isinstance(expression, str):
+        raise TypeError(f"cron must be a str, not {type(expression).__name__}")
+    if wire.SEPARATOR in expression or "\n" in expression:
+        raise ValueError(f"cron expression {expression!r} is not valid")
+    fields = len(expression.split())
+    if fields not in (5, 6) and not (fields == 1 and expression.strip().startswith("@")):
+        raise ValueError(
+            f"cron expression {expression!r} is not valid: it has {fields} fields, where "
+            "rache takes 5, or 6 with the seconds last (or an alias such as @daily)"
+        )
+    try:
+        occurrences = croniter()(expression, datetime(2000, 1, 1))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"cron expression {expression!r} is not valid: {exc}") from None
+    try:  # a rule of 5 or 6 fields that runs once runs forever: one occurrence tells
+        occurrences.get_next(datetime)
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"cron expression {expression!r} has no occurrence (a day none has?)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A rule placed for one job, as ``<prefix>recurring`` stores it.
+
+    The value, and where its occurrences fall: an every-N rule's are ``start_ms + k *
+    every_ms`` (placing it, ``start_ms`` is the jitter shift, which the script adds to the
+    start it sets); a cron rule's are its wall-clock times plus ``offset_ms``.
+    """
+
+    rule: Union[Every, Cron]
+    start_ms: int = 0
+    offset_ms: int = 0
+
+    def encode_tail(self) -> bytes:
+        """The stored rule after the fields that the scripts fill in (see ``wire``).
+
+        The one encoder of a rule: ``e|<start>|`` (the start written by the script) or
+        ``c|<pending>|<lease>|`` (both empty while idle), then this.
+        """
+        rule = self.rule
+        if isinstance(rule, Every):
+            return wire.every_rule_tail(rule.every_ms, rule.misfire, rule.grace_ms)
+        return wire.cron_rule_tail(
+            rule.misfire, rule.grace_ms, self.offset_ms, rule.timezone, rule.expression
+        )
+
+    def describe(self) -> Dict[str, Any]:
+        """The rule for ``job_details``: what was asked, in seconds and names, placed."""
+        out = self.rule.details()
+        if isinstance(self.rule, Every):
+            out = {"every": out.pop("every"), "start": ms_to_seconds(self.start_ms), **out}
+        else:
+            out = {
+                "cron": out.pop("cron"),
+                "timezone": out.pop("timezone"),
+                "offset": ms_to_seconds(self.offset_ms),
+                **out,
+            }
+        return out
+
+
+def _stored(cls: Type[_R], **fields: Any) -> _R:
+    """A value from fields read back from Redis: checked when it was written, not again."""
+    value = object.__new__(cls)
+    for name, field in fields.items():
+        object.__setattr__(value, name, field)
+    return value
+
+
+def decode(raw: bytes) -> Tuple[Placed, str, str]:
+    """A stored rule, with a cron rule's pending occurrence and lease token ('' if none).
+
+    The one decoder of a rule; ValueError for anything that is not one.
+    """
+    fields = wire.split_rule(raw)
+    if fields[3] not in wire.MISFIRE_BY_FLAG:
+        raise ValueError(f"not a rache recurrence rule: {raw!r}")
+    misfire = wire.MISFIRE_BY_FLAG[fields[3]]
+    if fields[0] == wire.EVERY:
+        _, start, every, _, grace = fields
+        rule = _stored(
+            Every, misfire=misfire, grace_ms=int(grace), jitter_ms=0, every_ms=int(every)
+        )
+        return Placed(rule, start_ms=int(start)), "", ""
+    _, pending, lease, _, grace, offset, zone_name, expression = fields
+    cron = _stored(
+        Cron,
+        misfire=misfire,
+        grace_ms=int(grace),
+        jitter_ms=0,
+        expression=expression,
+        timezone=zone_name,
+    )
+    return Placed(cron, offset_ms=int(offset)), pending, lease
+
+
+def from_details(details: Mapping[str, Any]) -> Union[Every, Cron]:
+    """The rule that ``job_details``' ``recurring`` describes (see :meth:`Rule.details`).
+
+    As read back from Redis: not checked again (a zone this host lacks still reads), its
+    jitter in its placement. KeyError if ``details`` lacks what a rule has.
+    """
+    options = {
+        "misfire": details["misfire"],
+        "grace_ms": round(details["grace"] * 1000),
+        "jitter_ms": 0,
+    }
+    if "every" in details:
+        return _stored(Every, every_ms=round(details["every"] * 1000), **options)
+    return _stored(Cron, expression=details["cron"], timezone=details["timezone"], **options)
+
+
+def zone(name: str) -> Any:
+    """The IANA time zone ``name``; ValueError naming it if this host does not know it."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"timezone {name!r} is not a known IANA time zone") from None
+
+
+def croniter() -> Any:
+    """Croniter's class (the ``cron`` extra), or MissingExtra naming what to install."""
+    try:
+        from croniter import croniter
+    except ImportError:
+        raise MissingExtra("a cron rule", "croniter", "cron") from None
+    return croniter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import pytest
@@ -16,7 +16,7 @@ from rache import Cron, Every, JobNotFound, Scheduler, recurrence, scripts, wire
 from rache.aio import AsyncScheduler
 from rache.claim import Claim
 from rache.durations import ms_to_seconds
-from rache.rules import Placed
+from rache.rules import Placed, from_details
 from rache.scripts import Call
 from tests.support.helpers import AsyncFailingScript, FailingScript, commands_sent, run, snapshot
 from tests.support.shells import Blocking
@@ -273,19 +273,52 @@ BAD_RULES: list[tuple[Callable[[], tuple[Any, dict[str, Any]]], type, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("make", "error", "match"), BAD_RULES)
+@pytest.mark.parametrize(("build", "error", "match"), BAD_RULES)
 def test_bad_rules_are_errors_that_change_nothing(
-    raw: Any, make: Callable[[], tuple[Any, dict[str, Any]]], error: type, match: str
+    raw: Any, build: Callable[[], tuple[Any, dict[str, Any]]], error: type, match: str
 ) -> None:
     sched = Scheduler(raw, prefix="rache:")
     sched.schedule_recurring("keep", Every(5), data={"n": 1})
     sched.schedule_job("a", 10, n=1)
     before = snapshot(raw)
     with pytest.raises(error, match=match):
-        rule, keywords = make()
+        rule, keywords = build()
         sched.schedule_recurring("keep", rule, **keywords)
     with pytest.raises(TypeError, match="job_id must be a str"):
         sched.schedule_recurring(5, Every(1))  # type: ignore[arg-type]
+    assert snapshot(raw) == before
+
+
+def test_a_rule_is_a_value_that_each_shell_takes_and_job_details_gives_back(
+    sched: Any, raw: Any
+) -> None:
+    hourly = Every(3600, misfire="skip", grace=5, jitter=60)
+    start = server_ms(raw) // 1000 + 600
+    # One value for many jobs: each job's occurrences shift by its own offset below 60 s.
+    firsts = {job_id: sched.schedule_recurring(job_id, hourly, start=start) for job_id in "abc"}
+    for job_id, first in firsts.items():
+        shift = hourly.place(job_id).start_ms
+        assert first == ms_to_seconds(start * 1000 + shift) and 0 <= shift < 60_000
+        rule = sched.job_details(job_id)["recurring"]
+        assert rule == {"every": 3600, "start": first, "misfire": "skip", "grace": 5}
+        assert from_details(rule) == Every(3600, misfire="skip", grace=5)  # the jitter: placed
+    nightly = Cron("30 2 * * *", timezone="Europe/Paris", misfire="skip")
+    sched.schedule_recurring("nightly", nightly, data={"n": 1})
+    described = sched.job_details("nightly")["recurring"]
+    assert from_details(described) == nightly and str(from_details(described)) == str(nightly)
+    # An equal value (another spelling of the same rule) is the same rule: nothing moves.
+    before = snapshot(raw)
+    sched.schedule_recurring("a", Every(timedelta(hours=1), misfire="skip", grace=5, jitter=60))
+    assert snapshot(raw) == before
+    # Anything else than a rule value, or the keyword form of before 1.0: refused, no change.
+    bad: Any = sched.schedule_recurring
+    for rule_given in (None, 3600, "0 * * * *", {"every": 3600}):
+        with pytest.raises(TypeError, match=r"^rule must be a rache\.Every or a rache\.Cron"):
+            bad("a", rule_given)
+    with pytest.raises(TypeError):
+        bad("a", every=3600)
+    with pytest.raises(TypeError):
+        bad("a", cron="0 * * * *", timezone="UTC")
     assert snapshot(raw) == before
 
 

@@ -4,8 +4,8 @@
 created and saved in rq's Redis when it is scheduled (so ``job.id`` is known and
 ``get_jobs`` gives rq jobs), and a rache job of the same id, whose data holds the queue
 name (``rq_queue``), stands for it in the schedule under the prefix ``rache:rq:``.
-Interval and cron jobs are rache recurring jobs (``every=``, ``cron=``); ``repeat`` counts
-down in the rq job's ``meta``, as rq-scheduler keeps it.
+Interval and cron jobs are rache recurring jobs (``rache.Every``, ``rache.Cron``); ``repeat``
+counts down in the rq job's ``meta``, as rq-scheduler keeps it.
 
 :class:`Runner` is the other half, rq-scheduler's ``rqscheduler`` process: a handler for
 :class:`rache.Dispatcher` that moves each due job into its rq queue (``Queue.enqueue_job``

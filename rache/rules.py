@@ -11,10 +11,11 @@ id), a rule is what Redis stores, a :class:`Placed`, written by one encoder
 ``rache/lua/README.md`` ("Recurrence rules"). A rule read back is the same type of value:
 its jitter is in its placement (the start or the offset), so it reads as ``jitter=0``.
 
-An option added later (an end date, a count, an overlap policy) is a field of :class:`Rule`
-checked in ``Rule._set_options``, a keyword of both constructors, and its place in the
-encoder and the decoder: nothing else changes. Pure: no I/O. croniter (the ``cron`` extra)
-and the tz database are read only for a cron rule.
+An option added later (an end date, a count, an overlap policy) is written in this module
+only: a field of :class:`Rule` checked in ``Rule._set_options`` and shown by its repr and
+``details``, a keyword of both constructors, and its place in the encoder and the decoder;
+no signature of the schedulers changes. Pure: no I/O. croniter (the ``cron`` extra) and the
+tz database are read only to check a cron rule.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
+import pickle
 import zlib
 from datetime import timedelta
 from typing import Any, Callable, Union
@@ -180,6 +182,14 @@ def test_a_rule_reads_as_it_was_written(rule: Rule, text: str, described: str) -
     assert repr(rule) == text
     assert eval(text, {"Every": Every, "Cron": Cron}) == rule
     assert str(rule) == described
+
+
+@pytest.mark.parametrize("rule", [Every(1.5, misfire="skip"), Cron("0 6 * * *", jitter=5)])
+def test_a_rule_copies_and_pickles_as_itself(rule: Rule) -> None:
+    # A rule crosses processes as it is (a Celery declaration, a multiprocessing pool).
+    assert pickle.loads(pickle.dumps(rule)) == rule
+    assert copy.copy(rule) == rule == copy.deepcopy(rule)
+    assert repr(pickle.loads(pickle.dumps(rule))) == repr(rule)
 
 
 def test_the_rules_are_exported() -> None:

@@ -111,6 +111,7 @@ class Every(Rule):
 
     ``Every(3600)``, ``Every(timedelta(minutes=5), misfire='skip', grace=30)``. Its
     occurrences are the start given to ``schedule_recurring`` plus whole periods.
+    ``misfire``, ``grace`` and ``jitter``: see :class:`Rule`.
     """
 
     every_ms: int
@@ -155,7 +156,8 @@ class Cron(Rule):
     ``Cron('0 6 * * *', timezone='Europe/Paris')``. The expression has 5 fields, or 6 with
     the seconds last, or is an alias such as ``@daily`` (the ``cron`` extra: croniter). A
     wall time that a spring-forward skips runs at the first instant after the gap; one that a
-    fall-back repeats runs once, at its first pass.
+    fall-back repeats runs once, at its first pass. ``misfire``, ``grace`` and ``jitter``:
+    see :class:`Rule`.
     """
 
     expression: str

@@ -1,14 +1,13 @@
 """Celery beat on rache: ``celery -A proj beat -S rache.celery:BeatScheduler``.
 
-Every ``beat_schedule`` entry becomes a rache recurring job (a ``rache.Every`` for a number
-of seconds, a ``timedelta`` or a ``schedule``; a ``rache.Cron`` in the crontab's time zone,
-the app's, for a ``crontab``), declared again at each beat start: the same rule is kept as
-it runs, a changed one replaced, an entry gone from the config removed (only the jobs this
-integration made: their names are kept in the hash ``<prefix>celery:entries``). Each
-occurrence is handed out once however many beats run, so every beat is active and none is a
-leader; the Celery task id is the occurrence's id (``<entry>:<due time>``), the same
-whichever beat sends it. ``tick()`` sends what is due and returns the time to the next due
-occurrence.
+Every ``beat_schedule`` entry becomes a rache recurring job (``Every`` for a number of
+seconds, a ``timedelta`` or a ``schedule``; ``Cron`` in the crontab's time zone, the app's,
+for a ``crontab``), declared again at each beat start: the same rule is kept as it runs, a
+changed one replaced, an entry gone from the config removed (only the jobs this integration
+made: their names are kept in the hash ``<prefix>celery:entries``). Each occurrence is
+handed out once however many beats run, so every beat is active and none is a leader; the
+Celery task id is the occurrence's id (``<entry>:<due time>``), the same whichever beat
+sends it. ``tick()`` sends what is due and returns the time to the next due occurrence.
 
 What to send rides in the job's data (the field ``celery``: task, args, kwargs and options
 as kombu's JSON), so a beat sends an entry as the last beat that declared it said, even one

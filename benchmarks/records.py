@@ -47,9 +47,12 @@ def schedules(client: Any, recorded: bool, n: int = 2000) -> int:
     for i in range(n):
         job = f"job-{i}"
         args = [b"s:wakeup", job, 60000, b"s", 2, b"url", DATA["url"], b"timeout", b"10"]
-        if recorded:
-            args.append(os.urandom(12))
-        client.execute_command("EVALSHA", script.sha, 2, "s:queue", "s:job:" + job, *args)
+        keys: List[Any] = ["s:queue", "s:job:" + job]
+        if recorded:  # schedule-4.lua: the runs and the record's keys too
+            made = os.urandom(12)
+            args.append(made)
+            keys += ["s:runs", b"s:call:" + made]
+        client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
     return n
 
 
@@ -69,9 +72,12 @@ def claim_usec(client: Any, kind: str) -> float:
         calls, cutoff = 0, b""
         while True:
             args: List[Any] = [b"c:job:", 500, cutoff, b"", b"", 5000]
-            if kind != "bare":
-                args.append(os.urandom(12))
-            command = ("EVALSHA", script.sha, 2, "c:queue", "c:recurring", *args)
+            keys: List[Any] = ["c:queue", "c:recurring"]
+            if kind != "bare":  # claim-4.lua: the runs and the record's keys too
+                made = os.urandom(12)
+                args.append(made)
+                keys += ["c:runs", b"c:call:" + made]
+            command = ("EVALSHA", script.sha, len(keys), *keys, *args)
             reply = client.execute_command(*command)
             calls, cutoff = calls + 1, reply[0]
             if len(reply) <= 5:  # nothing was due any more

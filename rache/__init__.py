@@ -23,9 +23,9 @@ from .errors import (
     ReservedFieldError,
     UntaggedPrefix,
 )
-from .models import Job, Seconds, Stats, Time, Value
+from .models import Exported, Job, Seconds, Stats, Time, Value
 from .rules import Cron, Every, Rule
-from .scheduler import Entry, Exported, Progress, Scheduler, Start, When, due_time
+from .scheduler import Entry, Progress, Scheduler, Start, When, due_time
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
@@ -37,6 +37,7 @@ __all__ = [
     "Cron",
     "Dispatcher",
     "Every",
+    "Exported",
     "Job",
     "JobNotFound",
     "LayoutMismatch",
@@ -196,5 +197,7 @@ def __getattr__(name: str) -> Any:
     if name == "REDIS_PREFIX":
         return config.prefix()
     if name == "REDIS_KEY":
-        return config.prefix() + "queue"
+        from .keys import Keys
+
+        return Keys(config.prefix()).queue.decode()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

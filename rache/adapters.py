@@ -17,15 +17,12 @@ import inspect
 import logging
 from typing import Any, Awaitable, Callable, Optional
 
+from .constants import OCCURRENCE_META
 from .models import Job
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["OCCURRENCE_META", "arq", "call", "celery", "rq", "rq_job_id"]
-
-#: The key of an rq job's ``meta`` that holds the rache occurrence the job stands for: set
-#: by the :func:`rq` handler, and by ``rache.rq`` when it moves a job into its queue.
-OCCURRENCE_META = "rache_occurrence"
 
 
 def call(func: Callable[[dict[str, Any]], Any]) -> Callable[[Job], Any]:

@@ -7,22 +7,14 @@ sync redis-py client (``redis.Redis`` or ``redis.RedisCluster``).
 from __future__ import annotations
 
 import contextlib
-import itertools
-import re
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional
 
 import redis
 
-from . import config, encode, pages, scripts
+from . import config
+from .config import has_hash_tag, tagged
 from .constants import DEFAULT_BATCH_SIZE
-from .errors import ConfigurationError
-from .keys import SHARDS_FIELD, Keys, Layout, has_hash_tag, tagged
-from .scripts import Args, Call
-
-
-def _run(connection: Any, call: Call) -> Any:
-    script, keys, args = call
-    return script(connection, keys, args)
+from .scheduler import Scheduler
 
 
 def reshard(
@@ -34,106 +26,17 @@ def reshard(
 ) -> int:
     """Move the schedule under ``prefix`` to ``shards`` shards; returns the jobs moved.
 
-    Every job keeps its due time and data to the byte, scheduled or not, and its recurrence
-    rule. Stop the pollers and writers of the schedule first: a job is copied, then removed
-    from its old place, not in one atomic step. Safe to run again after a failure (a copy is
-    the same job, not a second one); the new count is recorded last, so until it is,
-    schedulers of the old count still start.
+    Every job keeps all it has, scheduled or not: its due time and data to the byte, its
+    run (the same ``occurrence_id``) and its recurrence rule. Stop the pollers and writers
+    of the schedule first: a job is copied, then removed from its old place, not in one
+    atomic step. Safe to run again after a failure (a copy is the same job, not a second
+    one); the new count is recorded last, so until it is, schedulers of the old count still
+    start. :meth:`Scheduler.reshard` on a scheduler of the new count.
 
     :param connection: a sync redis-py client, ``redis.Redis`` or ``redis.RedisCluster``.
     """
     prefix = config.prefix() if prefix is None else prefix
-    target = Layout(prefix, shards)
-    # layoutCheck-1.lua (HMGET), not HGET: a least-privilege user may run it.
-    recorded = _run(connection, Call(scripts.LAYOUT_CHECK, [target.layout_key], []))
-    source = Layout(prefix, int(recorded))
-    if source.count == target.count:
-        return 0
-    for keys in source.shards:  # SCAN refused (an ACL): say so before moving anything
-        _can_scan(connection, keys, "reshard")
-    size = encode.batch_size(batch_size)
-    moved = 0
-    for keys in source.shards:
-        moved += _move_scheduled(connection, keys, target, size)
-        moved += _move_unscheduled(connection, keys, target)
-    if target.count == 1:
-        connection.delete(target.layout_key)
-    else:
-        connection.hset(target.layout_key, SHARDS_FIELD, target.count)
-    return moved
-
-
-def _move_scheduled(connection: Any, keys: Keys, target: Layout, size: int) -> int:
-    """Copy the scheduled jobs of the shard ``keys`` that ``target`` keeps elsewhere; their count.
-
-    Page by page (export-1.lua), each copied byte for byte (restoreBulk-1.lua: raw scores,
-    raw hash bytes), their rules moved, then removed here (deleteBulk-1.lua).
-    """
-    moved = 0
-    flow = pages.Exports(keys, size)
-    while (call := flow.next_call()) is not None:
-        reply = _run(connection, call)
-        flow.take(reply)  # only for the next page's anchor: the copy is of the raw reply
-        leaving: Dict[bytes, Args] = {}  # new shard's job prefix -> restoreBulk-1.lua args
-        ids: List[bytes] = []
-        i = 0
-        while i < len(reply):
-            raw_id, count = reply[i], reply[i + 2]
-            end = i + 3 + 2 * count
-            into = target.of(raw_id)
-            if into.prefix != keys.prefix:
-                leaving.setdefault(into.queue, [into.job_prefix]).extend(reply[i:end])
-                ids.append(raw_id)
-            i = end
-        for queue, args in leaving.items():
-            _run(connection, Call(scripts.RESTORE_BULK, [queue], args))
-        if ids:
-            _move_rules(connection, keys, ids, target)
-            _run(connection, Call(scripts.DELETE_BULK, [keys.queue], [keys.job_prefix, *ids]))
-            moved += len(ids)
-    return moved
-
-
-def _move_rules(connection: Any, keys: Keys, ids: List[bytes], target: Layout) -> None:
-    """Move the recurrence rules of the jobs ``ids`` from the shard ``keys`` to ``target``'s."""
-    rules = connection.hmget(keys.recurring, ids)
-    for raw_id, rule in zip(ids, rules):
-        if rule is not None:
-            connection.hset(target.of(raw_id).recurring, raw_id, rule)
-            connection.hdel(keys.recurring, raw_id)
-
-
-def _move_unscheduled(connection: Any, keys: Keys, target: Layout) -> int:
-    """Move the data of the jobs under ``keys`` that have no schedule entry; their count."""
-    moved = 0
-    for key in list(connection.scan_iter(match=_job_pattern(keys), count=1000)):
-        key = key if isinstance(key, bytes) else key.encode()
-        raw_id = key[len(keys.job_prefix) :]
-        into = target.of(raw_id)
-        if into.prefix == keys.prefix:
-            continue
-        data = connection.execute_command("HGETALL", key, NEVER_DECODE=True)  # bytes as they are
-        if data:
-            connection.hset(into.job(raw_id), mapping=data)
-        connection.delete(key)
-        moved += 1
-    return moved
-
-
-def _job_pattern(keys: Keys) -> bytes:
-    """The SCAN pattern of the job hashes under ``keys``: its prefix's glob characters escaped."""
-    return re.sub(rb"([*?\[\]\\])", rb"\\\1", keys.job_prefix) + b"*"
-
-
-def _can_scan(connection: Any, keys: Keys, what: str) -> None:
-    """Raise ConfigurationError, naming the fix, if this user may not SCAN (an ACL)."""
-    try:
-        connection.scan(0, match=_job_pattern(keys), count=1)
-    except redis.exceptions.NoPermissionError as error:
-        raise ConfigurationError(
-            f"{what} lists the job hashes with SCAN, which this Redis user may not run "
-            f"({error}): run it as a user with +scan (README's ACL line has no SCAN)"
-        ) from None
+    return Scheduler(connection, prefix, batch_size=batch_size, shards=shards).reshard()
 
 
 # -- orphans ---------------------------------------------------------------------------------
@@ -149,27 +52,15 @@ def orphans(
 ) -> Iterator[bytes]:
     """The ids of jobs that have data and no schedule entry; deleted too with ``delete``.
 
-    Such data stays after a claim without ``reschedule_in`` (rache 0.3.1 kept it, for a
-    worker to schedule the job again). The job hashes are listed with SCAN, ``batch_size``
-    at a time (never the whole keyspace at once), and each batch goes to forget-1.lua,
-    which checks each id's schedule entry and deletes in the same atomic step: a job
-    scheduled again meanwhile keeps its data. Ids come as bytes, as stored.
+    :meth:`Scheduler.orphaned_jobs`, its ids as bytes, as stored.
 
     :param connection: a sync redis-py client, ``redis.Redis`` or ``redis.RedisCluster``.
     :raises ConfigurationError: this Redis user may not SCAN.
     """
     prefix = config.prefix() if prefix is None else prefix
-    layout = Layout(prefix, shards)
-    size = encode.batch_size(batch_size)
-    flag = b"1" if delete else b"0"
-    for keys in layout.shards:
-        _can_scan(connection, keys, "orphans")
-        found = connection.scan_iter(match=_job_pattern(keys), count=size)
-        while page := list(itertools.islice(found, size)):
-            start = len(keys.job_prefix)
-            ids = [(key if isinstance(key, bytes) else key.encode())[start:] for key in page]
-            args: Args = [keys.job_prefix, flag, *ids]
-            yield from _run(connection, Call(scripts.SCRIPTS["forget"], [keys.queue], args))
+    scheduler = Scheduler(connection, prefix, batch_size=batch_size, shards=shards)
+    for job_id in scheduler.orphaned_jobs(delete=delete):
+        yield job_id if isinstance(job_id, bytes) else job_id.encode()
 
 
 # -- doctor ----------------------------------------------------------------------------------

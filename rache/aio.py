@@ -23,9 +23,9 @@ from typing import Any, AsyncGenerator, Iterable, Mapping, Optional, Tuple
 
 from .config import prefix
 from .dispatch import AsyncDispatcher
-from .models import Job, Seconds, Stats, Time, Value
+from .models import Exported, Job, Seconds, Stats, Time, Value
 from .rules import Rule
-from .scheduler import AsyncScheduler, Entry, Exported, Progress, Start, When
+from .scheduler import AsyncScheduler, Entry, Progress, Start, When
 
 __all__ = [
     "AsyncDispatcher",

@@ -44,8 +44,6 @@ __all__ = ["BeatScheduler", "Declaration", "cron_expression", "declaration", "pr
 
 #: The job data field that holds what to send: ``{"task", "args", "kwargs", "options"}``.
 FIELD = "celery"
-#: After the prefix: the hash of the jobs this integration made (entry name -> its rule).
-RECORD = "celery:entries"
 
 #: Each crontab field: its attribute, and the range of values that means "every" (``*``).
 _CRON_FIELDS = (
@@ -221,7 +219,7 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
         #: the redis-py client and the rache schedule; no connection until first used
         self.client = config.client(self.redis_url)
         self.rache = Scheduler(self.client, self.prefix)
-        self.record_key = self.prefix + RECORD
+        self.record_key = self.rache.keys.celery_entries
         super().__init__(app, *args, **kwargs)
         self.loop = DispatchLoop(
             batch=self.batch,

@@ -1,7 +1,7 @@
 """A claim of due jobs as a flow without I/O: the script calls to make, and what they mean.
 
 A claim (one ``pending_jobs()`` call, one dispatcher round) is a series of batches, each
-one claim-2.lua call, plus an advance-2.lua call when the batch leased cron jobs. A shell
+one claim-4.lua call, plus an advance-3.lua call when the batch leased cron jobs. A shell
 drives it with three steps (``Scheduler.claim_batch`` and its asyncio twin do)::
 
     while (call := claim.next_call()) is not None:   # None: the claim is over
@@ -30,7 +30,7 @@ class Claim:
     """One claim of due jobs, as script calls to make and replies to read.
 
     :param layout: the schedule's shards.
-    :param batch_size: the most jobs per claim-2.lua call.
+    :param batch_size: the most jobs per claim-4.lua call.
     :param reschedule_in: claimed jobs are due again after this; None removes them.
     :param limit: the most jobs in all; None claims until nothing is due.
     :param start: the shard to start from.
@@ -74,7 +74,7 @@ class Claim:
         self._reply: Optional[Sequence[Any]] = None
         self._records: Optional[List[Record]] = None
         # A batch with cron jobs: every job with its record and, for a cron job, its entry
-        # in the advance-2.lua call still to make (id, lease, next due time).
+        # in the advance-3.lua call still to make (id, lease, next due time).
         self._held: List[Tuple[Job, Record, Optional[int]]] = []
         self._advance: List[Tuple[bytes, bytes, bytes]] = []
 
@@ -85,7 +85,7 @@ class Claim:
         keys = self.keys
         if self._advance:  # the batch's cron jobs, leased, await their next occurrence
             args: Args = [item for entry in self._advance for item in entry]
-            return Call(scripts.ADVANCE, [keys.queue, keys.recurring], args)
+            return Call(scripts.ADVANCE, [keys.queue, keys.recurring, keys.call_prefix], args)
         if self.remaining is not None and self.remaining <= 0:
             return None
         if self._shard_done:  # nothing more due in this shard: on to the next, if any
@@ -100,7 +100,7 @@ class Claim:
         self._reply = self._records = None
         rescheduled = (b"", b"") if self._reschedule is None else self._reschedule
         args = [keys.job_prefix, size, self.cutoff, *rescheduled, self.lease_ms]
-        return Call(scripts.CLAIM, [keys.queue, keys.recurring], args)
+        return Call(scripts.CLAIM, [keys.queue, keys.recurring, keys.runs, keys.call_prefix], args)
 
     def take(self, reply: Sequence[Any]) -> Optional[List[Job]]:
         """The jobs to hand out from the reply of ``next_call()``'s call.
@@ -140,7 +140,7 @@ class Claim:
         return None
 
     def put_back(self, handed: int = 0) -> Optional[Call]:
-        """The release-2.lua call that puts back the batch's jobs after the first ``handed``.
+        """The release-4.lua call that puts back the batch's jobs after the first ``handed``.
 
         None if there is nothing to put back. The batch is then forgotten, so a second
         call puts back nothing.
@@ -159,7 +159,8 @@ class Claim:
         args: Args = [keys.job_prefix, keys.wakeup, b"" if new_due is None else new_due, len(plain)]
         for record in plain + again:
             args += record[1:]
-        return Call(scripts.RELEASE, [keys.queue, keys.recurring], args)
+        named = [keys.queue, keys.recurring, keys.runs, keys.call_prefix]
+        return Call(scripts.RELEASE, named, args)
 
     # -- what a dispatcher reads after a round ---------------------------------------------
 
@@ -183,7 +184,7 @@ class Claim:
     # -- the steps of a batch with recurring jobs --------------------------------------------
 
     def _hold_cron(self, job: Job, rule_entry: Tuple[bytes, bytes, bytes], now: int) -> None:
-        """Decide a leased cron job's occurrence and next time; hold it for advance-2.lua."""
+        """Decide a leased cron job's occurrence and next time; hold it for advance-3.lua."""
         raw_id = job.raw_id
         _, lease, raw_rule = rule_entry
         rule, _, _ = decode_rule(raw_rule)
@@ -197,7 +198,7 @@ class Claim:
         self._advance.append((raw_id, lease, moved))
 
     def _advanced(self, reply: Sequence[Any]) -> List[Job]:
-        """The jobs of the batch to hand out, once advance-2.lua said which leases held.
+        """The jobs of the batch to hand out, once advance-3.lua said which leases held.
 
         A cron job goes out only if its lease held and the misfire policy runs its
         occurrence; a lease that did not hold belongs to a newer claim, which hands it out.
@@ -249,6 +250,6 @@ def _records(reply: Sequence[Any], rules: Dict[bytes, Tuple[bytes, bytes, bytes]
         elif entry[0] == _EVERY:
             records.append((wire.RECURRING, raw_id, due, entry[1]))
         else:
-            records.append(None)  # leased: back when its lease ends, see advance-2.lua
+            records.append(None)  # leased: back when its lease ends, see advance-3.lua
         i += wire.JOB_HEAD + 2 * count
     return records

@@ -450,7 +450,7 @@ def doctor(obj: Context) -> None:
 
 
 @main.command()
-@click.option("--delete", is_flag=True, help="Remove their data too (forget-1.lua).")
+@click.option("--delete", is_flag=True, help="Remove their data too (forget-2.lua).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one id each.")
 @click.option("--batch", type=click.IntRange(1, 10_000), default=500, help="Keys per SCAN.")
 @click.pass_obj
@@ -628,12 +628,14 @@ def reshard_command(obj: Context, to: int) -> None:
 @click.argument("output", type=click.File("w"), default="-")
 @click.pass_obj
 def export(obj: Context, output: Any) -> None:
-    """Every job as JSON lines (id, due, data), a page per script call, to OUTPUT or stdout."""
+    """Every job as JSON lines (id, due, data, run, rule), a page per script call, to OUTPUT."""
     count, total = 0, obj.scheduler.stats(intervals=0).total
     with click.progressbar(length=total, label="exporting", file=sys.stderr) as bar:
-        for job_id, due, data in obj.scheduler.export_jobs():
+        for job_id, due, data, run, rule in obj.scheduler.export_jobs():
             fields = {key: _json_value(value) for key, value in data.items()}
             line = {"id": _json_value(job_id), "due": due, "data": fields}
+            if run is not None or rule is not None:  # what a copy needs to be the same job
+                line.update(run=run, rule=rule)
             output.write(json.dumps(line) + "\n")
             count += 1
             if count % 1000 == 0:
@@ -645,7 +647,10 @@ def export(obj: Context, output: Any) -> None:
 @click.argument("source", type=click.File("r"))
 @click.pass_obj
 def import_(obj: Context, source: Any) -> None:
-    """Schedule the jobs of an export (JSON lines), at their due times, in batches."""
+    """Schedule the jobs of an export (JSON lines), at their due times, in batches.
+
+    Each keeps its run and rule when the export has them (an export of rache 1.0 or later).
+    """
     jobs = []
     for number, line in enumerate(source, 1):
         if not line.strip():
@@ -653,7 +658,10 @@ def import_(obj: Context, source: Any) -> None:
         try:
             entry = json.loads(line)
             data = {key: _from_json(value) for key, value in entry.get("data", {}).items()}
-            jobs.append((_from_json(entry["id"]), entry["due"], data))
+            job: Tuple[Any, ...] = (_from_json(entry["id"]), entry["due"], data)
+            if "run" in entry or "rule" in entry:
+                job += (entry.get("run"), entry.get("rule"))
+            jobs.append(job)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise click.UsageError(f"{source.name} line {number}: not a job ({error})") from None
     with click.progressbar(length=len(jobs), label="importing", file=sys.stderr) as bar:

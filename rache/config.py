@@ -95,3 +95,19 @@ def describe(connection: Any) -> str:
     classes = getattr(getattr(pool, "connection_class", object), "__mro__", ())
     scheme = "rediss" if any(c.__name__ == "SSLConnection" for c in classes) else "redis"
     return f"<{name} {scheme}://{settings['host']}:{settings.get('port', 6379)}/{db}>"
+
+
+def has_hash_tag(prefix: str) -> bool:
+    """Whether ``prefix`` holds a Redis Cluster hash tag of its own (``{...}``, not empty).
+
+    Redis hashes only what is between a key's first ``{`` and the next ``}``: when that lies
+    in the prefix, the queue and every job hash of the schedule share one slot.
+    """
+    start = prefix.find("{")
+    return start >= 0 and prefix.find("}", start + 1) > start + 1
+
+
+def tagged(prefix: str) -> str:
+    """A hash-tagged version of ``prefix``, for error messages: ``rache:`` -> ``{rache}:``."""
+    name = prefix.rstrip(":") or "rache"
+    return f"{{{name}}}:"

@@ -1,4 +1,7 @@
-"""Defaults and bounds, in one place (key names are in ``rache.keys``)."""
+"""Defaults and bounds, in one place: rache's and its integrations'.
+
+Key names are in ``rache.keys``. Nothing here imports anything: every module may read it.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ DEFAULT_BATCH_SIZE = 500
 #: id>``, that Redis expires (rache/lua/README.md, "Call records").
 CALL_RECORD_TTL = 60
 
-#: The most arguments of one scheduleBulk-1.lua call: a call of ``batch_size`` jobs is cut
+#: The most arguments of one scheduleBulk-3.lua call: a call of ``batch_size`` jobs is cut
 #: short at this many, so that its time follows what it writes, not only its job count (with
 #: a million jobs scheduled, about 3 us of server time a job and 3 us more per data field:
 #: 2,000 arguments are some 220 jobs of two fields, or 400 without data, about 2 ms).
@@ -42,6 +45,34 @@ MAX_BATCH_SIZE = 10_000
 #: keeps due times exact to the millisecond in a double.
 MAX_OFFSET_SECONDS = 10**10
 
+# -- recurrence rules ------------------------------------------------------------------------
+
+#: The misfire policies of a recurrence rule, and the one used when none is given.
+MISFIRE_POLICIES = ("coalesce", "skip")
+DEFAULT_MISFIRE = "coalesce"
+#: How late an occurrence may be handed out under ``skip`` (ms): later, it is dropped.
+DEFAULT_GRACE_MS = 60_000
+#: The longest duration of a rule (``every``, ``grace``, ``jitter``), in ms: about 31 years.
+MAX_RULE_MS = 10**12
+#: How far ahead a claim moves a cron job while its poller computes the next occurrence (ms).
+DEFAULT_LEASE_MS = 5_000
+#: The latest time a rule may start at (ms; about the year 2286): keeps times exact in a double.
+MAX_MS = 10**13
+
+# -- integrations ----------------------------------------------------------------------------
+
+#: rache.rq: the prefix of the rache schedule that stands for rq-scheduler's sorted set.
+RQ_DEFAULT_PREFIX = "rache:rq:"
+#: rache.rq: how long a claimed one-off job waits before it is handed out again if its
+#: runner died before moving it (seconds): the Dispatcher's ``reschedule_in``.
+RQ_DEFAULT_LEASE = 30.0
+#: The key of an rq job's ``meta`` that holds the rache occurrence the job stands for: set
+#: by the ``rache.adapters.rq`` handler, and by ``rache.rq`` when it moves a job into its
+#: queue (public as ``rache.adapters.OCCURRENCE_META``).
+OCCURRENCE_META = "rache_occurrence"
+
+# -- job data ----------------------------------------------------------------------------------
+
 #: The job data key that holds the job's id in what rache returns, so it cannot be data.
 RESERVED_FIELD = "id"
 
@@ -54,13 +85,3 @@ RESERVED_FIELDS = {
     "recurring": "the rule job_details reports",
     "next_occurrences": "the occurrences job_details reports",
 }
-
-#: The misfire policies of a recurrence rule, and the one used when none is given.
-MISFIRE_POLICIES = ("coalesce", "skip")
-DEFAULT_MISFIRE = "coalesce"
-
-#: How late an occurrence may be handed out under ``skip`` (ms): later, it is dropped.
-DEFAULT_GRACE_MS = 60_000
-
-#: The longest duration of a rule (``every``, ``grace``, ``jitter``), in ms: about 31 years.
-MAX_RULE_MS = 10**12

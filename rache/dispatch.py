@@ -36,15 +36,14 @@ from typing import (
     cast,
 )
 
-import redis
-
-from . import config, encode, scripts
+from . import config, encode
 from .claim import Claim
 from .constants import DEFAULT_BATCH_SIZE
 from .dispatchloop import DispatchLoop
+from .errors import CONNECTION_ERRORS
 from .models import Job, Seconds
 from .scheduler import AsyncScheduler, BaseScheduler, Scheduler
-from .scripts import Args, Call
+from .scripts import Call
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +54,6 @@ Handler = Callable[[Job], Any]
 #: An error hook: ``on_error(job, exc)`` after the handler raised ``exc`` for ``job``.
 ErrorHook = Callable[[Job, BaseException], Any]
 
-#: Errors that mean "Redis is unreachable for now": retried with backoff, never raised.
-CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 #: The longest a sleep waits for a wake-up message or stop() in one piece (sync loop only:
 #: stop() from a signal handler or another thread is seen within this; no Redis command).
@@ -73,16 +70,15 @@ S = TypeVar("S", Scheduler, AsyncScheduler)
 
 
 def forget_call(claim: Claim, jobs: List[Job]) -> Optional[Call]:
-    """The forget-1.lua call deleting the data of ``jobs`` (of ``claim``'s last batch).
+    """The forget-2.lua call deleting the data of ``jobs`` (of ``claim``'s last batch).
 
     A job scheduled again by then (recurring, rescheduled, or by someone else) keeps its
     data: the script checks each id's queue entry in the same atomic step. None for none.
     """
     if not jobs:
         return None
-    keys = claim.keys  # a batch comes from one shard: these keys share a slot
-    args: Args = [keys.job_prefix, b"1", *(job.raw_id for job in jobs)]
-    return Call(scripts.SCRIPTS["forget"], [keys.queue], args)
+    # a batch comes from one shard: these keys share a slot
+    return encode.forget(claim.keys, [job.raw_id for job in jobs])
 
 
 class _InHand:
@@ -265,7 +261,7 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
     :param finish_batch: on stop(), hand out the rest of the batch in hand (True), or put it
         back in the schedule at once (False: a thread does it while a slow handler call
         finishes), so that a stop never waits for a whole batch.
-    :param forget: delete a job's data once it is handed out (forget-1.lua, after each
+    :param forget: delete a job's data once it is handed out (forget-2.lua, after each
         batch), unless the job is scheduled again by then (rescheduled, recurring): one-shot
         jobs that leave nothing behind.
     :param heartbeat: called with no argument at most once a second while the loop turns
@@ -386,7 +382,7 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
         return hand.given
 
     def _forget(self, claim: Claim, jobs: List[Job]) -> None:
-        """Delete the data of the jobs handed out, unless scheduled again (forget-1.lua)."""
+        """Delete the data of the jobs handed out, unless scheduled again (forget-2.lua)."""
         call = forget_call(claim, jobs)
         if call is not None:
             script, keys, args = call

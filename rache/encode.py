@@ -27,8 +27,9 @@ from . import recurrence, scripts, wire
 from .constants import BULK_MAX_ARGS, MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELDS
 from .durations import finite, seconds
 from .errors import ReservedFieldError
-from .keys import Layout, has_hash_tag
+from .keys import Keys, Layout, has_hash_tag
 from .rules import Cron, Every, Placed
+from .rules import decode as decode_rule
 from .scripts import Args, Call
 
 # -- durations: rache.durations converts; the bounds are each argument's --------------------
@@ -234,14 +235,14 @@ def mapping(value: object) -> Mapping[str, object]:
 def schedule(
     layout: Layout, job_id: object, schedule_in: object, fields: Mapping[str, object]
 ) -> Call:
-    """schedule-2.lua: schedule one job ``schedule_in`` from now, merging ``fields``."""
+    """schedule-4.lua: schedule one job ``schedule_in`` from now, merging ``fields``."""
     raw = raw_id(job_id)
     ms, precision = offset(schedule_in, "schedule_in")
     return _schedule(layout, raw, ms, precision, data(fields))
 
 
 def schedule_at(layout: Layout, job_id: object, at: object, fields: object) -> Call:
-    """schedule-2.lua: schedule one job at ``at`` (see ``moment``), merging ``fields``.
+    """schedule-4.lua: schedule one job at ``at`` (see ``moment``), merging ``fields``.
 
     ``fields`` is a mapping (None: no data), not keywords: every keyword of
     ``schedule_job`` is a data field, as in rache 0.3.1.
@@ -257,7 +258,7 @@ def _schedule(
     sets, deletes = fields
     keys = layout.of(raw)
     args: Args = [keys.wakeup, raw, ms, precision, len(sets) // 2, *sets, *deletes]
-    return Call(scripts.SCHEDULE, [keys.queue, keys.job(raw)], args)
+    return Call(scripts.SCHEDULE, [keys.queue, keys.job(raw), keys.runs, keys.call_prefix], args)
 
 
 def rule(value: object) -> Union[Every, Cron]:
@@ -270,7 +271,7 @@ def rule(value: object) -> Union[Every, Cron]:
 def schedule_recurring(
     layout: Layout, job_id: object, recurring: object, first: object, fields: object
 ) -> Declaration:
-    """scheduleRecurring-3.lua: store a job's rule, set when it resumes, merge its data.
+    """scheduleRecurring-5.lua: store a job's rule, set when it resumes, merge its data.
 
     Every argument is checked here (the rule, when it was built); the call itself comes
     from the declaration, once it knows the server's time if a cron rule without a start
@@ -293,11 +294,12 @@ def schedule_recurring(
         *sets,
         *deletes,
     ]
-    call = Call(scripts.SCHEDULE_RECURRING, [keys.queue, keys.job(raw), keys.recurring], args)
+    named = [keys.queue, keys.job(raw), keys.recurring, keys.runs, keys.call_prefix]
+    call = Call(scripts.SCHEDULE_RECURRING, named, args)
     return Declaration(call, placed, start_ms)
 
 
-#: Where the first occurrence goes in scheduleRecurring-3.lua's arguments (its ARGV[6]).
+#: Where the first occurrence goes in scheduleRecurring-5.lua's arguments (its ARGV[6]).
 _FIRST = 5
 
 
@@ -325,7 +327,7 @@ class Declaration:
             self.clock = Call(scripts.STATS, [call.keys[0]], [0, b"60.0"])
 
     def call(self, clock_reply: Optional[Sequence[Any]] = None) -> Call:
-        """scheduleRecurring-3.lua's call; ``clock_reply`` is the reply of ``clock``'s call."""
+        """scheduleRecurring-5.lua's call; ``clock_reply`` is the reply of ``clock``'s call."""
         if not isinstance(self.placed.rule, Cron):
             return self._call
         if self.start_ms is not None:
@@ -340,17 +342,19 @@ class Declaration:
 
 
 def bulk_job(index: int, job: object, at: bool = False) -> Args:
-    """One job of scheduleBulk-1.lua: id, offset, precision, n set, n deleted, fields...
+    """One job of scheduleBulk-3.lua: id, offset, precision, n set, n deleted, fields...
 
     ``job`` is ``(job_id, schedule_in)`` or ``(job_id, schedule_in, data)``, or with
     ``at`` ``(job_id, due time as a Unix timestamp[, data])``; errors say which job (by
-    position) was wrong.
+    position) was wrong. (A job with a run and a rule, as ``export_jobs`` gives it, goes to
+    ``restored_job``.)
     """
-    if not isinstance(job, tuple) or len(job) not in (2, 3):
+    if not isinstance(job, tuple) or len(job) not in ((2, 3, 4, 5) if at else (2, 3)):
         second = "due time" if at else "schedule_in"
+        more = f", or (job_id, {second}, data, run, rule) as export_jobs gives it" if at else ""
         raise TypeError(
             f"jobs[{index}] must be a (job_id, {second}) or (job_id, {second}, data) "
-            f"tuple, not {type(job).__name__}"
+            f"tuple{more}, not {type(job).__name__}"
         )
     try:
         fields = mapping(job[2]) if len(job) == 3 else {}
@@ -362,13 +366,82 @@ def bulk_job(index: int, job: object, at: bool = False) -> Args:
     return [raw, ms, precision, len(sets) // 2, len(deletes), *sets, *deletes]
 
 
+def restored_job(index: int, job: Tuple[Any, ...]) -> Args:
+    """One job of restoreBulk-4.lua: id, due time, run token, rule, n, field/value pairs.
+
+    ``job`` is ``(job_id, due time, data, run, rule)`` as ``export_jobs`` gives it: the due
+    time kept exactly (not to the millisecond), the run a token of 16 hex digits or None, the
+    rule as exported or None. The copy is the job as exported: its run and rule replace any.
+    """
+    try:
+        raw = raw_id(job[0])
+        due = exact_due(job[1])
+        fields = mapping(job[2])
+        run = job[3] if len(job) > 3 else None
+        rule = job[4] if len(job) > 4 else None
+        token = b"" if run is None else run_token(run)
+        stored = b"" if rule is None else stored_rule(rule)
+        sets, deletes = data(fields)
+        if deletes:
+            raise ValueError(
+                f"data {deletes[0].decode()!r} is None: a job copied with its run and rule "
+                "sets data, it removes none"
+            )
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"jobs[{index}]: {exc}") from None
+    return [raw, due, token, stored, len(sets) // 2, *sets]
+
+
+def exact_due(value: object) -> bytes:
+    """A due time as the very double it is (an export's), as the score's text."""
+    due_at(value)  # the checks and errors of any due time
+    return b"%d" % value if isinstance(value, int) else b"%.17g" % float(value)  # type: ignore[arg-type]
+
+
+def run_token(value: object) -> bytes:
+    """A run token as exported (16 hex digits) as the 8 bytes stored."""
+    if not isinstance(value, str):
+        raise TypeError(f"run must be a str of 16 hex digits or None, not {type(value).__name__}")
+    try:
+        token = bytes.fromhex(value)
+    except ValueError:
+        token = b""
+    if len(token) != 8:
+        raise ValueError(f"run must be 16 hex digits (as export_jobs gives it), not {value!r}")
+    return token
+
+
+def stored_rule(value: object) -> bytes:
+    """A rule as exported (as stored), checked to be one."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"rule must be a str (as export_jobs gives it) or None, not {type(value).__name__}"
+        )
+    raw = wire.utf8(value, "rule")
+    try:
+        decode_rule(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"rule {value!r} is not a rule as export_jobs gives it") from None
+    return raw
+
+
 def schedule_bulk(layout: Layout, jobs: Iterable[Tuple[Any, ...]], at: bool, size: int) -> Bulk:
-    """scheduleBulk-1.lua calls of ``size`` jobs each, per shard, as ``Bulk`` makes them."""
+    """scheduleBulk-3.lua calls of ``size`` jobs each, per shard, as ``Bulk`` makes them."""
     return Bulk(layout, jobs, at, size)
 
 
+#: A job of a ``Bulk`` as encoded: whether it is restored (restoreBulk-4.lua), and its args.
+_Encoded = Tuple[bool, Args]
+
+
+def _encoded(index: int, job: object, at: bool) -> _Encoded:
+    if at and isinstance(job, tuple) and len(job) in (4, 5):
+        return True, restored_job(index, job)
+    return False, bulk_job(index, job, at)
+
+
 class Bulk:
-    """The scheduleBulk-1.lua calls of a ``schedule_jobs``: iterate for them, in bounded memory.
+    """The scheduleBulk-3.lua calls of a ``schedule_jobs``: iterate for them, in bounded memory.
 
     A list or tuple is checked whole here, before any call is made: a bad job raises now,
     and nothing is sent. Any other iterable (a generator, an export) is taken as a stream,
@@ -377,6 +450,10 @@ class Bulk:
     cost more time), so at most about ``size`` jobs per shard are held at once; a
     bad job raises from the iteration, after the calls before it (the full batches of the
     jobs before it) and before its own. ``count`` is the number of jobs taken so far.
+
+    A job with a run and a rule (``export_jobs``' five items, with ``at``) is copied as it
+    was by restoreBulk-4.lua calls instead; a shard's call in the making is sent first when
+    the next job is of the other kind, so jobs are written in the order given.
     """
 
     __slots__ = ("_encoded", "_layout", "_size", "count")
@@ -386,38 +463,74 @@ class Bulk:
     ) -> None:
         self._layout, self._size = layout, size
         self.count = 0
-        encoded = (bulk_job(i, job, at) for i, job in enumerate(jobs))
-        self._encoded: Iterable[Args] = (
+        encoded = (_encoded(i, job, at) for i, job in enumerate(jobs))
+        self._encoded: Iterable[_Encoded] = (
             list(encoded) if isinstance(jobs, (list, tuple)) else encoded
         )
 
     def __iter__(self) -> Iterator[Call]:
         shards = self._layout.shards
         groups: List[Args] = [[] for _ in shards]  # each shard's call in the making
+        kinds = [False] * len(shards)  # whether it restores
         filled = [0] * len(shards)
         single = len(shards) == 1
-        for job_args in self._encoded:
+        for restore, job_args in self._encoded:
             self.count += 1
             index = 0 if single else self._layout.index_of(job_args[0])  # type: ignore[arg-type]
+            if filled[index] and kinds[index] != restore:
+                yield self._call(index, groups[index], kinds[index])
+                groups[index], filled[index] = [], 0
+            kinds[index] = restore
             groups[index] += job_args
             filled[index] += 1
             if filled[index] == self._size or len(groups[index]) >= BULK_MAX_ARGS:
-                yield self._call(index, groups[index])
+                yield self._call(index, groups[index], restore)
                 groups[index], filled[index] = [], 0
         for index, group in enumerate(groups):
             if filled[index]:
-                yield self._call(index, group)
+                yield self._call(index, group, kinds[index])
 
-    def _call(self, index: int, group: Args) -> Call:
+    def _call(self, index: int, group: Args, restore: bool) -> Call:
         keys = self._layout.shards[index]
-        return Call(scripts.SCHEDULE_BULK, [keys.queue], [keys.job_prefix, keys.wakeup, *group])
+        if restore:
+            return restore_call(keys, group)
+        named = [keys.queue, keys.runs, keys.call_prefix]
+        return Call(scripts.SCHEDULE_BULK, named, [keys.job_prefix, keys.wakeup, *group])
+
+
+def restore_call(keys: Keys, jobs: Args) -> Call:
+    """restoreBulk-4.lua on the group ``keys``: ``jobs`` as ``restored_job`` encodes them."""
+    named = [keys.queue, keys.recurring, keys.runs, keys.call_prefix]
+    return Call(scripts.RESTORE_BULK, named, [keys.job_prefix, keys.wakeup, *jobs])
+
+
+def delete(layout: Layout, job_id: object) -> Call:
+    """delete-5.lua: remove one job's schedule entry, data, run token and rule."""
+    raw = raw_id(job_id)
+    keys = layout.of(raw)
+    named = [keys.queue, keys.job(raw), keys.recurring, keys.runs, keys.call_prefix]
+    return Call(scripts.DELETE, named, [raw])
+
+
+def details(layout: Layout, job_id: object) -> Call:
+    """details-3.lua: one job's due time, data and rule, in one snapshot."""
+    raw = raw_id(job_id)
+    keys = layout.of(raw)
+    return Call(scripts.DETAILS, [keys.queue, keys.job(raw), keys.recurring], [raw])
+
+
+def forget(keys: Keys, raw_ids: Sequence[bytes], delete: bool = True) -> Call:
+    """forget-2.lua on the group ``keys``: the data of those of ``raw_ids`` not scheduled.
+
+    Deleted with ``delete``, else only listed (the reply is their ids either way).
+    """
+    args: Args = [keys.job_prefix, b"1" if delete else b"0", *raw_ids]
+    return Call(scripts.FORGET, [keys.queue, keys.call_prefix], args)
 
 
 def on_job(layout: Layout, script: scripts.Script, job_id: object) -> Call:
-    """A call of a script on one job (delete-3.lua, details-3.lua): queue, hash, rules."""
-    raw = raw_id(job_id)
-    keys = layout.of(raw)
-    return Call(script, [keys.queue, keys.job(raw), keys.recurring], [raw])
+    """delete-5.lua's or details-3.lua's call on one job (``delete``, ``details``)."""
+    return delete(layout, job_id) if script is scripts.DELETE else details(layout, job_id)
 
 
 def stats(layout: Layout, intervals: object, interval: object) -> List[Call]:
@@ -468,13 +581,14 @@ def layout_probe(layout: Layout, cluster: bool) -> Probe:
 def layout_check(layout: Layout, cluster: bool) -> Optional[Call]:
     """The check of the schedule's layout that a scheduler makes before its first call.
 
-    Sharded, layout-1.lua: record the count, or return the one recorded; on a single server
+    Sharded, layout-2.lua: record the count, or return the one recorded; on a single server
     it also refuses to shard over an unsharded schedule holding jobs. Unsharded,
     layoutCheck-1.lua: return the count recorded, writing nothing. None on Redis Cluster
     for an unsharded schedule: its prefix has a hash tag there, and no schedule under a
     prefix with a brace can be sharded, so there is nothing to check.
     """
     if layout.count == 1:
-        return None if cluster else Call(scripts.LAYOUT_CHECK, [layout.layout_key], [])
-    unsharded = b"" if cluster else layout.keys.queue
-    return Call(scripts.LAYOUT, [layout.layout_key], [layout.count, unsharded])
+        return None if cluster else layout_probe(layout, cluster).recorded
+    # On Redis Cluster the unsharded queue lives in another slot: the layout key stands in.
+    unsharded = layout.layout_key if cluster else layout.keys.queue
+    return Call(scripts.LAYOUT, [layout.layout_key, unsharded], [layout.count])

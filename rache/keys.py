@@ -3,10 +3,11 @@
 A schedule under ``prefix`` is the layout of rache 0.3.1 (``<prefix>queue``, a sorted set
 of job ids by due time, and ``<prefix>job:<id>``, a hash of each job's data), plus
 ``<prefix>recurring`` (rules), ``<prefix>runs`` (run tokens), ``<prefix>layout`` (the
-shard count), the call records ``<prefix>call:<call id>``, and the channel
-``<prefix>wakeup``. A sharded
-schedule is K such groups, each under a hash tag of its own. ``rache/lua/README.md``
-describes each key as the scripts use it.
+shard count), the call records ``<prefix>call:<call id>``, the channel ``<prefix>wakeup``,
+and the keys of rache's integrations (``<prefix>celery:entries``). A sharded schedule is K
+such groups, each under a hash tag of its own. ``rache/lua/README.md`` describes each key as
+the scripts use it: every key a script touches comes to it in KEYS, named here (a batch's
+job hashes excepted, ``<job prefix><id>``: their ids are known only inside the script).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from typing import List
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
+from .config import has_hash_tag, tagged
 from .constants import MAX_SHARDS
 from .errors import ConfigurationError
 from .wire import utf8
+
+__all__ = ["Keys", "Layout", "has_hash_tag", "layout_key", "shard_of", "shard_prefixes", "tagged"]
 
 #: The suffixes of a group's keys and channel, after its prefix.
 QUEUE = b"queue"
@@ -28,14 +32,25 @@ WAKEUP = "wakeup"
 LAYOUT = b"layout"
 CALL = b"call:"
 RUNS = b"runs"
-#: The field of ``<prefix>layout`` that holds the shard count (as layout-1.lua reads it).
+#: ``rache.celery``'s hash of the beat entries it declared (entry name -> its rule).
+CELERY_ENTRIES = b"celery:entries"
+#: The field of ``<prefix>layout`` that holds the shard count (as layout-2.lua reads it).
 SHARDS_FIELD = "shards"
 
 
 class Keys:
     """The keys of one group (a schedule, or one shard of it), as rache 0.3.1 laid them out."""
 
-    __slots__ = ("call_prefix", "job_prefix", "prefix", "queue", "recurring", "runs", "wakeup")
+    __slots__ = (
+        "call_prefix",
+        "celery_entries",
+        "job_prefix",
+        "prefix",
+        "queue",
+        "recurring",
+        "runs",
+        "wakeup",
+    )
 
     def __init__(self, prefix: str) -> None:
         if not isinstance(prefix, str):
@@ -53,12 +68,16 @@ class Keys:
         #: queue earlier publish its new due time.
         self.wakeup = raw + WAKEUP.encode()
         #: ``<prefix>call:``, to which a call id is appended to name the call's record (a
-        #: string that expires), which the scripts name after the queue's key
-        #: (``rache/lua/README.md``, "Call records").
+        #: string that expires): the last key of every script call that writes, which
+        #: ``rache.scripts`` completes with the call's id (``rache/lua/README.md``, "Call
+        #: records").
         self.call_prefix = raw + CALL
-        #: ``<prefix>runs``, the hash of each scheduled plain job's run token, by job id
-        #: (named by the scripts, as the records are): see ``Job.occurrence_id``.
+        #: ``<prefix>runs``, the hash of each scheduled plain job's run token, by job id:
+        #: see ``Job.occurrence_id``.
         self.runs = raw + RUNS
+        #: ``<prefix>celery:entries``, the hash in which ``rache.celery`` records the beat
+        #: entries it declared (entry name -> its rule), so that it removes only its own.
+        self.celery_entries = raw + CELERY_ENTRIES
 
     def call(self, call_id: bytes) -> bytes:
         """The key of the record of the script call ``call_id``."""
@@ -72,22 +91,6 @@ class Keys:
 def layout_key(prefix: str) -> bytes:
     """``<prefix>layout``: the shard count of a sharded schedule, so that no other reads it."""
     return utf8(prefix, "prefix") + LAYOUT
-
-
-def has_hash_tag(prefix: str) -> bool:
-    """Whether ``prefix`` holds a Redis Cluster hash tag of its own (``{...}``, not empty).
-
-    Redis hashes only what is between a key's first ``{`` and the next ``}``: when that lies
-    in the prefix, the queue and every job hash of the schedule share one slot.
-    """
-    start = prefix.find("{")
-    return start >= 0 and prefix.find("}", start + 1) > start + 1
-
-
-def tagged(prefix: str) -> str:
-    """A hash-tagged version of ``prefix``, for error messages: ``rache:`` -> ``{rache}:``."""
-    name = prefix.rstrip(":") or "rache"
-    return f"{{{name}}}:"
 
 
 def shard_prefixes(prefix: str, shards: int) -> List[str]:

@@ -72,6 +72,27 @@ class Job(Dict[str, Any]):
         return job_id.encode() if isinstance(job_id, str) else bytes(job_id)
 
 
+class Exported(NamedTuple):
+    """One job of ``export_jobs``, with everything it has: ``schedule_jobs(at=True)`` takes it back.
+
+    A tuple, ``(job_id, due, data, run, rule)``. A copy made from it is the same job: the same
+    due time, data, run (so the same ``occurrence_id`` when it is handed out) and rule.
+    """
+
+    #: The job's id (str; bytes if it is not UTF-8).
+    job_id: Any
+    #: Its due time, Unix seconds.
+    due: Time
+    #: Its data, as a claim hands it out (without the id).
+    data: Dict[str, Any]
+    #: Its run token, 16 hex digits (see ``Job.occurrence_id``); None for a recurring job,
+    #: or a job scheduled before rache drew runs.
+    run: Optional[str] = None
+    #: Its recurrence rule and state, as stored (text to take back as it is, not to read);
+    #: None for a job that does not recur.
+    rule: Optional[str] = None
+
+
 class Stats(NamedTuple):
     """The figures of a schedule at one instant (times are Unix seconds, server clock)."""
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, List, Optional, Protocol, Sequence, Set, Tuple
 
 from . import decode, scripts, wire
 from .keys import Keys, Layout
-from .models import text
+from .models import Exported, text
 from .scripts import Args, Call
 from .wire import decode_time
 
@@ -65,23 +65,43 @@ class Pages:
 
 
 class Exports(Pages):
-    """export_jobs() on one shard: export-1.lua calls, pages with each job's data."""
+    """export_jobs() on one shard: export-3.lua calls, pages of jobs with all they have."""
 
     script = scripts.EXPORT
 
     def __init__(self, keys: Keys, count: int) -> None:
         super().__init__(keys, count, True)
 
-    def _args(self) -> Args:
-        return [self.keys.job_prefix, self.count, *self.anchor]
+    def next_call(self) -> Optional[Call]:
+        """The call that reads the next page, or None when every page was read."""
+        if self.done:
+            return None
+        keys = self.keys
+        args: Args = [keys.job_prefix, self.count, *self.anchor]
+        return Call(self.script, [keys.queue, keys.recurring, keys.runs], args)
 
     def take(self, reply: Sequence[Any]) -> List[Entry]:
-        """(id, due time, data) of each job of one page."""
-        jobs = decode.jobs(iter(reply))
-        exported, i, last = [], 0, 0
-        for job in jobs:
+        """An ``Exported`` (id, due time, data, run, rule) of each job of one page."""
+        tokens, rules = reply[0], reply[1]
+        it = iter(reply)
+        for _ in range(wire.EXPORT_HEAD):
+            next(it)
+        jobs = decode.jobs(it)
+        exported: List[Entry] = []
+        i = last = wire.EXPORT_HEAD
+        for n, job in enumerate(jobs):
             last = i
-            exported.append((job.pop("id"), decode_time(reply[i + 1]), job))
+            run = tokens[n] if tokens else None
+            rule = rules[n] if rules else None
+            exported.append(
+                Exported(
+                    job.pop("id"),
+                    decode_time(reply[i + 1]),
+                    job,
+                    None if run is None else run.hex(),
+                    None if rule is None else rule.decode(),
+                )
+            )
             i += wire.JOB_HEAD + 2 * reply[i + 2]
         self.done = len(jobs) < self.count
         if not self.done:

@@ -22,15 +22,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, List, Optional, Tuple
 
+from .constants import DEFAULT_LEASE_MS as DEFAULT_LEASE_MS  # where it was, for the shells
+from .constants import MAX_MS as MAX_MS
 from .rules import Every, Placed, croniter, zone
-
-#: How far ahead a claim moves a cron job while its poller computes the next occurrence.
-DEFAULT_LEASE_MS = 5_000
 
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1)
-#: The latest time a rule may start at (ms; about the year 2286): keeps times exact in a double.
-MAX_MS = 10**13
 
 
 # -- occurrences -----------------------------------------------------------------------------

@@ -34,8 +34,7 @@ import redis
 from redis import WatchError
 
 from . import config, recurrence
-from .adapters import OCCURRENCE_META
-from .constants import MAX_OFFSET_SECONDS
+from .constants import MAX_OFFSET_SECONDS, OCCURRENCE_META, RQ_DEFAULT_LEASE, RQ_DEFAULT_PREFIX
 from .dispatch import Dispatcher
 from .errors import JobNotFound, MissingExtra
 from .models import Job as RacheJob
@@ -64,14 +63,14 @@ __all__ = [
 ]
 
 #: The prefix of the rache schedule that stands for rq-scheduler's sorted set.
-DEFAULT_PREFIX = "rache:rq:"
+DEFAULT_PREFIX = RQ_DEFAULT_PREFIX
 #: The rache job's data field naming the rq queue: it marks a job as an rq-scheduler job.
 QUEUE_FIELD = "rq_queue"
 #: rq-scheduler's own sorted set of scheduled job ids (what :meth:`Scheduler.adopt` reads).
 RQ_SCHEDULER_KEY = "rq:scheduler:scheduled_jobs"
 #: How long a claimed one-off job waits before it is handed out again if its runner died
 #: before moving it (seconds): the Dispatcher's ``reschedule_in``.
-DEFAULT_LEASE = 30.0
+DEFAULT_LEASE = RQ_DEFAULT_LEASE
 
 #: ``until``: a datetime, a timedelta from now, Unix seconds, or None for all.
 Until = Union[datetime, timedelta, int, float, None]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import operator
 import random
@@ -27,12 +28,14 @@ from typing import (
     Union,
 )
 
-from . import config, decode, encode, pages, recurrence, scripts, wire
+import redis
+
+from . import config, decode, encode, moves, pages, recurrence, wire
 from .claim import Claim
 from .constants import DEFAULT_BATCH_SIZE
 from .errors import LayoutMismatch, UntaggedPrefix
-from .keys import Keys, Layout, has_hash_tag, tagged
-from .models import Job, Seconds, Stats, Time, Value
+from .keys import SHARDS_FIELD, Keys, Layout, has_hash_tag, tagged
+from .models import Exported, Job, Seconds, Stats, Time, Value
 from .rules import Rule
 from .scripts import Call
 from .wire import decode_time
@@ -45,8 +48,6 @@ Start = Any
 When = Union[int, float, datetime]
 #: An entry of ``scheduled_jobs``: an id, or ``(id, due time)`` with ``with_times``.
 Entry = Any
-#: One job of ``export_jobs``: ``(job_id, due time, data)``.
-Exported = Tuple[Any, Time, Job]
 #: Called after each batch of ``schedule_jobs`` with the number of jobs it scheduled.
 Progress = Callable[[int], Any]
 
@@ -97,7 +98,7 @@ class BaseScheduler:
         raise NotImplementedError
 
     def _accept_layout(self, recorded: bytes) -> int:
-        """Raise unless the recorded shard count (layout-1.lua's reply) is this scheduler's."""
+        """Raise unless the recorded shard count (layout-2.lua's reply) is this scheduler's."""
         if int(recorded) != len(self.shards):
             raise LayoutMismatch(self.keys.prefix, int(recorded), len(self.shards))
         self._unchecked = False
@@ -114,6 +115,11 @@ class BaseScheduler:
         return Claim(
             self.layout, self.batch_size, reschedule_in, limit, start=start, lease_ms=lease_ms
         )
+
+    def _record_layout(self, plan: moves.Reshard) -> Tuple[bytes, Optional[int]]:
+        """The last step of a reshard: the layout key, and the count to record (None: delete)."""
+        self._unchecked = False
+        return self.layout.layout_key, None if plan.target.count == 1 else plan.target.count
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -291,14 +297,14 @@ class Scheduler(BaseScheduler):
         Returns whether there was anything to remove (False for an unknown job, which is
         no error; rache 0.3.1 returned None).
         """
-        return int(self._run(encode.on_job(self.layout, scripts.DELETE, job_id))) > 0
+        return int(self._run(encode.delete(self.layout, job_id))) > 0
 
     def job_details(self, job_id: str) -> Job:
         """``{'id', 'schedule_at', **data}`` of a job; ``schedule_at`` is None if unscheduled.
 
         :raises JobNotFound: the job is neither scheduled nor has data.
         """
-        call = encode.on_job(self.layout, scripts.DETAILS, job_id)
+        call = encode.details(self.layout, job_id)
         return decode.details(job_id, self._run(call))
 
     def stats(self, intervals: int = 60, interval: Seconds = 60) -> Stats:
@@ -393,12 +399,77 @@ class Scheduler(BaseScheduler):
             yield from decode.ids(self._run(call))
 
     def export_jobs(self) -> Generator[Exported, None, None]:
-        """Every scheduled job as ``(job_id, due time, data)``, earliest first.
+        """Every scheduled job with all it has, earliest first: ``(job_id, due, data, run, rule)``.
 
         A page of ``batch_size`` jobs per script call; ``schedule_jobs(..., at=True)`` takes
-        the tuples back, so this copies a schedule between two Redis servers.
+        the tuples (:class:`~rache.Exported`) back, so this copies a schedule between two
+        Redis servers or prefixes: each copy keeps its due time, data, run (its
+        ``occurrence_id``) and recurrence rule.
         """
         return self._read(pages.exported(self.layout, self.batch_size))
+
+    def orphaned_jobs(self, delete: bool = False) -> Generator[Any, None, None]:
+        """The ids of jobs that have data and no schedule entry; with ``delete``, deleted too.
+
+        Such data stays after a claim without ``reschedule_in`` (rache 0.3.1 kept it, for a
+        worker to schedule the job again). The job hashes are listed with SCAN,
+        ``batch_size`` at a time, and each page goes to one script call that checks each
+        id's schedule entry and deletes in the same atomic step: a job scheduled again
+        meanwhile keeps its data. Ids come as ``scheduled_jobs`` gives them.
+
+        :raises ConfigurationError: this Redis user may not SCAN.
+        """
+        return self._orphans(bool(delete))
+
+    def _orphans(self, delete: bool) -> Generator[Any, None, None]:
+        size = self.batch_size
+        for keys in self.shards:
+            self._can_scan(keys, "orphans")
+            found = self.connection.scan_iter(match=moves.pattern(keys), count=size)
+            while page := list(itertools.islice(found, size)):
+                call = encode.forget(keys, moves.raw_ids(keys, page), delete)
+                yield from decode.ids(self._run(call))
+
+    def reshard(self) -> int:
+        """Move the schedule under this scheduler's prefix to its shard count; the jobs moved.
+
+        The count the schedule is laid out in is read from Redis; every job whose shard
+        changes is moved with all it has, scheduled or not: its due time and data to the
+        byte, its run (the same ``occurrence_id``) and its recurrence rule. Stop the
+        pollers and writers of the schedule first: a job is copied, then removed from its
+        old place, not in one atomic step. Safe to run again after a failure (a copy is the
+        same job, not a second one); the new count is recorded last, so until it is,
+        schedulers of the old count still start. This scheduler may be used afterwards.
+
+        :raises ConfigurationError: this Redis user may not SCAN (nothing was moved).
+        """
+        recorded = int(self._send(encode.layout_probe(self.layout, self._cluster).recorded))
+        plan = moves.Reshard(self.layout, recorded, self.batch_size)
+        if not plan.needed:
+            return 0
+        for keys in plan.source.shards:  # SCAN refused (an ACL): say so before moving anything
+            self._can_scan(keys, "reshard")
+        for keys in plan.source.shards:
+            self._drive(plan.scheduled(keys))
+            found = self.connection.scan_iter(match=moves.pattern(keys), count=1000)
+            while page := list(itertools.islice(found, self.batch_size)):
+                self._drive(plan.unscheduled(keys, page))
+        key, count = self._record_layout(plan)
+        if count is None:
+            self.connection.delete(key)
+        else:
+            self.connection.hset(key, SHARDS_FIELD, count)
+        return plan.moved
+
+    def _drive(self, flow: moves.Flow) -> None:
+        while (call := flow.next_call()) is not None:
+            flow.take(self._send(call))
+
+    def _can_scan(self, keys: Keys, what: str) -> None:
+        try:
+            self.connection.scan(0, match=moves.pattern(keys), count=1)
+        except redis.exceptions.NoPermissionError as error:
+            raise moves.scan_refused(what, error) from None
 
     def _read(self, flow: pages.Flow) -> Generator[Any, None, None]:
         while (call := flow.next_call()) is not None:
@@ -499,11 +570,11 @@ class AsyncScheduler(BaseScheduler):
 
     async def delete_job(self, job_id: str) -> bool:
         """Remove a job; whether it existed. See :meth:`Scheduler.delete_job`."""
-        return int(await self._run(encode.on_job(self.layout, scripts.DELETE, job_id))) > 0
+        return int(await self._run(encode.delete(self.layout, job_id))) > 0
 
     async def job_details(self, job_id: str) -> Job:
         """A job's id, due time and data. See :meth:`Scheduler.job_details`."""
-        call = encode.on_job(self.layout, scripts.DETAILS, job_id)
+        call = encode.details(self.layout, job_id)
         return decode.details(job_id, await self._run(call))
 
     async def stats(self, intervals: int = 60, interval: Seconds = 60) -> Stats:
@@ -622,11 +693,66 @@ class AsyncScheduler(BaseScheduler):
                 yield job_id
 
     def export_jobs(self) -> AsyncGenerator[Exported, None]:
-        """Every scheduled job as ``(job_id, due time, data)``: an async generator.
+        """Every scheduled job with all it has: an async generator.
 
         See :meth:`Scheduler.export_jobs`.
         """
         return self._read(pages.exported(self.layout, self.batch_size))
+
+    def orphaned_jobs(self, delete: bool = False) -> AsyncGenerator[Any, None]:
+        """The ids of jobs with data and no schedule entry: an async generator.
+
+        See :meth:`Scheduler.orphaned_jobs`.
+        """
+        return self._orphans(bool(delete))
+
+    async def _orphans(self, delete: bool) -> AsyncGenerator[Any, None]:
+        for keys in self.shards:
+            await self._can_scan(keys, "orphans")
+            async for page in self._scan(keys, self.batch_size):
+                call = encode.forget(keys, moves.raw_ids(keys, page), delete)
+                for job_id in decode.ids(await self._run(call)):
+                    yield job_id
+
+    async def reshard(self) -> int:
+        """Move the schedule to this scheduler's shard count. See :meth:`Scheduler.reshard`."""
+        recorded = int(await self._send(encode.layout_probe(self.layout, self._cluster).recorded))
+        plan = moves.Reshard(self.layout, recorded, self.batch_size)
+        if not plan.needed:
+            return 0
+        for keys in plan.source.shards:
+            await self._can_scan(keys, "reshard")
+        for keys in plan.source.shards:
+            await self._drive(plan.scheduled(keys))
+            async for page in self._scan(keys, 1000):
+                await self._drive(plan.unscheduled(keys, page))
+        key, count = self._record_layout(plan)
+        if count is None:
+            await self.connection.delete(key)
+        else:
+            await self.connection.hset(key, SHARDS_FIELD, count)
+        return plan.moved
+
+    async def _drive(self, flow: moves.Flow) -> None:
+        while (call := flow.next_call()) is not None:
+            flow.take(await self._send(call))
+
+    async def _scan(self, keys: Keys, count: int) -> AsyncGenerator[List[Any], None]:
+        """The job hashes under ``keys`` (SCAN), in pages of up to ``batch_size``."""
+        page: List[Any] = []
+        async for key in self.connection.scan_iter(match=moves.pattern(keys), count=count):
+            page.append(key)
+            if len(page) == self.batch_size:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    async def _can_scan(self, keys: Keys, what: str) -> None:
+        try:
+            await self.connection.scan(0, match=moves.pattern(keys), count=1)
+        except redis.exceptions.NoPermissionError as error:
+            raise moves.scan_refused(what, error) from None
 
     async def _read(self, flow: pages.Flow) -> AsyncGenerator[Any, None]:
         while (call := flow.next_call()) is not None:

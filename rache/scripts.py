@@ -9,7 +9,10 @@ the script and sends EVALSHA again, as redis-py's ``Script`` does.
 A script that includes ``calls`` (every one that writes) is *recorded*: each call sends a
 new call id as its last argument, made here, once per call, so that redis-py's retry of a
 command whose reply was lost sends the same id, and the script answers it from its record
-instead of running again (``rache/lua/README.md``, "Call records").
+instead of running again (``rache/lua/README.md``, "Call records"). Its last key, given as
+the group's record prefix (``Keys.call_prefix``, ``<prefix>call:``), is completed here
+with that id into the record's key, ``<prefix>call:<call id>``: the one key a caller
+cannot know before the call is made.
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ class Script:
     def _evalsha(self, keys: Sequence[bytes], args: Sequence[Union[bytes, int]]) -> Tuple[Any, ...]:
         if len(keys) != self.numkeys:
             raise ValueError(f"{self.name} takes {self.numkeys} keys, not {len(keys)}")
-        if self.recorded:
-            return ("EVALSHA", self.sha, self.numkeys, *keys, *args, call_id())
+        if self.recorded:  # the last key is the record prefix: the record is prefix + id
+            made = call_id()
+            return ("EVALSHA", self.sha, self.numkeys, *keys[:-1], keys[-1] + made, *args, made)
         return ("EVALSHA", self.sha, self.numkeys, *keys, *args)
 
     def __call__(
@@ -130,7 +134,7 @@ def load() -> Dict[str, Script]:
         match = NAME.match(entry.name)
         if match:
             name, numkeys = match.group(1), int(match.group(2))
-            if name in scripts:  # e.g. a stale claim-1.lua beside claim-2.lua
+            if name in scripts:  # e.g. a stale claim-1.lua beside claim-4.lua
                 raise LookupError(f"two scripts for the operation {name!r} in rache/lua")
             done: Set[str] = set()
             source = expand(entry.read_text("utf-8"), includes, done)
@@ -156,3 +160,4 @@ LAYOUT = SCRIPTS["layout"]
 LAYOUT_CHECK = SCRIPTS["layoutCheck"]
 DELETE_BULK = SCRIPTS["deleteBulk"]
 RESTORE_BULK = SCRIPTS["restoreBulk"]
+FORGET = SCRIPTS["forget"]

@@ -32,7 +32,7 @@ MISFIRE_BY_FLAG = {"c": "coalesce", "s": "skip"}
 
 
 def every_rule_tail(every_ms: int, misfire: str, grace_ms: int) -> bytes:
-    """What scheduleRecurring-3.lua stores after ``e|<start>|`` (it writes the start)."""
+    """What scheduleRecurring-5.lua stores after ``e|<start>|`` (it writes the start)."""
     return f"{every_ms}|{misfire[0]}|{grace_ms}".encode()
 
 
@@ -57,7 +57,7 @@ def split_rule(raw: bytes) -> List[str]:
     raise ValueError(f"not a rache recurrence rule: {raw!r}")
 
 
-# -- put-back records: what release-2.lua needs to put back one handed-out job ---------------
+# -- put-back records: what release-4.lua needs to put back one handed-out job ---------------
 
 #: ``(PLAIN, id, due before the claim, b"1" if it had data else b"0", its run token or b"")``
 PLAIN = b"p"
@@ -70,10 +70,13 @@ Record = Union[Tuple[bytes, ...], None]
 
 # -- reply layouts ---------------------------------------------------------------------------
 
-#: claim-2.lua's reply starts with: cutoff, the batch's new due time (or nil), the head of
+#: claim-4.lua's reply starts with: cutoff, the batch's new due time (or nil), the head of
 #: the queue after the claim (or nil), the batch's recurring entries (or nil), each job's run
 #: token in the order of the jobs (nil for a job without one; all nil: nil); then the jobs.
 CLAIM_HEAD = 5
+#: export-3.lua's reply starts with: the run token of each job in page order (nil for a job
+#: without one; all nil: nil), the rule of each job likewise; then the jobs.
+EXPORT_HEAD = 2
 #: Each recurring entry of a claim: id, kind (EVERY or CRON), a time, the rule as stored.
 RECURRING_ENTRY = 4
 #: A job in a flat reply: id, due time, n, then n field/value pairs.

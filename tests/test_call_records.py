@@ -26,11 +26,15 @@ LAYOUT = Layout("rache:")
 
 
 def send(raw: Any, call: Call, call_id: bytes) -> Any:
-    """One EVALSHA of ``call`` with ``call_id`` as its last argument, as Script.__call__ sends."""
+    """One EVALSHA of ``call`` with ``call_id`` as its last argument, as Script.__call__ sends.
+
+    Its last key, the record prefix, completed with the id: the record's key.
+    """
     script = call.script
     assert script.recorded
     raw.script_load(script.source)
-    command = ("EVALSHA", script.sha, script.numkeys, *call.keys, *call.args, call_id)
+    keys = [*call.keys[:-1], call.keys[-1] + call_id]
+    command = ("EVALSHA", script.sha, script.numkeys, *keys, *call.args, call_id)
     return raw.execute_command(*command, NEVER_DECODE=True)
 
 
@@ -89,7 +93,7 @@ def claim_call(reschedule: bool = False) -> Call:
     keys = LAYOUT.keys
     rescheduled = [60000, b"s"] if reschedule else [b"", b""]
     args: List[Any] = [keys.job_prefix, 10, b"", *rescheduled, 5000]
-    return Call(scripts.CLAIM, [keys.queue, keys.recurring], args)
+    return Call(scripts.CLAIM, [keys.queue, keys.recurring, keys.runs, keys.call_prefix], args)
 
 
 @pytest.mark.parametrize("reschedule", [False, True], ids=["removed", "rescheduled"])
@@ -182,7 +186,7 @@ def test_a_record_key_of_the_wrong_type_fails_before_any_write(raw: Any, kind: s
 
 def forget_call(job_ids: List[bytes]) -> Call:
     keys = LAYOUT.keys
-    return Call(scripts.SCRIPTS["forget"], [keys.queue], [keys.job_prefix, b"1", *job_ids])
+    return encode.forget(keys, job_ids)
 
 
 def test_a_forget_sent_again_spares_the_data_of_the_next_run(raw: Any) -> None:

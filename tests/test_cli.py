@@ -228,3 +228,21 @@ def test_reshard_and_the_shards_option(cli: Any, raw: Any) -> None:
     assert cli("reshard", "--to", "0").exit_code == 2
     assert cli("reshard", "--to", "1").output.startswith("moved 2 jobs")
     assert cli("list").output.split()[-1] == "b"
+
+
+def test_an_export_file_of_before_runs_still_imports(cli: Any, raw: Any, tmp_path: Path) -> None:
+    old = tmp_path / "old.jsonl"
+    old.write_text(json.dumps({"id": "a", "due": 1700000000, "data": {"n": 1}}) + "\n")
+    assert cli("import", str(old)).exit_code == 0
+    assert Scheduler(raw, "rache:").job_details("a") == {
+        "id": "a",
+        "schedule_at": 1700000000,
+        "n": 1,
+    }
+    new = tmp_path / "new.jsonl"
+    assert cli("export", str(new)).exit_code == 0
+    line = json.loads(new.read_text())
+    assert line["run"] == next(iter(Scheduler(raw, "rache:").export_jobs())).run
+    raw.flushdb()
+    assert cli("import", str(new)).exit_code == 0
+    assert next(iter(Scheduler(raw, "rache:").export_jobs())).run == line["run"]

@@ -11,12 +11,13 @@ import pytest
 import redis
 import redis.asyncio.cluster
 
-from rache import ConfigurationError, Every, Scheduler
+from rache import ConfigurationError, Every, Scheduler, reshard
 from rache.aio import AsyncScheduler
 from rache.keys import has_hash_tag, shard_of
 from tests.support import harness as testing
 from tests.support.helpers import snapshot
 from tests.support.shells import Blocking, LoopThread
+from tests.test_moves import PLAIN, claimed, copy_keys, fill, runs
 from tests.test_security import exercise
 from tests.test_shards import exercise_sharded
 
@@ -187,3 +188,17 @@ def test_four_processes_claim_each_job_once_from_a_sharded_schedule(
     assert sorted(counts) == ids
     assert all(polled.ids for polled in per_poller)  # all four took part
     assert sched.stats().total == 0
+
+
+def test_a_reshard_on_a_cluster_hands_out_the_same_occurrences(client: Any) -> None:
+    """3 shards to 2 across the masters: each job keeps its run and rule (tests/test_moves.py).
+
+    The reference keeps the shards' hash tags (``ref:{0-0}:``...), so it lives in their slots.
+    """
+    fill(Scheduler(client, "rache:", shards=3))
+    copy_keys(client, "rache:", "ref:")
+    assert reshard(client, "rache:", shards=2, batch_size=7) > 0
+    assert runs(client, "rache:", 2) == PLAIN + 1
+    expected = claimed(Scheduler(client, "ref:", shards=3))
+    assert len(expected) == PLAIN + 2
+    assert claimed(Scheduler(client, "rache:", shards=2)) == expected

@@ -193,7 +193,7 @@ def test_schedule_jobs_at_known_times_round_trips_an_export(make: Any, raw: Any)
     assert list(copy.scheduled_jobs(with_times=True)) == list(
         source.scheduled_jobs(with_times=True)
     )
-    for job_id, _, _ in exported:
+    for job_id, *_ in exported:
         assert copy.job_details(job_id) == source.job_details(job_id)
     with pytest.raises(TypeError, match=r"jobs\[0\]: due time must be a Unix timestamp"):
         copy.schedule_jobs([("x", "tomorrow")], at=True)
@@ -205,8 +205,8 @@ def test_export_jobs_and_import_copy_a_schedule(make: Any, raw: Any) -> None:
     source.schedule_job("whole", 100, n=1, neg=-3)
     source.schedule_job("milli", 12.345, s="x", raw=b"\xff")
     exported = list(source.export_jobs())
-    assert [job_id for job_id, _, _ in exported] == list(source.scheduled_jobs())
-    assert dict((i, (due, data)) for i, due, data in exported)["milli"][1] == {
+    assert [job_id for job_id, *_ in exported] == list(source.scheduled_jobs())
+    assert dict((i, (due, data)) for i, due, data, *_ in exported)["milli"][1] == {
         "s": "x",
         "raw": b"\xff",
     }

@@ -1,4 +1,4 @@
-"""One-shot jobs that leave nothing behind: ``forget=True`` and ``rache orphans``, forget-1.lua."""
+"""One-shot jobs that leave nothing behind: ``forget=True`` and ``rache orphans``, forget-2.lua."""
 
 from __future__ import annotations
 
@@ -130,14 +130,14 @@ def test_the_script_spares_a_scheduled_job_and_can_only_list(solo_raw: Any) -> N
     solo_raw.hset("p:job:gone", "a", 1)
     forget = SCRIPTS["forget"]
     args = [b"p:job:", b"0", b"scheduled", b"gone", b"never"]
-    assert forget(solo_raw, [b"p:queue"], args) == [b"gone"]
+    assert forget(solo_raw, [b"p:queue", b"p:call:"], args) == [b"gone"]
     assert solo_raw.exists("p:job:gone") == 1  # '0': listed, not deleted
     args[1] = b"1"
-    assert forget(solo_raw, [b"p:queue"], args) == [b"gone"]
+    assert forget(solo_raw, [b"p:queue", b"p:call:"], args) == [b"gone"]
     assert job_keys(solo_raw, "p:job:*") == [b"p:job:scheduled"]
     solo_raw.set("p:wrong", "x")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE p:wrong holds a string"):
-        forget(solo_raw, [b"p:wrong"], args)
+        forget(solo_raw, [b"p:wrong", b"p:call:"], args)
 
 
 # rache orphans ------------------------------------------------------------------------------

@@ -160,13 +160,15 @@ def test_a_reshard_onto_a_key_of_the_wrong_type_writes_nothing(raw: Any, into: s
     refused(raw, key, lambda: reshard(raw, "rache:", shards=2))
 
 
-@pytest.mark.parametrize("key", ["rache:job:b", RUNS])
+@pytest.mark.parametrize("key", ["rache:job:b", RUNS, "rache:recurring"])
 def test_a_bulk_delete_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: str) -> None:
     """The last step of rache.reshard DELs the old hashes: DEL takes a string too, and must not."""
     Scheduler(raw, "rache:").schedule_jobs(JOBS)
     foreign(raw, key)
+    keys = Layout("rache:").keys
+    named = [keys.queue, keys.recurring, keys.runs, keys.call_prefix]
     args = [b"rache:job:", b"a", b"b", b"c"]
-    refused(raw, key, lambda: scripts.DELETE_BULK(raw, [b"rache:queue"], args))
+    refused(raw, key, lambda: scripts.DELETE_BULK(raw, named, args))
 
 
 @pytest.mark.parametrize("key", ["rache:layout", "rache:queue"])

@@ -169,7 +169,7 @@ def test_stopping_early_puts_a_recurring_occurrence_back(raw: Any) -> None:
 
 
 def claim_without_advancing(sched: Scheduler, raw: Any) -> tuple[Claim, Call]:
-    """A claim-2.lua call as pending_jobs makes it, stopped before its advance-2.lua."""
+    """A claim-4.lua call as pending_jobs makes it, stopped before its advance-3.lua."""
     claim = sched.claim()
     call = claim.next_call()
     assert call is not None and call.script is scripts.CLAIM

@@ -112,23 +112,26 @@ def exercise(api: Any, batch_size: int) -> None:
     assert (stats.total, stats.due, stats.next_due) == (2, 0, b["schedule_at"])
     assert api.schedule_jobs([("e", b["schedule_at"], {"k": "v"})], at=True) == 1
     assert api.job_details("e") == {"id": "e", "schedule_at": b["schedule_at"], "k": "v"}
-    exported = list(api.export_jobs())  # export-1.lua: ZRANGE, HGETALL
-    assert [job_id for job_id, _, _ in exported] == ["b", "e", "d"]
-    assert exported[1] == ("e", b["schedule_at"], {"k": "v"})
+    exported = list(api.export_jobs())  # export-3.lua: ZRANGE, HGETALL
+    assert [job_id for job_id, *_ in exported] == ["b", "e", "d"]
+    assert exported[1][:3] == ("e", b["schedule_at"], {"k": "v"})
+    # Taken back with their runs (restoreBulk-4.lua: ZADD, HSET, HDEL, PUBLISH), unchanged.
+    assert api.schedule_jobs(exported, at=True) == 3
+    assert list(api.export_jobs()) == exported
 
     # Recurring jobs, their rules in rache:recurring (HMGET): both long overdue, one run each.
     api.schedule_recurring("r", Every(3600), start=0, data={"k": 1})
     api.schedule_recurring("cron", Cron("0 0 1 1 *"), start=0)  # leased, then advanced
     claims = api.pending_jobs()
     assert next(claims) == {"id": "cron"}
-    claims.close()  # 'r' goes back to its occurrence (release-2.lua)
+    claims.close()  # 'r' goes back to its occurrence (release-4.lua)
     assert list(api.pending_jobs()) == [{"id": "r", "k": 1}]
     assert api.job_details("r")["recurring"]["every"] == 3600
     assert sorted(api.recurring_jobs()) == ["cron", "r"]  # recurringJobs-1.lua: HGETALL
     assert api.delete_job("r") is True
     api.delete_job("cron")
     assert list(api.recurring_jobs()) == []
-    assert api.schedule_job_at("h", 2e9, data={"k": 1}) == 2_000_000_000  # schedule-2.lua
+    assert api.schedule_job_at("h", 2e9, data={"k": 1}) == 2_000_000_000  # schedule-4.lua
     assert api.delete_job("h") is True
     assert api.server_time() > 0  # stats-1.lua: TIME
     if isinstance(api, Scheduler):  # a Dispatcher: SUBSCRIBE to <prefix>wakeup, then claim
@@ -137,7 +140,7 @@ def exercise(api: Any, batch_size: int) -> None:
         api.schedule_job("g", -1, data=1)
         Dispatcher(handed.append, scheduler=api, max_sleep=1, forget=True).run(until_idle=True)
         assert handed == [{"id": "f"}, {"id": "g", "data": 1}]
-        with pytest.raises(rache.JobNotFound):  # forget-1.lua: ZSCORE, EXISTS, DEL
+        with pytest.raises(rache.JobNotFound):  # forget-2.lua: ZSCORE, EXISTS, DEL
             api.job_details("g")
 
 
@@ -318,7 +321,9 @@ def test_the_acl_user_is_refused_other_keys_and_commands(
         # Each call above is refused at the layout check (other:layout), before the rest:
         # one script on the schedule's own keys, without it.
         lambda: rache.scripts.SCHEDULE(
-            user, [b"other:queue", b"other:job:x"], [b"other:wakeup", b"x", 0, b"s", 0]
+            user,
+            [b"other:queue", b"other:job:x", b"other:runs", b"other:call:"],
+            [b"other:wakeup", b"x", 0, b"s", 0],
         ),
         lambda: user.eval("return 1", 0),  # rache never sends EVAL
         lambda: user.lpush("rache:x", 1),  # a command rache does not need, on its own keys

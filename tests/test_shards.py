@@ -98,7 +98,7 @@ def exercise_sharded(api: Any) -> None:
     stats = api.stats()
     assert (stats.total, stats.due) == (5, 0)
     exported = list(api.export_jobs())
-    assert [job_id for job_id, _, _ in exported][-1] == "later" and len(exported) == 5
+    assert [job_id for job_id, *_ in exported][-1] == "later" and len(exported) == 5
     api.delete_job("later")
     with pytest.raises(JobNotFound):
         api.job_details("later")
@@ -138,7 +138,7 @@ def test_every_operation_keeps_its_meaning(sharded: Any, raw: Any) -> None:
     assert list(sharded.scheduled_jobs()) == [*ids, "later"]
     times = list(sharded.scheduled_jobs(with_times=True))
     assert [t for _, t in times] == sorted(t for _, t in times)
-    assert [job_id for job_id, _, _ in sharded.export_jobs()] == [*ids, "later"]
+    assert [job_id for job_id, *_ in sharded.export_jobs()] == [*ids, "later"]
     assert sharded.job_details("job-07")["n"] == 7
     assert sharded.stats().total == 31 and sharded.stats().due == 30
     # Claims: every due job once, a limit caps the call's total.

@@ -96,6 +96,12 @@ class Blocking:
     def export_jobs(self) -> Generator[Any, None, None]:
         return self._iterate(self.inner.export_jobs())
 
+    def orphaned_jobs(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        return self._iterate(self.inner.orphaned_jobs(*args, **kwargs))
+
+    def reshard(self) -> int:
+        return self.runner.run(self.inner.reshard())
+
     def _iterate(self, iterator: Any) -> Generator[Any, None, None]:
         """A sync generator over an async one; closing it closes the async one at once."""
         try:

@@ -1,4 +1,4 @@
-"""The Claim flow with canned claim-2.lua / advance-2.lua replies: calls made, jobs handed out."""
+"""The Claim flow with canned claim-4.lua / advance-3.lua replies: calls made, jobs handed out."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from rache.scripts import ADVANCE, CLAIM, RELEASE, Call
 
 PLAIN = Layout("rache:")
 SHARDED = Layout("rache:", 3)
-#: A claim's cutoff, as claim-2.lua writes it (Unix seconds to the microsecond): now_ms is
+#: A claim's cutoff, as claim-4.lua writes it (Unix seconds to the microsecond): now_ms is
 #: 1700000000123.
 CUTOFF = b"1700000000.123456"
 LEASE = b"1700000005.1234565"
@@ -34,7 +34,7 @@ def claim_reply(
     recurring: Optional[List[Any]] = None,
     runs: Optional[List[Optional[bytes]]] = None,
 ) -> List[Any]:
-    """claim-2.lua's reply: cutoff, new due, head, recurring, runs; id, due, n, n pairs per job."""
+    """claim-4.lua's reply: cutoff, new due, head, recurring, runs; id, due, n, n pairs per job."""
     reply: List[Any] = [cutoff, new_due, head, recurring, runs]
     for raw_id, due, data in jobs:
         reply += [raw_id, due, len(data)]
@@ -45,14 +45,14 @@ def claim_reply(
 
 def claim_call(keys: Keys, size: int, cutoff: bytes = b"", rescheduled: Any = (b"", b"")) -> Call:
     args = [keys.job_prefix, size, cutoff, *rescheduled, DEFAULT_LEASE_MS]
-    return Call(CLAIM, [keys.queue, keys.recurring], args)
+    return Call(CLAIM, [keys.queue, keys.recurring, keys.runs, keys.call_prefix], args)
 
 
 def release_call(keys: Keys, new_due: bytes, plain: List[Any], again: List[Any]) -> Call:
     args: List[Any] = [keys.job_prefix, keys.wakeup, new_due, len(plain)]
     for record in plain + again:
         args += record
-    return Call(RELEASE, [keys.queue, keys.recurring], args)
+    return Call(RELEASE, [keys.queue, keys.recurring, keys.runs, keys.call_prefix], args)
 
 
 def ids(jobs: Optional[List[Job]]) -> List[Any]:
@@ -337,7 +337,8 @@ def test_a_cron_job_needs_the_advance_call_first() -> None:
     claim.next_call()
     assert claim.take(cron_batch()) is None
     # (id, lease, next due): the next minute after the occurrence handed out
-    advance = Call(ADVANCE, [b"rache:queue", b"rache:recurring"], [b"c1", LEASE, b"1700000040"])
+    named = [b"rache:queue", b"rache:recurring", b"rache:call:"]
+    advance = Call(ADVANCE, named, [b"c1", LEASE, b"1700000040"])
     assert claim.next_call() == advance
     assert claim.next_call() == advance  # asked again until it answers
 

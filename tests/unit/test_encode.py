@@ -98,7 +98,7 @@ def test_schedule_call() -> None:
     call = encode.schedule(PLAIN, "a", 10, {"n": 1})
     assert call == Call(
         SCHEDULE,
-        [b"rache:queue", b"rache:job:a"],
+        [b"rache:queue", b"rache:job:a", b"rache:runs", b"rache:call:"],
         [b"rache:wakeup", b"a", 10000, b"s", 1, b"n", b"1"],
     )
 
@@ -132,7 +132,8 @@ class Name(str):
 )
 def test_schedule_call_args(schedule_in: Any, fields: Any, args: List[Any]) -> None:
     call = encode.schedule(PLAIN, "a", schedule_in, fields)
-    assert call == Call(SCHEDULE, [b"rache:queue", b"rache:job:a"], [b"rache:wakeup", b"a", *args])
+    named = [b"rache:queue", b"rache:job:a", b"rache:runs", b"rache:call:"]
+    assert call == Call(SCHEDULE, named, [b"rache:wakeup", b"a", *args])
 
 
 @pytest.mark.parametrize(
@@ -141,9 +142,8 @@ def test_schedule_call_args(schedule_in: Any, fields: Any, args: List[Any]) -> N
 def test_schedule_call_on_a_sharded_layout_names_the_job_shard(job_id: str, prefix: str) -> None:
     raw, p = job_id.encode(), prefix.encode()
     call = encode.schedule(SHARDED, job_id, 1, {})
-    assert call == Call(
-        SCHEDULE, [p + b"queue", p + b"job:" + raw], [p + b"wakeup", raw, 1000, b"s", 0]
-    )
+    named = [p + b"queue", p + b"job:" + raw, p + b"runs", p + b"call:"]
+    assert call == Call(SCHEDULE, named, [p + b"wakeup", raw, 1000, b"s", 0])
 
 
 @pytest.mark.parametrize(
@@ -182,7 +182,7 @@ def test_schedule_recurring_every_call() -> None:
     assert declaration.clock is None  # an every-N rule stands at its start
     assert declaration.call() == Call(
         SCHEDULE_RECURRING,
-        [b"rache:queue", b"rache:job:a", b"rache:recurring"],
+        [b"rache:queue", b"rache:job:a", b"rache:recurring", b"rache:runs", b"rache:call:"],
         [b"rache:wakeup", b"a", b"e", 1700000000000, b"60000|c|60000", shift, 1, b"k", b"v", b"d"],
     )
     # Without a start, the script reads its clock: no round trip before.
@@ -199,7 +199,7 @@ def test_schedule_recurring_cron_call_stands_at_the_first_occurrence_from_its_st
     first = 1704070800000  # 01:00 UTC, the first whole hour at or after 00:20
     assert declaration.call() == Call(
         SCHEDULE_RECURRING,
-        [p + b"queue", p + b"job:b", p + b"recurring"],
+        [p + b"queue", p + b"job:b", p + b"recurring", p + b"runs", p + b"call:"],
         [p + b"wakeup", b"b", b"c", 1704068400000, b"s|1500|0|Europe/Paris|0 * * * *", first, 0],
     )
 
@@ -263,15 +263,20 @@ def test_schedule_recurring_refuses_bad_data_keys(
         encode.schedule_recurring(PLAIN, "a", Every(60), None, fields)
 
 
-@pytest.mark.parametrize(("script", "name"), [(DELETE, "delete"), (DETAILS, "details")])
-def test_on_job_calls(script: Any, name: str) -> None:
+@pytest.mark.parametrize(
+    ("script", "name", "more"),
+    [(DELETE, "delete", [b"runs", b"call:"]), (DETAILS, "details", [])],
+)
+def test_on_job_calls(script: Any, name: str, more: List[bytes]) -> None:
     assert SCRIPTS[name] is script
     assert encode.on_job(PLAIN, script, "a") == Call(
-        script, [b"rache:queue", b"rache:job:a", b"rache:recurring"], [b"a"]
+        script,
+        [b"rache:queue", b"rache:job:a", b"rache:recurring", *(b"rache:" + k for k in more)],
+        [b"a"],
     )
     p = b"rache:{1-1}:"
     assert encode.on_job(SHARDED, script, "g") == Call(
-        script, [p + b"queue", p + b"job:g", p + b"recurring"], [b"g"]
+        script, [p + b"queue", p + b"job:g", p + b"recurring", *(p + k for k in more)], [b"g"]
     )
 
 
@@ -292,9 +297,12 @@ def test_stats_refuses_bad_interval_counts(intervals: Any, error: type[Exception
         encode.stats(PLAIN, intervals, 60)
 
 
-@pytest.mark.parametrize(("cluster", "unsharded"), [(False, b"rache:queue"), (True, b"")])
+@pytest.mark.parametrize(
+    ("cluster", "unsharded"), [(False, b"rache:queue"), (True, b"rache:layout")]
+)
 def test_layout_check_call(cluster: bool, unsharded: bytes) -> None:
-    assert encode.layout_check(SHARDED, cluster) == Call(LAYOUT, [b"rache:layout"], [3, unsharded])
+    # On a cluster the unsharded queue lives in another slot: the layout key stands in for it.
+    assert encode.layout_check(SHARDED, cluster) == Call(LAYOUT, [b"rache:layout", unsharded], [3])
 
 
 def test_an_unsharded_layout_check_reads_only() -> None:
@@ -330,10 +338,11 @@ def test_bulk_calls_of_batch_size_on_one_shard() -> None:
     jobs = [(name, 10) for name in "abcde"]
     bulk = encode.schedule_bulk(PLAIN, iter(jobs), False, 2)
     head = [b"rache:job:", b"rache:wakeup"]
+    named = [b"rache:queue", b"rache:runs", b"rache:call:"]
     assert list(bulk) == [
-        Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"a"), *_bulk(b"b")]),
-        Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"c"), *_bulk(b"d")]),
-        Call(SCHEDULE_BULK, [b"rache:queue"], [*head, *_bulk(b"e")]),
+        Call(SCHEDULE_BULK, named, [*head, *_bulk(b"a"), *_bulk(b"b")]),
+        Call(SCHEDULE_BULK, named, [*head, *_bulk(b"c"), *_bulk(b"d")]),
+        Call(SCHEDULE_BULK, named, [*head, *_bulk(b"e")]),
     ]
     assert bulk.count == 5
 
@@ -359,7 +368,7 @@ def test_bulk_calls_per_shard_each_made_once_full() -> None:
         args: List[Any] = [p + b"job:", p + b"wakeup"]
         for name in ids:
             args += _bulk(name.encode())
-        return Call(SCHEDULE_BULK, [p + b"queue"], args)
+        return Call(SCHEDULE_BULK, [p + b"queue", p + b"runs", p + b"call:"], args)
 
     assert list(bulk) == [
         call("rache:{0-0}:", "ac"),
@@ -683,7 +692,7 @@ def test_moment_refuses(at: Any, error: type, match: str) -> None:
 def test_schedule_at_call() -> None:
     call = encode.schedule_at(PLAIN, "a", 2e9, {"n": 1, "gone": None})
     assert call.script is SCHEDULE
-    assert call.keys == [b"rache:queue", b"rache:job:a"]
+    assert call.keys == [b"rache:queue", b"rache:job:a", b"rache:runs", b"rache:call:"]
     assert call.args == [b"rache:wakeup", b"a", 2 * 10**12, wire.AT, 1, b"n", b"1", b"gone"]
     assert encode.schedule_at(PLAIN, "a", 2e9, None).args[-1] == 0  # no data
     sharded = encode.schedule_at(SHARDED, "job-1", 2e9, {})

@@ -1,4 +1,4 @@
-"""The paged readings (scheduled_jobs, export_jobs), on canned page-1.lua / export-1.lua pages."""
+"""The paged readings (scheduled_jobs, export_jobs), on canned page-1.lua / export-3.lua pages."""
 
 from __future__ import annotations
 
@@ -58,8 +58,12 @@ def test_page_ids_that_are_not_utf8_stay_bytes() -> None:
     assert flow.take([b"\xff", b"1", b"\xc3\xa9", b"2"]) == [(b"\xff", 1), ("\u00e9", 2)]
 
 
-def export_page(jobs: Sequence[Tuple[bytes, bytes, Dict[bytes, bytes]]]) -> List[Any]:
-    reply: List[Any] = []
+def export_page(
+    jobs: Sequence[Tuple[bytes, bytes, Dict[bytes, bytes]]],
+    tokens: Optional[List[Any]] = None,
+    rules: Optional[List[Any]] = None,
+) -> List[Any]:
+    reply: List[Any] = [tokens, rules]  # export-3.lua's head: runs and rules, in page order
     for raw_id, due, data in jobs:
         reply += [raw_id, due, len(data)]
         for field, value in data.items():
@@ -74,17 +78,34 @@ def test_exports_decode_data_and_anchor_on_the_last_job() -> None:
     )
     second = export_page([(b"c", b"3", {})])
     calls, out = drive(flow, {KEYS.queue: [first, second]})
+    named = [b"rache:queue", b"rache:recurring", b"rache:runs"]
     assert calls == [
-        Call(EXPORT, [b"rache:queue"], [b"rache:job:", 2, b"", b""]),
+        Call(EXPORT, named, [b"rache:job:", 2, b"", b""]),
         # the last job's id and due time, not the last two items of the reply (its data)
-        Call(EXPORT, [b"rache:queue"], [b"rache:job:", 2, b"b", b"2.5"]),
+        Call(EXPORT, named, [b"rache:job:", 2, b"b", b"2.5"]),
     ]
     assert out == [
-        [("a", 1, {"k": 7, "s": "x"}), ("b", 2.5, {"raw": b"\xff", "n": -3})],
-        [("c", 3, {})],
+        [
+            ("a", 1, {"k": 7, "s": "x"}, None, None),
+            ("b", 2.5, {"raw": b"\xff", "n": -3}, None, None),
+        ],
+        [("c", 3, {}, None, None)],
     ]
     data = out[0][0][2]
     assert "id" not in data and data.due_at == 1  # a Job, without its id
+
+
+def test_exports_carry_each_job_run_token_and_rule() -> None:
+    flow = pages.Exports(KEYS, 5)
+    jobs = [(b"a", b"1", {}), (b"e", b"2", {b"k": b"v"}), (b"old", b"3", {})]
+    rule = b"e|1000|60000|c|60000"
+    reply = export_page(jobs, [b"\x01" * 8, None, None], [None, rule, None])
+    assert flow.take(reply) == [
+        ("a", 1, {}, "0101010101010101", None),  # a plain job's run, as occurrence ids show it
+        ("e", 2, {"k": "v"}, None, rule.decode()),  # a recurring job's rule, as stored
+        ("old", 3, {}, None, None),  # scheduled before runs existed
+    ]
+    assert flow.take(export_page([])) == [] and flow.done
 
 
 # -- several shards, merged ------------------------------------------------------------------
@@ -161,7 +182,11 @@ def test_exported_on_shards_merges_exports() -> None:
     assert {call.script for call in calls} == {EXPORT}
     assert [call.args[0] for call in calls] == [keys.job_prefix for keys in SHARDED.shards]
     merged = [entry for entries in out for entry in entries]
-    assert merged == [("y", 1.5, {}), ("x", 2, {"k": 1}), ("z", 3, {"v": "w"})]
+    assert merged == [
+        ("y", 1.5, {}, None, None),
+        ("x", 2, {"k": 1}, None, None),
+        ("z", 3, {"v": "w"}, None, None),
+    ]
 
 
 def test_exported_on_one_shard_is_its_exports() -> None:

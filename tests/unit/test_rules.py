@@ -229,7 +229,7 @@ def _without_jitter(rule: Rule) -> Union[Every, Cron]:
 @given(EVERY_VALUES, st.text(min_size=1), st.integers(0, 10**13))
 def test_an_every_rule_round_trips_through_the_wire(rule: Every, job_id: str, start: int) -> None:
     placed = rule.place(job_id)
-    # scheduleRecurring-3.lua stores 'e|<start>|' .. the tail, the start holding the shift
+    # scheduleRecurring-5.lua stores 'e|<start>|' .. the tail, the start holding the shift
     stored = b"e|%d|" % (start + placed.start_ms) + placed.encode_tail()
     decoded, pending, lease = rules.decode(stored)
     assert decoded == Placed(_without_jitter(rule), start_ms=start + placed.start_ms)

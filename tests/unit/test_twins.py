@@ -184,6 +184,8 @@ SCHEDULER_API = [
     "scheduled_jobs",
     "recurring_jobs",
     "export_jobs",
+    "orphaned_jobs",
+    "reshard",
 ]
 
 
@@ -214,6 +216,7 @@ AWAITED = {
     "stats",
     "claim_batch",
     "put_back",
+    "reshard",
 }
 
 

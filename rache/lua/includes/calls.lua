@@ -4,14 +4,14 @@
   answered and changes nothing. callSeen: the record of this call, or nil, or an error reply;
   callReplay: the recorded reply, or nil, or an error reply; callRecord(reply, record): keeps
   the record (default: the reply, packed) for CALL_TTL_MS and returns the reply. The call id is
-  the script's last argument, taken off ARGV here, so the script reads its ARGV as documented.
-  A user whose ACL refuses GET or SET (a line from before call records) runs unrecorded.
+  the script's last argument, taken off ARGV here, so the script reads its ARGV as documented;
+  the record's key, <prefix>call:<call id>, is the script's last key. A user whose ACL refuses
+  GET or SET (a line from before call records) runs unrecorded.
 ]]
 --- @include "checkTypes"
 
 local callId = table.remove(ARGV)
-local callBase = string.sub(KEYS[1], 1, -6)  -- KEYS[1] is always <prefix>queue
-local callKey = callBase .. 'call:' .. callId
+local callKey = KEYS[#KEYS]
 local CALL_TTL_MS = 60000  -- rache.constants.CALL_RECORD_TTL
 
 -- Read before the script's first write: a key of another type there fails here.

@@ -1,14 +1,12 @@
 --[[
   Runs (README.md, "Runs"): <prefix>runs, a hash of job id -> the token of the job's run,
   set by each schedule of a plain job (the first 8 bytes of its call id), so that two runs of
-  a job never share an occurrence id. runToken: this call's token; readRuns(runsKey, ids):
-  the tokens by id of the ids that have one, and how many; false and an error if runsKey is
-  not a hash.
+  a job never share an occurrence id. runToken: this call's token; readRuns(key, ids): the
+  tokens by id of the ids that have one, and how many; false and an error if key (the runs
+  key, which every script that uses it takes in KEYS) is not a hash.
 ]]
 --- @include "checkTypes"
 --- @include "calls"
-
-local runsKey = callBase .. 'runs'
 
 local function runToken()
   return string.sub(callId, 1, 8)

@@ -4,9 +4,10 @@
 
   Input:
     KEYS[1] layout key: hash, field 'shards' the shard count
+    KEYS[2] the unsharded schedule's queue key under the same prefix; on Redis Cluster the
+            layout key again (that queue lives in another slot)
 
     ARGV[1] the caller's shard count (an integer >= 2)
-    ARGV[2] the unsharded schedule's queue key under the same prefix, or '' on Redis Cluster
 
   Output:
     the shard count as recorded; if none was: ARGV[1], now recorded, when the unsharded queue
@@ -14,12 +15,13 @@
 ]]
 local rcall = redis.call
 local layoutKey = KEYS[1]
+local unsharded = KEYS[2] ~= KEYS[1] and KEYS[2]  -- on Redis Cluster it is in another slot
 
 --- @include "checkTypes"
 
 local checks = {layoutKey, 'hash'}
-if ARGV[2] ~= '' then
-  checks[3], checks[4] = ARGV[2], 'zset'
+if unsharded then
+  checks[3], checks[4] = unsharded, 'zset'
 end
 local wrong = checkTypes(checks)
 if wrong then
@@ -32,7 +34,7 @@ for i = 1, #recorded, 2 do
     return recorded[i + 1]
   end
 end
-if ARGV[2] ~= '' and rcall('ZCARD', ARGV[2]) > 0 then
+if unsharded and rcall('ZCARD', unsharded) > 0 then
   return '1'
 end
 rcall('HSET', layoutKey, 'shards', ARGV[1])

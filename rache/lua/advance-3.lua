@@ -5,8 +5,9 @@
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] recurring key: hash, job id -> rule
+    KEYS[3] call record key: <prefix>call:<call id> (README.md, "Call records")
 
-    ARGV[1 ..] triples: id, the lease (as claim-2.lua gave it), the next due time
+    ARGV[1 ..] triples: id, the lease (as claim-4.lua gave it), the next due time
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:

@@ -4,6 +4,7 @@
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
+    KEYS[2] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] '1' to delete, '0' only to say what it would delete

@@ -4,6 +4,8 @@
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
+    KEYS[2] runs key: hash, plain job id -> its run token (README.md, "Runs")
+    KEYS[3] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] wake-up channel: <prefix>wakeup
@@ -16,6 +18,7 @@
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
+local runsKey = KEYS[2]
 local jobPrefix = ARGV[1]
 
 --- @include "time"

@@ -6,6 +6,8 @@
     KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] job key: hash, the job's data
     KEYS[3] recurring key: hash, job id -> rule
+    KEYS[4] runs key: hash, plain job id -> its run token (README.md, "Runs")
+    KEYS[5] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job id
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
@@ -14,6 +16,7 @@
     the number of things removed (0 to 3)
 ]]
 local rcall = redis.call
+local runsKey = KEYS[4]
 
 --- @include "checkTypes"
 --- @include "calls"

@@ -5,6 +5,8 @@
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] recurring key: hash, job id -> rule
+    KEYS[3] runs key: hash, plain job id -> its run token (README.md, "Runs")
+    KEYS[4] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] wake-up channel: <prefix>wakeup
@@ -21,6 +23,7 @@
 local rcall = redis.call
 local queueKey = KEYS[1]
 local rulesKey = KEYS[2]
+local runsKey = KEYS[3]
 local jobPrefix = ARGV[1]
 local channel = ARGV[2]
 local claimedDue = ARGV[3]

@@ -5,6 +5,8 @@
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] job key: hash, the job's data
+    KEYS[3] runs key: hash, plain job id -> its run token (README.md, "Runs")
+    KEYS[4] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] wake-up channel: <prefix>wakeup
     ARGV[2] job id
@@ -21,6 +23,7 @@
 local rcall = redis.call
 local queueKey = KEYS[1]
 local jobKey = KEYS[2]
+local runsKey = KEYS[3]
 
 --- @include "time"
 --- @include "chunked"

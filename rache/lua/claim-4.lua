@@ -5,6 +5,8 @@
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] recurring key: hash, job id -> rule
+    KEYS[3] runs key: hash, plain job id -> its run token (README.md, "Runs")
+    KEYS[4] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] the most jobs to claim (an integer >= 1)
@@ -18,11 +20,12 @@
   Output:
     {cutoff, new due time or false, head after the claim or false, recurring or false,
      run tokens or false, id, due time, n, field1, value1, ... fieldn, valuen, ...}
-    (README.md, "claim-2.lua")
+    (README.md, "claim-4.lua")
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
 local rulesKey = KEYS[2]
+local runsKey = KEYS[3]
 local jobPrefix = ARGV[1]
 local count = tonumber(ARGV[2])
 local cutoff = ARGV[3]

@@ -6,6 +6,8 @@
     KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] job key: hash, the job's data
     KEYS[3] recurring key: hash, job id -> rule
+    KEYS[4] runs key: hash, plain job id -> its run token (README.md, "Runs")
+    KEYS[5] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] wake-up channel: <prefix>wakeup
     ARGV[2] job id
@@ -27,6 +29,7 @@ local rcall = redis.call
 local queueKey = KEYS[1]
 local jobKey = KEYS[2]
 local rulesKey = KEYS[3]
+local runsKey = KEYS[4]
 local tail = ARGV[5]
 
 --- @include "time"

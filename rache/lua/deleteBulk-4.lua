@@ -1,9 +1,12 @@
 --[[
-  Removes many jobs at once, their schedule entries and their data (the last step of
-  rache.reshard, once the jobs are copied).
+  Removes many jobs at once, their schedule entries, data, run tokens and rules (the last step
+  of rache.reshard, once the jobs are copied).
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
+    KEYS[2] recurring key: hash, job id -> rule
+    KEYS[3] runs key: hash, plain job id -> its run token (README.md, "Runs")
+    KEYS[4] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2 ..] the job ids
@@ -14,12 +17,13 @@
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
+local rulesKey = KEYS[2]
+local runsKey = KEYS[3]
 local jobPrefix = ARGV[1]
 
 --- @include "chunked"
 --- @include "checkTypes"
 --- @include "calls"
---- @include "runs"
 
 local replay = callReplay()
 if replay then
@@ -30,7 +34,7 @@ local checks = {}  -- the job hashes; apart from the queue, for checkTypes' EXIS
 for i = 2, #ARGV do
   checks[#checks + 1], checks[#checks + 2] = jobPrefix .. ARGV[i], 'hash'
 end
-local wrong = checkTypes({queueKey, 'zset', runsKey, 'hash'}) or checkTypes(checks)
+local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash', runsKey, 'hash'}) or checkTypes(checks)
 if wrong then
   return wrong
 end
@@ -40,4 +44,5 @@ for i = 2, #ARGV do
 end
 chunked('ZREM', queueKey, ARGV, 2, #ARGV)
 chunked('HDEL', runsKey, ARGV, 2, #ARGV)
+chunked('HDEL', rulesKey, ARGV, 2, #ARGV)
 return callRecord(#ARGV - 1)

@@ -150,11 +150,16 @@ def test_a_failed_put_back_on_close_is_logged_naming_the_key(
     assert "WRONGTYPE rache:recurring holds a string, not a hash" in caplog.text
 
 
-@pytest.mark.parametrize("into", ["queue", "job"])
+@pytest.mark.parametrize("into", ["queue", "job", "runs", "recurring"])
 def test_a_reshard_onto_a_key_of_the_wrong_type_writes_nothing(raw: Any, into: str) -> None:
     Scheduler(raw, "rache:").schedule_job("a", 60, x=1)
     target = Layout("rache:", 2).of(b"a")
-    names = {"queue": target.queue, "job": target.job(b"a")}
+    names = {
+        "queue": target.queue,
+        "job": target.job(b"a"),
+        "runs": target.runs,  # restoreBulk-4 writes the job's run token there
+        "recurring": target.recurring,  # and its rule (or removes one)
+    }
     key = names[into].decode()
     foreign(raw, key)
     refused(raw, key, lambda: reshard(raw, "rache:", shards=2))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import decode, encode, recurrence, scripts, wire
+from .constants import DEFAULT_LEASE_MS
 from .keys import Keys, Layout
 from .models import Job, Seconds
 from .rules import decode as decode_rule
@@ -45,7 +46,7 @@ class Claim:
         limit: Optional[int] = None,
         *,
         start: int = 0,
-        lease_ms: int = recurrence.DEFAULT_LEASE_MS,
+        lease_ms: int = DEFAULT_LEASE_MS,
     ) -> None:
         self._reschedule = (
             None if reschedule_in is None else encode.offset(reschedule_in, "reschedule_in")

@@ -24,7 +24,7 @@ from typing import (
 )
 
 from . import recurrence, scripts, wire
-from .constants import BULK_MAX_ARGS, MAX_BATCH_SIZE, MAX_OFFSET_SECONDS, RESERVED_FIELDS
+from .constants import BULK_MAX_ARGS, MAX_BATCH_SIZE, MAX_MS, MAX_OFFSET_SECONDS, RESERVED_FIELDS
 from .durations import finite, seconds
 from .errors import ReservedFieldError
 from .keys import Keys, Layout, has_hash_tag
@@ -120,7 +120,7 @@ def start(value: object) -> Optional[int]:
         raise TypeError(f"start must be a Unix timestamp or a datetime, not {type(value).__name__}")
     else:
         number = _timestamp(value)
-    if not finite(number) or not 0 <= number * 1000 < recurrence.MAX_MS:
+    if not finite(number) or not 0 <= number * 1000 < MAX_MS:
         raise ValueError(f"start must be a finite Unix timestamp after 1970, not {value!r}")
     return round(number * 1000)
 

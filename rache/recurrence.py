@@ -22,8 +22,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, List, Optional, Tuple
 
-from .constants import DEFAULT_LEASE_MS as DEFAULT_LEASE_MS  # where it was, for the shells
-from .constants import MAX_MS as MAX_MS
 from .rules import Every, Placed, croniter, zone
 
 _UTC = timezone.utc

@@ -33,8 +33,14 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import redis
 from redis import WatchError
 
-from . import config, recurrence
-from .constants import MAX_OFFSET_SECONDS, OCCURRENCE_META, RQ_DEFAULT_LEASE, RQ_DEFAULT_PREFIX
+from . import config
+from .constants import (
+    MAX_MS,
+    MAX_OFFSET_SECONDS,
+    OCCURRENCE_META,
+    RQ_DEFAULT_LEASE,
+    RQ_DEFAULT_PREFIX,
+)
 from .dispatch import Dispatcher
 from .errors import JobNotFound, MissingExtra
 from .models import Job as RacheJob
@@ -379,7 +385,7 @@ class Scheduler:
         count = None if repeat is None else _whole(repeat, "repeat", 0)
         if repeat and interval is None:
             raise ValueError("Can't repeat a job without interval argument")
-        if every is not None and not 0 <= stamp * 1000 < recurrence.MAX_MS:
+        if every is not None and not 0 <= stamp * 1000 < MAX_MS:
             raise ValueError(f"scheduled_time of a periodic job must be after 1970, not {stamp}")
         if every is not None and result_ttl is None:
             result_ttl = -1
@@ -504,7 +510,7 @@ class Scheduler:
         rule = details.get("recurring") or {}
         data = {QUEUE_FIELD: details[QUEUE_FIELD]} if QUEUE_FIELD in details else {}
         if "every" in rule:
-            if not 0 <= stamp * 1000 < recurrence.MAX_MS:
+            if not 0 <= stamp * 1000 < MAX_MS:
                 raise ValueError(f"date_time of a periodic job must be after 1970, not {stamp}")
             self.rache.delete_job(job_id)
             self.rache.schedule_recurring(job_id, Every(rule["every"]), start=stamp, data=data)

@@ -30,9 +30,9 @@ from typing import (
 
 import redis
 
-from . import config, decode, encode, moves, pages, recurrence, wire
+from . import config, decode, encode, moves, pages, wire
 from .claim import Claim
-from .constants import DEFAULT_BATCH_SIZE
+from .constants import DEFAULT_BATCH_SIZE, DEFAULT_LEASE_MS
 from .errors import LayoutMismatch, UntaggedPrefix
 from .keys import SHARDS_FIELD, Keys, Layout, has_hash_tag, tagged
 from .models import Exported, Job, Seconds, Stats, Time, Value
@@ -65,7 +65,7 @@ class BaseScheduler:
 
     #: How long (seconds) a claim holds a cron job while its poller computes the next
     #: occurrence: a poller that dies in between delays that occurrence by this much.
-    recurring_lease: float = recurrence.DEFAULT_LEASE_MS / 1000
+    recurring_lease: float = DEFAULT_LEASE_MS / 1000
 
     def __init__(
         self,

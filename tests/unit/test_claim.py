@@ -9,9 +9,9 @@ import pytest
 
 from rache import wire
 from rache.claim import Claim
+from rache.constants import DEFAULT_LEASE_MS
 from rache.keys import Keys, Layout
 from rache.models import Job
-from rache.recurrence import DEFAULT_LEASE_MS
 from rache.scripts import ADVANCE, CLAIM, RELEASE, Call
 
 PLAIN = Layout("rache:")

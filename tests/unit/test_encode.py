@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
-from rache import Cron, Every, durations, encode, recurrence, wire
+from rache import Cron, Every, constants, durations, encode, recurrence, wire
 from rache.constants import BULK_MAX_ARGS, MAX_OFFSET_SECONDS
 from rache.errors import ConfigurationError, ReservedFieldError
 from rache.keys import Layout, has_hash_tag, shard_of, shard_prefixes
@@ -232,7 +232,7 @@ def test_schedule_recurring_refuses_a_rule_that_is_no_rule_value(rule: Any) -> N
         (True, TypeError, "not bool"),
         (-1, ValueError, "after 1970"),
         (math.inf, ValueError, "finite"),
-        (recurrence.MAX_MS / 1000, ValueError, "start"),
+        (constants.MAX_MS / 1000, ValueError, "start"),
     ],
 )
 def test_schedule_recurring_refuses_a_bad_start(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rache import recurrence, rules, wire
+from rache import constants, rules, wire
 from rache.constants import MISFIRE_POLICIES
 from rache.rules import Cron, Every, Placed
 
@@ -39,7 +39,7 @@ EVERY_RULES = st.builds(
         misfire=st.sampled_from(MISFIRE_POLICIES),
         grace=st.integers(0, 10**12).map(lambda ms: ms / 1000),
     ),
-    start_ms=st.integers(0, recurrence.MAX_MS),
+    start_ms=st.integers(0, constants.MAX_MS),
 )
 CRON_RULES = st.builds(
     Placed,

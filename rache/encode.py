@@ -528,11 +528,6 @@ def forget(keys: Keys, raw_ids: Sequence[bytes], delete: bool = True) -> Call:
     return Call(scripts.FORGET, [keys.queue, keys.call_prefix], args)
 
 
-def on_job(layout: Layout, script: scripts.Script, job_id: object) -> Call:
-    """delete-5.lua's or details-3.lua's call on one job (``delete``, ``details``)."""
-    return delete(layout, job_id) if script is scripts.DELETE else details(layout, job_id)
-
-
 def stats(layout: Layout, intervals: object, interval: object) -> List[Call]:
     """stats-1.lua on each shard: how many coming intervals to count, and their length."""
     intervals = count(intervals, "intervals", 0, 1440)

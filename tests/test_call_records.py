@@ -81,7 +81,7 @@ def test_a_bulk_schedule_sent_again_does_not_schedule_again(raw: Any) -> None:
 def test_a_delete_sent_again_keeps_the_job_scheduled_since(raw: Any) -> None:
     sched = Scheduler(raw, "rache:")
     sched.schedule_job("a", 60, n=1)
-    call = encode.on_job(LAYOUT, scripts.DELETE, "a")
+    call = encode.delete(LAYOUT, "a")
     first = send(raw, call, b"del")
     assert int(first) == 2
     sched.schedule_job("a", 60, n=2)  # scheduled again between the run and the retry

@@ -267,15 +267,16 @@ def test_schedule_recurring_refuses_bad_data_keys(
     ("script", "name", "more"),
     [(DELETE, "delete", [b"runs", b"call:"]), (DETAILS, "details", [])],
 )
-def test_on_job_calls(script: Any, name: str, more: List[bytes]) -> None:
+def test_one_job_calls(script: Any, name: str, more: List[bytes]) -> None:
     assert SCRIPTS[name] is script
-    assert encode.on_job(PLAIN, script, "a") == Call(
+    build = getattr(encode, name)  # encode.delete, encode.details
+    assert build(PLAIN, "a") == Call(
         script,
         [b"rache:queue", b"rache:job:a", b"rache:recurring", *(b"rache:" + k for k in more)],
         [b"a"],
     )
     p = b"rache:{1-1}:"
-    assert encode.on_job(SHARDED, script, "g") == Call(
+    assert build(SHARDED, "g") == Call(
         script, [p + b"queue", p + b"job:g", p + b"recurring", *(p + k for k in more)], [b"g"]
     )
 

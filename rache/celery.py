@@ -26,8 +26,8 @@ from typing import Any, Dict, List, Optional, Set, Union
 
 from . import config
 from .constants import DEFAULT_REDIS_URL, REDIS_URL_ENV
-from .dispatchloop import DispatchLoop
-from .errors import CONNECTION_ERRORS, ConfigurationError, JobNotFound, MissingExtra
+from .dispatch import Dispatcher
+from .errors import ConfigurationError, JobNotFound, MissingExtra
 from .models import Job
 from .rules import Cron, Every
 from .scheduler import Scheduler
@@ -221,12 +221,18 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
         self.rache = Scheduler(self.client, self.prefix)
         self.record_key = self.rache.keys.celery_entries
         super().__init__(app, *args, **kwargs)
-        self.loop = DispatchLoop(
+        #: the hand-out loop: each tick is one round of it (``Dispatcher.run_once``)
+        self.dispatcher = Dispatcher(
+            self.send,
+            scheduler=self.rache,
             batch=self.batch,
             max_sleep=self.max_interval,
+            wakeup=False,
             backoff=0.1,
             max_backoff=max(0.1, min(30.0, float(self.max_interval))),
         )
+        #: its core: the counts, the sleeps and the backoff
+        self.loop = self.dispatcher.core
 
     # -- the schedule, declared at start ---------------------------------------------------
 
@@ -306,39 +312,26 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
         0 after a full claim (more may be due). A Redis outage is ridden out: the tick
         returns a backoff delay (logged once), and the next tick tries again.
         """
-        claim = self.rache.claim(limit=self.batch)
-        try:
-            while (jobs := self.rache.claim_batch(claim)) is not None:
-                self.loop.took(claim, jobs)
-                given = 0
-                try:
-                    for job in jobs:
-                        given += 1
-                        self.send(job)
-                finally:  # only a BaseException (SystemExit: beat stopping) leaves any
-                    self.rache.put_back(claim, given)
-        except CONNECTION_ERRORS as exc:
-            return self.loop.disconnected(exc)
-        return self.loop.sleep_after(claim)
+        return self.dispatcher.run_once()
 
     def send(self, job: Job) -> None:
         """Send one occurrence as Celery's beat sends an entry, its task id the occurrence's.
 
         Logs "Scheduler: Sending due task NAME (TASK)" as Celery does; a send that fails is
         logged (Celery's "Message Error"), and the occurrence is not sent again.
+        :raises ValueError: the job holds no entry this integration wrote (the dispatcher
+            logs it with the job's id and counts it failed).
         """
         try:
             body = kombu_json.loads(_text(job[FIELD]))  # type: ignore[no-untyped-call]
             task, args, kwargs = body["task"], body["args"], body["kwargs"]
             options = {**body["options"], "task_id": job.occurrence_id}
         except (KeyError, TypeError, ValueError) as exc:
-            self.loop.failed_one(job, exc)
-            return
+            raise ValueError(f"job {job['id']!r} holds no beat entry to send: {exc!r}") from exc
         entry = self.Entry(
             name=job["id"], task=task, args=args, kwargs=kwargs, options=options, app=self.app
         )
         self.apply_entry(entry, producer=self.producer)
-        self.loop.handled_one()
 
     def close(self) -> None:
         """Release the broker connection (Celery's close) and the Redis client."""

@@ -4,7 +4,8 @@ One core without I/O (:class:`rache.dispatchloop.DispatchLoop`) makes every deci
 long to sleep after a claim, how long to back off after a connection error, what to count
 and log. The sync :class:`Dispatcher` and the asyncio :class:`AsyncDispatcher` only do the
 I/O it asks for, and claim through the schedulers' public claim seam (``claim``,
-``claim_batch``, ``put_back``).
+``claim_batch``, ``put_back``, ``forget_jobs``). ``run_once()`` is one round of that loop
+(one claim handed out), public, for a loop of your own: the Celery beat's ticks are such.
 
 Wake-up: each claim's reply carries the earliest due time left in the schedule (read by the
 same script, no extra round trip), so the loop sleeps exactly until then, at most
@@ -36,24 +37,22 @@ from typing import (
     cast,
 )
 
-from . import config, encode
-from .claim import Claim
+from . import config
 from .constants import DEFAULT_BATCH_SIZE
 from .dispatchloop import DispatchLoop
+from .durations import seconds
 from .errors import CONNECTION_ERRORS
 from .models import Job, Seconds
-from .scheduler import AsyncScheduler, BaseScheduler, Scheduler
-from .scripts import Call
+from .scheduler import AsyncScheduler, BaseScheduler, Claim, Scheduler
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AsyncDispatcher", "DispatchLoop", "Dispatcher", "forget_call"]
+__all__ = ["AsyncDispatcher", "DispatchLoop", "Dispatcher"]
 
 #: A handler: called with each claimed job (an AsyncDispatcher also awaits what it returns).
 Handler = Callable[[Job], Any]
 #: An error hook: ``on_error(job, exc)`` after the handler raised ``exc`` for ``job``.
 ErrorHook = Callable[[Job, BaseException], Any]
-
 
 #: The longest a sleep waits for a wake-up message or stop() in one piece (sync loop only:
 #: stop() from a signal handler or another thread is seen within this; no Redis command).
@@ -67,34 +66,6 @@ HEARTBEAT_EVERY = 1.0
 
 #: The scheduler a dispatcher claims from: a Scheduler, or an AsyncScheduler.
 S = TypeVar("S", Scheduler, AsyncScheduler)
-
-
-def forget_call(claim: Claim, jobs: List[Job]) -> Optional[Call]:
-    """The forget-2.lua call deleting the data of ``jobs`` (of ``claim``'s last batch).
-
-    A job scheduled again by then (recurring, rescheduled, or by someone else) keeps its
-    data: the script checks each id's queue entry in the same atomic step. None for none.
-    """
-    if not jobs:
-        return None
-    # a batch comes from one shard: these keys share a slot
-    return encode.forget(claim.keys, [job.raw_id for job in jobs])
-
-
-class _InHand:
-    """The batch being handed out, shared with the thread that puts it back on stop().
-
-    ``given`` counts the jobs handed to the handler (the one being handled included);
-    ``released`` says the rest went back already. The lock orders the two threads.
-    """
-
-    __slots__ = ("claim", "given", "lock", "released")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.claim: Optional[Claim] = None
-        self.given = 0
-        self.released = False
 
 
 class _BaseDispatcher(Generic[S]):
@@ -131,37 +102,36 @@ class _BaseDispatcher(Generic[S]):
             raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")
         if heartbeat is not None and not callable(heartbeat):
             raise TypeError(f"heartbeat must be callable or None, not {type(heartbeat).__name__}")
-        if reschedule_in is not None:
-            millis, _ = encode.offset(reschedule_in, "reschedule_in")
-            if millis <= 0:
-                raise ValueError(
-                    "reschedule_in must be more than 0 for a dispatcher (a job due again at "
-                    f"once would be claimed in a loop), not {reschedule_in!r}"
-                )
+        scheduler.claim(reschedule_in, None)  # its checks (a claim sends nothing)
+        if reschedule_in is not None and round(seconds(reschedule_in, "reschedule_in") * 1000) <= 0:
+            raise ValueError(
+                "reschedule_in must be more than 0 for a dispatcher (a job due again at "
+                f"once would be claimed in a loop), not {reschedule_in!r}"
+            )
         self.core = DispatchLoop(
             batch=batch,
             max_sleep=max_sleep,
             backoff=backoff,
             max_backoff=max_backoff,
             metrics=metrics,
+            finish_batch=finish_batch,
+            forget=forget,
         )
         self.handler = handler
         self.scheduler: S = scheduler
         self.reschedule_in = reschedule_in
         self.on_error = on_error
         self.wakeup = bool(wakeup)
-        self.finish_batch = bool(finish_batch)
-        self.forget = bool(forget)
+        self.finish_batch = self.core.finish_batch
+        self.forget = self.core.forget
         self.heartbeat = heartbeat
         #: the signal (SIGTERM, SIGINT) that stopped the last run, None if none did
         self.stop_signal: Optional[signal.Signals] = None
         self._beaten = float("-inf")  # when heartbeat() was last called (monotonic)
-        self._hand = _InHand()
         #: the channels the schedule scripts publish on when the head of the schedule moves
         #: earlier: ``<prefix>wakeup``, one per shard of a sharded schedule
         self.channels = [keys.wakeup.decode() for keys in scheduler.shards]
         self.channel = ", ".join(self.channels)
-        self._stopping = False
 
     # The counts, as attributes of the dispatcher itself.
     @property
@@ -201,7 +171,7 @@ class _BaseDispatcher(Generic[S]):
         back to the schedule at once instead (a handler call begun finishes first).
         Safe from a signal handler, another thread or the handler itself.
         """
-        self._stopping = True
+        self.core.stopping = True
 
     def _on_signal(self, signum: int, frame: Any = None) -> None:
         """SIGTERM or SIGINT: note which, and stop (no I/O and no lock: a signal handler)."""
@@ -224,16 +194,11 @@ class _BaseDispatcher(Generic[S]):
     @property
     def stopping(self) -> bool:
         """Whether stop() was called (or SIGTERM/SIGINT received) since run() began."""
-        return self._stopping
+        return self.core.stopping
 
     def _claim(self) -> Claim:
         scheduler: BaseScheduler = self.scheduler
         return scheduler.claim(self.reschedule_in, self.core.batch)
-
-    def _failed(self, job: Job, exc: Exception) -> Optional[Any]:
-        """Count and log a failed job; the on_error hook's call, to run (or await) if any."""
-        self.core.failed_one(job, exc)
-        return None if self.on_error is None else self.on_error
 
 
 class Dispatcher(_BaseDispatcher[Scheduler]):
@@ -275,11 +240,12 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
     def run(self, *, until_idle: bool = False) -> None:
         """Run until stop(), SIGTERM or SIGINT, or (``until_idle``) until nothing is due.
 
-        With ``until_idle``, returns after the first claim that finds fewer than ``batch``
-        jobs due (they are handed out first).
+        Round after round (see ``run_once``), sleeping in between until the next job is
+        due. With ``until_idle``, returns after the first claim that finds fewer than
+        ``batch`` jobs due (they are handed out first).
         Signal handlers are installed for the run only, and only on the main thread.
         """
-        self._stopping = False
+        self.core.stopping = False
         self.stop_signal = None
         previous = _install_signals(self._on_signal)
         running = threading.Event()
@@ -291,11 +257,11 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
             )
             releaser.start()
         try:
-            while not self._stopping:
+            while not self.core.stopping:
                 self._beat()
                 try:
                     self._subscribe()
-                    more = self._batch()
+                    more = self._round()
                 except CONNECTION_ERRORS as exc:
                     self._drop_pubsub()
                     self._sleep(self.core.disconnected(exc), listen=False)
@@ -311,6 +277,29 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
                 releaser.join()
             self._drop_pubsub()
 
+    def run_once(self) -> float:
+        """One round of ``run()``: claim the jobs due now (up to ``batch``), hand each out.
+
+        What a round of ``run()`` does, it does: each job goes to the handler (its errors
+        logged and counted, ``on_error`` called), a stop() during the round (from the
+        handler, another thread, a signal handler of yours) ends it after the batch in
+        hand (with ``finish_batch=False``: at once, the rest put back), ``forget`` forgets,
+        and the counts and metrics count. Like ``run()``, it clears a stop asked before it.
+        It installs no signal handler, listens on no wake-up channel and never sleeps: the
+        loop around it is yours (a Celery beat's ``tick`` is one round).
+
+        Returns the seconds to wait before the next round: 0 after a full claim (more may
+        be due), else until the earliest job left falls due, at most ``max_sleep``. A Redis
+        connection error is not raised: it returns the backoff delay (the outage logged
+        once, when it begins, and once when it ends).
+        """
+        self.core.stopping = False
+        self._beat()
+        try:
+            return self._round()
+        except CONNECTION_ERRORS as exc:
+            return self.core.disconnected(exc)
+
     def _release_on_stop(self, running: threading.Event) -> None:
         """Once stop() is called, put back at once the jobs of the batch not yet handed out.
 
@@ -318,75 +307,55 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
         hold the rest of its batch: the loop, when that call returns, hands out no more.
         It polls the stop flag, as a signal handler may set no lock.
         """
-        hand = self._hand
+        core = self.core
         while running.is_set():
-            if self._stopping:
-                with hand.lock:
-                    if hand.claim is not None and not hand.released:
-                        back = self.scheduler.put_back(hand.claim, hand.given)
-                        hand.released = True
-                        self.core.put_back += back
+            if core.stopping:
+                with core.lock:
+                    handed = core.release()
+                    if handed is not None and core.claim is not None:
+                        back = self.scheduler.put_back(core.claim, handed)
+                        core.put_back += back
                         if back:
                             logger.info("rache: stopping: put back %d claimed jobs at once", back)
             time.sleep(_RELEASE_POLL)
 
-    def _batch(self) -> float:
+    def _round(self) -> float:
         """One claim of up to ``batch`` jobs handed out; the seconds to sleep after it.
 
-        A sharded schedule's claim takes from each shard in turn, as pending_jobs does.
+        The core (DispatchLoop) decides which job goes next, what goes back and what is
+        forgotten; this does the calls. A sharded schedule's claim takes from each shard in
+        turn, as pending_jobs does. What was not handed out goes back (a stop, or a
+        BaseException from the handler), here or at once by the put-back thread.
         """
+        core, scheduler, handler, on_error = self.core, self.scheduler, self.handler, self.on_error
         claim = self._claim()
-        while (jobs := self.scheduler.claim_batch(claim)) is not None:
-            self.core.took(claim, jobs)
-            handed = self._hand_out(claim, jobs)
-            if self.forget:
-                self._forget(claim, jobs[:handed])
-            if self._stopping:
+        while (jobs := scheduler.claim_batch(claim)) is not None:
+            core.took(claim, jobs)
+            try:
+                while (job := core.next_job()) is not None:
+                    try:
+                        handler(job)
+                    except Exception as exc:
+                        core.failed_one(job, exc)
+                        if on_error is not None:
+                            try:
+                                on_error(job, exc)
+                            except Exception as hook_exc:
+                                core.hook_failed(job, hook_exc)
+                    else:
+                        core.handled_one()
+            finally:
+                with core.lock:
+                    handed = core.release()
+                    if handed is not None:
+                        core.put_back += scheduler.put_back(claim, handed)
+            forgotten = core.forgettable()
+            if forgotten:
+                scheduler.forget_jobs(forgotten)
+            if core.stopping:
                 break
             self._beat()
-        return self.core.sleep_after(claim)
-
-    def _hand_out(self, claim: Claim, jobs: List[Job]) -> int:
-        """Hand the batch's jobs to the handler, one by one; how many it was given.
-
-        The whole batch, even once stop() was called, unless ``finish_batch`` is False.
-        What was not handed out goes back (a stop, or a BaseException from the handler),
-        here or at once by the put-back thread.
-        """
-        hand = self._hand
-        lock, finish = hand.lock, self.finish_batch
-        with lock:
-            hand.claim, hand.given, hand.released = claim, 0, False
-        try:
-            for job in jobs:
-                with lock:  # inline: a method call per job costs more than the lock
-                    if hand.released or (self._stopping and not finish):
-                        break
-                    hand.given += 1
-                try:
-                    self.handler(job)
-                except Exception as exc:
-                    hook = self._failed(job, exc)
-                    if hook is not None:
-                        try:
-                            hook(job, exc)
-                        except Exception as hook_exc:
-                            self.core.hook_failed(job, hook_exc)
-                else:
-                    self.core.handled_one()
-        finally:
-            with hand.lock:
-                if not hand.released:
-                    self.core.put_back += self.scheduler.put_back(claim, hand.given)
-                hand.claim = None
-        return hand.given
-
-    def _forget(self, claim: Claim, jobs: List[Job]) -> None:
-        """Delete the data of the jobs handed out, unless scheduled again (forget-2.lua)."""
-        call = forget_call(claim, jobs)
-        if call is not None:
-            script, keys, args = call
-            script(self.scheduler.connection, keys, args)
+        return core.sleep_after(claim)
 
     def _subscribe(self) -> None:
         if not self.wakeup or self._pubsub is not None:
@@ -420,7 +389,7 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
     def _sleep(self, seconds: float, *, listen: bool) -> None:
         """Sleep ``seconds``, or less: a wake-up message (if ``listen``), or stop()."""
         deadline = time.monotonic() + seconds
-        while not self._stopping:
+        while not self.core.stopping:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -461,7 +430,7 @@ class AsyncDispatcher(_BaseDispatcher[AsyncScheduler]):
 
     def stop(self) -> None:
         """Ask the loop to stop after the batch in hand; safe from any thread or a signal."""
-        self._stopping = True
+        self.core.stopping = True
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits
@@ -469,7 +438,7 @@ class AsyncDispatcher(_BaseDispatcher[AsyncScheduler]):
 
     async def run(self, *, until_idle: bool = False) -> None:
         """Run until stop(), SIGTERM or SIGINT, or with ``until_idle`` until nothing is due."""
-        self._stopping = False
+        self.core.stopping = False
         self.stop_signal = None
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
@@ -477,11 +446,12 @@ class AsyncDispatcher(_BaseDispatcher[AsyncScheduler]):
         # a sync handler holds the loop, so the batch in hand is the last.
         previous = _install_signals(self._on_signal)
         try:
-            while not self._stopping:
+            while not self.core.stopping:
                 self._beat()
                 try:
                     await self._subscribe()
-                    more = await self._batch()
+                    self._wake.clear()  # a message from now on is news for the next sleep
+                    more = await self._round()
                 except CONNECTION_ERRORS as exc:
                     await self._drop_pubsub()
                     self._wake.clear()  # a backoff: only stop() cuts it short
@@ -496,40 +466,47 @@ class AsyncDispatcher(_BaseDispatcher[AsyncScheduler]):
             await self._drop_pubsub()
             self._loop = self._wake = None
 
-    async def _batch(self) -> float:
+    async def run_once(self) -> float:
+        """One round of ``run()``; the seconds to wait. See :meth:`Dispatcher.run_once`."""
+        self.core.stopping = False
+        self._beat()
+        try:
+            return await self._round()
+        except CONNECTION_ERRORS as exc:
+            return self.core.disconnected(exc)
+
+    async def _round(self) -> float:
+        """One claim handed out; the seconds to sleep after it. See Dispatcher._round."""
+        core, scheduler, handler, on_error = self.core, self.scheduler, self.handler, self.on_error
         claim = self._claim()
-        assert self._wake is not None
-        self._wake.clear()  # a message from now on is news for the next sleep
-        while (jobs := await self.scheduler.claim_batch(claim)) is not None:
-            self.core.took(claim, jobs)
-            given = 0
+        while (jobs := await scheduler.claim_batch(claim)) is not None:
+            core.took(claim, jobs)
             try:
-                for job in jobs:
-                    if self._stopping and not self.finish_batch:
-                        break  # between two awaited calls: the rest goes back below
-                    given += 1
+                while (job := core.next_job()) is not None:
                     try:
-                        await _maybe_await(self.handler(job))
+                        await _maybe_await(handler(job))
                     except Exception as exc:
-                        hook = self._failed(job, exc)
-                        if hook is not None:
+                        core.failed_one(job, exc)
+                        if on_error is not None:
                             try:
-                                await _maybe_await(hook(job, exc))
+                                await _maybe_await(on_error(job, exc))
                             except Exception as hook_exc:
-                                self.core.hook_failed(job, hook_exc)
+                                core.hook_failed(job, hook_exc)
                     else:
-                        self.core.handled_one()
+                        core.handled_one()
             finally:
-                # Cancelled, a stop, or a BaseException from the handler: the rest goes back.
-                self.core.put_back += await self.scheduler.put_back(claim, given)
-            if self.forget and given:
-                call = forget_call(claim, jobs[:given])
-                if call is not None:
-                    await call.script.run_async(self.scheduler.connection, call.keys, call.args)
-            if self._stopping:
+                # Cancelled, a stop, or a BaseException from the handler: the rest goes back
+                # (no other thread puts back here: no lock held across the await).
+                handed = core.release()
+                if handed is not None:
+                    core.put_back += await scheduler.put_back(claim, handed)
+            forgotten = core.forgettable()
+            if forgotten:
+                await scheduler.forget_jobs(forgotten)
+            if core.stopping:
                 break
             self._beat()
-        return self.core.sleep_after(claim)
+        return core.sleep_after(claim)
 
     async def _subscribe(self) -> None:
         if not self.wakeup or self._pubsub is not None:
@@ -586,7 +563,7 @@ class AsyncDispatcher(_BaseDispatcher[AsyncScheduler]):
     async def _sleep(self, seconds: float) -> None:
         assert self._wake is not None
         deadline = time.monotonic() + seconds
-        while not self._stopping and not self._wake.is_set():
+        while not self.core.stopping and not self._wake.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 break

@@ -1,7 +1,28 @@
-"""The decisions of a dispatch loop, without I/O: how long to sleep, back off, what to count.
+"""The hand-out loop of rache, without I/O: which job goes next, what goes back, what to count.
 
-Shared by :class:`rache.Dispatcher` and :class:`rache.aio.AsyncDispatcher`, so that a rule
-exists once; they only do the I/O it asks for.
+Every loop that hands claimed jobs to a handler drives one :class:`DispatchLoop`:
+:meth:`rache.Dispatcher.run_once` and its asyncio twin (so :meth:`rache.Dispatcher.run`,
+``rache dispatch``, the Celery beat's ``tick`` and rache.rq's runner), so that stop,
+put-back, forget and the metrics mean one thing everywhere. It decides, and the shells
+only do the I/O it asks for, as the schedulers drive a claim (``rache.claim``). One round
+(one claim of up to ``batch`` jobs, batch by batch)::
+
+    claim = scheduler.claim(reschedule_in, core.batch)
+    while (jobs := scheduler.claim_batch(claim)) is not None:
+        core.took(claim, jobs)                   # the batch in hand, counted
+        try:
+            while (job := core.next_job()) is not None:   # None: done, or stopped
+                ...call the handler: core.handled_one(), or core.failed_one(job, exc)
+        finally:
+            with core.lock:                      # a thread may put back on stop()
+                handed = core.release()          # None: put back already
+                if handed is not None:
+                    core.put_back += scheduler.put_back(claim, handed)
+        if forgotten := core.forgettable():      # with forget: the jobs handed out
+            scheduler.forget_jobs(forgotten)
+        if core.stopping:
+            break
+    sleep(core.sleep_after(claim))               # or core.disconnected(exc) on an outage
 """
 
 from __future__ import annotations
@@ -13,11 +34,11 @@ import time
 import weakref
 from typing import Any, ClassVar, List, Optional
 
-from . import encode
-from .claim import Claim
+from .arguments import count, positive_seconds
 from .constants import MAX_BATCH_SIZE
 from .errors import MissingExtra
 from .models import Job, Seconds
+from .scheduler import Claim
 
 logger = logging.getLogger("rache.dispatch")
 
@@ -26,9 +47,18 @@ MARGIN = 0.0005
 
 
 class DispatchLoop:
-    """The decisions of a dispatch loop, without I/O: sleeps, backoff, counts and logs.
+    """The decisions of a hand-out loop, without I/O: the batch in hand, sleeps, backoff, counts.
 
-    Shared by :class:`Dispatcher` and :class:`AsyncDispatcher`, so that a rule exists once.
+    Shared by :class:`Dispatcher` and :class:`AsyncDispatcher` (and through them every
+    integration that hands out jobs), so that a rule exists once.
+
+    :param batch: the most jobs per round (one claim).
+    :param max_sleep: the longest sleep between two rounds, seconds.
+    :param backoff: the first delay after a connection error; doubles up to ``max_backoff``.
+    :param metrics: a ``prometheus_client.CollectorRegistry`` (True: the default one).
+    :param finish_batch: on stop, hand out the rest of the batch in hand (True), or put it
+        back (False).
+    :param forget: once a batch is handed out, forget the data of the jobs it handed out.
     """
 
     def __init__(
@@ -39,15 +69,22 @@ class DispatchLoop:
         backoff: Seconds,
         max_backoff: Seconds,
         metrics: Any = None,
+        finish_batch: bool = True,
+        forget: bool = False,
     ) -> None:
-        self.batch = encode.count(batch, "batch", 1, MAX_BATCH_SIZE)
-        self.max_sleep = encode.positive_seconds(max_sleep, "max_sleep")
-        self.backoff = encode.positive_seconds(backoff, "backoff")
-        self.max_backoff = encode.positive_seconds(max_backoff, "max_backoff")
+        self.batch = count(batch, "batch", 1, MAX_BATCH_SIZE)
+        self.max_sleep = positive_seconds(max_sleep, "max_sleep")
+        self.backoff = positive_seconds(backoff, "backoff")
+        self.max_backoff = positive_seconds(max_backoff, "max_backoff")
         if self.max_backoff < self.backoff:
             raise ValueError(
                 f"max_backoff ({max_backoff!r}) must not be less than backoff ({backoff!r})"
             )
+        self.finish_batch = bool(finish_batch)
+        self.forget = bool(forget)
+        #: stop asked (stop(), a signal): no batch after the one in hand, and with
+        #: ``finish_batch`` False no job more of it
+        self.stopping = False
         #: jobs claimed, handed to the handler without error, and whose handler raised
         self.claimed = 0
         self.handled = 0
@@ -62,6 +99,14 @@ class DispatchLoop:
         #: jobs claimed and put back unhanded (a stop with finish_batch=False, a handler's
         #: BaseException)
         self.put_back = 0
+        #: The batch in hand: its claim and jobs, how many were handed to the handler (the
+        #: one being handled included), and whether the rest went back already. ``lock``
+        #: orders the loop and a thread that puts the batch back on stop.
+        self.lock = threading.Lock()
+        self.claim: Optional[Claim] = None
+        self.jobs: List[Job] = []
+        self.given = 0
+        self.released = True
         self._outage: Optional[float] = None  # when the current outage began (monotonic)
         self._attempt = 0  # failed attempts in a row
         self._prometheus = _Prometheus.of(metrics) if metrics is not None else None
@@ -69,7 +114,9 @@ class DispatchLoop:
     # -- claims ---------------------------------------------------------------------------
 
     def took(self, claim: Claim, jobs: List[Job]) -> None:
-        """Count a claim's jobs and their lag (cutoff less due time)."""
+        """Take a claim's batch in hand, and count its jobs and their lag (cutoff less due)."""
+        with self.lock:
+            self.claim, self.jobs, self.given, self.released = claim, jobs, 0, False
         self.claims += 1
         self.connected()
         if not jobs:
@@ -101,6 +148,47 @@ class DispatchLoop:
             return self.max_sleep
         wait += MARGIN
         return min(self.max_sleep, max(MARGIN, wait))
+
+    # -- the batch in hand ----------------------------------------------------------------
+
+    def next_job(self) -> Optional[Job]:
+        """The next job of the batch in hand for the handler; None when the batch is over.
+
+        Over: every job was handed out, the rest went back (``release``), or a stop was
+        asked with ``finish_batch`` False. The whole batch otherwise, even once stopping.
+        """
+        with self.lock:
+            given = self.given
+            if (
+                self.released
+                or given >= len(self.jobs)
+                or (self.stopping and not self.finish_batch)
+            ):
+                return None
+            self.given = given + 1
+            return self.jobs[given]
+
+    def release(self) -> Optional[int]:
+        """How many jobs of the batch in hand were handed out (put back the rest), once.
+
+        None when no batch is in hand or it was released already. Called with ``lock``
+        held, and the put-back made under it, where a thread may put the batch back on
+        stop meanwhile (a sync dispatcher's, with ``finish_batch`` False).
+        """
+        if self.released:
+            return None
+        self.released = True
+        return self.given
+
+    def forgettable(self) -> List[Job]:
+        """The jobs of the batch just handed out whose data to forget (none without forget).
+
+        The batch is out of hand after this.
+        """
+        jobs = self.jobs[: self.given] if self.forget else []
+        with self.lock:
+            self.claim, self.jobs = None, []
+        return jobs
 
     # -- handler outcomes -----------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import numbers
 from datetime import datetime
 from typing import (
     Any,
+    Dict,
     Iterable,
     Iterator,
     List,
@@ -24,10 +25,13 @@ from typing import (
 )
 
 from . import recurrence, scripts, wire
+from .arguments import count as count
+from .arguments import positive_seconds as positive_seconds
 from .constants import BULK_MAX_ARGS, MAX_BATCH_SIZE, MAX_MS, MAX_OFFSET_SECONDS, RESERVED_FIELDS
 from .durations import finite, seconds
 from .errors import ReservedFieldError
 from .keys import Keys, Layout, has_hash_tag
+from .models import Job
 from .rules import Cron, Every, Placed
 from .rules import decode as decode_rule
 from .scripts import Args, Call
@@ -58,16 +62,6 @@ def offset(value: object, name: str) -> Tuple[int, bytes]:
     if isinstance(number, int) or number.is_integer():
         return int(number) * 1000, wire.WHOLE_SECONDS
     return round(number * 1000), wire.MILLISECONDS
-
-
-def positive_seconds(value: object, name: str, *, allow_zero: bool = False) -> float:
-    """A setting in seconds (a dispatcher's sleeps and backoff): finite, up to 1e9."""
-    number = seconds(value, name)
-    low_ok = number >= 0 if allow_zero else number > 0
-    if not finite(number) or not low_ok or not number <= 1e9:
-        bound = "0 or more" if allow_zero else "more than 0"
-        raise ValueError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
-    return float(number)
 
 
 def due_at(value: object) -> Tuple[int, bytes]:
@@ -126,15 +120,6 @@ def start(value: object) -> Optional[int]:
 
 
 # -- counts and settings ---------------------------------------------------------------------
-
-
-def count(value: object, name: str, low: int, high: int) -> int:
-    """An int setting from ``low`` to ``high`` (a batch size, a shard count)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be from {low} to {high}, not {value}")
-    return value
 
 
 def batch_size(value: object) -> int:
@@ -526,6 +511,24 @@ def forget(keys: Keys, raw_ids: Sequence[bytes], delete: bool = True) -> Call:
     """
     args: Args = [keys.job_prefix, b"1" if delete else b"0", *raw_ids]
     return Call(scripts.FORGET, [keys.queue, keys.call_prefix], args)
+
+
+def forget_jobs(layout: Layout, jobs: Iterable[object], size: int) -> List[Call]:
+    """The ``forget`` calls deleting the data of ``jobs`` unless scheduled: per shard, ``size`` ids.
+
+    Each job is a job id (a str) or a :class:`~rache.Job` as a claim handed it out (its id
+    as the script sent it). Every one is checked before a call is built.
+    """
+    groups: Dict[int, List[bytes]] = {}
+    sharded = layout.count > 1
+    for job in jobs:
+        raw = job.raw_id if isinstance(job, Job) else raw_id(job)
+        groups.setdefault(layout.index_of(raw) if sharded else 0, []).append(raw)
+    return [
+        forget(layout.shards[index], ids[start : start + size])
+        for index, ids in groups.items()
+        for start in range(0, len(ids), size)
+    ]
 
 
 def stats(layout: Layout, intervals: object, interval: object) -> List[Call]:

@@ -31,7 +31,7 @@ from typing import (
 import redis
 
 from . import config, decode, encode, moves, pages, wire
-from .claim import Claim
+from .claim import Claim as Claim  # the type claim() returns, public from here
 from .constants import DEFAULT_BATCH_SIZE, DEFAULT_LEASE_MS
 from .errors import LayoutMismatch, UntaggedPrefix
 from .keys import SHARDS_FIELD, Keys, Layout, has_hash_tag, tagged
@@ -351,6 +351,20 @@ class Scheduler(BaseScheduler):
             _warn_unreleased(call)
             return 0
 
+    def forget_jobs(self, jobs: Iterable[Any]) -> int:
+        """Delete the data of jobs handed out, unless they are scheduled again; how many went.
+
+        Each of ``jobs`` is a job id or a :class:`Job` as a claim handed it out. A job in
+        the schedule (rescheduled, recurring, or scheduled anew by anyone since) keeps its
+        data: each script call reads the schedule and deletes in one atomic step, so no
+        write in between is lost. For one-shot jobs that leave nothing behind (a
+        Dispatcher's ``forget=True``). Every id is checked before anything is sent; one
+        call per shard and ``batch_size`` jobs. Returns the count of jobs whose data went.
+        """
+        return sum(
+            len(self._run(call)) for call in encode.forget_jobs(self.layout, jobs, self.batch_size)
+        )
+
     def pending_jobs(
         self, reschedule_in: Optional[Seconds] = None, limit: Optional[int] = None
     ) -> Generator[Job, None, None]:
@@ -644,6 +658,14 @@ class AsyncScheduler(BaseScheduler):
         except Exception:
             _warn_unreleased(call)
             return 0
+
+    async def forget_jobs(self, jobs: Iterable[Any]) -> int:
+        """Delete the data of jobs handed out, unless scheduled again; how many went.
+
+        See :meth:`Scheduler.forget_jobs`.
+        """
+        calls = encode.forget_jobs(self.layout, jobs, self.batch_size)
+        return sum([len(await self._run(call)) for call in calls])
 
     def pending_jobs(
         self, reschedule_in: Optional[Seconds] = None, limit: Optional[int] = None

@@ -180,6 +180,7 @@ SCHEDULER_API = [
     "stats",
     "claim_batch",
     "put_back",
+    "forget_jobs",
     "pending_jobs",
     "scheduled_jobs",
     "recurring_jobs",
@@ -216,6 +217,7 @@ AWAITED = {
     "stats",
     "claim_batch",
     "put_back",
+    "forget_jobs",
     "reshard",
 }
 
@@ -243,10 +245,13 @@ def test_the_dispatchers_are_twins() -> None:
         "stop",
         "stopping",
         "run",
+        "run_once",
     ]
     assert differences(Dispatcher, AsyncDispatcher) == []
     assert not inspect.iscoroutinefunction(Dispatcher.run)
     assert inspect.iscoroutinefunction(AsyncDispatcher.run)
+    assert not inspect.iscoroutinefunction(Dispatcher.run_once)
+    assert inspect.iscoroutinefunction(AsyncDispatcher.run_once)
     assert not inspect.iscoroutinefunction(AsyncDispatcher.stop)  # safe from a signal handler
 
 

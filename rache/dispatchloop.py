@@ -49,8 +49,8 @@ MARGIN = 0.0005
 class DispatchLoop:
     """The decisions of a hand-out loop, without I/O: the batch in hand, sleeps, backoff, counts.
 
-    Shared by :class:`Dispatcher` and :class:`AsyncDispatcher` (and through them every
-    integration that hands out jobs), so that a rule exists once.
+    Shared by :class:`rache.Dispatcher` and :class:`rache.aio.AsyncDispatcher` (and through
+    them every integration that hands out jobs), so that a rule exists once.
 
     :param batch: the most jobs per round (one claim).
     :param max_sleep: the longest sleep between two rounds, seconds.

@@ -368,3 +368,21 @@ def test_a_redis_outage_is_ridden_out_with_backoff(
     finally:
         scheduler.close()
         server.stop()
+
+
+def test_a_job_that_holds_no_beat_entry_is_logged_counted_and_skipped(
+    solo: harness.RedisServer, solo_raw: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The tick is one round of the Dispatcher's hand-out loop: its errors, its counts.
+    app = app_with(rache_redis_url=solo.url, rache_prefix=PREFIX, result_expires=None)
+    app.conf.beat_schedule = {}
+    scheduler = BeatScheduler(app)
+    try:
+        Scheduler(solo_raw, PREFIX).schedule_job("stray", -1, x=1)  # not the beat's own
+        assert scheduler.tick() == 60  # nothing more to come: max_interval
+        assert (scheduler.loop.claimed, scheduler.loop.handled, scheduler.loop.failed) == (1, 0, 1)
+        [record] = [r for r in caplog.records if r.name == "rache.dispatch"]
+        assert "'stray'" in record.getMessage() and record.exc_info is not None
+        assert "holds no beat entry" in str(record.exc_info[1])
+    finally:
+        scheduler.close()

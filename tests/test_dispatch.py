@@ -26,6 +26,7 @@ from rache.aio import AsyncDispatcher, AsyncScheduler
 from rache.keys import shard_of
 from tests.support import harness as testing
 from tests.support.helpers import commands_sent
+from tests.support.shells import LoopThread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -361,6 +362,117 @@ def test_a_full_batch_is_followed_by_another_claim_at_once(solo_raw: Any) -> Non
     dispatcher.run(until_idle=True)
     assert [job["id"] for job in handed] == [f"job-{i}" for i in range(7)]
     assert dispatcher.core.claims == 5
+
+
+class OneRound:
+    """A Dispatcher, or an AsyncDispatcher on ``loop_thread``, driven by run_once() alone."""
+
+    def __init__(
+        self,
+        kind: str,
+        url: str,
+        handler: Callable[[Job], Any],
+        loop_thread: LoopThread,
+        *,
+        batch_size: int = 500,
+        **options: Any,
+    ) -> None:
+        self.kind, self.loop_thread = kind, loop_thread
+        if kind == "sync":
+            self.client: Any = redis.Redis.from_url(url)
+            scheduler: Any = Scheduler(self.client, "rache:", batch_size=batch_size)
+            self.dispatcher: Any = Dispatcher(handler, scheduler=scheduler, **options)
+        else:
+            self.client = redis.asyncio.Redis.from_url(url)
+            scheduler = AsyncScheduler(self.client, "rache:", batch_size=batch_size)
+            self.dispatcher = AsyncDispatcher(handler, scheduler=scheduler, **options)
+
+    def run_once(self) -> float:
+        if self.kind == "sync":
+            return float(self.dispatcher.run_once())
+        return float(self.loop_thread.run(self.dispatcher.run_once()))
+
+    def close(self) -> None:
+        if self.kind == "sync":
+            self.client.close()
+        else:
+            self.loop_thread.run(self.client.aclose())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_run_once_hands_out_one_round_and_says_how_long_to_wait(
+    solo: testing.RedisServer, solo_raw: Any, loop_thread: LoopThread, kind: str
+) -> None:
+    sched = Scheduler(solo_raw, "rache:")
+    sched.schedule_jobs([(f"job-{i}", -1) for i in range(3)] + [("later", 20)])
+    handed: List[Job] = []
+    one = OneRound(kind, solo.url, handed.append, loop_thread, batch=2)
+    try:
+        assert one.run_once() == 0  # a full claim: more may be due
+        assert [job["id"] for job in handed] == ["job-0", "job-1"]
+        wait = one.run_once()
+        assert [job["id"] for job in handed] == ["job-0", "job-1", "job-2"]
+        assert 19 < wait <= 20.01  # until "later" falls due
+        dispatcher = one.dispatcher
+        assert (dispatcher.claimed, dispatcher.handled, dispatcher.failed) == (3, 3, 0)
+        assert dispatcher.core.claims == 2
+        assert list(sched.scheduled_jobs()) == ["later"]
+    finally:
+        one.close()
+
+
+@pytest.mark.parametrize("finish_batch", [True, False])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_stop_during_run_once_ends_the_round_after_the_batch_in_hand(
+    solo: testing.RedisServer,
+    solo_raw: Any,
+    loop_thread: LoopThread,
+    kind: str,
+    finish_batch: bool,
+) -> None:
+    # A round of 6 jobs in claims of 2: the handler stops the dispatcher at the first job.
+    sched = Scheduler(solo_raw, "rache:")
+    sched.schedule_jobs([(f"job-{i}", -1) for i in range(6)])
+    handed: List[str] = []
+    one: Any = None
+
+    def handler(job: Job) -> None:
+        if not handed:
+            one.dispatcher.stop()
+        handed.append(job["id"])
+
+    one = OneRound(
+        kind, solo.url, handler, loop_thread, batch_size=2, batch=6, finish_batch=finish_batch
+    )
+    try:
+        one.run_once()
+        out = 2 if finish_batch else 1  # the batch in hand, or only the job being handled
+        assert handed == [f"job-{i}" for i in range(out)]
+        assert one.dispatcher.put_back == 2 - out
+        assert one.dispatcher.stopping
+        assert len(list(sched.scheduled_jobs())) == 6 - out
+        one.run_once()  # clears the stop, as run() does: the rest, each once
+        assert handed == [f"job-{i}" for i in range(6)]
+        assert not one.dispatcher.stopping
+    finally:
+        one.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_run_once_rides_out_an_outage_with_backoff(
+    solo: testing.RedisServer, tmp_path: Path, loop_thread: LoopThread, kind: str
+) -> None:
+    if solo.spec.kind != "binary":
+        pytest.skip(f"needs a redis-server binary to stop, not {solo.spec.describe()}")
+    own = testing.start(solo.spec, tmp_path)
+    one = OneRound(kind, own.url, print, loop_thread, backoff=0.05, max_backoff=0.5)
+    try:
+        own.stop()
+        waits = [one.run_once() for _ in range(3)]  # no exception: backoff delays
+        assert all(0 < wait <= 0.5 for wait in waits), waits
+        assert one.dispatcher.core.errors == 3
+    finally:
+        one.close()
 
 
 def test_on_error_can_reschedule_the_job(solo: testing.RedisServer, solo_raw: Any) -> None:

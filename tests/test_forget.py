@@ -93,6 +93,31 @@ def test_the_async_dispatcher_forgets_too(solo: testing.RedisServer, solo_raw: A
     assert job_keys(solo_raw) == []
 
 
+@pytest.mark.parametrize("kind", ["sync", "asyncio"])
+def test_forget_jobs_of_a_sharded_schedule_go_to_each_job_s_shard(
+    solo: testing.RedisServer, solo_raw: Any, kind: str
+) -> None:
+    scheduler = Scheduler(solo_raw, "rache:", shards=3)
+    scheduler.schedule_jobs([(f"job-{i}", -1, {"n": i}) for i in range(12)])
+    jobs = list(scheduler.pending_jobs())
+    assert len({scheduler.layout.index_of(job.raw_id) for job in jobs}) == 3
+    scheduler.schedule_job("job-5", 60)  # scheduled again: kept
+    if kind == "sync":
+        forgotten = scheduler.forget_jobs(job["id"] for job in jobs)  # ids, a generator
+    else:
+
+        async def forget() -> int:
+            client = redis.asyncio.Redis.from_url(solo.url)
+            try:
+                return await AsyncScheduler(client, "rache:", shards=3).forget_jobs(jobs)
+            finally:
+                await client.aclose()
+
+        forgotten = asyncio.run(forget())
+    assert forgotten == 11
+    assert [key.split(b"job:")[1] for key in job_keys(solo_raw)] == [b"job-5"]
+
+
 def test_forget_on_a_cluster(cluster_nodes: testing.RedisClusterServers) -> None:
     client = cluster_nodes.client()
     client.flushall()

@@ -8,7 +8,7 @@ from typing import Any, List, Optional, Tuple
 
 import pytest
 
-from rache import Every, Job, Scheduler
+from rache import Every, Job, JobNotFound, Scheduler
 from rache.claim import Claim
 from tests.support.helpers import is_millisecond_time, snapshot
 
@@ -238,3 +238,35 @@ def test_a_claim_reads_the_next_due_time_in_the_same_call(raw: Any) -> None:
     # Nothing due: the call still says when the head falls due, by the server's clock.
     claim, _ = claim_once(10)
     assert claim.next_due is not None and 30 < float(claim.next_due) - float(claim.cutoff) < 31
+
+
+# forget_jobs: the data of jobs handed out ---------------------------------------------------
+
+
+def test_forget_jobs_deletes_the_data_of_jobs_handed_out_unless_scheduled_again(
+    make: Any,
+) -> None:
+    sched = make(batch_size=2)  # calls of 2 ids
+    sched.schedule_jobs([(f"job-{i}", -1, {"n": i}) for i in range(5)])
+    jobs = list(sched.pending_jobs())  # off the schedule, their data kept (0.3.1's way)
+    sched.schedule_job("job-1", 60)  # scheduled again meanwhile: keeps its data
+    sched.schedule_job("later", 60, n=9)  # never claimed
+    # Jobs as handed out, and ids: one never known, one in the schedule
+    assert sched.forget_jobs([*jobs, "later", "unknown"]) == 4
+    for job_id in ["job-0", "job-2", "job-3", "job-4"]:
+        with pytest.raises(JobNotFound):
+            sched.job_details(job_id)
+    assert sched.job_details("job-1")["n"] == 1
+    assert sched.job_details("later")["n"] == 9
+    assert sched.forget_jobs(jobs) == 0  # gone already
+    assert sched.forget_jobs([]) == 0
+
+
+def test_forget_jobs_checks_every_id_before_it_deletes(sched: Scheduler) -> None:
+    sched.schedule_job("a", -1, n=1)
+    assert ids(sched.pending_jobs()) == ["a"]
+    with pytest.raises(TypeError, match="job_id must be a str, not int"):
+        sched.forget_jobs(["a", 5])
+    with pytest.raises(ValueError, match="job_id must not be empty"):
+        sched.forget_jobs(["a", ""])
+    assert sched.job_details("a") == {"id": "a", "schedule_at": None, "n": 1}

@@ -84,6 +84,9 @@ class Blocking:
     def job_details(self, job_id: Any) -> Any:
         return self.runner.run(self.inner.job_details(job_id))
 
+    def forget_jobs(self, jobs: Any) -> int:
+        return self.runner.run(self.inner.forget_jobs(jobs))
+
     def pending_jobs(self, *args: Any, **kwargs: Any) -> Generator[Any, None, None]:
         return self._iterate(self.inner.pending_jobs(*args, **kwargs))  # checks args now
 

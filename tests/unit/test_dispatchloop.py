@@ -1,0 +1,93 @@
+"""The hand-out loop's core without I/O: which job goes next, what goes back, what is forgotten.
+
+Driven as rache.dispatch drives it, with a claim fed a canned claim-2.lua reply.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import pytest
+
+from rache.dispatchloop import DispatchLoop
+from rache.keys import Layout
+from rache.models import Job
+from rache.scheduler import Claim
+from tests.unit.test_claim import CUTOFF, Canned, claim_reply
+
+
+def core(**options: bool) -> DispatchLoop:
+    return DispatchLoop(batch=10, max_sleep=30, backoff=0.1, max_backoff=1, **options)
+
+
+def batch_in_hand(loop: DispatchLoop, count: int = 4) -> List[Job]:
+    """A claim of ``count`` due jobs, taken in hand by ``loop``; the jobs."""
+    claim = Claim(Layout("rache:"), 10)
+    assert claim.next_call() is not None
+    canned: List[Canned] = [(f"job-{i}".encode(), b"1700000000", {}) for i in range(count)]
+    jobs = claim.take(claim_reply(canned, head=b"1700000060"))
+    assert jobs is not None
+    loop.took(claim, jobs)
+    return jobs
+
+
+def hand_out(loop: DispatchLoop, stop_at: Optional[int] = None) -> List[str]:
+    """What the dispatchers do with a batch: each next job to the handler, until None."""
+    handed: List[str] = []
+    while (job := loop.next_job()) is not None:
+        handed.append(job["id"])
+        if len(handed) == stop_at:
+            loop.stopping = True  # stop() from the handler
+        loop.handled_one()
+    return handed
+
+
+def test_a_batch_goes_out_whole_then_nothing_goes_back() -> None:
+    loop = core()
+    jobs = batch_in_hand(loop)
+    assert (loop.claims, loop.claimed) == (1, 4)
+    assert loop.lag == pytest.approx(float(CUTOFF) - 1700000000)
+    assert hand_out(loop) == ["job-0", "job-1", "job-2", "job-3"]
+    assert loop.next_job() is None
+    assert loop.release() == len(jobs)  # all handed out: the put-back sends nothing
+    assert loop.release() is None  # once
+    assert loop.forgettable() == []  # without forget
+    assert loop.handled == 4
+
+
+@pytest.mark.parametrize(("finish_batch", "out"), [(True, 4), (False, 2)])
+def test_a_stop_hands_out_the_batch_in_hand_unless_finish_batch_is_false(
+    finish_batch: bool, out: int
+) -> None:
+    loop = core(finish_batch=finish_batch)
+    batch_in_hand(loop)
+    assert len(hand_out(loop, stop_at=2)) == out
+    assert loop.release() == out  # the jobs after these go back
+
+
+def test_a_batch_put_back_by_another_thread_hands_out_no_more() -> None:
+    loop = core(finish_batch=False)
+    batch_in_hand(loop)
+    assert loop.next_job() is not None  # a handler call begins; stop() meanwhile:
+    loop.stopping = True
+    with loop.lock:  # the sync dispatcher's put-back thread
+        assert loop.release() == 1
+    assert loop.next_job() is None
+    with loop.lock:  # the loop's own put-back, after the handler call: nothing left
+        assert loop.release() is None
+
+
+def test_forget_gives_the_jobs_handed_out_once_the_batch_is_over() -> None:
+    loop = core(forget=True, finish_batch=False)
+    jobs = batch_in_hand(loop)
+    hand_out(loop, stop_at=3)
+    assert loop.release() == 3
+    assert loop.forgettable() == jobs[:3]  # not the job put back
+    assert (loop.claim, loop.jobs) == (None, [])
+
+
+def test_before_any_batch_nothing_is_in_hand() -> None:
+    loop = core()
+    assert loop.next_job() is None
+    assert loop.release() is None
+    assert loop.forgettable() == []

@@ -193,7 +193,7 @@ class _BaseDispatcher(Generic[S]):
 
     @property
     def stopping(self) -> bool:
-        """Whether stop() was called (or SIGTERM/SIGINT received) since run() began."""
+        """Whether stop() was called (or a signal received) since run() or run_once() began."""
         return self.core.stopping
 
     def _claim(self) -> Claim:
@@ -226,7 +226,7 @@ class Dispatcher(_BaseDispatcher[Scheduler]):
     :param finish_batch: on stop(), hand out the rest of the batch in hand (True), or put it
         back in the schedule at once (False: a thread does it while a slow handler call
         finishes), so that a stop never waits for a whole batch.
-    :param forget: delete a job's data once it is handed out (forget-2.lua, after each
+    :param forget: delete a job's data once it is handed out (``forget_jobs``, after each
         batch), unless the job is scheduled again by then (rescheduled, recurring): one-shot
         jobs that leave nothing behind.
     :param heartbeat: called with no argument at most once a second while the loop turns

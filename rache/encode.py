@@ -519,6 +519,11 @@ def forget_jobs(layout: Layout, jobs: Iterable[object], size: int) -> List[Call]
     Each job is a job id (a str) or a :class:`~rache.Job` as a claim handed it out (its id
     as the script sent it). Every one is checked before a call is built.
     """
+    if isinstance(jobs, (str, bytes, Mapping)):  # one id or one Job: not its letters or keys
+        raise TypeError(
+            f"jobs must be an iterable of job ids or Jobs, not a {type(jobs).__name__} "
+            "(for one job, pass [job])"
+        )
     groups: Dict[int, List[bytes]] = {}
     sharded = layout.count > 1
     for job in jobs:

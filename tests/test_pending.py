@@ -269,4 +269,8 @@ def test_forget_jobs_checks_every_id_before_it_deletes(sched: Scheduler) -> None
         sched.forget_jobs(["a", 5])
     with pytest.raises(ValueError, match="job_id must not be empty"):
         sched.forget_jobs(["a", ""])
+    job = Job(id="a")
+    for one in ("a", job):  # one id, one job: not the letters of the id, the keys of the dict
+        with pytest.raises(TypeError, match=r"jobs must be an iterable .* pass \[job\]"):
+            sched.forget_jobs(one)
     assert sched.job_details("a") == {"id": "a", "schedule_at": None, "n": 1}

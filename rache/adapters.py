@@ -2,8 +2,8 @@
 
 Each builds a handler for :class:`rache.Dispatcher` (arq: :class:`rache.aio.AsyncDispatcher`)
 and imports nothing of its task queue itself: it is handed the queue, app or pool, so
-importing this module costs nothing (the extras ``rache[rq]``, ``rache[celery]`` and
-``rache[arq]`` install the libraries). The job goes as a plain dict, ``{'id': ..., **data}``.
+importing this module costs nothing (the extras ``rq``, ``celery`` and
+``arq`` install the libraries). The job goes as a plain dict, ``{'id': ..., **data}``.
 
 Idempotency: where the queue takes a job id, it is the job's occurrence
 (:attr:`rache.Job.occurrence_id`, ``<id>:<due time>``), so one occurrence handed out twice

@@ -13,7 +13,7 @@ What to send rides in the job's data (the field ``celery``: task, args, kwargs a
 as kombu's JSON), so a beat sends an entry as the last beat that declared it said, even one
 that its own config lacks. Settings: ``rache_redis_url`` (default ``REDIS_URL``, else the
 broker URL when it is a Redis one) and ``rache_prefix`` (default ``RACHE_REDIS_PREFIX``,
-else ``rache:``). Needs the ``celery`` extra: ``pip install 'rache[celery]'``.
+else ``rache:``). Needs the ``celery`` extra: ``pip install '.[celery]'`` in rache's checkout.
 """
 
 from __future__ import annotations

@@ -249,7 +249,7 @@ class DispatchLoop:
 
 
 class _Prometheus:
-    """The dispatchers' Prometheus metrics in one registry (``rache[prometheus]``).
+    """The dispatchers' Prometheus metrics in one registry (the ``prometheus`` extra).
 
     One set per registry, shared by every dispatcher given it: a registry refuses a second
     metric of the same name.

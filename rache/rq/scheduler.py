@@ -33,20 +33,20 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import redis
 from redis import WatchError
 
-from . import config
-from .constants import (
+from .. import config
+from ..constants import (
     MAX_MS,
     MAX_OFFSET_SECONDS,
     OCCURRENCE_META,
     RQ_DEFAULT_LEASE,
     RQ_DEFAULT_PREFIX,
 )
-from .dispatch import Dispatcher
-from .errors import JobNotFound, MissingExtra
-from .models import Job as RacheJob
-from .rules import Cron, Every, zone
-from .scheduler import Scheduler as RacheScheduler
-from .scheduler import due_time
+from ..dispatch import Dispatcher
+from ..errors import JobNotFound, MissingExtra
+from ..models import Job as RacheJob
+from ..rules import Cron, Every, zone
+from ..scheduler import Scheduler as RacheScheduler
+from ..scheduler import due_time
 
 try:
     from rq.exceptions import NoSuchJobError
@@ -56,7 +56,7 @@ try:
 except ImportError:  # pragma: no cover - the rq extra is missing
     raise MissingExtra("rache.rq", "rq", "rq") from None
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("rache.rq")
 
 __all__ = [
     "DEFAULT_PREFIX",

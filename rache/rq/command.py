@@ -17,8 +17,10 @@ import redis
 
 from .. import config
 from .conventions import DEFAULT_LEASE, DEFAULT_PREFIX
-from .runner import logger
 from .scheduler import Scheduler
+
+#: What the process logs (its counts when it stops), under the runners' logger's name.
+logger = logging.getLogger("rache.rq")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -523,6 +523,23 @@ def test_adopt_takes_over_rq_scheduler_s_schedule(solo: harness.RedisServer, sol
     assert rq_worker(solo, "default") == ["adopted"]
 
 
+def test_adopt_refuses_a_rule_rache_cannot_read_before_touching_that_job(
+    solo_raw: Any,
+) -> None:
+    ours = Scheduler(connection=solo_raw)
+    ours.enqueue_at(datetime(2030, 1, 1), TASK, "ours", job_id="same")
+    before = {k: v for k, v in snapshot(solo_raw).items() if k.startswith(b"rache:")}
+    job = Job.create(TASK, connection=solo_raw, id="same", meta={"cron_string": "not cron"})
+    job.save()  # what rq-scheduler left: the same id, with a rule no Cron takes
+    solo_raw.zadd("rq:scheduler:scheduled_jobs", {"same": 1893456000})
+    with pytest.raises(ValueError, match="not cron"):
+        ours.adopt()
+    after = snapshot(solo_raw)  # rache's keys as they were; still in rq-scheduler's set
+    assert {k: v for k, v in after.items() if k.startswith(b"rache:")} == before
+    assert solo_raw.zscore("rq:scheduler:scheduled_jobs", "same") == 1893456000
+    assert "same" in ours
+
+
 def test_the_docs_page_runs_as_written(
     solo: harness.RedisServer, solo_raw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

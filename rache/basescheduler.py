@@ -1,0 +1,139 @@
+"""What both shells share without I/O: ``BaseScheduler`` (settings, layout, a claim's start).
+
+Beside it, what the two shells' methods have in common that is not a method: the argument
+types of their signatures, ``due_time`` (the check of ``schedule_job_at``'s ``at``), and the
+warnings both log when a claim could not be put back or a cron rule not evaluated.
+``rache.syncscheduler`` and ``rache.asyncscheduler`` build on it; ``rache.scheduler`` names
+all three.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime
+from typing import Any, Callable, Optional, Tuple, Union
+
+from . import config, encode, moves, wire
+from .claim import Claim
+from .constants import DEFAULT_BATCH_SIZE, DEFAULT_LEASE_MS
+from .errors import LayoutMismatch, UntaggedPrefix
+from .keys import Keys, Layout, has_hash_tag, tagged
+from .models import Seconds, Time
+from .scripts import Call
+from .wire import decode_time
+
+logger = logging.getLogger("rache.scheduler")
+
+#: ``start`` of a recurring job: a Unix timestamp or an aware datetime; None for now.
+Start = Any
+#: A due time given as a moment: a Unix timestamp or an aware datetime (``schedule_job_at``).
+When = Union[int, float, datetime]
+#: An entry of ``scheduled_jobs``: an id, or ``(id, due time)`` with ``with_times``.
+Entry = Any
+#: Called after each batch of ``schedule_jobs`` with the number of jobs it scheduled.
+Progress = Callable[[int], Any]
+
+
+class BaseScheduler:
+    """What both shells share, without I/O: the settings, the layout, and each claim's start.
+
+    :param connection: a redis-py client (``decode_responses`` and protocol do not matter);
+        None makes one from ``REDIS_URL``.
+    :param prefix: the key prefix; None reads ``RACHE_REDIS_PREFIX`` (default ``rache:``).
+    :param batch_size: jobs claimed or scheduled, or entries read, per script call.
+    :param shards: how many key groups (each with a hash tag of its own) the schedule
+        spreads over, so that on Redis Cluster it spreads over the nodes.
+    """
+
+    #: How long (seconds) a claim holds a cron job while its poller computes the next
+    #: occurrence: a poller that dies in between delays that occurrence by this much.
+    recurring_lease: float = DEFAULT_LEASE_MS / 1000
+
+    def __init__(
+        self,
+        connection: Any = None,
+        prefix: Optional[str] = None,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        shards: int = 1,
+    ) -> None:
+        prefix = config.prefix() if prefix is None else prefix
+        Keys(prefix)  # the prefix's own errors before the other settings'
+        self.batch_size = encode.batch_size(batch_size)
+        #: The schedule's key groups, and which one holds a job.
+        self.layout = Layout(prefix, shards)
+        #: The keys of the prefix itself; ``shards``: those of each shard.
+        self.keys = self.layout.keys
+        self.shards = self.layout.shards
+        self.connection = self._connect() if connection is None else connection
+        cluster = config.is_cluster(self.connection)
+        if cluster and shards == 1 and not has_hash_tag(prefix):
+            raise UntaggedPrefix(prefix, tagged(prefix))
+        #: The layout check (encode.layout_check), made once, before the first call: a
+        #: scheduler of another shard count than the schedule's refuses to run. None when
+        #: there is nothing to check.
+        self._layout_check = encode.layout_check(self.layout, cluster)
+        self._cluster = cluster
+        self._unchecked = self._layout_check is not None
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _accept_layout(self, recorded: bytes) -> int:
+        """Raise unless the recorded shard count (layout-2.lua's reply) is this scheduler's."""
+        if int(recorded) != len(self.shards):
+            raise LayoutMismatch(self.keys.prefix, int(recorded), len(self.shards))
+        self._unchecked = False
+        return int(recorded)
+
+    def claim(self, reschedule_in: Optional[Seconds] = None, limit: Optional[int] = None) -> Claim:
+        """Start a claim of the jobs due now: a flow of batches, for ``claim_batch``.
+
+        Arguments are checked here; nothing is sent. A sharded schedule's claim starts at
+        a shard of its own choosing, so that pollers spread over the nodes.
+        """
+        start = random.randrange(len(self.shards)) if len(self.shards) > 1 else 0
+        lease_ms = max(1, round(self.recurring_lease * 1000))
+        return Claim(
+            self.layout, self.batch_size, reschedule_in, limit, start=start, lease_ms=lease_ms
+        )
+
+    def _record_layout(self, plan: moves.Reshard) -> Tuple[bytes, Optional[int]]:
+        """The last step of a reshard: the layout key, and the count to record (None: delete)."""
+        self._unchecked = False
+        return self.layout.layout_key, None if plan.target.count == 1 else plan.target.count
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        shards = f" shards={len(self.shards)}" if len(self.shards) > 1 else ""
+        connection = config.describe(self.connection)
+        return f"<{name} prefix={self.keys.prefix!r}{shards} connection={connection}>"
+
+
+def due_time(at: When, name: str = "at") -> Time:
+    """The due time ``schedule_job_at(job_id, at)`` sets, checked as it checks ``at``; no I/O.
+
+    For a caller that must refuse a bad time before writing anything of its own
+    (``rache.rq`` saves an rq job before its rache job): the same ``TypeError`` or
+    ``ValueError``, naming the argument ``name``. Unix seconds, an int when whole.
+    """
+    ms, _ = encode.moment(at, name)
+    return decode_time(wire.time_text(ms))
+
+
+def warn_unreleased(call: Call) -> None:
+    left = (len(call.args) - 4) // 3
+    logger.warning(
+        "rache: could not put back %d claimed jobs that were never handed out", left, exc_info=True
+    )
+
+
+def warn_unevaluated(claim: Claim) -> None:
+    for job, exc in claim.unevaluated:
+        logger.warning(
+            "rache: cannot evaluate the cron rule of job %r here; it stays leased for "
+            "another poller to take up",
+            job["id"],
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )

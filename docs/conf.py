@@ -60,7 +60,18 @@ def field_lists_after_a_blank_line(
 
 
 #: Where the public classes are defined; the docs show them under ``rache`` and ``rache.aio``.
-_CORE_MODULES = ("rache.scheduler.", "rache.dispatch.", "rache.models.", "rache.errors.")
+_CORE_MODULES = (
+    "rache.scheduler.",
+    "rache.basescheduler.",
+    "rache.syncscheduler.",
+    "rache.asyncscheduler.",
+    "rache.dispatch.",
+    "rache.basedispatcher.",
+    "rache.syncdispatcher.",
+    "rache.asyncdispatcher.",
+    "rache.models.",
+    "rache.errors.",
+)
 
 
 def rache_names(app: Any, env: Any, node: Any, contnode: Any) -> Any:
@@ -73,13 +84,7 @@ def rache_names(app: Any, env: Any, node: Any, contnode: Any) -> Any:
         return None
     domain = env.get_domain("py")
     target = node["reftarget"]
-    short = (
-        target.split(".", 2)[-1]
-        if target.startswith(
-            ("rache.scheduler.", "rache.dispatch.", "rache.models.", "rache.errors.")
-        )
-        else target
-    )
+    short = target.split(".", 2)[-1] if target.startswith(_CORE_MODULES) else target
     for candidate in (f"rache.{short}", f"rache.aio.{short}"):
         if candidate in domain.objects:
             return domain.resolve_xref(

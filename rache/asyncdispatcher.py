@@ -1,0 +1,187 @@
+"""The asyncio dispatch loop: ``AsyncDispatcher``, the twin of ``Dispatcher``.
+
+Over an ``AsyncScheduler``, its handler plain or a coroutine function; the sleep waits on an
+``asyncio.Event`` that a Pub/Sub listener task or stop() sets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from typing import Any, Awaitable, Optional, Union
+
+from . import config
+from .basedispatcher import HEARTBEAT_EVERY, BaseDispatcher
+from .errors import CONNECTION_ERRORS
+from .scheduler import AsyncScheduler
+from .signals import install_signals, restore_signals
+from .wakeup import aclose, no_wakeup, pubsub_factory
+
+
+class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
+    """The asyncio dispatch loop: :class:`Dispatcher`'s twin over an ``AsyncScheduler``.
+
+    ``handler(job)`` may be a plain function or a coroutine function (awaited), and so may
+    ``on_error``. The options are the Dispatcher's. ``await run()`` returns on stop(),
+    SIGTERM or SIGINT (handlers installed for the run, when it runs on the main thread).
+    """
+
+    _scheduler_class = AsyncScheduler
+    _other = "rache.aio.AsyncScheduler (use rache.Dispatcher with a Scheduler)"
+    _wake: Optional[asyncio.Event] = None
+    _loop: Optional[asyncio.AbstractEventLoop] = None
+    _listener: Optional[asyncio.Task[None]] = None
+    _pubsub: Any = None
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the batch in hand; safe from any thread or a signal."""
+        self.core.stopping = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing waits
+                loop.call_soon_threadsafe(wake.set)
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Run until stop(), SIGTERM or SIGINT, or with ``until_idle`` until nothing is due."""
+        self.core.stopping = False
+        self.stop_signal = None
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        # signal.signal, not loop.add_signal_handler: the flag is set at once, even while
+        # a sync handler holds the loop, so the batch in hand is the last.
+        previous = install_signals(self._on_signal)
+        try:
+            while not self.core.stopping:
+                self._beat()
+                try:
+                    await self._subscribe()
+                    self._wake.clear()  # a message from now on is news for the next sleep
+                    more = await self._round()
+                except CONNECTION_ERRORS as exc:
+                    await self._drop_pubsub()
+                    self._wake.clear()  # a backoff: only stop() cuts it short
+                    await self._sleep(self.core.disconnected(exc))
+                    continue
+                if until_idle and more > 0:
+                    return
+                if more:
+                    await self._sleep(more)
+        finally:
+            restore_signals(previous)
+            await self._drop_pubsub()
+            self._loop = self._wake = None
+
+    async def run_once(self) -> float:
+        """One round of ``run()``; the seconds to wait. See :meth:`Dispatcher.run_once`."""
+        self.core.stopping = False
+        self._beat()
+        try:
+            return await self._round()
+        except CONNECTION_ERRORS as exc:
+            return self.core.disconnected(exc)
+
+    async def _round(self) -> float:
+        """One claim handed out; the seconds to sleep after it. See Dispatcher._round."""
+        core, scheduler, handler, on_error = self.core, self.scheduler, self.handler, self.on_error
+        claim = self._claim()
+        while (jobs := await scheduler.claim_batch(claim)) is not None:
+            core.took(claim, jobs)
+            try:
+                while (job := core.next_job()) is not None:
+                    try:
+                        await maybe_await(handler(job))
+                    except Exception as exc:
+                        core.failed_one(job, exc)
+                        if on_error is not None:
+                            try:
+                                await maybe_await(on_error(job, exc))
+                            except Exception as hook_exc:
+                                core.hook_failed(job, hook_exc)
+                    else:
+                        core.handled_one()
+            finally:
+                # Cancelled, a stop, or a BaseException from the handler: the rest goes back
+                # (no other thread puts back here: no lock held across the await).
+                handed = core.release()
+                if handed is not None:
+                    core.put_back += await scheduler.put_back(claim, handed)
+            forgotten = core.forgettable()
+            if forgotten:
+                await scheduler.forget_jobs(forgotten)
+            if core.stopping:
+                break
+            self._beat()
+        return core.sleep_after(claim)
+
+    async def _subscribe(self) -> None:
+        if not self.wakeup or self._pubsub is not None:
+            return
+        factory = pubsub_factory(self)
+        if factory is None:
+            return
+        if config.is_cluster(self.scheduler.connection):
+            # redis-py's asyncio cluster Pub/Sub needs the slot map, read on first use.
+            await self.scheduler.connection.initialize()
+        pubsub = factory(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(*self.channels)
+        except CONNECTION_ERRORS:
+            await aclose(pubsub)
+            raise  # an outage: backed off, then subscribed again
+        except Exception as exc:
+            # Refused (ACL: see README, Least privilege) or unsupported by the client: the
+            # wake-up is only a shortcut, so the loop goes on without it.
+            await aclose(pubsub)
+            no_wakeup(self, exc)
+            return
+        except BaseException:
+            await aclose(pubsub)
+            raise
+        self._pubsub = pubsub
+        self._listener = asyncio.ensure_future(self._listen(pubsub))
+
+    async def _listen(self, pubsub: Any) -> None:
+        """Set the wake event on every message; on a broken connection, set it and end."""
+        assert self._wake is not None
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is not None:
+                    self._wake.set()
+        except CONNECTION_ERRORS:
+            self._wake.set()  # the loop sees this task done, and subscribes anew
+        except Exception as exc:  # SUBSCRIBE refused: its error is read here
+            no_wakeup(self, exc)
+            self._wake.set()
+
+    async def _drop_pubsub(self) -> None:
+        listener, pubsub = self._listener, self._pubsub
+        self._listener = self._pubsub = None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+        if pubsub is not None:
+            with contextlib.suppress(Exception):  # a broken connection: nothing to save
+                await aclose(pubsub)
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        deadline = time.monotonic() + seconds
+        while not self.core.stopping and not self._wake.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._beat()
+            with contextlib.suppress(asyncio.TimeoutError):  # in pieces, for the heartbeat
+                await asyncio.wait_for(self._wake.wait(), min(left, HEARTBEAT_EVERY))
+        if self._listener is not None and self._listener.done():
+            await self._drop_pubsub()  # its connection broke: resubscribe before the claim
+
+
+async def maybe_await(result: Union[Any, Awaitable[Any]]) -> Any:
+    if inspect.isawaitable(result):
+        return await result
+    return result

@@ -1,15 +1,28 @@
-"""The checks of settings that every layer shares: seconds that must be positive, int ranges.
+"""Every argument's check: where bad input is caught, before any script call is built.
 
-``rache.durations`` converts every argument in seconds; these add the bounds of a setting
-(a dispatcher's sleeps and backoff, a batch size), so that ``rache.encode`` and the
-dispatch loop check them alike without the loop building any script call. The error rule
-is encode's: a value of the wrong type is a ``TypeError``, one of the right type but out of
-bounds a ``ValueError``; each names the argument.
+A setting's bounds (a dispatcher's sleeps and backoff, a batch size), each operation's
+arguments (offsets and due times, job ids, data, limits, rules) and the values of a
+restored job, so that ``rache.encode`` and the dispatch loop check them alike, the loop
+without building any script call. ``rache.durations`` converts every argument in seconds.
+One rule for the errors: a value of the wrong type is a ``TypeError``, one of the right
+type but out of bounds a ``ValueError``; each names the argument.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+from datetime import datetime
+from typing import List, Mapping, Optional, Tuple, Union
+
+from . import wire
+from .constants import MAX_BATCH_SIZE, MAX_MS, MAX_OFFSET_SECONDS, RESERVED_FIELDS
 from .durations import finite, seconds
+from .errors import ReservedFieldError
+from .rules import Cron, Every
+from .rules import decode as decode_rule
+
+# -- a setting's bounds ----------------------------------------------------------------------
 
 
 def positive_seconds(value: object, name: str, *, allow_zero: bool = False) -> float:
@@ -29,3 +42,224 @@ def count(value: object, name: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ValueError(f"{name} must be from {low} to {high}, not {value}")
     return value
+
+
+# -- durations: rache.durations converts; the bounds are each argument's --------------------
+
+
+def _timestamp(value: object) -> Union[int, float]:
+    """A Unix timestamp as a number (an int stays exact, however large)."""
+    return int(value) if isinstance(value, numbers.Integral) else float(value)  # type: ignore[arg-type]
+
+
+def offset(value: object, name: str) -> Tuple[int, bytes]:
+    """``schedule_in`` / ``reschedule_in`` as (milliseconds, precision flag).
+
+    Whole seconds count from the server's whole second, so due times are integers as in
+    rache 0.3.1; a fraction keeps the millisecond.
+    """
+    if type(value) is int and -MAX_OFFSET_SECONDS <= value <= MAX_OFFSET_SECONDS:
+        return value * 1000, wire.WHOLE_SECONDS  # the common case, before the general checks
+    number = seconds(value, name)
+    if not finite(number):
+        raise ValueError(f"{name} must be a finite number of seconds, not {number!r}")
+    if abs(number) > MAX_OFFSET_SECONDS:
+        raise ValueError(
+            f"{name} must be within {MAX_OFFSET_SECONDS:,} seconds of now, not {value!r}"
+        )
+    if isinstance(number, int) or number.is_integer():
+        return int(number) * 1000, wire.WHOLE_SECONDS
+    return round(number * 1000), wire.MILLISECONDS
+
+
+def due_at(value: object) -> Tuple[int, bytes]:
+    """A due time given as a Unix timestamp (seconds), kept to the millisecond."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"due time must be a Unix timestamp, not {type(value).__name__}")
+    number = _timestamp(value)
+    if not finite(number) or abs(number) > MAX_OFFSET_SECONDS:
+        raise ValueError(f"due time must be a finite Unix timestamp, not {value!r}")
+    return round(number * 1000), wire.AT
+
+
+def moment(value: object, name: str) -> Tuple[int, bytes]:
+    """An absolute due time: a Unix timestamp or an aware datetime, as (ms, the ``at`` flag).
+
+    A naive datetime is refused (``ValueError``): it names no instant, and guessing a zone
+    would move the job by hours. Kept to the millisecond, within ``MAX_OFFSET_SECONDS`` of
+    1970 either way.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"{name} must be an aware datetime (with tzinfo) or a Unix timestamp, "
+                f"not the naive {value!r}"
+            )
+        number: Union[int, float] = value.timestamp()
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a Unix timestamp or an aware datetime, not {type(value).__name__}"
+        )
+    else:
+        number = _timestamp(value)
+    if not finite(number) or abs(number) > MAX_OFFSET_SECONDS:
+        raise ValueError(
+            f"{name} must be a finite Unix timestamp within {MAX_OFFSET_SECONDS:,} seconds "
+            f"of 1970, not {value!r}"
+        )
+    return round(number * 1000), wire.AT
+
+
+def start(value: object) -> Optional[int]:
+    """A rule's ``start``: None (now, server clock), a Unix timestamp or an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("start must be an aware datetime (with tzinfo), or a Unix timestamp")
+        number = value.timestamp()
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"start must be a Unix timestamp or a datetime, not {type(value).__name__}")
+    else:
+        number = _timestamp(value)
+    if not finite(number) or not 0 <= number * 1000 < MAX_MS:
+        raise ValueError(f"start must be a finite Unix timestamp after 1970, not {value!r}")
+    return round(number * 1000)
+
+
+# -- counts and settings ---------------------------------------------------------------------
+
+
+def batch_size(value: object) -> int:
+    """A Scheduler's batch size: an int from 1 to MAX_BATCH_SIZE."""
+    return count(value, "batch_size", 1, MAX_BATCH_SIZE)
+
+
+def limit(value: object) -> Optional[int]:
+    """``limit``: None (no limit) or an int >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"limit must be an int or None, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"limit must be 0 or more, not {value}")
+    return int(value)
+
+
+# -- job ids and data ------------------------------------------------------------------------
+
+
+def raw_id(value: object) -> bytes:
+    """A job id (a non-empty str), encoded: the id as the scripts get it."""
+    if not isinstance(value, str):
+        raise TypeError(f"job_id must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError("job_id must not be empty")
+    return wire.utf8(value, "job_id")
+
+
+_RESERVED = frozenset(RESERVED_FIELDS)
+
+
+def data(fields: Mapping[str, object]) -> Tuple[List[bytes], List[bytes]]:
+    """Split job data into (field, value, ...) pairs to set and fields to delete (value None).
+
+    A key must be a str (``TypeError`` naming it), and none of the names rache reports
+    itself beside the data (``ReservedFieldError`` naming it).
+    """
+    if not _RESERVED.isdisjoint(fields):
+        for name, holds in RESERVED_FIELDS.items():
+            if name in fields:
+                raise ReservedFieldError(f"{name!r} is reserved for {holds}, not data")
+    sets: List[bytes] = []
+    deletes: List[bytes] = []
+    for key, value in fields.items():
+        if type(key) is not str and not isinstance(key, str):
+            raise TypeError(f"job data key {key!r} must be a str, not {type(key).__name__}")
+        field = wire.utf8(key, "job data key {key!r}", key)
+        if value is None:
+            deletes.append(field)
+        else:
+            sets.append(field)
+            sets.append(data_value(key, value))
+    return sets, deletes
+
+
+def data_value(key: str, value: object) -> bytes:
+    """Encode one data value: str, bytes, int or finite float; anything else names the key."""
+    kind = type(value)
+    if kind is str:  # the common cases by exact type, then subclasses by isinstance
+        try:
+            return value.encode()  # type: ignore[attr-defined,no-any-return]
+        except UnicodeEncodeError:
+            pass  # the error comes from the general path below
+    elif kind is int:
+        return b"%d" % value  # type: ignore[str-format]
+    elif kind is bytes:
+        return value  # type: ignore[return-value]
+    if isinstance(value, str):
+        return wire.utf8(value, "job data {key!r}", key)
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value)).encode()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"job data {key!r} must be a finite float, not {value!r}")
+        return repr(value).encode()
+    raise TypeError(
+        f"job data {key!r} must be str, bytes, int, float or None (to remove it), "
+        f"not {type(value).__name__}"
+    )
+
+
+def mapping(value: object) -> Mapping[str, object]:
+    """A ``data`` argument: a mapping (None: no data)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"data must be a mapping, not {type(value).__name__}")
+    return value
+
+
+# -- rules and restored jobs -----------------------------------------------------------------
+
+
+def rule(value: object) -> Union[Every, Cron]:
+    """schedule_recurring's ``rule``: a rache.Every or a rache.Cron (checked when built)."""
+    if not isinstance(value, (Every, Cron)):
+        raise TypeError(f"rule must be a rache.Every or a rache.Cron, not {type(value).__name__}")
+    return value
+
+
+def exact_due(value: object) -> bytes:
+    """A due time as the very double it is (an export's), as the score's text."""
+    due_at(value)  # the checks and errors of any due time
+    return b"%d" % value if isinstance(value, int) else b"%.17g" % float(value)  # type: ignore[arg-type]
+
+
+def run_token(value: object) -> bytes:
+    """A run token as exported (16 hex digits) as the 8 bytes stored."""
+    if not isinstance(value, str):
+        raise TypeError(f"run must be a str of 16 hex digits or None, not {type(value).__name__}")
+    try:
+        token = bytes.fromhex(value)
+    except ValueError:
+        token = b""
+    if len(token) != 8:
+        raise ValueError(f"run must be 16 hex digits (as export_jobs gives it), not {value!r}")
+    return token
+
+
+def stored_rule(value: object) -> bytes:
+    """A rule as exported (as stored), checked to be one."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"rule must be a str (as export_jobs gives it) or None, not {type(value).__name__}"
+        )
+    raw = wire.utf8(value, "rule")
+    try:
+        decode_rule(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"rule {value!r} is not a rule as export_jobs gives it") from None
+    return raw

@@ -14,7 +14,7 @@ import random
 from datetime import datetime
 from typing import Any, Callable, Optional, Tuple, Union
 
-from . import config, encode, moves, wire
+from . import arguments, config, encode, moves, wire
 from .claim import Claim
 from .constants import DEFAULT_BATCH_SIZE, DEFAULT_LEASE_MS
 from .errors import LayoutMismatch, UntaggedPrefix
@@ -60,7 +60,7 @@ class BaseScheduler:
     ) -> None:
         prefix = config.prefix() if prefix is None else prefix
         Keys(prefix)  # the prefix's own errors before the other settings'
-        self.batch_size = encode.batch_size(batch_size)
+        self.batch_size = arguments.batch_size(batch_size)
         #: The schedule's key groups, and which one holds a job.
         self.layout = Layout(prefix, shards)
         #: The keys of the prefix itself; ``shards``: those of each shard.
@@ -118,7 +118,7 @@ def due_time(at: When, name: str = "at") -> Time:
     (``rache.rq`` saves an rq job before its rache job): the same ``TypeError`` or
     ``ValueError``, naming the argument ``name``. Unix seconds, an int when whole.
     """
-    ms, _ = encode.moment(at, name)
+    ms, _ = arguments.moment(at, name)
     return decode_time(wire.time_text(ms))
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import decode, encode, recurrence, scripts, wire
+from . import arguments, decode, recurrence, scripts, wire
 from .constants import DEFAULT_LEASE_MS
 from .keys import Keys, Layout
 from .models import Job, Seconds
@@ -49,10 +49,10 @@ class Claim:
         lease_ms: int = DEFAULT_LEASE_MS,
     ) -> None:
         self._reschedule = (
-            None if reschedule_in is None else encode.offset(reschedule_in, "reschedule_in")
+            None if reschedule_in is None else arguments.offset(reschedule_in, "reschedule_in")
         )
         #: jobs still to claim (None: no limit)
-        self.remaining = encode.limit(limit)
+        self.remaining = arguments.limit(limit)
         self.shards = layout.shards
         self.index = start
         #: the shard being claimed from

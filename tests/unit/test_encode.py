@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
-from rache import Cron, Every, constants, durations, encode, recurrence, wire
+from rache import Cron, Every, arguments, constants, durations, encode, recurrence, wire
 from rache.constants import BULK_MAX_ARGS, MAX_OFFSET_SECONDS
 from rache.errors import ConfigurationError, ReservedFieldError
 from rache.keys import Layout, has_hash_tag, shard_of, shard_prefixes
@@ -472,7 +472,7 @@ def _stats_interval(value: Any) -> Any:
 DURATIONS: List[Tuple[str, Converter, List[Any]]] = [
     (
         "schedule_in",
-        lambda v: encode.offset(v, "schedule_in"),
+        lambda v: arguments.offset(v, "schedule_in"),
         [
             math.nan,
             math.inf,
@@ -499,12 +499,12 @@ DURATIONS: List[Tuple[str, Converter, List[Any]]] = [
     ),
     (
         "max_sleep",
-        lambda v: encode.positive_seconds(v, "max_sleep"),
+        lambda v: arguments.positive_seconds(v, "max_sleep"),
         [math.nan, math.inf, -1, 0, -0.0, 1e9 + 1, timedelta(0)],
     ),
     (
         "backoff",
-        lambda v: encode.positive_seconds(v, "backoff", allow_zero=True),
+        lambda v: arguments.positive_seconds(v, "backoff", allow_zero=True),
         [math.nan, math.inf, -1, -1e-9, 1e9 + 1],
     ),
     ("interval", _stats_interval, [math.nan, math.inf, -1, 0, timedelta(0)]),
@@ -545,8 +545,8 @@ def test_a_duration_out_of_bounds_is_a_value_error(
     ("name", "convert"),
     [
         *[(name, f) for name, f, _ in DURATIONS],
-        ("due time", encode.due_at),
-        ("start", encode.start),
+        ("due time", arguments.due_at),
+        ("start", arguments.start),
     ],
 )
 def test_a_huge_int_duration_is_a_value_error(name: str, convert: Converter) -> None:
@@ -588,7 +588,7 @@ def test_a_timedelta_is_the_same_seconds_as_a_number(
     ],
 )
 def test_offset(value: Any, expected: Tuple[int, bytes]) -> None:
-    assert encode.offset(value, "schedule_in") == expected
+    assert arguments.offset(value, "schedule_in") == expected
 
 
 @settings(database=None, max_examples=300)
@@ -596,10 +596,10 @@ def test_offset(value: Any, expected: Tuple[int, bytes]) -> None:
 def test_offset_of_a_timedelta_is_that_of_its_seconds(ms: int) -> None:
     whole = ms % 1000 == 0
     expected = (ms, wire.WHOLE_SECONDS if whole else wire.MILLISECONDS)
-    assert encode.offset(timedelta(milliseconds=ms), "schedule_in") == expected
-    assert encode.offset(ms / 1000, "schedule_in") == expected
+    assert arguments.offset(timedelta(milliseconds=ms), "schedule_in") == expected
+    assert arguments.offset(ms / 1000, "schedule_in") == expected
     if whole:
-        assert encode.offset(ms // 1000, "schedule_in") == expected
+        assert arguments.offset(ms // 1000, "schedule_in") == expected
 
 
 @pytest.mark.parametrize(
@@ -620,9 +620,9 @@ def test_millis(value: Any, allow_zero: bool, ms: int) -> None:
     ("value", "expected"), [(1e9, 1e9), (0.5, 0.5), (timedelta(seconds=3), 3.0), (2, 2.0)]
 )
 def test_positive_seconds(value: Any, expected: float) -> None:
-    result = encode.positive_seconds(value, "x")
+    result = arguments.positive_seconds(value, "x")
     assert result == expected and type(result) is float
-    assert encode.positive_seconds(0, "x", allow_zero=True) == 0.0
+    assert arguments.positive_seconds(0, "x", allow_zero=True) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -639,19 +639,19 @@ def test_positive_seconds(value: Any, expected: float) -> None:
 )
 def test_limit(value: Any, expected: Any, error: Any) -> None:
     if error is None:
-        assert encode.limit(value) == expected
+        assert arguments.limit(value) == expected
     else:
         with pytest.raises(error, match="limit"):
-            encode.limit(value)
+            arguments.limit(value)
 
 
 @pytest.mark.parametrize(
     ("value", "error"), [(0, ValueError), (10_001, ValueError), (True, TypeError), ("5", TypeError)]
 )
 def test_batch_size(value: Any, error: type[Exception]) -> None:
-    assert encode.batch_size(1) == 1 and encode.batch_size(10_000) == 10_000
+    assert arguments.batch_size(1) == 1 and arguments.batch_size(10_000) == 10_000
     with pytest.raises(error, match="batch_size"):
-        encode.batch_size(value)
+        arguments.batch_size(value)
 
 
 # -- schedule_job_at, the clock, recurring ids, the layout probe -----------------------------
@@ -669,7 +669,7 @@ def test_batch_size(value: Any, error: type[Exception]) -> None:
     ],
 )
 def test_moment(at: Any, ms: int) -> None:
-    assert encode.moment(at, "at") == (ms, wire.AT)
+    assert arguments.moment(at, "at") == (ms, wire.AT)
 
 
 @pytest.mark.parametrize(
@@ -687,7 +687,7 @@ def test_moment(at: Any, ms: int) -> None:
 )
 def test_moment_refuses(at: Any, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
-        encode.moment(at, "when")
+        arguments.moment(at, "when")
 
 
 def test_schedule_at_call() -> None:

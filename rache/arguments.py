@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from datetime import datetime
 from typing import List, Mapping, Optional, Tuple, Union
 
@@ -194,7 +195,10 @@ def data_value(key: str, value: object) -> bytes:
         except UnicodeEncodeError:
             pass  # the error comes from the general path below
     elif kind is int:
-        return b"%d" % value  # type: ignore[str-format]
+        try:
+            return b"%d" % value  # type: ignore[str-format]
+        except ValueError:  # past Python's limit of digits: named below
+            pass
     elif kind is bytes:
         return value  # type: ignore[return-value]
     if isinstance(value, str):
@@ -202,7 +206,14 @@ def data_value(key: str, value: object) -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(int(value)).encode()
+        try:
+            return str(int(value)).encode()
+        except ValueError:  # Python refuses to write it in decimal (CVE-2020-10735)
+            raise ValueError(
+                f"job data {key!r} is an int of about {_digits(value)} digits, more than "
+                f"Python writes as text ({_digit_limit()} digits at most here: "
+                "sys.set_int_max_str_digits)"
+            ) from None
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"job data {key!r} must be a finite float, not {value!r}")
@@ -211,6 +222,16 @@ def data_value(key: str, value: object) -> bytes:
         f"job data {key!r} must be str, bytes, int, float or None (to remove it), "
         f"not {type(value).__name__}"
     )
+
+
+def _digits(value: int) -> int:
+    """About how many decimal digits ``value`` has (without writing it out: Python may not)."""
+    return int(abs(value).bit_length() * math.log10(2)) + 1
+
+
+def _digit_limit() -> int:
+    """The most digits this Python writes an int with (``sys.get_int_max_str_digits``)."""
+    return int(getattr(sys, "get_int_max_str_digits", lambda: 0)())
 
 
 def mapping(value: object) -> Mapping[str, object]:

@@ -7,6 +7,7 @@ schedule_jobs' in test_bulk.py.)
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any, Callable, Mapping
 
 import pytest
@@ -93,6 +94,29 @@ def test_a_data_key_that_is_not_a_str_is_a_type_error_naming_it(
         name = re.escape(f"job data key {key!r} must be a str, not {type(key).__name__}")
         with pytest.raises(TypeError, match=f"^{where}{name}$"):
             DATA_WRITES[operation](sched, {"ok": 1, key: "x"})
+    assert snapshot(raw) == populated
+
+
+#: Every write that takes job data, each way it takes it.
+EVERY_DATA_WRITE: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
+    "schedule_job": lambda s, data: s.schedule_job("c", 10, **data),
+    "schedule_job_at": lambda s, data: s.schedule_job_at("c", 1700000000, data=data),
+    **DATA_WRITES,
+    "schedule_jobs at": lambda s, data: s.schedule_jobs([("c", 1700000000, data)], at=True),
+}
+
+
+@pytest.mark.parametrize("operation", list(EVERY_DATA_WRITE))
+def test_an_int_python_will_not_write_as_text_is_a_value_error_naming_its_key(
+    sched: Any, raw: Any, populated: dict[bytes, Any], operation: str
+) -> None:
+    """Python's own 'Exceeds the limit ... for integer string conversion' names no key."""
+    if not getattr(sys, "get_int_max_str_digits", lambda: 0)():
+        pytest.skip("this Python writes ints of any length")
+    where = r"jobs\[\d\]: " if operation.startswith("schedule_jobs") else ""
+    for value in (10**5000, -(10**5000)):
+        with pytest.raises(ValueError, match=f"^{where}job data 'big' is an int of about 5001"):
+            EVERY_DATA_WRITE[operation](sched, {"ok": 1, "big": value})
     assert snapshot(raw) == populated
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 import math
+import re
+import sys
 import zlib
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -172,6 +174,40 @@ def test_schedule_refuses_bad_ids_and_data(
 ) -> None:
     with pytest.raises(error, match=match):
         encode.schedule(PLAIN, job_id, 1, fields)
+
+
+class BigInt(int):
+    """An int subclass: data_value's isinstance path, beside the exact-type one."""
+
+
+@pytest.mark.skipif(
+    not getattr(sys, "get_int_max_str_digits", lambda: 0)(),
+    reason="this Python writes ints of any length",
+)
+@pytest.mark.parametrize(
+    "value", [10**5000, -(10**5000), BigInt(10**5000)], ids=["int", "negative", "subclass"]
+)
+def test_an_int_too_long_for_python_to_write_is_a_value_error_naming_its_key(value: int) -> None:
+    """Python refuses str() of an int past its digit limit; the error names the data key."""
+    limit = re.escape(f"{sys.get_int_max_str_digits()} digits at most")
+    named = (
+        f"^job data 'k' is an int of about 5001 digits, more than Python writes as text \\({limit}"
+    )
+    builds: List[Callable[[], Any]] = [
+        lambda: encode.schedule(PLAIN, "a", 1, {"k": value}),
+        lambda: encode.schedule_at(PLAIN, "a", 1700000000, {"k": value}),
+        lambda: encode.schedule_recurring(PLAIN, "a", Every(60), None, {"k": value}),
+    ]
+    for build in builds:
+        with pytest.raises(ValueError, match=named):
+            build()
+    with pytest.raises(ValueError, match=r"^jobs\[1\]: job data 'k' is an int of about 5001"):
+        list(encode.schedule_bulk(PLAIN, [("a", 1), ("b", 1, {"k": value})], False, 10))
+    with pytest.raises(ValueError, match=r"^jobs\[0\]: job data 'k' is an int of about 5001"):
+        encode.restored_job(0, ("a", 1700000000, {"k": value}, None, None))
+    # The largest int Python writes is written as it is.
+    most = 10 ** (sys.get_int_max_str_digits() - 1)
+    assert encode.schedule(PLAIN, "a", 1, {"k": most}).args[-1] == str(most).encode()
 
 
 def test_schedule_recurring_every_call() -> None:

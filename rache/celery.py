@@ -29,7 +29,7 @@ from .constants import DEFAULT_REDIS_URL, REDIS_URL_ENV
 from .dispatch import Dispatcher
 from .errors import ConfigurationError, JobNotFound, MissingExtra
 from .models import Job
-from .rules import Cron, Every
+from .rules import Cron, Every, location_zone
 from .scheduler import Scheduler
 
 try:
@@ -122,7 +122,11 @@ def cron_expression(rule: Any) -> str:
 
 
 def _zone_name(zone: Any) -> str:
-    """The IANA name of a time zone object (zoneinfo or pytz), or ValueError."""
+    """The IANA name of a time zone object (zoneinfo or pytz), or ValueError.
+
+    A place's zone, as every ``rache.Cron`` takes: not ``localtime``, ``Factory`` and the
+    like, which mean another zone on each host (``rache.rules.location_zone``).
+    """
     if zone is dt_timezone.utc:
         return "UTC"
     name = getattr(zone, "key", None) or getattr(zone, "zone", None)
@@ -131,6 +135,11 @@ def _zone_name(zone: Any) -> str:
             f"its time zone {zone!r} has no IANA name: set the app's timezone setting "
             "(app.conf.timezone) to one, such as 'Europe/Paris'"
         )
+    if name != "UTC":
+        try:
+            location_zone(name)
+        except ValueError as exc:
+            raise ValueError(f"the app's timezone setting (app.conf.timezone): {exc}") from None
     return name
 
 

@@ -178,7 +178,7 @@ class Cron(Rule):
         if not isinstance(timezone, str):
             raise TypeError(f"timezone must be a str, not {type(timezone).__name__}")
         if timezone != "UTC":  # UTC needs no lookup (nor a tz database)
-            zone(timezone)
+            location_zone(timezone)
         _check_expression(expression)
         object.__setattr__(self, "expression", str(expression))
         object.__setattr__(self, "timezone", str(timezone))
@@ -329,6 +329,42 @@ def zone(name: str) -> Any:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"timezone {name!r} is not a known IANA time zone") from None
+
+
+#: Names that ``ZoneInfo`` loads on a usual host but that name no place, each with why: a
+#: rule in one of them would follow another clock on each host that evaluates it.
+_NOT_LOCATIONS = {
+    "localtime": "it is the zone of the host that reads it, which differs from host to host "
+    "(a cron rule is evaluated on whichever host claims it)",
+    "posixrules": "it is the tz database's template for POSIX TZ strings, a copy of a zone "
+    "chosen per host",
+    "Factory": "it is the tz database's placeholder for a host whose zone is not set ('-00')",
+}
+#: Folders of some hosts' tz files beside the zones (``zoneinfo.available_timezones()``
+#: leaves them out): ``posix/`` copies the zones, ``right/`` counts leap seconds.
+_NOT_LOCATION_FOLDERS = {
+    "posix/": "'posix/' zones are a copy of the tz database that some hosts keep",
+    "right/": "'right/' zones count leap seconds, which Unix time does not: their wall clock "
+    "is off by those seconds",
+}
+
+
+def location_zone(name: str) -> Any:
+    """The IANA zone ``name`` for a new rule: a place's zone (or ``UTC``, ``Etc/GMT+5`` ...).
+
+    ValueError naming ``timezone`` if this host does not know it, or if it is one of the
+    names that mean something else on each host (``localtime``, ``posixrules``,
+    ``Factory``, ``posix/...``, ``right/...``). Rules read back from Redis are not checked
+    again: they are evaluated in whatever zone they name (``zone``).
+    """
+    why = _NOT_LOCATIONS.get(name)
+    instead = "the zone of the job's wall clock, such as 'Europe/Paris', or 'UTC'"
+    for folder, reason in _NOT_LOCATION_FOLDERS.items():
+        if name.startswith(folder):
+            why, instead = reason, repr(name[len(folder) :]) if name != folder else instead
+    if why is not None:
+        raise ValueError(f"timezone {name!r} is not an IANA location zone: {why}; name {instead}")
+    return zone(name)
 
 
 def croniter() -> Any:

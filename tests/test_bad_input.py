@@ -14,7 +14,7 @@ import pytest
 import redis
 
 import rache
-from rache import Every, ReservedFieldError, Scheduler
+from rache import Cron, Every, ReservedFieldError, Scheduler
 from tests.support import harness
 from tests.support.helpers import snapshot
 
@@ -118,6 +118,18 @@ def test_an_int_python_will_not_write_as_text_is_a_value_error_naming_its_key(
         with pytest.raises(ValueError, match=f"^{where}job data 'big' is an int of about 5001"):
             EVERY_DATA_WRITE[operation](sched, {"ok": 1, "big": value})
     assert snapshot(raw) == populated
+
+
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "posix/UTC", "right/UTC"])
+def test_a_cron_zone_that_names_no_place_is_refused_naming_timezone(
+    sched: Any, raw: Any, populated: dict[bytes, Any], zone: str
+) -> None:
+    """ZoneInfo loads each (where the host has it), but each is another clock on each host."""
+    with pytest.raises(ValueError, match=f"^timezone '{zone}' is not an IANA location zone: "):
+        sched.schedule_recurring("c", Cron("0 6 * * *", timezone=zone), data={"n": 1})
+    assert snapshot(raw) == populated
+    sched.schedule_recurring("c", Cron("0 6 * * *", timezone="Etc/UTC"), data={"n": 1})
+    assert sched.job_details("c")["recurring"]["timezone"] == "Etc/UTC"
 
 
 #: What job_details reports beside the data: the same error as 'id' in every write path.

@@ -8,6 +8,7 @@ consumer (kombu, reading the queues as a worker does).
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -286,6 +287,30 @@ def test_each_kind_of_entry_and_the_refused_ones() -> None:
     for name, spec in refused.items():
         with pytest.raises(ValueError, match=f"beat_schedule entry {name!r}: "):
             declaration(name, entry_of(app, name, **spec))
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "posix/Europe/Paris"])
+def test_a_crontab_in_a_zone_that_is_no_place_is_refused_naming_the_setting(zone: str) -> None:
+    """Such a zone means another clock on each beat's host: refused, as rache.Cron does."""
+    app = app_with(timezone=zone)
+    try:
+        app.timezone  # noqa: B018 (Celery loads the zone here)
+    except Exception:
+        pytest.skip(f"this host has no zone {zone!r} for Celery to load")
+    entry = entry_of(app, "c", task="t", schedule=crontab(minute=0))
+    setting = re.escape(
+        "beat_schedule entry 'c': the app's timezone setting (app.conf.timezone): "
+        f"timezone {zone!r} is not an IANA location zone"
+    )
+    with pytest.raises(ValueError, match=f"^{setting}"):
+        declaration("c", entry)
+    # An interval entry has no zone; 'UTC' and a place's zone are taken.
+    assert declaration("n", entry_of(app, "n", task="t", schedule=30)).rule == Every(30)
+    for fine in ("UTC", "Etc/GMT+5", "Europe/Paris"):
+        made = declaration(
+            "c", entry_of(app_with(timezone=fine), "c", task="t", schedule=crontab(minute=0))
+        )
+        assert made.rule == Cron("0 * * * *", timezone=fine)
 
 
 def test_a_job_of_the_prefix_that_beat_did_not_make_is_refused_and_nothing_changes(

@@ -240,6 +240,16 @@ BAD_RULES: list[tuple[Callable[[], tuple[Any, dict[str, Any]]], type, str]] = [
     ),
     (lambda: (AnyCron("* * * * *", timezone="../etc"), {}), ValueError, "timezone '../etc'"),
     (
+        lambda: (AnyCron("* * * * *", timezone="localtime"), {}),
+        ValueError,
+        "^timezone 'localtime' is not an IANA location zone: it is the zone of the host",
+    ),
+    (
+        lambda: (AnyCron("* * * * *", timezone="right/UTC"), {}),
+        ValueError,
+        "^timezone 'right/UTC' is not an IANA location zone: 'right/' zones count leap",
+    ),
+    (
         lambda: (AnyEvery(5, timezone="Mars/Base"), {}),
         TypeError,
         "unexpected keyword argument 'timezone'",

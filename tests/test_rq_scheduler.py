@@ -22,8 +22,9 @@ import pytest
 from rq import Queue
 from rq.job import Job, JobStatus
 
+from rache import Cron
 from rache import Scheduler as RacheScheduler
-from rache.rq import QUEUE_FIELD, Runner, Scheduler
+from rache.rq import QUEUE_FIELD, Runner, Scheduler, local_timezone
 from tests.support import harness
 from tests.support.helpers import commands_sent, snapshot
 from tests.support.rq_tasks import RAN
@@ -205,6 +206,25 @@ def test_a_cron_job_in_local_time_takes_the_zone_of_tz(
     assert (due.hour, due.minute) == (0, 0)  # 09:00 in Tokyo
     utc = scheduler.cron("0 9 * * *", TASK, args=["utc"])
     assert scheduler.rache.job_details(utc.id)["recurring"]["timezone"] == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("tz", "taken"),
+    [("posix/Asia/Tokyo", "Asia/Tokyo"), ("right/Asia/Tokyo", "Asia/Tokyo"), ("localtime", None)],
+)
+def test_a_cron_job_in_local_time_takes_the_place_tz_names(
+    solo_raw: Any, monkeypatch: pytest.MonkeyPatch, tz: str, taken: Any
+) -> None:
+    """A posix/ or right/ copy is the zone it copies; 'localtime' names no place: passed over."""
+    monkeypatch.setenv("TZ", tz)
+    zone = local_timezone()
+    if taken is None:  # the host's zone from /etc/localtime or /etc/timezone, or UTC
+        assert zone != "localtime" and Cron("* * * * *", timezone=zone).timezone == zone
+    else:
+        assert zone == taken
+    scheduler = Scheduler(connection=solo_raw)
+    job = scheduler.cron("0 9 * * *", TASK, args=["local"], use_local_timezone=True)
+    assert scheduler.rache.job_details(job.id)["recurring"]["timezone"] == zone
 
 
 def test_a_job_handed_out_twice_is_moved_once(solo_raw: Any) -> None:

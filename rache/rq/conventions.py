@@ -19,7 +19,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from rq.utils import import_attribute
 
 from ..constants import RQ_DEFAULT_LEASE, RQ_DEFAULT_PREFIX
-from ..rules import Cron, Every, zone
+from ..rules import Cron, Every, location_zone
 
 #: The prefix of the rache schedule that stands for rq-scheduler's sorted set.
 DEFAULT_PREFIX = RQ_DEFAULT_PREFIX
@@ -122,6 +122,9 @@ def local_timezone() -> str:
     rache evaluates cron rules in a named zone (on whichever runner claims the job), so the
     local zone is resolved once, when the job is scheduled: ``TZ``, else ``/etc/localtime``
     (a link into the zoneinfo tree), else ``/etc/timezone``, else UTC if the clock is UTC.
+    Only a place's zone is taken (``rache.Cron``'s check): a ``posix/`` or ``right/`` copy
+    is read as the zone it copies, and ``localtime`` (this host's own zone, whatever it
+    is) is passed over.
     """
     candidates = [os.environ.get("TZ", "").lstrip(":")]
     link = os.path.realpath("/etc/localtime")
@@ -133,9 +136,11 @@ def local_timezone() -> str:
     except OSError:
         pass
     for name in candidates:
+        for folder in ("posix/", "right/"):
+            name = name[len(folder) :] if name.startswith(folder) else name
         if name:
             try:
-                zone(name)
+                location_zone(name)
             except Exception:
                 continue
             return name

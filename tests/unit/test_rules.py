@@ -7,7 +7,8 @@ import dataclasses
 import inspect
 import pickle
 import zlib
-from datetime import timedelta
+import zoneinfo
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Union
 
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 import rache
 import rache.aio
-from rache import Cron, Every, rules
+from rache import Cron, Every, recurrence, rules
 from rache.rules import Placed, Rule, from_details
 
 # -- built and checked -----------------------------------------------------------------------
@@ -110,6 +111,41 @@ def test_a_bad_rule_is_refused_when_built(
 ) -> None:
     with pytest.raises(error, match=match):
         build()
+
+
+#: Names ZoneInfo loads on a usual host that name no place, and what the error says of each.
+NOT_PLACES = {
+    "localtime": "it is the zone of the host that reads it",
+    "posixrules": "template for POSIX TZ strings",
+    "Factory": "placeholder for a host whose zone is not set",
+    "posix/Europe/Paris": "'posix/' zones are a copy .*; name 'Europe/Paris'$",
+    "right/Europe/Paris": "'right/' zones count leap seconds.*; name 'Europe/Paris'$",
+}
+
+
+@pytest.mark.parametrize("name", list(NOT_PLACES))
+def test_a_zone_name_that_means_another_clock_on_each_host_is_refused(name: str) -> None:
+    """Each loads as a ZoneInfo where the host has it, yet names no place (or another clock)."""
+    with pytest.raises(ValueError, match=f"^timezone '{name}' is not an IANA location zone: "):
+        Cron("0 6 * * *", timezone=name)
+    with pytest.raises(ValueError, match=NOT_PLACES[name]):
+        Cron("0 6 * * *", timezone=name)
+
+
+@pytest.mark.parametrize(
+    "name", ["UTC", "Etc/UTC", "Etc/GMT+5", "GMT", "US/Eastern", "EST5EDT", "Europe/Paris"]
+)
+def test_utc_fixed_offsets_and_places_are_zones(name: str) -> None:
+    assert Cron("0 6 * * *", timezone=name).timezone == name
+    assert name in zoneinfo.available_timezones() or name == "UTC"
+
+
+def test_a_stored_rule_in_a_zone_now_refused_is_still_evaluated() -> None:
+    """Rules written before the check keep running as they did: only new rules are checked."""
+    decoded, _, _ = rules.decode(b"c|||c|0|0|Factory|0 6 * * *")
+    assert isinstance(decoded.rule, Cron) and decoded.rule.timezone == "Factory"
+    start = recurrence.to_ms(datetime(2024, 1, 1, tzinfo=timezone.utc))
+    assert recurrence.next_at_or_after(decoded, start) == start + 6 * 3600 * 1000  # '-00' is UTC
 
 
 @pytest.mark.parametrize("expression", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2 * 0"])

@@ -196,8 +196,8 @@ class AsyncScheduler(BaseScheduler):
     async def _put_back_quietly(self, call: Call) -> int:
         try:
             return int(await self._run(call))
-        except Exception:
-            warn_unreleased(call)
+        except Exception as error:
+            warn_unreleased(call, error)
             return 0
 
     async def forget_jobs(self, jobs: Iterable[Any]) -> int:

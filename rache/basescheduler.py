@@ -14,8 +14,10 @@ import random
 from datetime import datetime
 from typing import Any, Callable, Optional, Tuple, Union
 
+from redis.exceptions import ResponseError
+
 from . import arguments, config, encode, moves, wire
-from .claim import Claim
+from .claim import Claim, put_back_ids
 from .constants import DEFAULT_BATCH_SIZE, DEFAULT_LEASE_MS
 from .errors import LayoutMismatch, UntaggedPrefix
 from .keys import Keys, Layout, has_hash_tag, tagged
@@ -122,10 +124,39 @@ def due_time(at: When, name: str = "at") -> Time:
     return decode_time(wire.time_text(ms))
 
 
-def warn_unreleased(call: Call) -> None:
-    left = (len(call.args) - 4) // 3
+def warn_unreleased(call: Call, error: BaseException) -> None:
+    """Log a put-back that raised ``error``: how many jobs, which, and whether it may have run.
+
+    Reached once the client gave up: redis-py retries a call whose reply was lost with the
+    same call id, and a retry that gets through is answered from the call's record, so no
+    warning. An error reply (a refused script, a permission) means the call did not put
+    anything back; any other failure (a connection lost, a timeout) may have come after the
+    script ran, so the jobs may be back: the warning says so rather than "could not". A job
+    not put back stays as the claim left it (removed, or rescheduled by ``reschedule_in``;
+    a recurring one at its next occurrence, or leased until its lease ends).
+    """
+    plain, again = put_back_ids(call)
+    ids = plain + again
+    shown = ", ".join(repr(job_id) for job_id in ids[:5])
+    if len(ids) > 5:
+        shown += f" and {len(ids) - 5} more"
+    jobs = f"{len(ids)} claimed jobs that were never handed out ({len(plain)} plain, "
+    jobs += f"{len(again)} recurring: {shown})"
+    failure = f"{type(error).__name__}: {error}"
+    if isinstance(error, ResponseError):
+        logger.warning(
+            "rache: could not put back %s: Redis refused the call (%s)",
+            jobs,
+            failure,
+            exc_info=(type(error), error, error.__traceback__),
+        )
+        return
     logger.warning(
-        "rache: could not put back %d claimed jobs that were never handed out", left, exc_info=True
+        "rache: may not have put back %s: the call failed before its reply came (%s), so it "
+        "may have run; those it did not put back stay as the claim left them",
+        jobs,
+        failure,
+        exc_info=(type(error), error, error.__traceback__),
     )
 
 

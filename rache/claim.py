@@ -227,6 +227,25 @@ class Claim:
         return jobs
 
 
+def put_back_ids(call: Call) -> Tuple[List[str], List[str]]:
+    """The ids of the plain jobs and of the recurring jobs that a ``put_back`` call puts back.
+
+    Read from the call itself (release-4.lua's header): 4 settings, the plain jobs as
+    quadruples after their count, then the recurring jobs as triples, each led by its id.
+    For a warning that names them when the call fails.
+    """
+    args = call.args
+    plain = 4 + 4 * int(args[3])
+    return (
+        [_text(args[i]) for i in range(4, plain, 4)],
+        [_text(args[i]) for i in range(plain, len(args), 3)],
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 #: An every-N entry's kind in a claim's recurring sub-array.
 _EVERY = wire.EVERY.encode()
 

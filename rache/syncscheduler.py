@@ -223,8 +223,8 @@ class Scheduler(BaseScheduler):
             return 0
         try:
             return int(self._run(call))
-        except Exception:
-            warn_unreleased(call)
+        except Exception as error:
+            warn_unreleased(call, error)
             return 0
 
     def forget_jobs(self, jobs: Iterable[Any]) -> int:

@@ -19,6 +19,7 @@ rache.aio.
 from __future__ import annotations
 
 import collections
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -553,6 +554,45 @@ def test_a_schedule_whose_every_reply_is_lost_fails_and_still_schedules_once(
     world.faults.check(RETRIES + 1)
     world.drain()
     assert_once(world.contender.handed, ["a"])
+
+
+@cases(RETRIED_CASES)
+def test_a_put_back_whose_every_reply_is_lost_warns_that_it_may_have_run(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning counts the jobs from the call (plain and recurring) and says "may not".
+
+    The script ran (each retry was answered from its record), yet the client gave up: the
+    jobs are back, so "could not put back" would be false.
+    """
+    if world.faults.deliver:
+        pytest.skip("a reply delivered is not retried: no call that fails to make")
+    caplog.set_level(logging.WARNING, logger="rache")
+    sched = world.driver()
+    plain = [f"w{i}" for i in range(9)]
+    schedule_due(world, plain)
+    now = world.server_ms()
+    for job_id in ("e0", "e1"):  # due after the plain jobs, so in the batch's tail
+        world.setup.schedule_recurring(job_id, Every(3600), start=(now - 5000) / 1000)
+    world.faults.arm(scripts.RELEASE, times=RETRIES + 1)
+    batch, count = sched.put_back_after_first()
+    world.faults.check(RETRIES + 1)
+    assert count == 0  # logged, not raised
+    assert [job_of(name) for name in batch] == [*plain, "e0", "e1"]
+    [record] = [r for r in caplog.records if r.name.startswith("rache")]
+    assert record.levelno == logging.WARNING and record.exc_info
+    kind, error, _ = record.exc_info
+    assert kind is not None and issubclass(kind, redis.ConnectionError)
+    assert record.getMessage() == (
+        "rache: may not have put back 10 claimed jobs that were never handed out (8 plain, "
+        "2 recurring: 'w1', 'w2', 'w3', 'w4', 'w5' and 5 more): the call failed before its "
+        f"reply came ({kind.__name__}: {error}), so it may have run; those it did not put "
+        "back stay as the claim left them"
+    )
+    # It did run: every job but the first is due again, and comes out once.
+    world.drain()
+    assert sorted(world.contender.handed) == sorted(batch[1:])
+    assert_once([batch[0], *world.contender.handed], [*plain, "e0", "e1"])
 
 
 # -- deleting ----------------------------------------------------------------------------------

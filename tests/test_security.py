@@ -522,6 +522,11 @@ def test_tls_scheduler(tls: TLSServer, caplog: pytest.LogCaptureFixture) -> None
     fail_a_put_back(sched, tls.admin, tls.password)
     logs = rache_logs(caplog)
     assert len(logs) == 1 and "could not put back" in logs[0]
+    # Refused (an error reply): the script did not run, so "could not"; the job named.
+    assert (
+        "rache: could not put back 1 claimed jobs that were never handed out (1 plain, "
+        "0 recurring: 'q'): Redis refused the call (NoPermissionError: "
+    ) in logs[0]
     assert repr(sched) == (
         f"<Scheduler prefix='rache:' connection=<redis.client.Redis "
         f"rediss://127.0.0.1:{tls.server.port}/0>>"

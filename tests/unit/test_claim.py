@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import pytest
 
 from rache import wire
-from rache.claim import Claim
+from rache.claim import Claim, put_back_ids
 from rache.constants import DEFAULT_LEASE_MS
 from rache.keys import Keys, Layout
 from rache.models import Job
@@ -365,6 +365,20 @@ def test_an_advance_that_did_not_hold_keeps_the_occurrence_back() -> None:
     assert ids(claim.take([0])) == ["p1", "e1", "p2"]
     assert claim.next_due == b"1700000100"  # c1 was not moved by this claim
     assert claim.put_back(1) == release_call(PLAIN.keys, b"", [P2], [E1])
+
+
+def test_a_put_back_call_names_its_plain_and_recurring_jobs() -> None:
+    """What the warning of a failed put-back counts: plain quadruples, then recurring triples."""
+    claim = Claim(PLAIN, 4)
+    claim.next_call()
+    claim.take(cron_batch())
+    claim.next_call()
+    claim.take([1])
+    call = claim.put_back(0)
+    assert call is not None and put_back_ids(call) == (["p1", "p2"], ["e1", "c1"])
+    nine = release_call(PLAIN.keys, b"", [[b"j%d" % i, b"1", b"0", b""] for i in range(9)], [])
+    assert put_back_ids(nine) == ([f"j{i}" for i in range(9)], [])  # not 12: (40 - 4) // 3
+    assert put_back_ids(release_call(PLAIN.keys, b"", [], [E1])) == ([], ["e1"])
 
 
 def test_without_the_advance_reply_put_back_releases_the_other_jobs() -> None:

@@ -18,7 +18,7 @@ from typing import List, Mapping, Optional, Tuple, Union
 
 from . import wire
 from .constants import MAX_BATCH_SIZE, MAX_MS, MAX_OFFSET_SECONDS, RESERVED_FIELDS
-from .durations import finite, seconds
+from .durations import digits, finite, seconds, shown
 from .errors import ReservedFieldError
 from .rules import Cron, Every
 from .rules import decode as decode_rule
@@ -32,7 +32,7 @@ def positive_seconds(value: object, name: str, *, allow_zero: bool = False) -> f
     low_ok = number >= 0 if allow_zero else number > 0
     if not finite(number) or not low_ok or not number <= 1e9:
         bound = "0 or more" if allow_zero else "more than 0"
-        raise ValueError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
+        raise ValueError(f"{name} must be a finite number of seconds {bound}, not {shown(value)}")
     return float(number)
 
 
@@ -41,7 +41,7 @@ def count(value: object, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not low <= value <= high:
-        raise ValueError(f"{name} must be from {low} to {high}, not {value}")
+        raise ValueError(f"{name} must be from {low} to {high}, not {shown(value)}")
     return value
 
 
@@ -66,7 +66,7 @@ def offset(value: object, name: str) -> Tuple[int, bytes]:
         raise ValueError(f"{name} must be a finite number of seconds, not {number!r}")
     if abs(number) > MAX_OFFSET_SECONDS:
         raise ValueError(
-            f"{name} must be within {MAX_OFFSET_SECONDS:,} seconds of now, not {value!r}"
+            f"{name} must be within {MAX_OFFSET_SECONDS:,} seconds of now, not {shown(value)}"
         )
     if isinstance(number, int) or number.is_integer():
         return int(number) * 1000, wire.WHOLE_SECONDS
@@ -79,7 +79,7 @@ def due_at(value: object) -> Tuple[int, bytes]:
         raise TypeError(f"due time must be a Unix timestamp, not {type(value).__name__}")
     number = _timestamp(value)
     if not finite(number) or abs(number) > MAX_OFFSET_SECONDS:
-        raise ValueError(f"due time must be a finite Unix timestamp, not {value!r}")
+        raise ValueError(f"due time must be a finite Unix timestamp, not {shown(value)}")
     return round(number * 1000), wire.AT
 
 
@@ -106,7 +106,7 @@ def moment(value: object, name: str) -> Tuple[int, bytes]:
     if not finite(number) or abs(number) > MAX_OFFSET_SECONDS:
         raise ValueError(
             f"{name} must be a finite Unix timestamp within {MAX_OFFSET_SECONDS:,} seconds "
-            f"of 1970, not {value!r}"
+            f"of 1970, not {shown(value)}"
         )
     return round(number * 1000), wire.AT
 
@@ -124,7 +124,7 @@ def start(value: object) -> Optional[int]:
     else:
         number = _timestamp(value)
     if not finite(number) or not 0 <= number * 1000 < MAX_MS:
-        raise ValueError(f"start must be a finite Unix timestamp after 1970, not {value!r}")
+        raise ValueError(f"start must be a finite Unix timestamp after 1970, not {shown(value)}")
     return round(number * 1000)
 
 
@@ -143,7 +143,7 @@ def limit(value: object) -> Optional[int]:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"limit must be an int or None, not {type(value).__name__}")
     if value < 0:
-        raise ValueError(f"limit must be 0 or more, not {value}")
+        raise ValueError(f"limit must be 0 or more, not {shown(value)}")
     return int(value)
 
 
@@ -210,7 +210,7 @@ def data_value(key: str, value: object) -> bytes:
             return str(int(value)).encode()
         except ValueError:  # Python refuses to write it in decimal (CVE-2020-10735)
             raise ValueError(
-                f"job data {key!r} is an int of about {_digits(value)} digits, more than "
+                f"job data {key!r} is an int of about {digits(value)} digits, more than "
                 f"Python writes as text ({_digit_limit()} digits at most here: "
                 "sys.set_int_max_str_digits)"
             ) from None
@@ -222,11 +222,6 @@ def data_value(key: str, value: object) -> bytes:
         f"job data {key!r} must be str, bytes, int, float or None (to remove it), "
         f"not {type(value).__name__}"
     )
-
-
-def _digits(value: int) -> int:
-    """About how many decimal digits ``value`` has (without writing it out: Python may not)."""
-    return int(abs(value).bit_length() * math.log10(2)) + 1
 
 
 def _digit_limit() -> int:

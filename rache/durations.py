@@ -44,9 +44,29 @@ def millis(value: object, name: str, *, allow_zero: bool) -> int:
         what = "0 or more" if allow_zero else "more than 0"
         raise ValueError(
             f"{name} must be {what} seconds, up to {MAX_RULE_MS // 1000:,} (kept to the "
-            f"millisecond), not {value!r}"
+            f"millisecond), not {shown(value)}"
         )
     return ms
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message; an int too long for Python to write, by its size.
+
+    Python refuses to write an int past ``sys.get_int_max_str_digits()`` digits (its own
+    ``ValueError``, naming nothing), so a message that shows such a value says how long it is.
+    """
+    try:
+        return repr(value)
+    except ValueError:
+        if isinstance(value, int):
+            sign = "a negative" if value < 0 else "an"
+            return f"{sign} int of about {digits(value)} digits"
+        raise
+
+
+def digits(value: int) -> int:
+    """About how many decimal digits ``value`` has, without writing it out (Python may not)."""
+    return int(abs(value).bit_length() * math.log10(2)) + 1
 
 
 def ms_to_seconds(ms: int) -> Union[int, float]:

@@ -35,7 +35,7 @@ from .arguments import (
     stored_rule,
 )
 from .constants import BULK_MAX_ARGS, MAX_OFFSET_SECONDS
-from .durations import finite, seconds
+from .durations import finite, seconds, shown
 from .keys import Keys, Layout, has_hash_tag
 from .models import Job
 from .rules import Cron, Placed
@@ -328,7 +328,7 @@ def stats(layout: Layout, intervals: object, interval: object) -> List[Call]:
     intervals = count(intervals, "intervals", 0, 1440)
     length = seconds(interval, "interval")
     if not finite(length) or not 0 < length <= MAX_OFFSET_SECONDS:
-        raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
+        raise ValueError(f"interval must be a positive number of seconds, not {shown(interval)}")
     args: Args = [intervals, repr(float(length)).encode()]
     return [Call(scripts.STATS, [keys.queue], args) for keys in layout.shards]
 

@@ -120,6 +120,37 @@ def test_an_int_python_will_not_write_as_text_is_a_value_error_naming_its_key(
     assert snapshot(raw) == populated
 
 
+HUGE = 10**5000
+#: Each entry point that takes a number, given an int Python will not write as text.
+HUGE_NUMBERS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "schedule_job": (lambda s: s.schedule_job("c", HUGE, n=1), "schedule_in must be within"),
+    "schedule_job_at": (lambda s: s.schedule_job_at("c", -HUGE), "at must be a finite Unix"),
+    "schedule_jobs": (lambda s: s.schedule_jobs([("c", HUGE)]), r"jobs\[0\]: schedule_in"),
+    "schedule_jobs at": (
+        lambda s: s.schedule_jobs([("c", HUGE)], at=True),
+        r"jobs\[0\]: due time must be",
+    ),
+    "schedule_recurring": (
+        lambda s: s.schedule_recurring("c", Every(5), start=HUGE),
+        "start must be a finite Unix timestamp",
+    ),
+    "stats": (lambda s: s.stats(interval=HUGE), "interval must be a positive number"),
+}
+
+
+@pytest.mark.parametrize("operation", list(HUGE_NUMBERS))
+def test_an_int_python_will_not_write_as_text_is_an_error_naming_the_argument(
+    sched: Any, raw: Any, populated: dict[bytes, Any], operation: str
+) -> None:
+    """Python's own 'Exceeds the limit ... for integer string conversion' named nothing."""
+    if not getattr(sys, "get_int_max_str_digits", lambda: 0)():
+        pytest.skip("this Python writes ints of any length")
+    call, named = HUGE_NUMBERS[operation]
+    with pytest.raises(ValueError, match=f"^{named}.* int of about 5001 digits$"):
+        call(sched)
+    assert snapshot(raw) == populated
+
+
 @pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "posix/UTC", "right/UTC"])
 def test_a_cron_zone_that_names_no_place_is_refused_naming_timezone(
     sched: Any, raw: Any, populated: dict[bytes, Any], zone: str
@@ -171,6 +202,7 @@ def test_stats_with_an_interval_that_is_not_finite_sends_nothing(
         ({"batch_size": 10_001}, ValueError, "batch_size must be from 1 to 10000"),
         ({"batch_size": 2.0}, TypeError, "batch_size must be an int, not float"),
         ({"batch_size": True}, TypeError, "batch_size must be an int, not bool"),
+        ({"batch_size": 10**5000}, ValueError, "batch_size must be from 1 to 10000, not an int"),
     ],
 )
 def test_bad_scheduler_settings(make: Any, kwargs: dict[str, Any], error: type, match: str) -> None:

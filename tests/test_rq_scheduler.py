@@ -353,6 +353,11 @@ BAD: Dict[str, Any] = {
         ValueError,
         "repeat must be",
     ),
+    "schedule, a repeat too long to write": (
+        lambda s: s.schedule(AT, TASK, interval=5, repeat=-(10**5000)),
+        ValueError,
+        "^repeat must be at least 0, not a negative int of about 5001 digits$",
+    ),
     "schedule, before 1970": (
         lambda s: s.schedule(datetime(1960, 1, 1), TASK, interval=5),
         ValueError,

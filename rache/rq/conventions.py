@@ -19,6 +19,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from rq.utils import import_attribute
 
 from ..constants import RQ_DEFAULT_LEASE, RQ_DEFAULT_PREFIX
+from ..durations import shown
 from ..rules import Cron, Every, location_zone
 
 #: The prefix of the rache schedule that stands for rq-scheduler's sorted set.
@@ -112,7 +113,7 @@ def whole(value: object, name: str, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     if value != value or value in (float("inf"), float("-inf")) or int(value) < least:
-        raise ValueError(f"{name} must be at least {least}, not {value!r}")
+        raise ValueError(f"{name} must be at least {least}, not {shown(value)}")
     return int(value)
 
 

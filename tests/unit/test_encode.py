@@ -210,6 +210,46 @@ def test_an_int_too_long_for_python_to_write_is_a_value_error_naming_its_key(val
     assert encode.schedule(PLAIN, "a", 1, {"k": most}).args[-1] == str(most).encode()
 
 
+HUGE = 10**5000
+#: Each argument that takes a number, given an int Python will not write as text: the error
+#: names the argument and says how long the int is (it once raised Python's own error).
+HUGE_ARGUMENTS: List[Tuple[Callable[[], Any], str]] = [
+    (lambda: encode.schedule(PLAIN, "a", HUGE, {}), "^schedule_in must be within"),
+    (lambda: encode.schedule(PLAIN, "a", -HUGE, {}), "^schedule_in must be within .*a negative"),
+    (lambda: encode.schedule_at(PLAIN, "a", HUGE, {}), "^at must be a finite Unix timestamp"),
+    (lambda: encode.schedule_recurring(PLAIN, "a", Every(1), HUGE, {}), "^start must be"),
+    (lambda: Every(HUGE), "^every must be more than 0 seconds"),
+    (lambda: Every(1, grace=HUGE), "^grace must be 0 or more seconds"),
+    (lambda: Cron("* * * * *", jitter=-HUGE), "^jitter must be 0 or more seconds"),
+    (lambda: list(encode.schedule_bulk(PLAIN, [("a", HUGE)], False, 9)), r"^jobs\[0\]: sched"),
+    (lambda: list(encode.schedule_bulk(PLAIN, [("a", HUGE)], True, 9)), r"^jobs\[0\]: due t"),
+    (lambda: encode.restored_job(0, ("a", HUGE, {}, None, None)), r"^jobs\[0\]: due time"),
+    (lambda: encode.stats(PLAIN, 1, HUGE), "^interval must be a positive number"),
+    (lambda: encode.stats(PLAIN, HUGE, 60), "^intervals must be from 0 to 1440"),
+    (lambda: arguments.batch_size(HUGE), "^batch_size must be from 1 to"),
+    (lambda: arguments.limit(-HUGE), "^limit must be 0 or more"),
+    (lambda: arguments.positive_seconds(HUGE, "poll"), "^poll must be a finite number"),
+]
+
+
+@pytest.mark.skipif(
+    not getattr(sys, "get_int_max_str_digits", lambda: 0)(),
+    reason="this Python writes ints of any length",
+)
+@pytest.mark.parametrize(("build", "match"), HUGE_ARGUMENTS)
+def test_an_int_too_long_to_write_names_the_argument(build: Callable[[], Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match) as refused:
+        build()
+    assert str(refused.value).endswith("int of about 5001 digits")
+
+
+def test_shown_is_repr_but_for_ints_too_long_to_write() -> None:
+    assert durations.shown(1.5) == "1.5" and durations.shown("x") == "'x'"
+    assert durations.shown(-(10**40)) == repr(-(10**40))
+    if getattr(sys, "get_int_max_str_digits", lambda: 0)():
+        assert durations.shown(-(10**5000)) == "a negative int of about 5001 digits"
+
+
 def test_schedule_recurring_every_call() -> None:
     declaration = encode.schedule_recurring(
         PLAIN, "a", Every(60, jitter=10), 1700000000, {"k": "v", "d": None}

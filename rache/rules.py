@@ -156,8 +156,10 @@ class Cron(Rule):
     ``Cron('0 6 * * *', timezone='Europe/Paris')``. The expression has 5 fields, or 6 with
     the seconds last, or is an alias such as ``@daily`` (the ``cron`` extra: croniter). A
     wall time that a spring-forward skips runs at the first instant after the gap; one that a
-    fall-back repeats runs once, at its first pass. ``misfire``, ``grace`` and ``jitter``:
-    see :class:`Rule`.
+    fall-back repeats runs once, at its first pass. ``timezone`` is a place's zone, ``UTC``
+    or a fixed offset (``Etc/GMT+5``); names that mean another clock on each host
+    (``localtime``, ``Factory``, ``posix/...``) are refused. ``misfire``, ``grace`` and
+    ``jitter``: see :class:`Rule`.
     """
 
     expression: str

@@ -357,3 +357,55 @@ def test_module_functions_of_the_integrations_seams(
     assert rache.delete_job("sync") is True and rache.delete_job("sync") is False
     assert rache._default is not None
     rache._default.connection.close()
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_a_task_cancelled_while_awaiting_a_claim_leaves_no_cron_job_leased(
+    server: testing.RedisServer, raw: Any, shards: int
+) -> None:
+    # Due now: a cron job every second, an every-N job every 0.2 s, and a plain job.
+    setup = rache.Scheduler(raw, shards=shards)
+    setup.schedule_recurring("cron", Cron("* * * * * *"), start=0)
+    setup.schedule_recurring("every", Every(0.2), start=0)
+    setup.schedule_job("plain", -5)
+    queue = {job_id: score for job_id, score in _scores(setup, raw)}
+    rules = {job_id: rule for job_id, rule in _rules(setup, raw)}
+
+    async def scenario() -> List[Any]:
+        client = redis.asyncio.Redis.from_url(server.url)
+        claiming = asyncio.Event()
+        slow = AsyncDelayedScript(client, rache.scripts.CLAIM, claiming, 0.2)
+        sched = AsyncScheduler(slow, shards=shards)
+        sched.recurring_lease = 5
+
+        async def consume() -> List[Any]:
+            return [job async for job in sched.pending_jobs()]
+
+        task = asyncio.ensure_future(consume())
+        await claiming.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.5)  # the claim lands, then its batch goes back
+        sched = AsyncScheduler(client, shards=shards)
+        # Nothing leased: the cron job and the plain one as they were, the every-N job at
+        # the occurrence the claim took (coalesced: the latest one).
+        scores = dict(_scores(setup, raw))
+        assert scores.pop(b"every") <= float(setup.server_time())
+        del queue[b"every"]
+        assert scores == queue
+        assert dict(_rules(setup, raw))[b"cron"] == rules[b"cron"]
+        again = [(job["id"], job.due_at) async for job in sched.pending_jobs()]
+        await client.aclose()
+        return again
+
+    again = sorted(run(scenario()))
+    assert [job_id for job_id, _ in again] == ["cron", "every", "plain"]
+
+
+def _scores(sched: Any, raw: Any) -> List[Any]:
+    return [item for keys in sched.shards for item in raw.zrange(keys.queue, 0, -1, withscores=True)]
+
+
+def _rules(sched: Any, raw: Any) -> List[Any]:
+    return [item for keys in sched.shards for item in raw.hgetall(keys.recurring).items()]

@@ -405,3 +405,55 @@ def test_a_failed_advance_puts_back_the_rest_of_the_batch(
     assert sorted(job["id"] for job in again.pending_jobs()) == ["every", "plain"]
     if shell == "asyncio":
         loop_thread.run(client.aclose())
+
+
+# -- every lease released on every path --------------------------------------------------------
+
+#: A cron job every second, and a lease longer than its period: a dead holder's lease spans
+#: occurrences that fall while it holds.
+EVERY_SECOND = "* * * * * *"
+LONG_LEASE = 2.0
+
+
+def wait_until_due(sched: Any, raw: Any, job_id: str) -> int:
+    """Sleep until ``job_id`` (a recurring job) is due on the server; its due time (ms)."""
+    due = score_ms(raw, job_id)
+    time.sleep(max(0.0, (due - server_ms(raw)) / 1000) + 0.01)
+    return due
+
+
+def lease_without_advancing(sched: Any, raw: Any) -> Claim:
+    """A claim as a poller makes it, through the batch that leases the cron job; no advance.
+
+    Every shard's batch until the one that awaits its advance (``take`` answers None).
+    """
+    claim = sched.claim()
+    while (call := claim.next_call()) is not None:
+        assert call.script is scripts.CLAIM
+        if claim.take(run(raw, call)) is None:
+            assert claim.next_call() is not None  # the advance, never sent
+            return claim
+    raise AssertionError("no batch leased the cron job")
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_a_holder_killed_before_its_advance_loses_no_occurrence_of_a_job_every_second(
+    make: Callable[..., Any], raw: Any, shards: int
+) -> None:
+    sched = make(prefix="rache:", shards=shards)
+    getattr(sched, "inner", sched).recurring_lease = LONG_LEASE
+    sched.schedule_recurring("tick", Cron(EVERY_SECOND))
+    pending = wait_until_due(sched, raw, "tick")
+    lease_without_advancing(sched, raw)  # and the holder dies: its advance never comes
+    assert score_ms(raw, "tick") > server_ms(raw)  # leased
+    handed: list[tuple[int, int]] = []  # (occurrence, when handed out), ms
+    until = server_ms(raw) + LONG_LEASE * 1000 + 1500
+    while server_ms(raw) < until:
+        handed += [(due_ms(job), server_ms(raw)) for job in sched.pending_jobs()]
+        time.sleep(0.05)
+    dues = [due for due, _ in handed]
+    # Each occurrence once, from the one the dead holder held, none skipped ...
+    assert dues == list(range(pending, dues[-1] + 1, 1000))
+    assert dues[-1] >= pending + LONG_LEASE * 1000 + 1000
+    # ... each after at most the lease (and the poll's own interval).
+    assert max(at - due for due, at in handed) <= LONG_LEASE * 1000 + 300

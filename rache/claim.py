@@ -78,6 +78,10 @@ class Claim:
         # in the advance-3.lua call still to make (id, lease, next due time).
         self._held: List[Tuple[Job, Record, Optional[int]]] = []
         self._advance: List[Tuple[bytes, bytes, bytes]] = []
+        # The put-back record of each lease awaiting its advance (id, pending, lease): a
+        # put-back ends the lease at once if it still holds, so the occurrence comes out
+        # at the next claim rather than after the lease.
+        self._leased: List[Record] = []
 
     # -- the protocol ---------------------------------------------------------------------
 
@@ -125,7 +129,7 @@ class Claim:
         self._shard_done = int(recurring[0]) < self._count
         rules = _recurring_entries(recurring)
         now = wire.now_ms(cutoff)
-        self._held, self._advance, self.unevaluated = [], [], []
+        self._held, self._advance, self._leased, self.unevaluated = [], [], [], []
         for job, record in zip(jobs, _records(reply, rules)):
             if record is not None:
                 self._held.append((job, record, None))
@@ -136,8 +140,10 @@ class Claim:
                 self.unevaluated.append((job, exc))
         if not self._advance:
             return self._advanced([])
-        # Until the advance answers, what goes back on a failure is the batch's other jobs.
+        # Until the advance answers, what goes back on a failure (a broken connection, a
+        # task cancelled) is the batch's other jobs, and each lease, ended while it holds.
         self._records = [record for _, record, entry in self._held if entry is None]
+        self._records += self._leased
         return None
 
     def put_back(self, handed: int = 0) -> Optional[Call]:
@@ -151,6 +157,7 @@ class Claim:
         records = self._records if self._records is not None else _records(self._reply, {})
         new_due = self._reply[1]
         self._reply = self._records = None
+        self._held, self._advance, self._leased = [], [], []
         left = records[handed:]
         plain = [record for record in left if record is not None and record[0] == wire.PLAIN]
         again = [record for record in left if record is not None and record[0] == wire.RECURRING]
@@ -185,18 +192,34 @@ class Claim:
     # -- the steps of a batch with recurring jobs --------------------------------------------
 
     def _hold_cron(self, job: Job, rule_entry: Tuple[bytes, bytes, bytes], now: int) -> None:
-        """Decide a leased cron job's occurrence and next time; hold it for advance-3.lua."""
+        """Decide a leased cron job's occurrences and next time; hold it for advance-3.lua.
+
+        One occurrence at most (``recurrence.decide``), or, for a lease that ran out
+        untouched (its kind names the old lease), each one its holder never handed out
+        (``recurrence.decide_held``).
+        """
         raw_id = job.raw_id
-        _, lease, raw_rule = rule_entry
+        kind, lease, raw_rule = rule_entry
         rule, _, _ = decode_rule(raw_rule)
-        run, following = recurrence.decide(rule, wire.time_ms(job.raw_due or b"0"), now)
+        pending = job.raw_due or b"0"
+        if len(kind) > 1:  # b"c" + the lease that ran out
+            held = wire.time_ms(kind[1:])
+            runs, following = recurrence.decide_held(
+                rule, wire.time_ms(pending), held, now, self.lease_ms
+            )
+        else:
+            run, following = recurrence.decide(rule, wire.time_ms(pending), now)
+            runs = [] if run is None else [run]
         moved = wire.time_text(following)
-        record: Record = None
-        if run is not None:
-            job.raw_due = wire.time_text(run)
-            record = (wire.RECURRING, raw_id, job.raw_due, moved)
-        self._held.append((job, record, len(self._advance)))
+        entry = len(self._advance)
+        if not runs:
+            self._held.append((job, None, entry))
+        for i, run in enumerate(runs):
+            out = job if i == 0 else _copy(job)
+            out.raw_due = wire.time_text(run)
+            self._held.append((out, (wire.RECURRING, raw_id, out.raw_due, moved), entry))
         self._advance.append((raw_id, lease, moved))
+        self._leased.append((wire.RECURRING, raw_id, pending, lease))
 
     def _advanced(self, reply: Sequence[Any]) -> List[Job]:
         """The jobs of the batch to hand out, once advance-3.lua said which leases held.
@@ -217,7 +240,7 @@ class Claim:
             if int(held) and (head is None or float(moved) < float(head)):
                 head = moved
         self._heads[self.index] = (cutoff, head)
-        self._held, self._advance = [], []
+        self._held, self._advance, self._leased = [], [], []
         self._records = records
         return self._handed(jobs)
 
@@ -227,19 +250,25 @@ class Claim:
         return jobs
 
 
+def _copy(job: Job) -> Job:
+    """Another occurrence of the same job: its data, its due time to be set."""
+    out = Job(job)
+    out.raw_due, out.raw_run = job.raw_due, getattr(job, "raw_run", None)
+    return out
+
+
 def put_back_ids(call: Call) -> Tuple[List[str], List[str]]:
     """The ids of the plain jobs and of the recurring jobs that a ``put_back`` call puts back.
 
     Read from the call itself (release-4.lua's header): 4 settings, the plain jobs as
-    quadruples after their count, then the recurring jobs as triples, each led by its id.
+    quadruples after their count, then the recurring jobs as triples, each led by its id
+    (a cron job's may come more than once: its lease, its occurrences; named once).
     For a warning that names them when the call fails.
     """
     args = call.args
     plain = 4 + 4 * int(args[3])
-    return (
-        [_text(args[i]) for i in range(4, plain, 4)],
-        [_text(args[i]) for i in range(plain, len(args), 3)],
-    )
+    again = dict.fromkeys(_text(args[i]) for i in range(plain, len(args), 3))
+    return [_text(args[i]) for i in range(4, plain, 4)], list(again)
 
 
 def _text(value: Any) -> str:

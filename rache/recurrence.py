@@ -78,6 +78,41 @@ def decide(placed: Placed, pending: int, now: int) -> Tuple[Optional[int], int]:
     return run, next_at_or_after(placed, latest + 1)
 
 
+#: The most occurrences one claim hands out for a lease that ran out (a bound on its work).
+HELD_MOST = 1000
+
+
+def decide_held(
+    placed: Placed, pending: int, held_until: int, now: int, lease: int
+) -> Tuple[List[int], int]:
+    """What a claim at ``now`` does with a job whose lease ran out untouched (ms).
+
+    The lease's holder claimed the job at about ``held_until - lease`` and never advanced it
+    (it died, stalled, or could not evaluate the rule), so it handed out nothing from
+    ``pending`` on. Returns (the occurrences to hand out, the job's next pending time): the
+    one the holder would have handed out (the latest of ``[pending, its claim]``, earlier
+    ones coalesced as :func:`decide` does), each one that fell while the lease held, each
+    once, then the latest since the lease ended, as :func:`decide` (at most ``HELD_MOST``,
+    the rest coalesced). ``skip`` drops those more than ``grace`` late, as always.
+    """
+    latest = latest_at_or_before(placed, min(held_until - lease, now))
+    if latest is not None and latest >= pending:
+        following = latest
+    else:
+        following = next_at_or_after(placed, pending)
+    runs: List[int] = []
+    end = min(held_until, now)
+    skip = placed.rule.misfire == "skip"
+    while following <= end and len(runs) < HELD_MOST:
+        if not (skip and now - following > placed.rule.grace_ms):
+            runs.append(following)
+        following = next_at_or_after(placed, following + 1)
+    run, following = decide(placed, following, now)
+    if run is not None:
+        runs.append(run)
+    return runs, following
+
+
 # -- cron on a local wall clock --------------------------------------------------------------
 
 

@@ -404,7 +404,9 @@ def test_a_task_cancelled_while_awaiting_a_claim_leaves_no_cron_job_leased(
 
 
 def _scores(sched: Any, raw: Any) -> List[Any]:
-    return [item for keys in sched.shards for item in raw.zrange(keys.queue, 0, -1, withscores=True)]
+    return [
+        item for keys in sched.shards for item in raw.zrange(keys.queue, 0, -1, withscores=True)
+    ]
 
 
 def _rules(sched: Any, raw: Any) -> List[Any]:

@@ -14,7 +14,9 @@
     ARGV[4] n, the number of plain jobs
     ARGV[5 .. 4 + 4n] plain jobs, quadruples: id, due time before the claim, '1' if it had
                       data, its run token or '' (README.md, "Runs")
-    ARGV[5 + 4n ..] recurring jobs, triples: id, the occurrence handed out, the due time it moved to
+    ARGV[5 + 4n ..] recurring jobs, triples: id, the occurrence handed out, the due time it moved
+                    to; or for a cron job still leased (its advance never made): id, the
+                    pending occurrence, the lease (as claim-4.lua gave it)
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
@@ -77,9 +79,16 @@ for i = last + 1, #ARGV, 3 do
   local id, due, moved = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local current = rcall('ZSCORE', queueKey, id)
   local rule = rcall('HMGET', rulesKey, id)[1]
-  if current and rule and tonumber(current) == tonumber(moved)
-      and (isEvery(rule) or isIdleCron(rule)) then
-    putBack(id, due)
+  if current and rule and tonumber(current) == tonumber(moved) then
+    if isEvery(rule) or isIdleCron(rule) then
+      putBack(id, due)
+    else
+      local _, lease, tail = parseCron(rule)
+      if lease == moved then  -- still leased to the claim: the lease ends, the job idle
+        rcall('HSET', rulesKey, id, cronRule('', '', tail))
+        putBack(id, due)
+      end
+    end
   end
 end
 wakeup(channel, before, earliest)

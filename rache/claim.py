@@ -141,9 +141,13 @@ class Claim:
         if not self._advance:
             return self._advanced([])
         # Until the advance answers, what goes back on a failure (a broken connection, a
-        # task cancelled) is the batch's other jobs, and each lease, ended while it holds.
+        # task cancelled) is the batch's other jobs, and each cron job: its lease ended if
+        # it still holds (the advance never ran), or its occurrence put back if the advance
+        # ran and its answer was lost (the job idle where it moved it). Never both: a job is
+        # either still leased or idle at its next time.
+        held = [record for _, record, entry in self._held if entry is not None]
         self._records = [record for _, record, entry in self._held if entry is None]
-        self._records += self._leased
+        self._records += self._leased + [record for record in held if record is not None]
         return None
 
     def put_back(self, handed: int = 0) -> Optional[Call]:

@@ -475,3 +475,55 @@ def test_a_holder_killed_before_its_advance_loses_no_occurrence_of_a_job_every_s
     assert dues[-1] >= pending + 2000  # the 2 the lease held, and one after it
     # ... each after at most the lease (and the poll's own interval).
     assert max(at - due for due, at in handed) <= LONG_LEASE * 1000 + 300
+
+
+class RanThenLost(FailingScript):
+    """A sync client whose calls of ``script`` run, and whose replies are then lost for good."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        reply = self.client.execute_command(*args, **options)
+        if len(args) > 1 and args[0] == "EVALSHA" and args[1] == self.script.sha:
+            raise redis.ConnectionError("the connection broke after the call ran")
+        return reply
+
+
+class AsyncRanThenLost(FailingScript):
+    """A redis.asyncio client whose calls of ``script`` run, and whose replies are lost."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        reply = await self.client.execute_command(*args, **options)
+        if len(args) > 1 and args[0] == "EVALSHA" and args[1] == self.script.sha:
+            raise redis.ConnectionError("the connection broke after the call ran")
+        return reply
+
+
+@pytest.mark.parametrize("shell", ["sync", "asyncio"])
+def test_an_advance_that_ran_but_whose_reply_was_lost_puts_its_occurrence_back(
+    raw: Any, shell: str, loop_thread: Any, server: Any
+) -> None:
+    # The advance moved the cron job on, and its answer never came: the occurrence it would
+    # have handed out goes back, once; nothing else moves.
+    setup = Scheduler(raw, "rache:")
+    setup.schedule_recurring("cron", Cron("0 0 1 1 *"), start=0)
+    setup.schedule_job("plain", -5)
+    year = datetime.now(timezone.utc).replace(
+        month=1, day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    if shell == "sync":
+        sched: Any = Scheduler(RanThenLost(raw, scripts.ADVANCE), "rache:")
+    else:
+        client = redis.asyncio.Redis.from_url(server.url)
+        inner = AsyncScheduler(AsyncRanThenLost(client, scripts.ADVANCE), "rache:")
+        sched = Blocking(inner, loop_thread)
+    with pytest.raises(redis.ConnectionError):
+        list(sched.pending_jobs())
+    if shell == "asyncio":
+        loop_thread.run(asyncio.sleep(0.05))  # the put-back runs as a task
+    assert raw.zscore("rache:queue", "cron") == year.timestamp()  # its occurrence, idle
+    assert raw.hget("rache:recurring", "cron").startswith(b"c|||")
+    again = Scheduler(raw, "rache:")
+    handed = sorted((job["id"], job.due_at) for job in again.pending_jobs())
+    assert handed == [("cron", int(year.timestamp())), ("plain", handed[1][1])]
+    assert list(again.pending_jobs()) == []
+    if shell == "asyncio":
+        loop_thread.run(client.aclose())

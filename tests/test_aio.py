@@ -411,3 +411,59 @@ def _scores(sched: Any, raw: Any) -> List[Any]:
 
 def _rules(sched: Any, raw: Any) -> List[Any]:
     return [item for keys in sched.shards for item in raw.hgetall(keys.recurring).items()]
+
+
+@pytest.mark.slow
+def test_a_cancelling_poller_costs_no_occurrence_of_a_job_every_second(
+    server: testing.RedisServer, raw: Any
+) -> None:
+    # One task polls, another starts claims and cancels them at every moment of their flight;
+    # a plain job and an every-0.2 s job ride along. For 6 s: each occurrence once, none lost.
+    setup = rache.Scheduler(raw)
+    setup.schedule_recurring("cron", Cron("* * * * * *"))
+    start = round((float(setup.server_time()) + 0.3) * 1000)
+    setup.schedule_recurring("every", Every(0.2), start=start / 1000)
+    first_cron = round(raw.zscore("rache:queue", "cron") * 1000)
+
+    async def scenario() -> List[Any]:
+        client = redis.asyncio.Redis.from_url(server.url)
+        seen: List[Any] = []
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 6
+
+        async def consume(sched: AsyncScheduler) -> None:
+            async for job in sched.pending_jobs():
+                seen.append((job["id"], round(float(job.due_at) * 1000)))
+
+        async def steady() -> None:
+            sched = AsyncScheduler(client)
+            while loop.time() < until:
+                await consume(sched)
+                await asyncio.sleep(0.01)
+
+        async def cancelling() -> None:
+            sched = AsyncScheduler(client)
+            delays = [0, 0.0002, 0.0005, 0.001, 0.002, 0.004]
+            k = 0
+            while loop.time() < until:
+                task = asyncio.ensure_future(consume(sched))
+                await asyncio.sleep(delays[k % len(delays)])
+                k += 1
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        await asyncio.gather(steady(), cancelling())
+        await asyncio.sleep(0.3)  # the last put-backs land
+        await client.aclose()
+        return seen
+
+    seen = run(scenario())
+    counts = collections.Counter(seen)
+    assert {item: n for item, n in counts.items() if n > 1} == {}  # never twice
+    cron = sorted(due for job_id, due in counts if job_id == "cron")
+    assert cron == list(range(first_cron, cron[-1] + 1, 1000))  # none lost
+    assert len(cron) >= 5
+    every = sorted(due for job_id, due in counts if job_id == "every")
+    assert every == list(range(start, every[-1] + 1, 200))
+    assert len(every) >= 25

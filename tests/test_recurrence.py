@@ -73,6 +73,45 @@ def test_every_n_resumes_from_an_off_grid_time() -> None:
     assert decide(EVERY, 500, 600) == (None, 1_000_000)
 
 
+def test_a_lease_run_out_hands_out_each_occurrence_its_holder_never_did() -> None:
+    every_second = Placed(Cron("* * * * * *"))
+    t = 1_700_000_000_000  # a whole second
+    # Claimed at t + 300 with a 5 s lease (until t + 5_300), never advanced; taken up at
+    # t + 5_400: t (the holder's), each second the lease held, none after it yet.
+    runs, following = recurrence.decide_held(every_second, t, t + 5_300, t + 5_400, 5_000)
+    assert runs == [t + 1000 * k for k in range(6)]
+    assert following == t + 6_000
+    # Taken up late (t + 9_500): then the latest since the lease ended, the rest coalesced.
+    runs, following = recurrence.decide_held(every_second, t, t + 5_300, t + 9_500, 5_000)
+    assert runs == [t + 1000 * k for k in range(6)] + [t + 9_000]
+    assert following == t + 10_000
+    # The holder's claim came late (t + 2_300): what it coalesced stays coalesced.
+    runs, _ = recurrence.decide_held(every_second, t, t + 7_300, t + 7_400, 5_000)
+    assert runs == [t + 2000 + 1000 * k for k in range(6)]
+    # A lease shorter than the period: the one occurrence, no more.
+    hourly = Placed(Cron("0 * * * *"))
+    hour = 1_699_999_200_000  # a whole hour
+    assert recurrence.decide_held(hourly, hour, hour + 500, hour + 600, 200) == (
+        [hour],
+        hour + 3_600_000,
+    )
+    # skip drops what is more than grace late, as always.
+    skip = Placed(Cron("* * * * * *", misfire="skip", grace=2.5))
+    runs, _ = recurrence.decide_held(skip, t, t + 5_300, t + 5_400, 5_000)
+    assert runs == [t + 3000, t + 4000, t + 5000]
+
+
+def test_a_lease_run_out_hands_out_a_bounded_number() -> None:
+    every_second = Placed(Cron("* * * * * *"))
+    t = 1_700_000_000_000
+    hour_lease = 3_600_000  # a lease of an hour over a job every second
+    runs, following = recurrence.decide_held(
+        every_second, t, t + hour_lease, t + hour_lease + 100, hour_lease
+    )
+    assert len(runs) == recurrence.HELD_MOST + 1  # the rest coalesced into the latest
+    assert runs[-1] == t + hour_lease and following == t + hour_lease + 1000
+
+
 # -- cron and daylight saving time -----------------------------------------------------------
 
 

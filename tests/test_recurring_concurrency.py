@@ -176,3 +176,69 @@ def test_pollers_killed_or_stalled_between_claim_and_advance_lose_and_repeat_not
     assert raw.hget("rache:recurring", "hourly").startswith(b"c|||")
     next_due = wire.time_ms(repr(raw.zscore("rache:queue", "hourly")).encode())
     assert next_due == max(due for _, due in handed) + 3_600_000
+
+
+def claim_and_die(url: str, lease: float, ready: Any) -> None:
+    """Claim (leasing the cron job), say so, and wait for the SIGKILL: no advance ever."""
+    client = redis.Redis.from_url(url)
+    sched = Scheduler(client, "rache:")
+    sched.recurring_lease = lease
+    claim = sched.claim()
+    call = claim.next_call()
+    assert call is not None
+    assert claim.take(run(client, call)) is None  # the batch awaits its advance
+    ready.set()
+    time.sleep(600)
+
+
+def poll_with_lease(url: str, lease: float, least: float, barrier: Any) -> Seen:
+    """``poll_until`` for ``least`` seconds, with a lease of ``lease`` seconds."""
+    client = redis.Redis.from_url(url)
+    sched = Scheduler(client, "rache:")
+    sched.recurring_lease = lease
+    client.ping()
+    barrier.wait()
+    until = time.time() + least
+    seen: Seen = []
+    while time.time() < until:
+        for job in sched.pending_jobs():
+            seen.append((job["id"], due_ms(job), time.time() * 1000))
+        time.sleep(0.005)
+    client.close()
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lease", [0.4, 2.5])
+def test_a_poller_sigkilled_between_claim_and_advance_costs_no_occurrence_of_a_job_every_second(
+    server: harness.RedisServer, raw: Any, lease: float
+) -> None:
+    """A lease shorter than the period, and one longer: each occurrence out once either way."""
+    sched = Scheduler(raw, "rache:")
+    sched.schedule_recurring("tick", Cron("* * * * * *"))
+    pending = wait_due(raw)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    victim = context.Process(target=claim_and_die, args=(server.url, lease, ready), daemon=True)
+    victim.start()
+    assert ready.wait(60)
+    assert raw.zscore("rache:queue", "tick") * 1000 > server_ms(raw)  # leased
+    assert victim.pid is not None
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join(10)
+    results = run_processes(poll_with_lease, (server.url, lease, lease + 2.5), 2)
+    seen = [entry for result in results for entry in result]
+    counts = collections.Counter(due for _, due, _ in seen)
+    assert {due: n for due, n in counts.items() if n > 1} == {}  # never twice
+    dues = sorted(counts)
+    assert dues == list(range(pending, dues[-1] + 1, 1000))  # none lost, from the one held
+    assert dues[-1] >= pending + (lease + 1) * 1000
+    # each after at most the lease, and the time the pollers took to start
+    assert max(got - due for _, due, got in seen) <= lease * 1000 + 2000
+
+
+def wait_due(raw: Any) -> int:
+    """Wait until the job ``tick`` is due; its due time (ms)."""
+    due = round(raw.zscore("rache:queue", "tick") * 1000)
+    time.sleep(max(0.0, (due - server_ms(raw)) / 1000) + 0.01)
+    return due

@@ -17,7 +17,7 @@ import redis.asyncio
 
 import rache
 import rache.scripts
-from rache import Cron, Every, aio
+from rache import Cron, Every, aio, wire
 from rache.aio import AsyncScheduler
 from tests.support import harness as testing
 from tests.support.helpers import AsyncDelayedScript, job_keys
@@ -433,7 +433,7 @@ def test_a_cancelling_poller_costs_no_occurrence_of_a_job_every_second(
 
         async def consume(sched: AsyncScheduler) -> None:
             async for job in sched.pending_jobs():
-                seen.append((job["id"], round(float(job.due_at) * 1000)))
+                seen.append((job["id"], wire.time_ms(job.raw_due or b"")))
 
         async def steady() -> None:
             sched = AsyncScheduler(client)

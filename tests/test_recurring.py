@@ -435,7 +435,7 @@ def lease_without_advancing(sched: Any, raw: Any) -> Claim:
 
     Every shard's batch until the one that awaits its advance (``take`` answers None).
     """
-    claim = sched.claim()
+    claim: Claim = sched.claim()
     while (call := claim.next_call()) is not None:
         assert call.script is scripts.CLAIM
         if claim.take(run(raw, call)) is None:

@@ -239,6 +239,6 @@ def test_a_poller_sigkilled_between_claim_and_advance_costs_no_occurrence_of_a_j
 
 def wait_due(raw: Any) -> int:
     """Wait until the job ``tick`` is due; its due time (ms)."""
-    due = round(raw.zscore("rache:queue", "tick") * 1000)
+    due = round(float(raw.zscore("rache:queue", "tick")) * 1000)
     time.sleep(max(0.0, (due - server_ms(raw)) / 1000) + 0.01)
     return due

@@ -1,6 +1,6 @@
 --[[
-  Puts back the jobs a claim handed out to nobody, each only if nobody changed it since the
-  claim (README.md, "Put-back records").
+  Puts back the jobs a claim handed out to nobody, each only if nobody changed it since,
+  and ends each lease never advanced while it holds (README.md, "Put-back records").
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time

@@ -82,6 +82,7 @@ class Claim:
         # put-back ends the lease at once if it still holds, so the occurrence comes out
         # at the next claim rather than after the lease.
         self._leased: List[Record] = []
+        self._room: Optional[int] = None
 
     # -- the protocol ---------------------------------------------------------------------
 
@@ -130,6 +131,9 @@ class Claim:
         rules = _recurring_entries(recurring)
         now = wire.now_ms(cutoff)
         self._held, self._advance, self._leased, self.unevaluated = [], [], [], []
+        # How many more jobs than the batch found the claim's limit leaves room for: a
+        # lease taken up may hand out several occurrences of one job.
+        self._room = None if self.remaining is None else self.remaining - len(jobs)
         for job, record in zip(jobs, _records(reply, rules)):
             if record is not None:
                 self._held.append((job, record, None))
@@ -214,6 +218,12 @@ class Claim:
         else:
             run, following = recurrence.decide(rule, wire.time_ms(pending), now)
             runs = [] if run is None else [run]
+        if self._room is not None and len(runs) > 1 + self._room:
+            # The limit leaves no room for them all: the job resumes at the first one left,
+            # which the next claim hands out (coalesced with any later, as after a downtime).
+            runs, following = runs[: 1 + self._room], runs[1 + self._room]
+        if self._room is not None and runs:
+            self._room -= len(runs) - 1
         moved = wire.time_text(following)
         entry = len(self._advance)
         if not runs:

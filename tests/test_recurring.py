@@ -527,3 +527,20 @@ def test_an_advance_that_ran_but_whose_reply_was_lost_puts_its_occurrence_back(
     assert list(again.pending_jobs()) == []
     if shell == "asyncio":
         loop_thread.run(client.aclose())
+
+
+def test_a_lease_taken_up_keeps_to_the_claims_limit(raw: Any) -> None:
+    sched = Scheduler(raw, prefix="rache:")
+    sched.recurring_lease = LONG_LEASE
+    sched.schedule_recurring("tick", Cron(EVERY_SECOND))
+    pending = wait_until_due(sched, raw, "tick")
+    lease_without_advancing(sched, raw)  # and the holder dies
+    time.sleep(LONG_LEASE + 1.1)  # the lease ran out, and held 2 occurrences or more
+    # A claim of 2 jobs: the first 2 the dead holder never handed out, and no more ...
+    jobs = list(sched.pending_jobs(limit=2))
+    assert [due_ms(job) for job in jobs] == [pending, pending + 1000]
+    # ... the job resumes at the first one left, which the next claim hands out (coalesced).
+    assert score_ms(raw, "tick") == pending + 2000
+    assert raw.hget("rache:recurring", "tick").startswith(b"c|||")
+    again = [due_ms(job) for job in sched.pending_jobs()]
+    assert len(again) == 1 and pending + 2000 <= again[0] <= server_ms(raw)

@@ -381,14 +381,19 @@ def test_a_put_back_call_names_its_plain_and_recurring_jobs() -> None:
     assert put_back_ids(release_call(PLAIN.keys, b"", [], [E1])) == ([], ["e1"])
 
 
-def test_without_the_advance_reply_put_back_releases_the_other_jobs() -> None:
+def test_without_the_advance_reply_put_back_releases_the_batch_and_the_lease() -> None:
     claim = Claim(PLAIN, 4, 30)
     claim.next_call()
     reply = cron_batch()
     reply[1] = b"1700000030"
     claim.take(reply)
     claim.next_call()  # the advance call, whose reply never comes
-    assert claim.put_back(0) == release_call(PLAIN.keys, b"1700000030", [P1, P2], [E1])
+    # The other jobs; the cron job's lease (if the advance never ran) and its occurrence
+    # (if it ran): release-4.lua applies the one that matches what it finds.
+    leased = (b"c1", b"1699999980", LEASE)
+    advanced = (b"c1", b"1699999980", b"1700000040")
+    expected = release_call(PLAIN.keys, b"1700000030", [P1, P2], [E1, leased, advanced])
+    assert claim.put_back(0) == expected
     assert claim.put_back(0) is None
 
 

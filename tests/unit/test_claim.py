@@ -465,3 +465,40 @@ def test_next_wait_of_empty_shards_is_none() -> None:
 def test_the_time_constants_agree_with_the_claim_reply() -> None:
     assert wire.CLAIM_HEAD == 5 and wire.JOB_HEAD == 3 and wire.RECURRING_ENTRY == 4
     assert wire.now_ms(CUTOFF) == 1700000000123
+
+
+def held_batch() -> List[Any]:
+    """c1 alone, every minute, its lease (until 1700000010) run out untouched: taken up."""
+    old_lease = b"1700000010.0000005"
+    rule = b"c|1699999800|" + LEASE + b"|c|0|0|UTC|* * * * *"
+    recurring = [1, b"c1", b"c" + old_lease, LEASE, rule]
+    return claim_reply([(b"c1", b"1699999800", {b"n": b"5"})], recurring=recurring)
+
+
+def test_a_lease_taken_up_hands_out_each_occurrence_its_holder_never_did() -> None:
+    # A 5-minute lease, claimed at about 1699999710 (before the pending occurrence): each
+    # minute from the pending one to the old lease's end, once, then on to the next minute.
+    claim = Claim(PLAIN, 4, lease_ms=300_000)
+    claim.next_call()
+    assert claim.take(held_batch()) is None
+    call = claim.next_call()
+    assert call is not None and call.args == [b"c1", LEASE, b"1700000040"]
+    jobs = claim.take([1])
+    assert jobs is not None
+    dues = [b"1699999800", b"1699999860", b"1699999920", b"1699999980"]
+    assert [(job["id"], job["n"], job.raw_due) for job in jobs] == [("c1", 5, due) for due in dues]
+    # Put back after the first: the job resumes at the second, which comes out again.
+    assert claim.put_back(1) == release_call(
+        PLAIN.keys, b"", [], [[b"c1", due, b"1700000040"] for due in dues[1:]]
+    )
+
+
+def test_a_lease_taken_up_keeps_to_the_limit() -> None:
+    claim = Claim(PLAIN, 4, limit=2, lease_ms=300_000)
+    claim.next_call()
+    assert claim.take(held_batch()) is None
+    call = claim.next_call()  # the job resumes at the first occurrence left
+    assert call is not None and call.args == [b"c1", LEASE, b"1699999920"]
+    jobs = claim.take([1])
+    assert jobs is not None and [job.raw_due for job in jobs] == [b"1699999800", b"1699999860"]
+    assert claim.next_call() is None  # the limit is reached

@@ -77,7 +77,8 @@ CLAIM_HEAD = 5
 #: export-3.lua's reply starts with: the run token of each job in page order (nil for a job
 #: without one; all nil: nil), the rule of each job likewise; then the jobs.
 EXPORT_HEAD = 2
-#: Each recurring entry of a claim: id, kind (EVERY or CRON), a time, the rule as stored.
+#: Each recurring entry of a claim: id, kind (EVERY or CRON; CRON followed by the old lease
+#: when the claim took up a lease that ran out), a time, the rule as stored.
 RECURRING_ENTRY = 4
 #: A job in a flat reply: id, due time, n, then n field/value pairs.
 JOB_HEAD = 3

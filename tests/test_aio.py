@@ -359,12 +359,18 @@ def test_module_functions_of_the_integrations_seams(
     rache._default.connection.close()
 
 
-@pytest.mark.parametrize("shards", [1, 3])
+@pytest.mark.parametrize("where", ["single", "shards", "cluster"])
 def test_a_task_cancelled_while_awaiting_a_claim_leaves_no_cron_job_leased(
-    server: testing.RedisServer, raw: Any, shards: int
+    server: testing.RedisServer, raw: Any, where: str, request: pytest.FixtureRequest
 ) -> None:
     # Due now: a cron job every second, an every-N job every 0.2 s, and a plain job.
-    setup = rache.Scheduler(raw, shards=shards)
+    shards = 3 if where == "shards" else 1
+    prefix = "{rache}:" if where == "cluster" else "rache:"
+    if where == "cluster":
+        nodes: testing.RedisClusterServers = request.getfixturevalue("cluster_nodes")
+        raw = nodes.client()
+        raw.flushall()
+    setup = rache.Scheduler(raw, prefix, shards=shards)
     setup.schedule_recurring("cron", Cron("* * * * * *"), start=0)
     setup.schedule_recurring("every", Every(0.2), start=0)
     setup.schedule_job("plain", -5)
@@ -372,10 +378,13 @@ def test_a_task_cancelled_while_awaiting_a_claim_leaves_no_cron_job_leased(
     rules = {job_id: rule for job_id, rule in _rules(setup, raw)}
 
     async def scenario() -> List[Any]:
-        client = redis.asyncio.Redis.from_url(server.url)
+        client: Any = redis.asyncio.Redis.from_url(server.url)
+        if where == "cluster":
+            node = nodes.nodes[0]
+            client = redis.asyncio.RedisCluster(host=node.host, port=node.port)
         claiming = asyncio.Event()
         slow = AsyncDelayedScript(client, rache.scripts.CLAIM, claiming, 0.2)
-        sched = AsyncScheduler(slow, shards=shards)
+        sched = AsyncScheduler(slow, prefix, shards=shards)
         sched.recurring_lease = 5
 
         async def consume() -> List[Any]:
@@ -387,7 +396,7 @@ def test_a_task_cancelled_while_awaiting_a_claim_leaves_no_cron_job_leased(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await asyncio.sleep(0.5)  # the claim lands, then its batch goes back
-        sched = AsyncScheduler(client, shards=shards)
+        sched = AsyncScheduler(client, prefix, shards=shards)
         # Nothing leased: the cron job and the plain one as they were, the every-N job at
         # the occurrence the claim took (coalesced: the latest one).
         scores = dict(_scores(setup, raw))
@@ -401,6 +410,8 @@ def test_a_task_cancelled_while_awaiting_a_claim_leaves_no_cron_job_leased(
 
     again = sorted(run(scenario()))
     assert [job_id for job_id, _ in again] == ["cron", "every", "plain"]
+    if where == "cluster":
+        raw.close()
 
 
 def _scores(sched: Any, raw: Any) -> List[Any]:

@@ -96,9 +96,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """
     if "conn" not in metafunc.fixturenames:
         return
-    params = [("single", kind) for kind in CLIENT_KINDS]
+    kinds = CLIENT_KINDS
+    if metafunc.definition.get_closest_marker("two_client_kinds"):
+        # a test of seconds, of the scripts' logic: RESP2 bytes and RESP3 str are enough
+        kinds = [kind for kind in kinds if kind[:2] in {(2, False), (3, True)}]
+        kinds = [kind for kind in kinds if kind[2] == CLIENT_KINDS[0][2]]
+    params = [("single", kind) for kind in kinds]
     if metafunc.module.__name__ in BEHAVIOUR_SUITE and "make" in metafunc.fixturenames:
-        params += [("cluster", kind) for kind in CLIENT_KINDS if kind[2] == CLIENT_KINDS[0][2]]
+        params += [("cluster", kind) for kind in kinds if kind[2] == CLIENT_KINDS[0][2]]
     ids = [
         f"{'cluster-' if where == 'cluster' else ''}resp{p}-{'str' if d else 'bytes'}-{parser}"
         for where, (p, d, parser) in params

@@ -18,7 +18,6 @@ from rache.claim import Claim
 from rache.durations import ms_to_seconds
 from rache.rules import Placed, from_details
 from rache.scripts import Call
-from tests.conftest import CLIENT_KINDS
 from tests.support.helpers import AsyncFailingScript, FailingScript, commands_sent, run, snapshot
 from tests.support.shells import Blocking
 
@@ -444,19 +443,12 @@ def lease_without_advancing(sched: Any, raw: Any) -> Claim:
     raise AssertionError("no batch leased the cron job")
 
 
-def two_client_kinds(request: pytest.FixtureRequest) -> None:
-    """Skip all but RESP2 bytes and RESP3 str: for a test of seconds, of the scripts' logic."""
-    _, (protocol, decode, parser) = request.node.callspec.params["conn"]
-    if (protocol, decode) not in {(2, False), (3, True)} or parser != CLIENT_KINDS[0][2]:
-        pytest.skip("a test of seconds: RESP2 bytes and RESP3 str are enough")
-
-
 @pytest.mark.slow
+@pytest.mark.two_client_kinds  # a test of seconds: conftest generates two client kinds only
 @pytest.mark.parametrize("shards", [1, 3])
 def test_a_holder_killed_before_its_advance_loses_no_occurrence_of_a_job_every_second(
-    make: Callable[..., Any], raw: Any, shards: int, request: pytest.FixtureRequest
+    make: Callable[..., Any], raw: Any, shards: int
 ) -> None:
-    two_client_kinds(request)
     # (a sharded schedule's prefix has no hash tag: each shard adds its own)
     sched = make(prefix="rache:" if shards == 1 else "sharded:", shards=shards)
     getattr(sched, "inner", sched).recurring_lease = LONG_LEASE

@@ -20,7 +20,7 @@ from rq.queue import Queue
 from ..constants import MAX_MS, MAX_OFFSET_SECONDS
 from ..dispatch import Dispatcher
 from ..errors import JobNotFound
-from ..rules import Every
+from ..rules import Every, from_details
 from ..scheduler import Scheduler as RacheScheduler
 from ..scheduler import due_time
 from . import jobs
@@ -276,10 +276,11 @@ class Scheduler:
             return False
 
     def change_execution_time(self, job: Any, date_time: datetime) -> None:
-        """Move a scheduled job to ``date_time``.
+        """Move a scheduled job to ``date_time``, in one write: the job is never off the schedule.
 
-        An interval job then runs every ``interval`` from there; a cron job at its first
-        cron time at or after it. :raises ValueError: the job is not scheduled.
+        An interval job then runs every ``interval`` from there (its rule written again with
+        that start, which replaces it); a cron job at its first cron time at or after it.
+        :raises ValueError: the job is not scheduled.
         """
         when = aware(date_time, "date_time")
         stamp = when.timestamp()
@@ -292,12 +293,12 @@ class Scheduler:
             raise ValueError("Job not in scheduled jobs queue")
         rule = details.get("recurring") or {}
         data = {QUEUE_FIELD: details[QUEUE_FIELD]} if QUEUE_FIELD in details else {}
-        if "every" in rule:
-            if not 0 <= stamp * 1000 < MAX_MS:
-                raise ValueError(f"date_time of a periodic job must be after 1970, not {stamp}")
-            self.rache.delete_job(job_id)
-            self.rache.schedule_recurring(job_id, Every(rule["every"]), start=stamp, data=data)
-        else:
+        if "every" in rule and round(stamp * 1000) != round(rule["start"] * 1000):
+            try:  # a new start replaces the rule (its options kept) and the due time at once
+                self.rache.schedule_recurring(job_id, from_details(rule), start=stamp, data=data)
+            except ValueError as exc:
+                raise ValueError(f"date_time of a periodic job: {exc}") from None
+        else:  # one-off, cron, or an interval job moved back to its rule's own start
             self.rache.schedule_job_at(job_id, when, data=data)
 
     def _entries(self, until: Until, offset: Optional[int], length: Optional[int]) -> Any:

@@ -292,3 +292,12 @@ def test_each_module_function_takes_its_method_parameters_and_a_connection(name:
     function = parameters(getattr(rache, name))
     assert [p for p in function if p[0] != "connection"] == method
     assert ("connection", inspect.Parameter.POSITIONAL_OR_KEYWORD, None) in function
+
+
+def test_rache_scheduler_still_names_the_types_of_the_shells_methods() -> None:
+    """``from rache.scheduler import Exported`` worked before the shells were split."""
+    import rache.scheduler
+
+    assert rache.scheduler.Exported is rache.Exported
+    assert rache.scheduler.Job is rache.Job and rache.scheduler.Stats is rache.Stats
+    assert {"Exported", "Job", "Stats"} <= set(rache.scheduler.__all__)

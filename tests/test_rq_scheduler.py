@@ -373,6 +373,26 @@ def test_change_execution_time_never_takes_the_job_off_the_schedule(
     assert snapshot(solo_raw) == before
 
 
+@pytest.mark.parametrize("skew", [-3600.0, 3600.0])
+def test_jobs_to_queue_are_due_on_the_server_clock_not_the_local_one(
+    solo_raw: Any, monkeypatch: pytest.MonkeyPatch, skew: float
+) -> None:
+    """Due times are set on the Redis server's clock: "now" and ``until`` are read there."""
+    scheduler = Scheduler(connection=solo_raw)
+    now = scheduler.rache.server_time()
+    past = scheduler.enqueue_at(datetime.fromtimestamp(now - 10, timezone.utc), TASK, "p")
+    soon = scheduler.enqueue_at(datetime.fromtimestamp(now + 10, timezone.utc), TASK, "s")
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + skew)  # the local clock an hour off
+    assert [job.id for job in scheduler.get_jobs_to_queue()] == [past.id]
+    assert [job.id for job, _ in scheduler.get_jobs_to_queue(with_times=True)] == [past.id]
+    assert scheduler.count(until=timedelta(seconds=5)) == 1
+    assert [job.id for job in scheduler.get_jobs(until=timedelta(seconds=30))] == [
+        past.id,
+        soon.id,
+    ]
+
+
 # Bad input: a clear error, and nothing changed.
 
 BAD: Dict[str, Any] = {

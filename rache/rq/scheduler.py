@@ -9,7 +9,6 @@ jobs into rq is the :class:`~rache.rq.Runner`'s part, driven by a ``rache.Dispat
 
 from __future__ import annotations
 
-import time as _time
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -303,7 +302,7 @@ class Scheduler:
 
     def _entries(self, until: Until, offset: Optional[int], length: Optional[int]) -> Any:
         """(id, due time) of the scheduled jobs due up to ``until``, earliest first."""
-        last = until_stamp(until)
+        last = until_stamp(until, self.rache.server_time)
         if (offset is None) != (length is None):
             raise ValueError("offset and length must be given together, or neither")
         skip = 0 if offset is None else whole(offset, "offset", 0)
@@ -347,8 +346,8 @@ class Scheduler:
         return rq_jobs()
 
     def get_jobs_to_queue(self, with_times: bool = False) -> Iterator[Any]:
-        """The rq jobs due now (see ``get_jobs``)."""
-        return self.get_jobs(_time.time(), with_times=with_times)
+        """The rq jobs due now (see ``get_jobs``): now on the Redis server's clock, as due times."""
+        return self.get_jobs(self.rache.server_time(), with_times=with_times)
 
     def count(self, until: Until = None) -> int:
         """How many jobs are scheduled up to ``until`` (all without it)."""

@@ -50,7 +50,8 @@ class Dispatcher(BaseDispatcher[Scheduler]):
         False sleeps until the next due time or ``max_sleep`` only.
     :param backoff: the first delay after a connection error; doubles to ``max_backoff``.
     :param metrics: a ``prometheus_client.CollectorRegistry`` (or True for the default one)
-        to register counters and a lag histogram in; needs ``rache[prometheus]``.
+        to register counters and a lag histogram in; needs prometheus_client, the
+        ``prometheus`` extra (``pip install '.[prometheus]'`` from rache's checkout).
     :param finish_batch: on stop(), hand out the rest of the batch in hand (True), or put it
         back in the schedule at once (False: under ``run()`` a thread does it while a slow
         handler call finishes; ``run_once()`` does it when that call returns), so that a

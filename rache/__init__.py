@@ -141,7 +141,7 @@ def schedule_jobs(
 
 
 def export_jobs(connection: Any = None) -> Generator[Exported, None, None]:
-    """Every job as ``(job_id, due time, data)``. See :meth:`Scheduler.export_jobs`."""
+    """Every job as ``(job_id, due, data, run, rule)``. See :meth:`Scheduler.export_jobs`."""
     return _scheduler(connection).export_jobs()
 
 

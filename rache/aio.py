@@ -117,7 +117,7 @@ async def schedule_jobs(
 
 
 def export_jobs(connection: Any = None) -> AsyncGenerator[Exported, None]:
-    """Every job as ``(job_id, due time, data)`` (call it inside a running loop)."""
+    """Every job as ``(job_id, due, data, run, rule)`` (call it inside a running loop)."""
     return _scheduler(connection).export_jobs()
 
 

@@ -21,7 +21,7 @@ from .constants import MAX_BATCH_SIZE, MAX_MS, MAX_OFFSET_SECONDS, RESERVED_FIEL
 from .durations import digits, finite, seconds, shown
 from .errors import ReservedFieldError
 from .rules import Cron, Every
-from .rules import decode as decode_rule
+from .rules import checked as checked_rule
 
 # -- a setting's bounds ----------------------------------------------------------------------
 
@@ -268,14 +268,16 @@ def run_token(value: object) -> bytes:
 
 
 def stored_rule(value: object) -> bytes:
-    """A rule as exported (as stored), checked to be one."""
+    """A rule as exported (as stored), checked as a new rule is (``rules.checked``)."""
     if not isinstance(value, str):
         raise TypeError(
             f"rule must be a str (as export_jobs gives it) or None, not {type(value).__name__}"
         )
     raw = wire.utf8(value, "rule")
     try:
-        decode_rule(raw)
-    except (ValueError, UnicodeDecodeError):
+        checked_rule(raw)
+    except UnicodeDecodeError:
         raise ValueError(f"rule {value!r} is not a rule as export_jobs gives it") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"rule {value!r} is not a rule as export_jobs gives it: {exc}") from None
     return raw

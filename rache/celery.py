@@ -29,7 +29,7 @@ from .constants import DEFAULT_REDIS_URL, REDIS_URL_ENV
 from .dispatch import Dispatcher
 from .errors import ConfigurationError, JobNotFound, MissingExtra
 from .models import Job
-from .rules import Cron, Every, location_zone
+from .rules import Cron, Every, from_details, location_zone
 from .scheduler import Scheduler
 
 try:
@@ -154,10 +154,8 @@ class Declaration:
     payload: str
 
     def describe(self) -> str:
-        """The rule in a few words: what ``<prefix>celery:entries`` records."""
-        if isinstance(self.rule, Every):
-            return f"every {self.rule.seconds:g}s"
-        return f"cron {self.rule.expression} {self.rule.timezone}"
+        """The rule, options and all (its repr): what ``<prefix>celery:entries`` records."""
+        return repr(self.rule)
 
 
 def declaration(name: str, entry: Any) -> Declaration:
@@ -361,10 +359,14 @@ def _text(value: Any) -> str:
 
 
 def _same_rule(before: Any, item: Declaration) -> bool:
-    """Whether a job's rule (job_details' ``recurring``) is the declaration's."""
+    """Whether a job's rule (job_details' ``recurring``) is the declaration's, options and all.
+
+    Compared as rule values: the period or cron expression and zone, and misfire and grace,
+    so that an entry whose rule differs only in its options is replaced, not kept.
+    """
     if not isinstance(before, dict):
         return False
-    if isinstance(item.rule, Every):
-        return bool(before.get("every") == item.rule.seconds)
-    rule = item.rule
-    return bool(before.get("cron") == rule.expression and before.get("timezone") == rule.timezone)
+    try:
+        return from_details(before) == item.rule
+    except KeyError:
+        return False

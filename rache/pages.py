@@ -19,7 +19,7 @@ from .models import Exported, text
 from .scripts import Args, Call
 from .wire import decode_time
 
-#: What a flow hands out: ids, (id, due time) or (id, due time, data).
+#: What a flow hands out: ids, (id, due time) or an ``Exported`` (id, due, data, run, rule).
 Entry = Any
 
 
@@ -168,7 +168,7 @@ def scheduled(layout: Layout, count: int, with_times: bool) -> Flow:
 
 
 def exported(layout: Layout, count: int) -> Flow:
-    """The flow of export_jobs(): (id, due time, data) earliest first."""
+    """The flow of export_jobs(): ``Exported`` (id, due time, data, run, rule) earliest first."""
     if len(layout.shards) == 1:
         return Exports(layout.shards[0], count)
     return Merged([Exports(keys, count) for keys in layout.shards])

@@ -20,13 +20,14 @@ tz database are read only to check a cron rule.
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Dict, List, Mapping, Tuple, Type, TypeVar, Union
 
 from . import wire
-from .constants import DEFAULT_GRACE_MS, DEFAULT_MISFIRE, MISFIRE_POLICIES
+from .constants import DEFAULT_GRACE_MS, DEFAULT_MISFIRE, MAX_MS, MAX_RULE_MS, MISFIRE_POLICIES
 from .durations import millis, ms_to_seconds
 from .errors import MissingExtra
 
@@ -305,6 +306,46 @@ def decode(raw: bytes) -> Tuple[Placed, str, str]:
         timezone=zone_name,
     )
     return Placed(cron, offset_ms=int(offset)), pending, lease
+
+
+def checked(raw: bytes) -> Tuple[Placed, str, str]:
+    """A stored rule from outside (an export's), as :func:`decode` reads it, checked.
+
+    Its rule is built again by ``Every`` or ``Cron``, so every check a new rule gets runs
+    (a period of 0, a negative grace, a cron expression croniter refuses), and it is taken
+    only if it encodes back to the very same string. Its zone must be one this host knows,
+    but the names a new rule may not take (``localtime``, ``posix/...``) still pass: a rule
+    stored before they were refused still copies. ValueError saying what was wrong.
+    """
+    placed, pending, lease = decode(raw)
+    rule = placed.rule
+    grace = ms_to_seconds(rule.grace_ms)
+    fresh: Union[Every, Cron]
+    if isinstance(rule, Every):
+        fresh = Every(ms_to_seconds(rule.every_ms), misfire=rule.misfire, grace=grace)
+        if not abs(placed.start_ms) < MAX_MS + MAX_RULE_MS:
+            raise ValueError(f"its start {placed.start_ms} ms is out of bounds")
+        head = f"{wire.EVERY}|{placed.start_ms}|"
+    else:
+        zone(rule.timezone)  # known here; a zone refused only to new rules still copies
+        fresh = _stored(
+            Cron,
+            **{
+                **Cron(rule.expression, misfire=rule.misfire, grace=grace).__dict__,
+                "timezone": rule.timezone,
+            },
+        )
+        if not 0 <= placed.offset_ms <= MAX_RULE_MS:
+            raise ValueError(f"its offset {placed.offset_ms} ms is out of bounds")
+        if bool(pending) != bool(lease) or any(
+            not math.isfinite(float(time)) or float(time) < 0 for time in (pending, lease) if time
+        ):
+            raise ValueError(f"its lease ({pending!r}, {lease!r}) is not two times")
+        head = f"{wire.CRON}|{pending}|{lease}|"
+    again = Placed(fresh, start_ms=placed.start_ms, offset_ms=placed.offset_ms)
+    if head.encode() + again.encode_tail() != raw:
+        raise ValueError("it does not encode back to itself (is it as export_jobs gives it?)")
+    return again, pending, lease
 
 
 def from_details(details: Mapping[str, Any]) -> Union[Every, Cron]:

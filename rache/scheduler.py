@@ -20,6 +20,9 @@ from .basescheduler import Start as Start
 from .basescheduler import When as When
 from .basescheduler import due_time as due_time
 from .claim import Claim as Claim  # the type claim() returns, public from here
+from .models import Exported as Exported  # the types the shells' methods take and return,
+from .models import Job as Job  # importable from here as before the shells were split
+from .models import Stats as Stats
 from .syncscheduler import Scheduler as Scheduler
 
 __all__ = [
@@ -27,9 +30,12 @@ __all__ = [
     "BaseScheduler",
     "Claim",
     "Entry",
+    "Exported",
+    "Job",
     "Progress",
     "Scheduler",
     "Start",
+    "Stats",
     "When",
     "due_time",
 ]

@@ -50,10 +50,12 @@ class Dispatcher(BaseDispatcher[Scheduler]):
         False sleeps until the next due time or ``max_sleep`` only.
     :param backoff: the first delay after a connection error; doubles to ``max_backoff``.
     :param metrics: a ``prometheus_client.CollectorRegistry`` (or True for the default one)
-        to register counters and a lag histogram in; needs ``rache[prometheus]``.
+        to register counters and a lag histogram in; needs prometheus_client, the
+        ``prometheus`` extra (``pip install '.[prometheus]'`` from rache's checkout).
     :param finish_batch: on stop(), hand out the rest of the batch in hand (True), or put it
-        back in the schedule at once (False: a thread does it while a slow handler call
-        finishes), so that a stop never waits for a whole batch.
+        back in the schedule at once (False: under ``run()`` a thread does it while a slow
+        handler call finishes; ``run_once()`` does it when that call returns), so that a
+        stop never waits for a whole batch.
     :param forget: delete a job's data once it is handed out (``forget_jobs``, after each
         batch), unless the job is scheduled again by then (rescheduled, recurring): one-shot
         jobs that leave nothing behind.
@@ -111,8 +113,10 @@ class Dispatcher(BaseDispatcher[Scheduler]):
         What a round of ``run()`` does, it does: each job goes to the handler (its errors
         logged and counted, ``on_error`` called), a stop() during the round (from the
         handler, another thread, a signal handler of yours) ends it after the batch in
-        hand (with ``finish_batch=False``: at once, the rest put back), ``forget`` forgets,
-        and the counts and metrics count. Like ``run()``, it clears a stop asked before it.
+        hand (with ``finish_batch=False``: after the handler call under way returns, the
+        jobs of the batch not yet handed out put back then; only ``run()`` has a thread that
+        puts them back while that call still runs), ``forget`` forgets, and the counts and
+        metrics count. Like ``run()``, it clears a stop asked before it.
         It installs no signal handler, listens on no wake-up channel and never sleeps: the
         loop around it is yours (a Celery beat's ``tick`` is one round).
 

@@ -271,10 +271,11 @@ def test_each_kind_of_entry_and_the_refused_ones() -> None:
     app = app_with(timezone="Europe/Paris")
     assert declaration("n", entry_of(app, "n", task="t", schedule=30)).rule == Every(30)
     interval = entry_of(app, "d", task="t", schedule=timedelta(minutes=2))
-    assert declaration("d", interval).describe() == "every 120s"
+    assert declaration("d", interval).describe() == "Every(120)"  # the rule's repr
     weekday = entry_of(app, "c", task="t", schedule=crontab(minute="*/15", day_of_week="mon-fri"))
     made = declaration("c", weekday)
     assert made.rule == Cron("0,15,30,45 * * * 1-5", timezone="Europe/Paris")
+    assert made.describe() == "Cron('0,15,30,45 * * * 1-5', timezone='Europe/Paris')"
     assert cron_expression(crontab(minute=0, hour=4)) == "0 4 * * *"
     refused = {
         "solar": dict(task="t", schedule=solar("sunrise", 0, 0)),
@@ -326,6 +327,39 @@ def test_a_job_of_the_prefix_that_beat_did_not_make_is_refused_and_nothing_chang
     with pytest.raises(ValueError, match="entry 'report': a job of that id is already sched"):
         BeatScheduler(app)
     assert snapshot(solo_raw) == before
+
+
+def test_a_stored_rule_that_differs_only_in_its_options_is_replaced(
+    solo: harness.RedisServer, solo_raw: Any
+) -> None:
+    """Misfire and grace are part of the rule: a job whose rule differs only there is redone.
+
+    As an entry's rule changed: the every-N job starts anew one interval from the
+    declaration (Celery's beat), the cron job takes the entry's options, and both are
+    reported replaced.
+    """
+    app = app_with(rache_redis_url=solo.url, rache_prefix=PREFIX, result_expires=None)
+    app.conf.beat_schedule = {
+        "every": {"task": "t", "schedule": 600},
+        "cron": {"task": "t", "schedule": crontab(minute=0)},
+    }
+    scheduler = BeatScheduler(app)
+    try:
+        rache = scheduler.rache
+        assert solo_raw.hget(f"{PREFIX}celery:entries", "every") == b"Every(600)"
+        # The same rules with other options, as an older declaration may have stored them.
+        rache.schedule_recurring("every", Every(600, misfire="skip", grace=5), start=0)
+        rache.schedule_recurring("cron", Cron("0 * * * *", misfire="skip", grace=5))
+        report = scheduler.declare()
+        assert sorted(report["replaced"]) == ["cron", "every"]
+        for name in ("every", "cron"):
+            rule = rache.job_details(name)["recurring"]
+            assert (rule["misfire"], rule["grace"]) == ("coalesce", 60), name
+        now = rache.server_time()
+        assert now + 599 <= rache.job_details("every")["schedule_at"] <= now + 600
+        assert sorted(scheduler.declare()["kept"]) == ["cron", "every"]  # now the same
+    finally:
+        scheduler.close()
 
 
 def test_an_idle_beat_tick_sleeps_until_the_next_occurrence(

@@ -435,10 +435,15 @@ def test_a_stop_during_run_once_ends_the_round_after_the_batch_in_hand(
     sched.schedule_jobs([(f"job-{i}", -1) for i in range(6)])
     handed: List[str] = []
     one: Any = None
+    during: List[int] = []  # jobs in the schedule while the stopping handler call still ran
 
     def handler(job: Job) -> None:
         if not handed:
             one.dispatcher.stop()
+            # No put-back thread under run_once (run() starts one): nothing goes back while
+            # the handler call runs, however long; the rest goes back when it returns.
+            time.sleep(0.3)
+            during.append(len(list(sched.scheduled_jobs())))
         handed.append(job["id"])
 
     one = OneRound(
@@ -451,6 +456,7 @@ def test_a_stop_during_run_once_ends_the_round_after_the_batch_in_hand(
         assert one.dispatcher.put_back == 2 - out
         assert one.dispatcher.stopping
         assert len(list(sched.scheduled_jobs())) == 6 - out
+        assert during == [4]  # the batch of 2 still out while its first handler call ran
         one.run_once()  # clears the stop, as run() does: the rest, each once
         assert handed == [f"job-{i}" for i in range(6)]
         assert not one.dispatcher.stopping

@@ -144,6 +144,45 @@ def test_a_bad_run_or_rule_is_refused_before_anything_is_written(
     assert job_keys(raw) == []
 
 
+@pytest.mark.parametrize(
+    ("rule", "match"),
+    [
+        ("e|0|0|c|60000", "every must be more than 0"),  # every 0 ms: the claim fails on it
+        ("e|0|1000|c|-5", "grace must be 0 or more"),
+        ("e|0|-1000|c|5", "every must be more than 0"),
+        ("e|0|1000|c|01", "does not encode back"),
+        ("e|99999999999999999|1000|c|1", "start .* out of bounds"),
+        ("c|||c|60000|0|UTC|not a cron", "cron expression 'not a cron' is not valid"),
+        ("c|||c|60000|0|Nowhere/Atlantis|* * * * *", "'Nowhere/Atlantis' is not a known"),
+        ("c|||c|-1|0|UTC|* * * * *", "grace must be 0 or more"),
+        ("c|||x|0|0|UTC|* * * * *", "not a rache recurrence rule"),
+        ("c|5||c|0|0|UTC|* * * * *", "lease .* is not two times"),
+    ],
+)
+def test_a_rule_out_of_bounds_is_refused_and_nothing_of_the_batch_is_written(
+    make: Callable[..., Any], raw: Any, rule: str, match: str
+) -> None:
+    """A rule is checked as a new one is: one that parses but would break a claim is refused."""
+    api = make(prefix="rache:")
+    good = ("ok", 1700000000, {"n": 1}, None, "e|1700000000000|60000|c|60000")
+    with pytest.raises(ValueError, match=rf"jobs\[1\]: rule .* is not a rule .*{match}"):
+        api.schedule_jobs([good, ("bad", 1700000000, {}, None, rule)], at=True)
+    assert job_keys(raw) == []
+    assert api.schedule_jobs([good, ("plain", -1, {})], at=True) == 2
+    assert sorted(job["id"] for job in api.pending_jobs()) == ["ok", "plain"]
+
+
+def test_a_rule_stored_before_zones_were_checked_still_imports(
+    make: Callable[..., Any],
+) -> None:
+    """A ``localtime`` rule (refused to a new rule since) was writable: its export copies."""
+    rule = "c|||c|60000|0|localtime|0 0 1 1 *"
+    api = make(prefix="rache:")
+    assert api.schedule_jobs([("old", 1700000000, {}, None, rule)], at=True) == 1
+    assert [job.rule for job in api.export_jobs()] == [rule]
+    assert api.job_details("old")["recurring"]["timezone"] == "localtime"
+
+
 def test_reshard_and_orphaned_jobs_on_both_shells(make: Callable[..., Any], raw: Any) -> None:
     one = make(prefix="rache:", batch_size=3)
     one.schedule_jobs([(f"j{i}", 100 + i, {"n": i}) for i in range(10)])

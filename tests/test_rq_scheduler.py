@@ -15,6 +15,7 @@ import sys
 import time
 import warnings
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
@@ -323,6 +324,73 @@ def test_change_execution_time(solo_raw: Any) -> None:
     scheduler.cancel(periodic)
     with pytest.raises(ValueError, match="Job not in scheduled jobs queue"):
         scheduler.change_execution_time(periodic, datetime(2030, 1, 1))
+
+
+def queue_removals(raw: Any, action: Callable[[], Any]) -> List[str]:
+    """The ZREMs (scripts' own included) that Redis ran on a queue while ``action`` ran."""
+    marker = raw.client()
+    marker.ping()
+    with raw.monitor() as monitor:
+        action()
+        marker.echo("--end--")
+        seen: List[str] = []
+        while True:
+            command = monitor.next_command()["command"]
+            if command == "ECHO --end--":
+                return seen
+            if command.split()[0].upper() == "ZREM" and "queue" in command:
+                seen.append(command)
+
+
+@pytest.mark.parametrize("start", [datetime(2030, 1, 1), datetime(2020, 1, 1)])
+def test_change_execution_time_never_takes_the_job_off_the_schedule(
+    solo_raw: Any, start: datetime
+) -> None:
+    """One write moves the job: no moment (a crash, a lost connection) finds it gone."""
+    scheduler = Scheduler(connection=solo_raw)
+    one_off = scheduler.enqueue_at(datetime(2030, 1, 1), TASK, "x")
+    periodic = scheduler.schedule(start, TASK, args=["p"], interval=60)
+    cron = scheduler.cron("0 6 * * *", TASK, args=["c"])
+    for job, when in [
+        (one_off, datetime(2031, 1, 1)),
+        (periodic, datetime(2032, 1, 1)),
+        (periodic, start),  # back to its rule's own start
+        (cron, datetime(2033, 1, 1)),
+    ]:
+        moves = queue_removals(solo_raw, partial(scheduler.change_execution_time, job, when))
+        assert moves == []
+        due = scheduler.rache.job_details(job.id)["schedule_at"]
+        assert due == when.replace(tzinfo=timezone.utc).timestamp()  # a cron job's claim
+        assert job.id in scheduler.rache.recurring_jobs() or job is one_off  # moves it on
+    details = scheduler.rache.job_details(periodic.id)
+    assert details["recurring"]["every"] == 60 and details[QUEUE_FIELD] == "default"
+    assert details["recurring"]["start"] == start.replace(tzinfo=timezone.utc).timestamp()
+    scheduler.change_execution_time(periodic, datetime(2020, 1, 1, 0, 0, 30))
+    assert [job.id for job in scheduler.enqueue_jobs()] == [periodic.id]  # due, then every 60 s
+    before = snapshot(solo_raw)
+    with pytest.raises(ValueError, match=r"^date_time of a periodic job: start must be a finite"):
+        scheduler.change_execution_time(periodic, datetime(1960, 1, 1))
+    assert snapshot(solo_raw) == before
+
+
+@pytest.mark.parametrize("skew", [-3600.0, 3600.0])
+def test_jobs_to_queue_are_due_on_the_server_clock_not_the_local_one(
+    solo_raw: Any, monkeypatch: pytest.MonkeyPatch, skew: float
+) -> None:
+    """Due times are set on the Redis server's clock: "now" and ``until`` are read there."""
+    scheduler = Scheduler(connection=solo_raw)
+    now = scheduler.rache.server_time()
+    past = scheduler.enqueue_at(datetime.fromtimestamp(now - 10, timezone.utc), TASK, "p")
+    soon = scheduler.enqueue_at(datetime.fromtimestamp(now + 10, timezone.utc), TASK, "s")
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + skew)  # the local clock an hour off
+    assert [job.id for job in scheduler.get_jobs_to_queue()] == [past.id]
+    assert [job.id for job, _ in scheduler.get_jobs_to_queue(with_times=True)] == [past.id]
+    assert scheduler.count(until=timedelta(seconds=5)) == 1
+    assert [job.id for job in scheduler.get_jobs(until=timedelta(seconds=30))] == [
+        past.id,
+        soon.id,
+    ]
 
 
 # Bad input: a clear error, and nothing changed.

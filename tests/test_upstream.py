@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -37,3 +38,13 @@ def test_a_pubsub_thread_stops_at_once_once_unsubscribed(solo_raw: Any) -> None:
     worker.join(timeout=6)  # (to end it either way)
     pubsub.close()
     assert not waiting, f"redis {redis.__version__}: stop() still waiting after 3 s"
+
+
+def test_the_how_tos_where_rq_workers_run_tell_of_the_hold() -> None:
+    """While rache holds redis-py back, its users running rq workers are told why and what to do."""
+    root = Path(__file__).resolve().parent.parent
+    if "redis<8.2" not in (root / "requirements" / "holds.txt").read_text():
+        return  # the hold lifted: its note goes with it
+    for page in ("rq-scheduler.rst", "dispatcher.rst"):
+        text = " ".join((root / "docs" / "howto" / page).read_text().split())
+        assert "redis-py 8.2.0" in text and "pip install 'redis<8.2'" in text, page

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time as _time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from rq.utils import import_attribute
 
@@ -95,14 +95,18 @@ def naive_utc(stamp: float) -> datetime:
     return datetime.fromtimestamp(stamp, timezone.utc).replace(tzinfo=None)
 
 
-def until_stamp(until: object) -> float:
-    """rq-scheduler's ``rationalize_until``: the latest due time to include."""
+def until_stamp(until: object, now: Callable[[], float]) -> float:
+    """rq-scheduler's ``rationalize_until``: the latest due time to include.
+
+    A timedelta counts from ``now()``: the Redis server's clock, the clock of due times
+    (rq-scheduler reads the local one), read only for a timedelta.
+    """
     if until is None:
         return float("inf")
     if isinstance(until, datetime):
         return aware(until, "until").timestamp()
     if isinstance(until, timedelta):
-        return _time.time() + until.total_seconds()
+        return now() + until.total_seconds()
     if isinstance(until, (int, float)) and not isinstance(until, bool) and until == until:
         return float(until)
     raise TypeError(f"until must be a datetime, a timedelta, Unix seconds or None, not {until!r}")

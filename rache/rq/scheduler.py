@@ -9,7 +9,6 @@ jobs into rq is the :class:`~rache.rq.Runner`'s part, driven by a ``rache.Dispat
 
 from __future__ import annotations
 
-import time as _time
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -20,7 +19,7 @@ from rq.queue import Queue
 from ..constants import MAX_MS, MAX_OFFSET_SECONDS
 from ..dispatch import Dispatcher
 from ..errors import JobNotFound
-from ..rules import Every
+from ..rules import Every, from_details
 from ..scheduler import Scheduler as RacheScheduler
 from ..scheduler import due_time
 from . import jobs
@@ -276,10 +275,11 @@ class Scheduler:
             return False
 
     def change_execution_time(self, job: Any, date_time: datetime) -> None:
-        """Move a scheduled job to ``date_time``.
+        """Move a scheduled job to ``date_time``, in one write: the job is never off the schedule.
 
-        An interval job then runs every ``interval`` from there; a cron job at its first
-        cron time at or after it. :raises ValueError: the job is not scheduled.
+        An interval job then runs every ``interval`` from there (its rule written again with
+        that start, which replaces it); a cron job at its first cron time at or after it.
+        :raises ValueError: the job is not scheduled.
         """
         when = aware(date_time, "date_time")
         stamp = when.timestamp()
@@ -292,17 +292,17 @@ class Scheduler:
             raise ValueError("Job not in scheduled jobs queue")
         rule = details.get("recurring") or {}
         data = {QUEUE_FIELD: details[QUEUE_FIELD]} if QUEUE_FIELD in details else {}
-        if "every" in rule:
-            if not 0 <= stamp * 1000 < MAX_MS:
-                raise ValueError(f"date_time of a periodic job must be after 1970, not {stamp}")
-            self.rache.delete_job(job_id)
-            self.rache.schedule_recurring(job_id, Every(rule["every"]), start=stamp, data=data)
-        else:
+        if "every" in rule and round(stamp * 1000) != round(rule["start"] * 1000):
+            try:  # a new start replaces the rule (its options kept) and the due time at once
+                self.rache.schedule_recurring(job_id, from_details(rule), start=stamp, data=data)
+            except ValueError as exc:
+                raise ValueError(f"date_time of a periodic job: {exc}") from None
+        else:  # one-off, cron, or an interval job moved back to its rule's own start
             self.rache.schedule_job_at(job_id, when, data=data)
 
     def _entries(self, until: Until, offset: Optional[int], length: Optional[int]) -> Any:
         """(id, due time) of the scheduled jobs due up to ``until``, earliest first."""
-        last = until_stamp(until)
+        last = until_stamp(until, self.rache.server_time)
         if (offset is None) != (length is None):
             raise ValueError("offset and length must be given together, or neither")
         skip = 0 if offset is None else whole(offset, "offset", 0)
@@ -346,8 +346,8 @@ class Scheduler:
         return rq_jobs()
 
     def get_jobs_to_queue(self, with_times: bool = False) -> Iterator[Any]:
-        """The rq jobs due now (see ``get_jobs``)."""
-        return self.get_jobs(_time.time(), with_times=with_times)
+        """The rq jobs due now (see ``get_jobs``): now on the Redis server's clock, as due times."""
+        return self.get_jobs(self.rache.server_time(), with_times=with_times)
 
     def count(self, until: Until = None) -> int:
         """How many jobs are scheduled up to ``until`` (all without it)."""

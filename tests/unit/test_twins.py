@@ -6,13 +6,16 @@ Only the async-ness differs. Read from the classes and modules (``inspect``), no
 from __future__ import annotations
 
 import inspect
+import re
 import types
+from pathlib import Path
 from typing import Any, Callable, List, Tuple
 
 import pytest
 
 import rache
 import rache.aio
+import rache.scheduler
 from rache.dispatch import AsyncDispatcher, Dispatcher
 from rache.scheduler import AsyncScheduler, BaseScheduler, Scheduler
 
@@ -292,3 +295,25 @@ def test_each_module_function_takes_its_method_parameters_and_a_connection(name:
     function = parameters(getattr(rache, name))
     assert [p for p in function if p[0] != "connection"] == method
     assert ("connection", inspect.Parameter.POSITIONAL_OR_KEYWORD, None) in function
+
+
+def test_rache_scheduler_still_names_the_types_of_the_shells_methods() -> None:
+    """``from rache.scheduler import Exported`` worked before the shells were split."""
+    assert rache.scheduler.Exported is rache.Exported
+    assert rache.scheduler.Job is rache.Job and rache.scheduler.Stats is rache.Stats
+    assert {"Exported", "Job", "Stats"} <= set(rache.scheduler.__all__)
+
+
+def test_the_reference_names_exactly_the_methods_without_a_module_function() -> None:
+    """docs/reference/functions.rst lists the shells' methods that no module function mirrors."""
+    missing = {  # (rache.claim is a module; rache.reshard a function, not rache.aio's)
+        name
+        for name in public_names(Scheduler)
+        if callable(getattr(Scheduler, name)) and not inspect.isfunction(getattr(rache, name, None))
+    }
+    page = Path(__file__).resolve().parents[2] / "docs" / "reference" / "functions.rst"
+    text = " ".join(page.read_text().split())
+    paragraph = text[text.index("methods have no module function") : text.index("``reshard()``")]
+    assert set(re.findall(r"``(\w+)\(\)``", paragraph)) == missing
+    assert text[: text.index(" methods have no module function")].split()[-1] == "Seven"
+    assert len(missing) == 7

@@ -12,7 +12,7 @@ import signal
 import time
 from typing import Any, Callable, ClassVar, Generic, Optional, Type, TypeVar, cast
 
-from .constants import DEFAULT_BATCH_SIZE
+from .constants import DEFAULT_BACKOFF, DEFAULT_BATCH_SIZE, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_SLEEP
 from .dispatchloop import DispatchLoop
 from .durations import seconds
 from .models import Job, Seconds
@@ -46,11 +46,11 @@ class BaseDispatcher(Generic[S]):
         scheduler: Optional[S] = None,
         reschedule_in: Optional[Seconds] = None,
         batch: int = DEFAULT_BATCH_SIZE,
-        max_sleep: Seconds = 30.0,
+        max_sleep: Seconds = DEFAULT_MAX_SLEEP,
         on_error: Optional[ErrorHook] = None,
         wakeup: bool = True,
-        backoff: Seconds = 0.1,
-        max_backoff: Seconds = 30.0,
+        backoff: Seconds = DEFAULT_BACKOFF,
+        max_backoff: Seconds = DEFAULT_MAX_BACKOFF,
         metrics: Any = None,
         finish_batch: bool = True,
         forget: bool = False,

@@ -25,7 +25,7 @@ from datetime import timezone as dt_timezone
 from typing import Any, Dict, List, Optional, Set, Union
 
 from . import config
-from .constants import DEFAULT_REDIS_URL, REDIS_URL_ENV
+from .constants import DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_REDIS_URL, REDIS_URL_ENV
 from .dispatch import Dispatcher
 from .errors import ConfigurationError, JobNotFound, MissingExtra
 from .models import Job
@@ -235,8 +235,8 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
             batch=self.batch,
             max_sleep=self.max_interval,
             wakeup=False,
-            backoff=0.1,
-            max_backoff=max(0.1, min(30.0, float(self.max_interval))),
+            backoff=DEFAULT_BACKOFF,
+            max_backoff=max(DEFAULT_BACKOFF, min(DEFAULT_MAX_BACKOFF, float(self.max_interval))),
         )
         #: its core: the counts, the sleeps and the backoff
         self.loop = self.dispatcher.core

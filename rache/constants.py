@@ -45,6 +45,16 @@ MAX_BATCH_SIZE = 10_000
 #: keeps due times exact to the millisecond in a double.
 MAX_OFFSET_SECONDS = 10**10
 
+# -- dispatchers -------------------------------------------------------------------------------
+
+#: The longest a Dispatcher sleeps between claims when nothing falls due sooner (seconds):
+#: a wake-up missed (no Pub/Sub) costs at most this much lag.
+DEFAULT_MAX_SLEEP = 30.0
+#: A Dispatcher's first wait after Redis fails, doubled on each failure up to the most
+#: (seconds).
+DEFAULT_BACKOFF = 0.1
+DEFAULT_MAX_BACKOFF = 30.0
+
 # -- recurrence rules ------------------------------------------------------------------------
 
 #: The misfire policies of a recurrence rule, and the one used when none is given.

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from . import adapters, config
+from .constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_SLEEP
 from .dispatch import Dispatcher
 from .errors import MissingExtra, RacheError
 from .models import Job, Seconds
@@ -337,8 +338,8 @@ class Service:
     #: the Redis URL, its password masked, for the logs
     where: str = ""
     reschedule_in: Optional[Seconds] = None
-    batch: int = 500
-    max_sleep: float = 30.0
+    batch: int = DEFAULT_BATCH_SIZE
+    max_sleep: float = DEFAULT_MAX_SLEEP
     forget: bool = False
     metrics_port: Optional[int] = None
     metrics_host: str = "127.0.0.1"

@@ -29,12 +29,12 @@ from urllib.parse import parse_qs, quote, unquote
 import redis
 import redis.asyncio
 
-from . import config
-from .aio import AsyncScheduler
-from .errors import ConfigurationError, JobNotFound, MissingExtra
-from .models import Job, Stats
-from .rules import from_details
-from .rules import zone as rules_zone
+from .. import config
+from ..aio import AsyncScheduler
+from ..errors import ConfigurationError, JobNotFound, MissingExtra
+from ..models import Job, Stats
+from ..rules import from_details
+from ..rules import zone as rules_zone
 
 try:
     import jinja2
@@ -57,7 +57,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     raise MissingExtra("rache web", "starlette, uvicorn and jinja2", "web") from None
 
 #: Templates and static files, shipped as package data.
-UI = Path(__file__).resolve().parent / "webui"
+UI = Path(__file__).resolve().parents[1] / "webui"
 #: The jobs listed on the overview: one page of the schedule, earliest first.
 OVERVIEW_JOBS = 25
 #: Recurring jobs per page of /recurring.

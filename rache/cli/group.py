@@ -25,18 +25,18 @@ from typing import Any, Dict, Iterator, List, NoReturn, Optional, Tuple
 
 import redis
 
-from .errors import MissingExtra
+from ..errors import MissingExtra
 
 try:
     import click
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise MissingExtra("the rache command", "click", "cli") from None
 
-from . import __version__, admin, config, service
-from .constants import MAX_SHARDS, PREFIX_ENV, REDIS_URL_ENV
-from .errors import ConfigurationError, JobNotFound, LayoutMismatch, UntaggedPrefix
-from .models import Stats, text
-from .scheduler import Scheduler
+from .. import __version__, admin, config, service
+from ..constants import MAX_SHARDS, PREFIX_ENV, REDIS_URL_ENV
+from ..errors import ConfigurationError, JobNotFound, LayoutMismatch, UntaggedPrefix
+from ..models import Stats, text
+from ..scheduler import Scheduler
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -695,7 +695,7 @@ def web(
 ) -> None:
     """A dashboard of the schedule in a browser, read-only unless --allow-actions."""
     try:
-        from . import web as dashboard  # rache[web]: Starlette, uvicorn, Jinja2
+        from .. import web as dashboard  # rache[web]: Starlette, uvicorn, Jinja2
     except MissingExtra as missing:
         click.echo(f"rache: {missing}", err=True)
         sys.exit(1)

@@ -1,4 +1,4 @@
-"""Times and ids as people read them: written once for the ``rache`` command and the dashboard.
+"""Times and ids as people read and write them: once for the ``rache`` command and the dashboard.
 
 Pure functions of plain values (no Redis, no clock of their own: ``now`` is passed in, the
 server's). Due times are Unix seconds and are shown in UTC, as Redis keeps them.
@@ -7,7 +7,24 @@ server's). Due times are Unix seconds and are shown in UTC, as Redis keeps them.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Optional
+import re
+from typing import Any, Dict, Optional
+
+#: Seconds in each unit a person writes: ``90s``, ``10m``, ``1h``, ``2d``.
+UNITS: Dict[str, int] = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``1.5``, ``-30s``, ``10m`` or ``1h30m``; ValueError otherwise."""
+    sign, body = (-1, text[1:]) if text.startswith("-") else (1, text)
+    if _NUMBER.fullmatch(body):
+        return sign * float(body)
+    parts = _DURATION.findall(body)
+    if not body or "".join(number + unit for number, unit in parts) != body:
+        raise ValueError(f"not a duration: {text!r} (try 90, 1.5, 10m or 1h30m)")
+    return sign * sum(float(number) * UNITS[unit] for number, unit in parts)
 
 
 def timestamp(seconds: float, milliseconds: bool = False) -> str:

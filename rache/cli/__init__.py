@@ -21,9 +21,9 @@ try:
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise MissingExtra("the rache command", "click", "cli") from None
 
-from ..formatting import printable, relative, timestamp
+from ..formatting import parse_duration, printable, relative, timestamp
 from . import dispatch, jobs, maintenance, schedule, web  # noqa: F401 - each adds its commands
-from .group import Context, RacheGroup, explain, fail, main, parse_duration, wrong_shards
+from .group import Context, RacheGroup, explain, fail, main, wrong_shards
 from .schedule import render_stats
 
 __all__ = [

@@ -13,8 +13,9 @@ import redis
 
 from .. import config, service
 from ..errors import MissingExtra
+from ..formatting import parse_duration
 from ..scheduler import Scheduler
-from .group import Context, explain, fail, main, parse_duration
+from .group import Context, explain, fail, main
 
 
 @main.command()

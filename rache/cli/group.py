@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import sys
 from typing import Any, Dict, NoReturn, Optional, Tuple
 
@@ -20,21 +19,6 @@ from ..constants import MAX_SHARDS, PREFIX_ENV, REDIS_URL_ENV
 from ..errors import ConfigurationError, LayoutMismatch, UntaggedPrefix
 from ..formatting import printable
 from ..scheduler import Scheduler
-
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from ``90``, ``1.5``, ``-30s``, ``10m`` or ``1h30m``; ValueError otherwise."""
-    sign, body = (-1, text[1:]) if text.startswith("-") else (1, text)
-    if _NUMBER.fullmatch(body):
-        return sign * float(body)
-    parts = _DURATION.findall(body)
-    if not body or "".join(number + unit for number, unit in parts) != body:
-        raise ValueError(f"not a duration: {text!r} (try 90, 1.5, 10m or 1h30m)")
-    return sign * sum(float(number) * _UNITS[unit] for number, unit in parts)
 
 
 def json_value(value: Any) -> Any:

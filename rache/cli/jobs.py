@@ -9,8 +9,8 @@ from typing import Any, Dict, Optional, Tuple
 import click
 
 from ..errors import JobNotFound
-from ..formatting import printable, relative, timestamp
-from .group import Context, json_value, main, parse_duration
+from ..formatting import parse_duration, printable, relative, timestamp
+from .group import Context, json_value, main
 
 
 @main.command("list")

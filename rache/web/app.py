@@ -13,10 +13,10 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 
 from .. import config
 from ..errors import JobNotFound
-from ..formatting import at, literal, relative
+from ..formatting import UNITS, at, literal, relative
 from .dashboard import Dashboard
 from .display import describe_misfire, describe_rule, job_path, local, values
-from .settings import HEADERS, MAX_FORM, RECURRING_PAGE, REFRESH, UI, UNITS, Settings
+from .settings import HEADERS, MAX_FORM, RECURRING_PAGE, REFRESH, UI, Settings
 
 
 def _environment() -> jinja2.Environment:

@@ -23,8 +23,6 @@ REFRESH = 2.0
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 #: The largest action form read, bytes (an id, a token, a duration).
 MAX_FORM = 64 * 1024
-#: Units of the reschedule form, in seconds.
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 #: Headers of every response: nothing cached, nothing inline or from elsewhere.
 HEADERS = {
     "Cache-Control": "no-store",

@@ -9,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rache import formatting
-from rache.formatting import at, literal, printable, relative, span, timestamp
+from rache.formatting import (
+    UNITS,
+    at,
+    literal,
+    parse_duration,
+    printable,
+    relative,
+    span,
+    timestamp,
+)
 
 #: 2026-12-07 17:30:00 UTC
 MOMENT = datetime.datetime(2026, 12, 7, 17, 30, tzinfo=datetime.timezone.utc).timestamp()
@@ -74,6 +83,26 @@ def test_relative_is_the_span_with_its_direction(due: float, now: float) -> None
         assert shown == f"{span(now - due)} overdue"
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("1.5", 1.5), ("-30s", -30), ("10m", 600), ("1h30m", 5400), ("2d", 172800)],
+)
+def test_a_duration_as_people_write_it(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "-", "soon", "10x", "1h 30m", "m", "--5", "inf", "1e3"])
+def test_anything_else_is_no_duration(text: str) -> None:
+    with pytest.raises(ValueError, match=f"not a duration: {text!r}"):
+        parse_duration(text)
+
+
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(sorted(UNITS))), min_size=1))
+def test_a_duration_is_the_sum_of_its_parts(parts: list[tuple[int, str]]) -> None:
+    written = "".join(f"{number}{unit}" for number, unit in parts)
+    assert parse_duration(written) == sum(number * UNITS[unit] for number, unit in parts)
+
+
 def test_an_id_for_a_terminal() -> None:
     assert printable("feed:1") == "feed:1"
     assert printable("évé") == "évé"
@@ -96,3 +125,4 @@ def test_both_apps_use_these() -> None:
     assert web.at is formatting.at and web.span is formatting.span
     assert cli.relative is formatting.relative and web.relative is formatting.relative
     assert cli.timestamp is formatting.timestamp and cli.printable is formatting.printable
+    assert cli.parse_duration is formatting.parse_duration

@@ -15,7 +15,14 @@ from .. import config
 from ..errors import JobNotFound
 from ..formatting import UNITS, at, literal, relative
 from .dashboard import Dashboard
-from .display import describe_misfire, describe_rule, job_path, local, values
+from .display import (
+    describe_misfire,
+    describe_rule,
+    job_path,
+    occurrences,
+    recurring_rows,
+    values,
+)
 from .settings import HEADERS, MAX_FORM, RECURRING_PAGE, REFRESH, UI, Settings
 
 
@@ -86,9 +93,6 @@ class App:
             return self.page(request, "message.html", 404, title="No such job", job_id=job_id)
         due = job["schedule_at"]
         rule = job.get("recurring")
-        occurrences = [
-            (at(t), relative(t, now), local(t, rule)) for t in job.get("next_occurrences", [])
-        ]
         return self.page(
             request,
             "job.html",
@@ -99,7 +103,7 @@ class App:
             occurrence=job.occurrence_id if due is not None else None,
             fields=values(job),
             rule=rule,
-            occurrences=occurrences,
+            occurrences=occurrences(job, now),
             now=at(now),
             units=list(UNITS),
         )
@@ -111,20 +115,14 @@ class App:
         except ValueError:
             return self.problem(request, 400, "Bad page", "page must be a whole number.")
         jobs, total, now = await self.dashboard.recurring(page)
-        rows = []
-        for job in jobs:
-            upcoming = job.get("next_occurrences") or [job.get("schedule_at")]
-            rows.append(
-                {
-                    "id": job["id"],
-                    "rule": job.get("recurring"),
-                    "next": at(upcoming[0]),
-                    "relative": relative(upcoming[0], now),
-                }
-            )
         pages = max(1, math.ceil(total / RECURRING_PAGE))
         return self.page(
-            request, "recurring.html", rows=rows, total=total, page=page + 1, pages=pages
+            request,
+            "recurring.html",
+            rows=recurring_rows(jobs, now),
+            total=total,
+            page=page + 1,
+            pages=pages,
         )
 
     async def favicon(self, request: Request) -> Response:

@@ -10,9 +10,8 @@ import redis.asyncio
 from .. import config
 from ..aio import AsyncScheduler
 from ..errors import JobNotFound
-from ..formatting import at, literal, relative
 from ..models import Job, Stats
-from .display import chart, figures, job_path
+from .display import chart, figures, job_rows
 from .settings import CHART_INTERVAL, CHART_INTERVALS, OVERVIEW_JOBS, RECURRING_PAGE, Settings
 
 
@@ -90,20 +89,10 @@ class Dashboard:
             stats, jobs = await asyncio.gather(
                 scheduler.stats(CHART_INTERVALS, CHART_INTERVAL), earliest(scheduler)
             )
-        listed = [
-            {
-                "id": literal(job_id),
-                "url": job_path(job_id),
-                "at": at(due),
-                "relative": relative(due, stats.now),
-                "overdue": due <= stats.now,
-            }
-            for job_id, due in jobs
-        ]
         return {
             **figures(stats),
             "chart": chart(stats),
-            "jobs": listed,
+            "jobs": job_rows(jobs, stats.now),
             "recorded": scheduler is not None,
         }
 

@@ -115,3 +115,39 @@ def values(job: Dict[str, Any]) -> List[Tuple[str, str, str]]:
             continue
         shown.append((literal(key), literal(value), type(value).__name__))
     return sorted(shown)
+
+
+def job_rows(jobs: List[Tuple[Any, float]], now: float) -> List[Dict[str, Any]]:
+    """The overview's list of the earliest jobs: id, link, due time, how far off."""
+    return [
+        {
+            "id": literal(job_id),
+            "url": job_path(job_id),
+            "at": at(due),
+            "relative": relative(due, now),
+            "overdue": due <= now,
+        }
+        for job_id, due in jobs
+    ]
+
+
+def occurrences(job: Dict[str, Any], now: float) -> List[Tuple[str, str, str]]:
+    """A recurring job's next occurrences: (UTC, how far off, on its zone's wall clock)."""
+    rule = job.get("recurring")
+    return [(at(t), relative(t, now), local(t, rule)) for t in job.get("next_occurrences", [])]
+
+
+def recurring_rows(jobs: List[Dict[str, Any]], now: float) -> List[Dict[str, Any]]:
+    """The rows of /recurring: each job's id, rule and next run (the due time if none)."""
+    rows = []
+    for job in jobs:
+        upcoming = job.get("next_occurrences") or [job.get("schedule_at")]
+        rows.append(
+            {
+                "id": job["id"],
+                "rule": job.get("recurring"),
+                "next": at(upcoming[0]),
+                "relative": relative(upcoming[0], now),
+            }
+        )
+    return rows

@@ -1,10 +1,10 @@
 """The ``rache`` command: see, change, check, copy, watch and dispatch a schedule.
 
-Needs click (``pip install 'rache[cli]'``). Reads ``REDIS_URL`` and ``RACHE_REDIS_PREFIX``,
-or ``--url`` and ``--prefix``. Exit status: 0 done, 1 something is wrong (``doctor`` found
-a problem, ``show`` or ``rm`` found no job, Redis cannot be reached or refused), 2 bad
-usage or input. Text output escapes control characters in ids (``--json`` is exact), and
-``NO_COLOR`` turns colours off.
+Needs click (the ``cli`` extra: ``pip install '.[cli]'`` in rache's checkout). Reads
+``REDIS_URL`` and ``RACHE_REDIS_PREFIX``, or ``--url`` and ``--prefix``. Exit status: 0
+done, 1 something is wrong (``doctor`` found a problem, ``show`` or ``rm`` found no job,
+Redis cannot be reached or refused), 2 bad usage or input. Text output escapes control
+characters in ids (``--json`` is exact), and ``NO_COLOR`` turns colours off.
 
 The package, by what each part is: ``group`` (the group, its context and errors), then
 the commands: ``jobs`` (list, show, add, rm), ``schedule`` (stats, watch, doctor),

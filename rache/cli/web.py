@@ -37,7 +37,7 @@ def web(
 ) -> None:
     """A dashboard of the schedule in a browser, read-only unless --allow-actions."""
     try:
-        from .. import web as dashboard  # rache[web]: Starlette, uvicorn, Jinja2
+        from .. import web as dashboard  # the web extra: Starlette, uvicorn, Jinja2
     except MissingExtra as missing:
         click.echo(f"rache: {missing}", err=True)
         sys.exit(1)

@@ -1,11 +1,12 @@
 """``rache web``: an operator's dashboard of a schedule, in a browser.
 
-Needs Starlette, uvicorn and Jinja2 (``pip install 'rache[web]'``). Every page is read
-afresh from Redis through the public API (``stats``, one page of ``scheduled_jobs``,
-``job_details``) and writes nothing. Actions (delete, run now, reschedule) exist only when
-the dashboard is started with ``allow_actions``, and then only as POSTs that carry the
-form's token (CSRF), from a page this server rendered. Requests must name an allowed host
-(``Host`` header), so that a web page elsewhere cannot reach it by DNS rebinding.
+Needs Starlette, uvicorn and Jinja2 (the ``web`` extra: ``pip install '.[web]'`` in
+rache's checkout). Every page is read afresh from Redis through the public API
+(``stats``, one page of ``scheduled_jobs``, ``job_details``) and writes nothing. Actions
+(delete, run now, reschedule) exist only when the dashboard is started with
+``allow_actions``, and then only as POSTs that carry the form's token (CSRF), from a page
+this server rendered. Requests must name an allowed host (``Host`` header), so that a web
+page elsewhere cannot reach it by DNS rebinding.
 
 The package, by what each part is: ``settings`` (what it shows and allows, the headers),
 ``dashboard`` (the Redis side), ``display`` (what the pages show, as text), ``app`` (the

@@ -46,6 +46,15 @@ def test_the_wheel_ships_every_script_and_py_typed(wheel: Path) -> None:
 
 
 @pytest.mark.slow
+def test_the_wheel_ships_every_module_of_the_apps_packages_too(wheel: Path) -> None:
+    # setuptools lists packages by name: a package left off its list would be missing here
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "rache").rglob("*.py")}
+    assert {"rache/cli/__init__.py", "rache/web/__init__.py", "rache/formatting.py"} <= modules
+    assert modules <= names, modules - names
+
+
+@pytest.mark.slow
 def test_the_wheel_ships_the_dashboards_templates_and_static_files(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     ui = ROOT / "rache" / "webui"

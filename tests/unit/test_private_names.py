@@ -91,7 +91,11 @@ def test_the_check_sees_a_private_name(tmp_path: Path) -> None:
 NAMEDTUPLE = {"_asdict", "_replace", "_fields", "_make"}
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "rache").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / "rache").rglob("*.py")),  # the apps' packages too (rache/web/, rache/cli/)
+    ids=lambda p: str(p.relative_to(ROOT / "rache")),
+)
 def test_the_package_uses_no_private_attribute_of_another_object(path: Path) -> None:
     # Stricter inside rache/: ``obj._x`` only on ``self`` or ``cls``, whatever ``obj`` is.
     found = [

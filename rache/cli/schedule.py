@@ -1,0 +1,134 @@
+"""Commands on the schedule as a whole: ``stats``, ``watch`` and ``doctor``."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Optional
+
+import click
+import redis
+
+from .. import admin
+from ..formatting import printable, relative, timestamp
+from ..models import Stats
+from .group import Context, explain, main
+
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+def render_stats(stats: Stats, colour: bool = True) -> List[str]:
+    """The lines of ``rache stats`` and ``rache watch``."""
+    lines = [
+        f"jobs        {stats.total:,}",
+        f"due now     {stats.due:,}",
+    ]
+    if stats.earliest is not None and stats.due:
+        lag = f"{relative(stats.earliest, stats.now)} ({timestamp(stats.earliest)})"
+        lines.append("oldest due  " + click.style(lag, fg="yellow" if colour else None))
+    if stats.next_due is not None:
+        lines.append(
+            f"next due    {relative(stats.next_due, stats.now)} ({timestamp(stats.next_due)})"
+        )
+    if stats.coming:
+        top = max(stats.coming)
+        bars = "".join(_BARS[-(-8 * n // top)] if n else _BARS[0] for n in stats.coming)
+        span = relative(stats.now + stats.interval * len(stats.coming), stats.now)
+        lines.append(f"coming      |{bars}| {sum(stats.coming):,} {span}, peak {top:,}")
+    return lines
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_obj
+def stats(obj: Context, as_json: bool) -> None:
+    """Total, due now, lag, next due time, and jobs due per minute over the next hour."""
+    figures = obj.scheduler.stats()
+    if as_json:
+        fields = figures._asdict()
+        fields["lag"] = figures.lag
+        click.echo(json.dumps(fields))
+    else:
+        for line in render_stats(figures):
+            click.echo(line)
+
+
+@contextmanager
+def _keys() -> Iterator[Any]:
+    """Key presses without Enter while in the block, where stdin is a terminal."""
+    if not sys.stdin.isatty():
+        yield None
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd)
+    try:
+        yield fd
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@main.command()
+@click.option("--every", default=1.0, type=click.FloatRange(min=0.1), help="Seconds.")
+@click.pass_obj
+def watch(obj: Context, every: float) -> None:
+    """A live view of the stats, refreshed every second; q or Ctrl-C quits."""
+    scheduler = obj.scheduler  # a wrong --shards or --prefix: said at once, and exit 2
+    down: Optional[str] = None  # what the last failed read said, while Redis is away
+    with _keys() as fd:
+        try:
+            while True:
+                try:
+                    figures = scheduler.stats()
+                except (redis.ConnectionError, redis.TimeoutError) as error:
+                    known = explain(error, obj.url, obj.cluster)
+                    if isinstance(error, redis.AuthenticationError) or known is None:
+                        raise
+                    down = known[0]
+                    click.clear()
+                    click.echo(f"rache watch  {printable(obj.prefix)}  {down}; retrying")
+                else:
+                    down = None
+                    click.clear()
+                    header = f"rache watch  {printable(obj.prefix)}  {timestamp(figures.now)}"
+                    click.echo(header)
+                    for line in render_stats(figures):
+                        click.echo(line)
+                click.echo("q: quit")
+                if fd is None:
+                    time.sleep(every)
+                elif select.select([fd], [], [], every)[0] and os.read(fd, 1) in (b"q", b"Q"):
+                    return
+        except KeyboardInterrupt:
+            return
+
+
+@main.command()
+@click.pass_obj
+def doctor(obj: Context) -> None:
+    """Check what silently breaks a schedule; exit 1 if something does."""
+    problems = 0
+    found = admin.checks(
+        obj.client,
+        obj.prefix,
+        cluster=obj.cluster,
+        run_script=lambda: obj.scheduler.stats(intervals=0),
+    )
+    for check in found:
+        if check.ok is None:
+            mark = click.style("??  ", fg="yellow")
+        else:
+            mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {check.what}")
+        if check.ok is False:
+            problems += 1
+        if check.fix and not check.ok:
+            click.echo(f"     {check.fix}")
+    sys.exit(1 if problems else 0)

@@ -1,0 +1,153 @@
+"""What the pages show, as text and numbers: figures, the chart, rules, a job's fields.
+
+Pure functions of what the Redis side read; times through ``rache.formatting``, as the
+command shows them (the pages add milliseconds).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import quote
+
+from ..formatting import at, literal, relative, span
+from ..models import Stats
+from ..rules import from_details
+from ..rules import zone as rules_zone
+
+
+def job_path(job_id: Any) -> Optional[str]:
+    """The path of a job's page (its id URL-encoded whole), None for an id that is bytes.
+
+    ``.`` and ``..`` would be dot segments, which browsers remove from a path even
+    percent-encoded: theirs is ``/job?id=...``, the find box's address.
+    """
+    if not isinstance(job_id, str):
+        return None
+    quoted = quote(job_id, safe="")
+    return f"/job?id={quoted}" if job_id in (".", "..") else f"/jobs/{quoted}"
+
+
+def describe_rule(rule: Dict[str, Any]) -> str:
+    """A rule as it was given: ``every 60 s``, or the cron expression and its time zone."""
+    return str(from_details(rule))
+
+
+def local(due: float, rule: Optional[Dict[str, Any]]) -> str:
+    """A cron rule's occurrence on its zone's wall clock (``02:30 CET``); '' for UTC."""
+    if rule is None or rule.get("timezone", "UTC") == "UTC":
+        return ""
+    try:
+        zone = rules_zone(rule["timezone"])
+    except ValueError:  # a zone this host does not know: UTC only
+        return ""
+    moment = datetime.datetime.fromtimestamp(due, zone)
+    return moment.strftime(f"%Y-%m-%d %H:%M:%S %Z in {rule['timezone']}")
+
+
+def describe_misfire(rule: Dict[str, Any]) -> str:
+    """The misfire policy, with its grace for ``skip``."""
+    if rule["misfire"] == "skip":
+        return f"skip (if more than {span(rule['grace'])} late)"
+    return str(rule["misfire"])
+
+
+def figures(stats: Stats) -> Dict[str, Any]:
+    """The overview's figures, as shown and as numbers."""
+    oldest = stats.earliest if stats.due else None
+    return {
+        "now": stats.now,
+        "now_text": at(stats.now),
+        "total": f"{stats.total:,}",
+        "due": f"{stats.due:,}",
+        "lag": span(stats.lag) if stats.due else "none due",
+        "lag_at": f"oldest due {at(oldest)}" if oldest is not None else "",
+        "next_due": relative(stats.next_due, stats.now) or "nothing to come",
+        "next_due_at": at(stats.next_due) if stats.next_due is not None else "",
+        "numbers": {
+            "total": stats.total,
+            "due": stats.due,
+            "lag": stats.lag,
+            "earliest": stats.earliest,
+            "next_due": stats.next_due,
+            "coming": stats.coming,
+            "interval": stats.interval,
+        },
+    }
+
+
+#: The chart's drawing area, in SVG user units.
+CHART_WIDTH, CHART_HEIGHT = 600, 150
+
+
+def chart(stats: Stats) -> Dict[str, Any]:
+    """The bars of the chart of jobs falling due in each coming interval."""
+    coming = stats.coming
+    peak = max(coming, default=0)
+    width = CHART_WIDTH / max(1, len(coming))
+    bars = []
+    for i, count in enumerate(coming):
+        height = 0.0 if not peak else max(1.0, CHART_HEIGHT * count / peak) if count else 0.0
+        start = span(i * stats.interval)
+        bars.append(
+            {
+                "x": round(i * width + 0.5, 2),
+                "y": round(CHART_HEIGHT - height, 2),
+                "width": round(max(1.0, width - 1), 2),
+                "height": round(height, 2),
+                "title": f"{count:,} due in +{start} to +{span((i + 1) * stats.interval)}",
+            }
+        )
+    window = span(len(coming) * stats.interval)
+    label = (
+        f"Jobs falling due in each {span(stats.interval)} of the next {window}: "
+        f"{sum(coming):,} in all, at most {peak:,} in one interval"
+    )
+    middle = span(len(coming) * stats.interval / 2)
+    return {"bars": bars, "peak": f"{peak:,}", "label": label, "window": window, "middle": middle}
+
+
+def values(job: Dict[str, Any]) -> List[Tuple[str, str, str]]:
+    """(field, value as text, type) of each data field of a job, by field name."""
+    shown = []
+    for key, value in job.items():
+        if key in ("id", "schedule_at", "recurring", "next_occurrences"):
+            continue
+        shown.append((literal(key), literal(value), type(value).__name__))
+    return sorted(shown)
+
+
+def job_rows(jobs: List[Tuple[Any, float]], now: float) -> List[Dict[str, Any]]:
+    """The overview's list of the earliest jobs: id, link, due time, how far off."""
+    return [
+        {
+            "id": literal(job_id),
+            "url": job_path(job_id),
+            "at": at(due),
+            "relative": relative(due, now),
+            "overdue": due <= now,
+        }
+        for job_id, due in jobs
+    ]
+
+
+def occurrences(job: Dict[str, Any], now: float) -> List[Tuple[str, str, str]]:
+    """A recurring job's next occurrences: (UTC, how far off, on its zone's wall clock)."""
+    rule = job.get("recurring")
+    return [(at(t), relative(t, now), local(t, rule)) for t in job.get("next_occurrences", [])]
+
+
+def recurring_rows(jobs: List[Dict[str, Any]], now: float) -> List[Dict[str, Any]]:
+    """The rows of /recurring: each job's id, rule and next run (the due time if none)."""
+    rows = []
+    for job in jobs:
+        upcoming = job.get("next_occurrences") or [job.get("schedule_at")]
+        rows.append(
+            {
+                "id": job["id"],
+                "rule": job.get("recurring"),
+                "next": at(upcoming[0]),
+                "relative": relative(upcoming[0], now),
+            }
+        )
+    return rows

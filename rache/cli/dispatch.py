@@ -12,6 +12,7 @@ import click
 import redis
 
 from .. import config, service
+from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_SLEEP, MAX_BATCH_SIZE
 from ..errors import MissingExtra
 from ..formatting import parse_duration
 from ..scheduler import Scheduler
@@ -31,8 +32,15 @@ from .group import Context, explain, fail, main
 @click.option("--prefix", "own_prefix", metavar="PREFIX", help="Key prefix (wins as --url).")
 @click.option("--reschedule-in", metavar="DURATION", help="Due again after this (10m...).")
 @click.option("--forget", is_flag=True, help="Delete a job's data once handed out.")
-@click.option("--batch", type=click.IntRange(1, 10_000), default=500, help="Jobs per claim.")
-@click.option("--max-sleep", type=click.FloatRange(min=0.01), default=30.0, help="Seconds.")
+@click.option(
+    "--batch",
+    type=click.IntRange(1, MAX_BATCH_SIZE),
+    default=DEFAULT_BATCH_SIZE,
+    help="Jobs per claim.",
+)
+@click.option(
+    "--max-sleep", type=click.FloatRange(min=0.01), default=DEFAULT_MAX_SLEEP, help="Seconds."
+)
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve /metrics, /healthz.")
 @click.option("--metrics-host", default="127.0.0.1", help="Their address [127.0.0.1].")
 @click.option(

@@ -9,7 +9,7 @@ from typing import Any, Tuple
 import click
 
 from .. import admin
-from ..constants import MAX_SHARDS
+from ..constants import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_SHARDS
 from ..formatting import printable
 from ..models import text
 from .group import Context, from_json, json_value, main
@@ -18,7 +18,12 @@ from .group import Context, from_json, json_value, main
 @main.command()
 @click.option("--delete", is_flag=True, help="Remove their data too (forget-2.lua).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one id each.")
-@click.option("--batch", type=click.IntRange(1, 10_000), default=500, help="Keys per SCAN.")
+@click.option(
+    "--batch",
+    type=click.IntRange(1, MAX_BATCH_SIZE),
+    default=DEFAULT_BATCH_SIZE,
+    help="Keys per SCAN.",
+)
 @click.pass_obj
 def orphans(obj: Context, delete: bool, as_json: bool, batch: int) -> None:
     """Jobs with data and no schedule entry (handed out, never scheduled again).

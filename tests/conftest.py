@@ -96,14 +96,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """
     if "conn" not in metafunc.fixturenames:
         return
-    kinds = CLIENT_KINDS
-    if metafunc.definition.get_closest_marker("two_client_kinds"):
-        # a test of seconds, of the scripts' logic: RESP2 bytes and RESP3 str are enough
-        kinds = [kind for kind in kinds if kind[:2] in {(2, False), (3, True)}]
-        kinds = [kind for kind in kinds if kind[2] == CLIENT_KINDS[0][2]]
-    params = [("single", kind) for kind in kinds]
+    single = cluster = [kind for kind in CLIENT_KINDS if kind[2] == CLIENT_KINDS[0][2]]
+    if metafunc.definition.get_closest_marker("one_client_kind"):
+        # a test of seconds, of the scripts' logic: one kind each, RESP2 bytes on one
+        # server, RESP3 str on the cluster, is enough
+        single = [kind for kind in single if kind[:2] == (2, False)]
+        cluster = [kind for kind in cluster if kind[:2] == (3, True)]
+    else:
+        single = CLIENT_KINDS
+    params = [("single", kind) for kind in single]
     if metafunc.module.__name__ in BEHAVIOUR_SUITE and "make" in metafunc.fixturenames:
-        params += [("cluster", kind) for kind in kinds if kind[2] == CLIENT_KINDS[0][2]]
+        params += [("cluster", kind) for kind in cluster]
     ids = [
         f"{'cluster-' if where == 'cluster' else ''}resp{p}-{'str' if d else 'bytes'}-{parser}"
         for where, (p, d, parser) in params

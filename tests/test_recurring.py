@@ -444,7 +444,7 @@ def lease_without_advancing(sched: Any, raw: Any) -> Claim:
 
 
 @pytest.mark.slow
-@pytest.mark.two_client_kinds  # a test of seconds: conftest generates two client kinds only
+@pytest.mark.one_client_kind  # a test of seconds: conftest generates one kind a topology
 @pytest.mark.parametrize("shards", [1, 3])
 def test_a_holder_killed_before_its_advance_loses_no_occurrence_of_a_job_every_second(
     make: Callable[..., Any], raw: Any, shards: int

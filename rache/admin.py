@@ -14,6 +14,7 @@ import redis
 from . import config
 from .config import has_hash_tag, tagged
 from .constants import DEFAULT_BATCH_SIZE
+from .formatting import text
 from .scheduler import Scheduler
 
 
@@ -147,13 +148,13 @@ def _server(connection: Any) -> tuple[Optional[str], Optional[str]]:
         if isinstance(first, dict):  # a cluster client may answer per node: take one
             info = first
         if "redis_version" in info:
-            return str(info["redis_version"]), _text(info.get("redis_mode", "standalone"))
+            return str(info["redis_version"]), text(info.get("redis_mode", "standalone"))
     with contextlib.suppress(redis.ResponseError):
         reply = connection.execute_command("HELLO")
         if isinstance(reply, list):  # RESP2 without a parser for it: field, value, ...
             reply = dict(zip(reply[::2], reply[1::2]))
-        hello = {_text(key): value for key, value in reply.items()}
-        return _text(hello.get("version", "0")), _text(hello.get("mode", "standalone"))
+        hello = {text(key): value for key, value in reply.items()}
+        return text(hello.get("version", "0")), text(hello.get("mode", "standalone"))
     return None, None
 
 
@@ -162,8 +163,4 @@ def _config(connection: Any, *names: str) -> Dict[str, str]:
     for name in names:  # a refusal (ACL, managed services): the check says it cannot tell
         with contextlib.suppress(redis.ResponseError):
             found.update(connection.config_get(name))
-    return {_text(k): _text(v) for k, v in found.items()}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return {text(k): text(v) for k, v in found.items()}

@@ -28,6 +28,7 @@ from . import config
 from .constants import DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_REDIS_URL, REDIS_URL_ENV
 from .dispatch import Dispatcher
 from .errors import ConfigurationError, JobNotFound, MissingExtra
+from .formatting import text
 from .models import Job
 from .rules import Cron, Every, from_details, location_zone
 from .scheduler import Scheduler
@@ -257,7 +258,7 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
         (another user of the prefix), raises naming it, and nothing changes in Redis.
         """
         declarations = [declaration(name, entry) for name, entry in sorted(self.schedule.items())]
-        recorded = {_text(name) for name in self.client.hkeys(self.record_key)}
+        recorded = {text(name) for name in self.client.hkeys(self.record_key)}
         current: Dict[str, Optional[Job]] = {}
         for item in declarations:
             try:
@@ -330,7 +331,7 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
             logs it with the job's id and counts it failed).
         """
         try:
-            body = kombu_json.loads(_text(job[FIELD]))  # type: ignore[no-untyped-call]
+            body = kombu_json.loads(text(job[FIELD]))  # type: ignore[no-untyped-call]
             task, args, kwargs = body["task"], body["args"], body["kwargs"]
             options = {**body["options"], "task_id": job.occurrence_id}
         except (KeyError, TypeError, ValueError) as exc:
@@ -352,10 +353,6 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
         """The line under beat's banner: where the schedule lives."""
         url = config.hide_password(self.redis_url)
         return f"    . rache -> {url} prefix {self.prefix!r}"
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _same_rule(before: Any, item: Declaration) -> bool:

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import arguments, decode, recurrence, scripts, wire
 from .constants import DEFAULT_LEASE_MS
+from .formatting import text
 from .keys import Keys, Layout
 from .models import Job, Seconds
 from .rules import decode as decode_rule
@@ -281,12 +282,8 @@ def put_back_ids(call: Call) -> Tuple[List[str], List[str]]:
     """
     args = call.args
     plain = 4 + 4 * int(args[3])
-    again = dict.fromkeys(_text(args[i]) for i in range(plain, len(args), 3))
-    return [_text(args[i]) for i in range(4, plain, 4)], list(again)
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    again = dict.fromkeys(text(args[i]) for i in range(plain, len(args), 3))
+    return [text(args[i]) for i in range(4, plain, 4)], list(again)
 
 
 #: An every-N entry's kind in a claim's recurring sub-array.

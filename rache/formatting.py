@@ -81,6 +81,11 @@ def relative(due: Optional[float], now: float) -> str:
     return f"in {span(delta)}" if delta > 0 else f"{span(delta)} overdue"
 
 
+def text(value: Any) -> str:
+    """``value`` as text for a message or a name: bytes as UTF-8 (what is not, replaced)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def printable(value: Any) -> str:
     r"""An id or a name for a terminal: control characters escaped (``\x1b``, ``\n``).
 

@@ -126,3 +126,10 @@ def test_both_apps_use_these() -> None:
     assert cli.relative is formatting.relative and web.relative is formatting.relative
     assert cli.timestamp is formatting.timestamp and cli.printable is formatting.printable
     assert cli.parse_duration is formatting.parse_duration
+
+
+def test_text_reads_bytes_as_utf8_and_anything_else_as_str() -> None:
+    assert formatting.text(b"caf\xc3\xa9") == "café"
+    assert formatting.text(b"\xff") == "\ufffd"  # not UTF-8: replaced, never raised
+    assert formatting.text("standalone") == "standalone"
+    assert formatting.text(7) == "7"

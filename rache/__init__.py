@@ -23,7 +23,7 @@ from .errors import (
     ReservedFieldError,
     UntaggedPrefix,
 )
-from .models import Exported, Job, Seconds, Stats, Time, Value
+from .models import Exported, Health, Job, Poller, Problem, Seconds, Stats, Time, Value
 from .rules import Cron, Every, Rule
 from .scheduler import Entry, Progress, Scheduler, Start, When, due_time
 
@@ -38,10 +38,13 @@ __all__ = [
     "Dispatcher",
     "Every",
     "Exported",
+    "Health",
     "Job",
     "JobNotFound",
     "LayoutMismatch",
     "MissingExtra",
+    "Poller",
+    "Problem",
     "RacheError",
     "ReservedFieldError",
     "Rule",

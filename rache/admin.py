@@ -66,6 +66,9 @@ def orphans(
 
 # -- doctor ----------------------------------------------------------------------------------
 
+#: How the check that rache's scripts run begins (``rache doctor`` then judges the schedule).
+SCRIPTS_RUN = "rache's scripts run"
+
 
 class Check(NamedTuple):
     """One finding of :func:`checks`: ``ok`` is None when it cannot tell."""
@@ -129,7 +132,7 @@ def checks(
     if run_script is not None:
         try:
             run_script()
-            found.append(Check(True, "rache's scripts run (EVALSHA, SCRIPT LOAD)"))
+            found.append(Check(True, f"{SCRIPTS_RUN} (EVALSHA, SCRIPT LOAD)"))
         except redis.exceptions.NoPermissionError as error:
             found.append(
                 Check(False, f"rache's scripts are refused: {error}", "see README, Least privilege")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import time
 from typing import Any, Awaitable, Optional, Union
 
@@ -18,6 +19,8 @@ from .errors import CONNECTION_ERRORS
 from .scheduler import AsyncScheduler
 from .signals import install_signals, restore_signals
 from .wakeup import aclose, no_wakeup, pubsub_factory
+
+logger = logging.getLogger("rache.dispatch")
 
 
 class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
@@ -53,8 +56,10 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
         # a sync handler holds the loop, so the batch in hand is the last.
         previous = install_signals(self._on_signal)
         try:
+            await self._announce(force=True)
             while not self.core.stopping:
                 self._beat()
+                await self._announce()
                 try:
                     await self._subscribe()
                     self._wake.clear()  # a message from now on is news for the next sleep
@@ -62,7 +67,7 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
                 except CONNECTION_ERRORS as exc:
                     await self._drop_pubsub()
                     self._wake.clear()  # a backoff: only stop() cuts it short
-                    await self._sleep(self.core.disconnected(exc))
+                    await self._sleep(self.core.disconnected(exc), listen=False)
                     continue
                 if until_idle and more > 0:
                     return
@@ -72,11 +77,13 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
             restore_signals(previous)
             await self._drop_pubsub()
             self._loop = self._wake = None
+            await self.withdraw()
 
     async def run_once(self) -> float:
         """One round of ``run()``; the seconds to wait. See :meth:`Dispatcher.run_once`."""
         self.core.stopping = False
         self._beat()
+        await self._announce()
         try:
             return await self._round()
         except CONNECTION_ERRORS as exc:
@@ -113,7 +120,32 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
             if core.stopping:
                 break
             self._beat()
+            await self._announce()
         return core.sleep_after(claim)
+
+    async def _announce(self, force: bool = False) -> None:
+        """Announce this loop as a live poller, if due. See Dispatcher._announce."""
+        poller = self.core.announcement(force)
+        if poller is None:
+            return
+        try:
+            await self.scheduler.announce(poller, self.core.announcer.ttl)
+        except CONNECTION_ERRORS:
+            return
+        except Exception as exc:
+            self.core.announce_failed(exc)
+        else:
+            self.core.announced()
+
+    async def withdraw(self) -> None:
+        """Remove this loop from the live pollers at once. See :meth:`Dispatcher.withdraw`."""
+        name = self.core.announcer.withdrawn()
+        if name is None:
+            return
+        try:
+            await self.scheduler.withdraw(name)
+        except Exception as exc:
+            logger.info("rache: could not withdraw poller %r (it lapses by itself): %s", name, exc)
 
     async def _subscribe(self) -> None:
         if not self.wakeup or self._pubsub is not None:
@@ -167,7 +199,7 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
             with contextlib.suppress(Exception):  # a broken connection: nothing to save
                 await aclose(pubsub)
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float, listen: bool = True) -> None:
         assert self._wake is not None
         deadline = time.monotonic() + seconds
         while not self.core.stopping and not self._wake.is_set():
@@ -175,6 +207,8 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
             if left <= 0:
                 break
             self._beat()
+            if listen:  # not in a backoff: Redis is away then
+                await self._announce()
             with contextlib.suppress(asyncio.TimeoutError):  # in pieces, for the heartbeat
                 await asyncio.wait_for(self._wake.wait(), min(left, HEARTBEAT_EVERY))
         if self._listener is not None and self._listener.done():

@@ -14,6 +14,7 @@ from typing import Any, AsyncGenerator, Iterable, List, Mapping, Optional, Set, 
 import redis
 
 from . import config, decode, encode, moves, pages
+from . import health as health_rules
 from .basescheduler import (
     BaseScheduler,
     Entry,
@@ -25,7 +26,8 @@ from .basescheduler import (
 )
 from .claim import Claim
 from .keys import SHARDS_FIELD, Keys
-from .models import Exported, Job, Seconds, Stats, Time, Value
+from .constants import DEFAULT_LATE, POLLER_TTL
+from .models import Exported, Health, Job, Poller, Seconds, Stats, Time, Value
 from .rules import Rule
 from .scripts import Call
 from .wire import decode_time
@@ -137,6 +139,35 @@ class AsyncScheduler(BaseScheduler):
         calls = encode.stats(self.layout, intervals, interval)
         length = float(calls[0].args[1])
         return decode.merged_stats([decode.stats(await self._run(call), length) for call in calls])
+
+    async def announce(self, poller: Poller, ttl: Seconds = POLLER_TTL) -> float:
+        """List ``poller`` as live for ``ttl`` seconds. See :meth:`Scheduler.announce`."""
+        return int(await self._run(encode.announce(self.layout, poller, ttl))) / 1000
+
+    async def withdraw(self, name: str) -> bool:
+        """Remove the poller ``name`` now. See :meth:`Scheduler.withdraw`."""
+        return int(await self._run(encode.withdraw(self.layout, name))) > 0
+
+    async def pollers(self) -> List[Poller]:
+        """The live pollers, by name. See :meth:`Scheduler.pollers`."""
+        return decode.pollers(await self._send(encode.pollers(self.layout)))
+
+    async def health(self, late: Seconds = DEFAULT_LATE) -> Health:
+        """The schedule's verdict. See :meth:`Scheduler.health`."""
+        threshold = health_rules.late_threshold(late)
+        figures = await self.stats(intervals=0)
+        found = await self.pollers()
+        oldest = await self._oldest() if health_rules.is_late(figures, threshold) else None
+        return health_rules.verdict(figures, found, late=threshold, oldest=oldest)
+
+    async def _oldest(self) -> Any:
+        """The id of the earliest due job (one page of one entry per shard)."""
+        flow = pages.scheduled(self.layout, 1, False)
+        while (call := flow.next_call()) is not None:
+            entries = flow.take(await self._run(call))
+            if entries:
+                return entries[0]
+        return None
 
     async def claim_batch(self, claim: Claim) -> Optional[List[Job]]:
         """The next batch of ``claim``; None when it is over. See :meth:`Scheduler.claim_batch`.

@@ -12,7 +12,13 @@ import signal
 import time
 from typing import Any, Callable, ClassVar, Generic, Optional, Type, TypeVar, cast
 
-from .constants import DEFAULT_BACKOFF, DEFAULT_BATCH_SIZE, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_SLEEP
+from .constants import (
+    DEFAULT_BACKOFF,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_BACKOFF,
+    DEFAULT_MAX_SLEEP,
+    POLLER_TTL,
+)
 from .dispatchloop import DispatchLoop
 from .durations import seconds
 from .models import Job, Seconds
@@ -55,6 +61,8 @@ class BaseDispatcher(Generic[S]):
         finish_batch: bool = True,
         forget: bool = False,
         heartbeat: Optional[Callable[[], Any]] = None,
+        kind: str = "dispatcher",
+        poller_ttl: Seconds = POLLER_TTL,
     ) -> None:
         if scheduler is None:
             scheduler = cast(S, self._scheduler_class())
@@ -80,6 +88,8 @@ class BaseDispatcher(Generic[S]):
             metrics=metrics,
             finish_batch=finish_batch,
             forget=forget,
+            kind=kind,
+            poller_ttl=poller_ttl,
         )
         self.handler = handler
         self.scheduler: S = scheduler

@@ -25,7 +25,13 @@ from datetime import timezone as dt_timezone
 from typing import Any, Dict, List, Optional, Set, Union
 
 from . import config
-from .constants import DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_REDIS_URL, REDIS_URL_ENV
+from .constants import (
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_BACKOFF,
+    DEFAULT_REDIS_URL,
+    POLLER_TTL,
+    REDIS_URL_ENV,
+)
 from .dispatch import Dispatcher
 from .errors import ConfigurationError, JobNotFound, MissingExtra
 from .formatting import text
@@ -238,6 +244,9 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
             wakeup=False,
             backoff=DEFAULT_BACKOFF,
             max_backoff=max(DEFAULT_BACKOFF, min(DEFAULT_MAX_BACKOFF, float(self.max_interval))),
+            kind="celery beat",
+            # Celery's loop ticks at most max_interval apart: the entry outlives two of those.
+            poller_ttl=max(POLLER_TTL, 2 * float(self.max_interval)),
         )
         #: its core: the counts, the sleeps and the backoff
         self.loop = self.dispatcher.core
@@ -342,8 +351,9 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
         self.apply_entry(entry, producer=self.producer)
 
     def close(self) -> None:
-        """Release the broker connection (Celery's close) and the Redis client."""
+        """Withdraw from the live pollers, release the broker connection and the Redis client."""
         try:
+            self.dispatcher.withdraw()
             super().close()
         finally:
             self.client.close()

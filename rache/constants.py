@@ -55,6 +55,21 @@ DEFAULT_MAX_SLEEP = 30.0
 DEFAULT_BACKOFF = 0.1
 DEFAULT_MAX_BACKOFF = 30.0
 
+# -- live pollers and health ------------------------------------------------------------------
+
+#: How long a poller's entry in ``Scheduler.pollers()`` lives after its last announce
+#: (seconds): a poller killed without a word (SIGKILL, a lost host) is gone from the list
+#: within this. A loop announces every ``ANNOUNCE_EVERY`` seconds, so it may miss
+#: ``POLLER_TTL / ANNOUNCE_EVERY - 1`` (11) announces in a row (a Redis blip, a slow
+#: handler call) before it drops out while alive.
+POLLER_TTL = 60.0
+#: The fewest seconds between two announces of one poller: an idle poller's only writes.
+ANNOUNCE_EVERY = 5.0
+#: The longest a poller's text fields (name, kind, host, version) may be, characters.
+MAX_POLLER_TEXT = 200
+#: ``Scheduler.health(late=)``: the oldest due job is a problem once this late (seconds).
+DEFAULT_LATE = 300.0
+
 # -- recurrence rules ------------------------------------------------------------------------
 
 #: The misfire policies of a recurrence rule, and the one used when none is given.

@@ -7,11 +7,12 @@ int, UTF-8 text as str, other bytes as they are.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from . import recurrence, rules, wire
 from .errors import JobNotFound
-from .models import Decoded, Job, Stats, text
+from .models import Decoded, Job, Poller, Stats, text
 from .wire import decode_time
 
 
@@ -161,3 +162,37 @@ def merged_stats(shards: Sequence[Stats]) -> Stats:
         coming=[sum(counts) for counts in zip(*(s.coming for s in shards))],
         interval=shards[0].interval,
     )
+
+
+def pollers(reply: Sequence[Any]) -> List[Poller]:
+    """pollers-1.lua's reply: the live pollers, by name.
+
+    A record this version cannot read (written by a later one, say) is skipped, not raised:
+    a listing must not fail for one entry.
+    """
+    found: List[Poller] = []
+    it = iter(reply[1:])
+    for raw_name, raw_expiry, raw_record in zip(it, it, it):
+        try:
+            record = json.loads(raw_record)
+            expires = int(raw_expiry) / 1000
+            ttl = int(record["ttl"]) / 1000
+            last_claim = record["last_claim"]
+            found.append(
+                Poller(
+                    name=str(text(raw_name)),
+                    kind=str(record["kind"]),
+                    host=str(record["host"]),
+                    pid=int(record["pid"]),
+                    version=str(record["version"]),
+                    started=float(record["started"]),
+                    last_claim=None if last_claim is None else float(last_claim),
+                    handed_out=int(record["handed_out"]),
+                    failures=int(record["failures"]),
+                    announced=expires - ttl,
+                    expires=expires,
+                )
+            )
+        except (ValueError, KeyError, TypeError):
+            continue
+    return sorted(found, key=lambda poller: poller.name)

@@ -35,9 +35,10 @@ import weakref
 from typing import Any, ClassVar, List, Optional
 
 from .arguments import count, positive_seconds
-from .constants import MAX_BATCH_SIZE
+from .constants import MAX_BATCH_SIZE, POLLER_TTL
 from .errors import MissingExtra
-from .models import Job, Seconds
+from .models import Job, Poller, Seconds
+from .pollers import Announcer
 from .scheduler import Claim
 
 logger = logging.getLogger("rache.dispatch")
@@ -59,6 +60,8 @@ class DispatchLoop:
     :param finish_batch: on stop, hand out the rest of the batch in hand (True), or put it
         back (False).
     :param forget: once a batch is handed out, forget the data of the jobs it handed out.
+    :param kind: what the loop is, as ``Scheduler.pollers()`` shows it.
+    :param poller_ttl: how long its entry there outlives its last announce, seconds.
     """
 
     def __init__(
@@ -71,6 +74,8 @@ class DispatchLoop:
         metrics: Any = None,
         finish_batch: bool = True,
         forget: bool = False,
+        kind: str = "dispatcher",
+        poller_ttl: Seconds = POLLER_TTL,
     ) -> None:
         self.batch = count(batch, "batch", 1, MAX_BATCH_SIZE)
         self.max_sleep = positive_seconds(max_sleep, "max_sleep")
@@ -110,6 +115,9 @@ class DispatchLoop:
         self._outage: Optional[float] = None  # when the current outage began (monotonic)
         self._attempt = 0  # failed attempts in a row
         self._prometheus = _Prometheus.of(metrics) if metrics is not None else None
+        #: when the loop announces itself as a live poller, and what it says
+        self.announcer = Announcer(kind, poller_ttl)
+        self._announce_failing = False
 
     # -- claims ---------------------------------------------------------------------------
 
@@ -119,6 +127,8 @@ class DispatchLoop:
             self.claim, self.jobs, self.given, self.released = claim, jobs, 0, False
         self.claims += 1
         self.connected()
+        if claim.cutoff:
+            self.announcer.last_claim = float(claim.cutoff)
         if not jobs:
             return
         self.claimed += len(jobs)
@@ -141,6 +151,8 @@ class DispatchLoop:
         every shard (each a difference of its own master's times, so no clock's offset
         matters, the local one's or another master's).
         """
+        if claim.cutoff:  # the claim's time, server clock, whatever it found
+            self.announcer.last_claim = float(claim.cutoff)
         if claim.remaining is not None and claim.remaining <= 0:
             return 0.0
         wait = claim.next_wait()
@@ -217,6 +229,33 @@ class DispatchLoop:
             job.get("id"),
             exc_info=(type(exc), exc, exc.__traceback__),
         )
+
+    # -- live pollers -----------------------------------------------------------------------
+
+    def announcement(self, force: bool = False) -> Optional[Poller]:
+        """The loop as a :class:`Poller` to announce now; None if it announced lately.
+
+        At most one every ``ANNOUNCE_EVERY`` seconds (a third of a shorter ttl); ``force``
+        for the first of a run.
+        """
+        if not self.announcer.due(force):
+            return None
+        return self.announcer.poller(self.handled + self.failed, self.failed)
+
+    def announce_failed(self, exc: BaseException) -> None:
+        """Log an announce refused (not a connection error): once, till one goes through."""
+        if not self._announce_failing:
+            logger.warning(
+                "rache: cannot announce this poller (Scheduler.pollers() will not list it): "
+                "%s: %s",
+                type(exc).__name__,
+                exc,
+            )
+        self._announce_failing = True
+
+    def announced(self) -> None:
+        """Note an announce that went through."""
+        self._announce_failing = False
 
     # -- connection errors ----------------------------------------------------------------
 

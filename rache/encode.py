@@ -6,6 +6,7 @@ nothing. The shells send what these build; ``rache.decode`` reads the replies.
 
 from __future__ import annotations
 
+import json
 from typing import (
     Any,
     Dict,
@@ -34,10 +35,10 @@ from .arguments import (
     start,
     stored_rule,
 )
-from .constants import BULK_MAX_ARGS, MAX_OFFSET_SECONDS
+from .constants import BULK_MAX_ARGS, MAX_OFFSET_SECONDS, MAX_POLLER_TEXT
 from .durations import finite, seconds, shown
 from .keys import Keys, Layout, has_hash_tag
-from .models import Job
+from .models import Job, Poller
 from .rules import Cron, Placed
 from .scripts import Args, Call
 
@@ -382,3 +383,65 @@ def layout_check(layout: Layout, cluster: bool) -> Optional[Call]:
     # On Redis Cluster the unsharded queue lives in another slot: the layout key stands in.
     unsharded = layout.layout_key if cluster else layout.keys.queue
     return Call(scripts.LAYOUT, [layout.layout_key, unsharded], [layout.count])
+
+
+# -- live pollers ----------------------------------------------------------------------------
+
+
+def _poller_text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"a poller's {name} must be non-empty text, not {shown(value)}")
+    if len(value) > MAX_POLLER_TEXT:
+        raise ValueError(f"a poller's {name} is longer than {MAX_POLLER_TEXT} characters")
+    return value
+
+
+def announce(layout: Layout, poller: object, ttl: object) -> Call:
+    """announce-1.lua: ``poller`` listed as live for ``ttl`` seconds from now (server clock).
+
+    Its record is JSON (``decode.pollers`` reads it back); the name is the hash field.
+    """
+    if not isinstance(poller, Poller):
+        raise TypeError(f"announce takes a rache.Poller, not {type(poller).__name__}")
+    name = _poller_text(poller.name, "name")
+    for field in ("kind", "host", "version"):
+        _poller_text(getattr(poller, field), field)
+    for field in ("pid", "handed_out", "failures"):
+        number = getattr(poller, field)
+        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+            raise ValueError(f"a poller's {field} must be an int >= 0, not {shown(number)}")
+    times = {"started": poller.started, "last_claim": poller.last_claim}
+    for field, when in times.items():
+        if when is None and field == "last_claim":
+            continue
+        if isinstance(when, bool) or not isinstance(when, (int, float)):
+            raise TypeError(f"a poller's {field} must be Unix seconds, not {shown(when)}")
+        if not finite(float(when)):
+            raise ValueError(f"a poller's {field} must be finite, not {shown(when)}")
+    length = seconds(ttl, "ttl")
+    ttl_ms = round(length * 1000) if finite(length) else 0
+    if not 1 <= ttl_ms <= MAX_OFFSET_SECONDS * 1000:
+        raise ValueError(f"ttl must be a positive number of seconds, not {shown(ttl)}")
+    record = {
+        "kind": poller.kind,
+        "host": poller.host,
+        "pid": poller.pid,
+        "version": poller.version,
+        "started": poller.started,
+        "last_claim": poller.last_claim,
+        "handed_out": poller.handed_out,
+        "failures": poller.failures,
+        "ttl": ttl_ms,
+    }
+    args: Args = [name.encode(), ttl_ms, json.dumps(record, separators=(",", ":")).encode()]
+    return Call(scripts.ANNOUNCE, [layout.pollers], args)
+
+
+def withdraw(layout: Layout, name: object) -> Call:
+    """announce-1.lua with a ttl of 0: the poller ``name`` no longer listed."""
+    return Call(scripts.ANNOUNCE, [layout.pollers], [_poller_text(name, "name").encode(), 0, b""])
+
+
+def pollers(layout: Layout) -> Call:
+    """pollers-1.lua: the live pollers, read without writing."""
+    return Call(scripts.POLLERS, [layout.pollers], [])

@@ -3,8 +3,9 @@
 A schedule under ``prefix`` is the layout of rache 0.3.1 (``<prefix>queue``, a sorted set
 of job ids by due time, and ``<prefix>job:<id>``, a hash of each job's data), plus
 ``<prefix>recurring`` (rules), ``<prefix>runs`` (run tokens), ``<prefix>layout`` (the
-shard count), the call records ``<prefix>call:<call id>``, the channel ``<prefix>wakeup``,
-and the keys of rache's integrations (``<prefix>celery:entries``). A sharded schedule is K
+shard count), ``<prefix>pollers`` (the live pollers), the call records
+``<prefix>call:<call id>``, the channel ``<prefix>wakeup``, and the keys of rache's
+integrations (``<prefix>celery:entries``). A sharded schedule is K
 such groups, each under a hash tag of its own. ``rache/lua/README.md`` describes each key as
 the scripts use it: every key a script touches comes to it in KEYS, named here (a batch's
 job hashes excepted, ``<job prefix><id>``: their ids are known only inside the script).
@@ -31,6 +32,8 @@ RECURRING = b"recurring"
 WAKEUP = "wakeup"
 LAYOUT = b"layout"
 CALL = b"call:"
+#: ``<prefix>pollers``: the live pollers of a schedule (under its own prefix, sharded or not).
+POLLERS = b"pollers"
 RUNS = b"runs"
 #: ``rache.celery``'s hash of the beat entries it declared (entry name -> its rule).
 CELERY_ENTRIES = b"celery:entries"
@@ -141,7 +144,7 @@ class Layout:
     :raises ConfigurationError: a sharded schedule's prefix with a ``{`` or ``}`` in it.
     """
 
-    __slots__ = ("count", "keys", "layout_key", "prefix", "shards")
+    __slots__ = ("count", "keys", "layout_key", "pollers", "prefix", "shards")
 
     def __init__(self, prefix: str, shards: int = 1) -> None:
         if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
@@ -156,6 +159,10 @@ class Layout:
         )
         #: ``<prefix>layout``, where a sharded schedule records its count.
         self.layout_key = layout_key(prefix)
+        #: ``<prefix>pollers``, the hash of the live pollers (announce-1.lua, pollers-1.lua):
+        #: one key, under the schedule's own prefix like the layout key, so every shard's
+        #: pollers are listed together and one script call, in that key's slot, writes it.
+        self.pollers = utf8(prefix, "prefix") + POLLERS
 
     def of(self, raw_id: bytes) -> Keys:
         """The keys of the shard that holds the job ``raw_id`` (stable across processes)."""

@@ -117,3 +117,60 @@ class Stats(NamedTuple):
         if self.earliest is None or self.earliest > self.now:
             return 0.0
         return self.now - self.earliest
+
+
+class Poller(NamedTuple):
+    """A live poller of a schedule, as it last announced itself (``Scheduler.pollers()``).
+
+    Every Dispatcher, AsyncDispatcher, ``rache dispatch``, Celery beat (``rache.celery``) and
+    rq runner (``rache.rq``) announces itself while it runs, every few seconds at most; its
+    entry goes once it stops, or within its time to live after its process dies.
+    """
+
+    #: who it is: ``host:pid`` unless given, unique among a schedule's pollers
+    name: str
+    #: what it is: ``'dispatcher'``, ``'rache dispatch'``, ``'celery beat'``, ``'rq runner'``...
+    kind: str
+    #: its host name and process id
+    host: str
+    pid: int
+    #: the rache version it runs
+    version: str
+    #: when it started, Unix seconds (its own clock)
+    started: float
+    #: when it last claimed (whatever the claim found), Unix seconds, server clock; None if
+    #: it has not claimed yet
+    last_claim: Optional[float]
+    #: jobs it handed to its handler, and those whose handler raised
+    handed_out: int
+    failures: int
+    #: when it last announced itself and when its entry lapses unless it announces again
+    #: (Unix seconds, server clock); None in a value not read back from Redis
+    announced: Optional[float] = None
+    expires: Optional[float] = None
+
+
+class Problem(NamedTuple):
+    """One thing wrong with a schedule (``Health.problems``): a kind, a job, a sentence."""
+
+    #: what is wrong: ``'no live poller'``, ``'late'`` (``rache.health`` names them)
+    kind: str
+    #: the job it is about, None when it is about the schedule as a whole
+    job_id: Any
+    #: what is wrong, in a sentence a person reads
+    message: str
+
+
+class Health(NamedTuple):
+    """The verdict on a schedule (``Scheduler.health()``), from one reading of it.
+
+    ``ok`` is True when ``problems`` is empty. The figures it was judged on come with it,
+    so that ``rache doctor``, the dashboard and the Prometheus gauges say the same thing.
+    """
+
+    ok: bool
+    problems: List[Problem]
+    #: the schedule's figures (due jobs, the oldest due time, the server's now)
+    stats: Stats
+    #: its live pollers
+    pollers: List[Poller]

@@ -25,10 +25,10 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 from . import adapters, config
-from .constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_SLEEP
+from .constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_SLEEP, POLLER_TTL
 from .dispatch import Dispatcher
 from .errors import MissingExtra, RacheError
 from .models import Job, Seconds
@@ -314,6 +314,46 @@ def serve_http(host: str, port: int, health: Health, registry: Any) -> Threading
     return server
 
 
+class ScheduleGauges:
+    """Prometheus gauges of the schedule itself, read from Redis at each scrape.
+
+    ``rache_due_jobs``, ``rache_oldest_due_age_seconds`` and ``rache_live_pollers``: what
+    ``Scheduler.health()`` judges, so an alert and ``rache doctor`` agree. A scrape makes a
+    few read-only script calls (one per shard, and one for the pollers); when Redis cannot
+    be read, the scrape leaves these out and keeps the counters.
+    """
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def describe(self) -> List[Any]:
+        return self._families()
+
+    def _families(self) -> List[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        return [
+            GaugeMetricFamily("rache_due_jobs", "Jobs due now, not yet handed out"),
+            GaugeMetricFamily(
+                "rache_oldest_due_age_seconds", "How long the oldest due job has been due"
+            ),
+            GaugeMetricFamily("rache_live_pollers", "Pollers announced and not lapsed"),
+        ]
+
+    def collect(self) -> List[Any]:
+        try:
+            figures = self.scheduler.stats(intervals=0)
+            live = len(self.scheduler.pollers())
+        except Exception as error:  # a scrape never fails for Redis: the gauges go missing
+            logger.debug("rache dispatch: no schedule gauges this scrape: %s", error)
+            return []
+        due, age, pollers = self._families()
+        due.add_metric([], figures.due)
+        age.add_metric([], figures.lag)
+        pollers.add_metric([], live)
+        return [due, age, pollers]
+
+
 def _logged(handler: Handler) -> Handler:
     """``handler``, each job logged at DEBUG first (id and due time)."""
 
@@ -345,6 +385,8 @@ class Service:
     metrics_host: str = "127.0.0.1"
     health_file: Optional[Path] = None
     health_timeout: float = 60.0
+    #: how long the process stays in ``rache pollers`` after it dies without a word
+    poller_ttl: float = POLLER_TTL
 
     def run(self) -> int:
         """Dispatch until SIGTERM or SIGINT; the exit status (0 after a signal)."""
@@ -356,6 +398,7 @@ class Service:
             except ImportError:
                 raise MissingExtra("--metrics-port", "prometheus_client", "prometheus") from None
             registry = prometheus_client.CollectorRegistry()
+            registry.register(ScheduleGauges(self.scheduler))
         handler = self.handler
         if logger.isEnabledFor(logging.DEBUG):  # decided once: no cost per job otherwise
             handler = _logged(handler)
@@ -369,6 +412,8 @@ class Service:
             finish_batch=False,
             forget=self.forget,
             heartbeat=health.beat,
+            kind="rache dispatch",
+            poller_ttl=self.poller_ttl,
         )
         # Outside the Dispatcher's run (start-up, shutdown), SIGTERM and SIGINT stop it
         # rather than kill it: a second signal while it winds down still exits 0.

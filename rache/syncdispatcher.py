@@ -61,6 +61,12 @@ class Dispatcher(BaseDispatcher[Scheduler]):
         jobs that leave nothing behind.
     :param heartbeat: called with no argument at most once a second while the loop turns
         (claims, sleeps, backoffs; not during a handler call): a liveness signal.
+    :param kind: what it is, as ``Scheduler.pollers()`` lists it (``'dispatcher'``).
+    :param poller_ttl: how long its entry there outlives its last announce (seconds, 60 by
+        default): a process killed without a word is listed this long at most. While it
+        runs it announces itself every few seconds (in claims and sleeps, not during a
+        handler call: a call longer than this drops it from the list till it returns), and
+        on a clean stop it withdraws at once.
     """
 
     _scheduler_class = Scheduler
@@ -87,8 +93,10 @@ class Dispatcher(BaseDispatcher[Scheduler]):
             )
             releaser.start()
         try:
+            self._announce(force=True)
             while not self.core.stopping:
                 self._beat()
+                self._announce()
                 try:
                     self._subscribe()
                     more = self._round()
@@ -106,6 +114,7 @@ class Dispatcher(BaseDispatcher[Scheduler]):
                 running.clear()
                 releaser.join()
             self._drop_pubsub()
+            self.withdraw()
 
     def run_once(self) -> float:
         """One round of ``run()``: claim the jobs due now (up to ``batch``), hand each out.
@@ -127,6 +136,7 @@ class Dispatcher(BaseDispatcher[Scheduler]):
         """
         self.core.stopping = False
         self._beat()
+        self._announce()
         try:
             return self._round()
         except CONNECTION_ERRORS as exc:
@@ -187,7 +197,40 @@ class Dispatcher(BaseDispatcher[Scheduler]):
             if core.stopping:
                 break
             self._beat()
+            self._announce()
         return core.sleep_after(claim)
+
+    def _announce(self, force: bool = False) -> None:
+        """Announce this loop as a live poller, if due (at most every few seconds).
+
+        A failure is no reason to stop handing out jobs: a connection error is the claim's
+        to meet, any other is logged once.
+        """
+        poller = self.core.announcement(force)
+        if poller is None:
+            return
+        try:
+            self.scheduler.announce(poller, self.core.announcer.ttl)
+        except CONNECTION_ERRORS:
+            return
+        except Exception as exc:
+            self.core.announce_failed(exc)
+        else:
+            self.core.announced()
+
+    def withdraw(self) -> None:
+        """Remove this loop from the live pollers at once (``run()`` does, as it returns).
+
+        For a loop of ``run_once()`` calls (a Celery beat's close does it). Nothing if it
+        never announced; an error is logged, not raised: its entry then lapses by itself.
+        """
+        name = self.core.announcer.withdrawn()
+        if name is None:
+            return
+        try:
+            self.scheduler.withdraw(name)
+        except Exception as exc:
+            logger.info("rache: could not withdraw poller %r (it lapses by itself): %s", name, exc)
 
     def _subscribe(self) -> None:
         if not self.wakeup or self._pubsub is not None:
@@ -226,6 +269,8 @@ class Dispatcher(BaseDispatcher[Scheduler]):
             if left <= 0:
                 return
             self._beat()
+            if listen:  # not in a backoff: Redis is away then
+                self._announce()
             piece = min(left, _SLICE)
             if listen and self._pubsub is not None:
                 try:

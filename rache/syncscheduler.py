@@ -15,6 +15,7 @@ from typing import Any, Generator, Iterable, List, Mapping, Optional, Tuple
 import redis
 
 from . import config, decode, encode, moves, pages
+from . import health as health_rules
 from .basescheduler import (
     BaseScheduler,
     Entry,
@@ -26,7 +27,8 @@ from .basescheduler import (
 )
 from .claim import Claim
 from .keys import SHARDS_FIELD, Keys
-from .models import Exported, Job, Seconds, Stats, Time, Value
+from .constants import DEFAULT_LATE, POLLER_TTL
+from .models import Exported, Health, Job, Poller, Seconds, Stats, Time, Value
 from .rules import Rule
 from .scripts import Call
 from .wire import decode_time
@@ -192,6 +194,55 @@ class Scheduler(BaseScheduler):
         calls = encode.stats(self.layout, intervals, interval)
         length = float(calls[0].args[1])
         return decode.merged_stats([decode.stats(self._run(call), length) for call in calls])
+
+    def announce(self, poller: Poller, ttl: Seconds = POLLER_TTL) -> float:
+        """List ``poller`` as live for ``ttl`` seconds from now (one script call); its expiry.
+
+        What the hand-out loops call (every Dispatcher, ``rache dispatch``, the Celery beat,
+        the rq runners), at most every ``ANNOUNCE_EVERY`` seconds; a loop of your own calls
+        it as often, with its :class:`rache.Poller` (``announced`` and ``expires`` are not
+        sent). Another announce of the same name replaces the entry; ``withdraw`` removes
+        it at once, and without either it lapses ``ttl`` seconds after the last (a process
+        killed without a word). Entries that lapsed are dropped by the next announce of
+        any poller, at most once a ``ttl``. Returns when the entry lapses, Unix seconds,
+        server clock.
+        """
+        return int(self._run(encode.announce(self.layout, poller, ttl))) / 1000
+
+    def withdraw(self, name: str) -> bool:
+        """Remove the poller ``name`` from the live pollers now (a clean stop); whether listed."""
+        return int(self._run(encode.withdraw(self.layout, name))) > 0
+
+    def pollers(self) -> List[Poller]:
+        """The live pollers of this schedule, by name: each as it last announced itself.
+
+        One read-only script call, made without the layout check; an entry is live until
+        its ``expires`` (server clock), so a poller killed without a word is gone from the
+        list at most its ttl (``POLLER_TTL``, 60 s, by default) after its last announce.
+        """
+        return decode.pollers(self._send(encode.pollers(self.layout)))
+
+    def health(self, late: Seconds = DEFAULT_LATE) -> Health:
+        """The schedule's verdict: ok, or the problems found, from one reading of it.
+
+        Problems: jobs due and no live poller; the oldest due job more than ``late``
+        seconds (or a timedelta) overdue. A few read-only calls: the figures (one per
+        shard), the pollers, and the oldest due job's id when it is late.
+        """
+        threshold = health_rules.late_threshold(late)
+        figures = self.stats(intervals=0)
+        found = self.pollers()
+        oldest = self._oldest() if health_rules.is_late(figures, threshold) else None
+        return health_rules.verdict(figures, found, late=threshold, oldest=oldest)
+
+    def _oldest(self) -> Any:
+        """The id of the earliest due job (one page of one entry per shard)."""
+        flow = pages.scheduled(self.layout, 1, False)
+        while (call := flow.next_call()) is not None:
+            entries = flow.take(self._run(call))
+            if entries:
+                return entries[0]
+        return None
 
     def claim_batch(self, claim: Claim) -> Optional[List[Job]]:
         """The next batch of ``claim`` (see ``claim()``), each job for this caller only.

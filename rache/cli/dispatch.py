@@ -12,7 +12,7 @@ import click
 import redis
 
 from .. import config, service
-from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_SLEEP, MAX_BATCH_SIZE
+from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_SLEEP, MAX_BATCH_SIZE, POLLER_TTL
 from ..errors import MissingExtra
 from ..formatting import parse_duration
 from ..scheduler import Scheduler
@@ -55,6 +55,12 @@ from .group import Context, explain, fail, main
     help="/healthz fails once the loop has not turned for this long [60].",
 )
 @click.option(
+    "--poller-ttl",
+    metavar="DURATION",
+    default=None,
+    help="How long rache pollers lists it after it dies without a word [60s].",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="INFO",
@@ -81,6 +87,7 @@ def dispatch(
     metrics_host: str,
     health_file: Optional[Path],
     health_timeout: float,
+    poller_ttl: Optional[str],
     log_level: str,
 ) -> None:
     """Hand each due job to a target until SIGTERM or SIGINT (a long-lived process).
@@ -96,6 +103,9 @@ def dispatch(
     offset = None if reschedule_in is None else parse_duration(reschedule_in)
     if offset is not None and offset <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--reschedule-in")
+    ttl = POLLER_TTL if poller_ttl is None else parse_duration(poller_ttl)
+    if not ttl > 0:
+        raise click.BadParameter("must be more than 0", param_hint="--poller-ttl")
     level = logging.getLevelName(log_level.upper())
     logging.basicConfig(  # DEBUG is rache's own (each job), not redis-py's
         level=max(level, logging.INFO),
@@ -148,6 +158,7 @@ def dispatch(
             metrics_host=metrics_host,
             health_file=health_file,
             health_timeout=health_timeout,
+            poller_ttl=ttl,
         )
         try:
             status = runner.run()

@@ -14,7 +14,8 @@ import click
 import redis
 
 from .. import admin
-from ..formatting import printable, relative, timestamp
+from ..constants import DEFAULT_LATE
+from ..formatting import parse_duration, printable, relative, span, timestamp
 from ..models import Stats
 from .group import Context, explain, main
 
@@ -111,9 +112,23 @@ def watch(obj: Context, every: float) -> None:
 
 
 @main.command()
+@click.option(
+    "--late",
+    metavar="DURATION",
+    default=None,
+    help="The oldest due job is a problem once due this long (90s, 5m...) [5m].",
+)
 @click.pass_obj
-def doctor(obj: Context) -> None:
-    """Check what silently breaks a schedule; exit 1 if something does."""
+def doctor(obj: Context, late: Optional[str]) -> None:
+    """Check the server and the schedule's health; exit 1 if anything is wrong, else 0.
+
+    The server: what silently breaks a schedule (version, eviction, persistence, prefix,
+    scripts). The schedule: jobs due with no live poller, the oldest due job later than
+    --late. For a Kubernetes probe or a cron monitor.
+    """
+    threshold = DEFAULT_LATE if late is None else parse_duration(late)
+    if threshold < 0:
+        raise click.BadParameter("must be 0 or more", param_hint="--late")
     problems = 0
     found = admin.checks(
         obj.client,
@@ -131,4 +146,22 @@ def doctor(obj: Context) -> None:
             problems += 1
         if check.fix and not check.ok:
             click.echo(f"     {check.fix}")
+    if found and found[-1].ok and found[-1].what.startswith(admin.SCRIPTS_RUN):
+        problems += _health(obj, threshold)
     sys.exit(1 if problems else 0)
+
+
+def _health(obj: Context, late: float) -> int:
+    """Print the schedule's verdict (``Scheduler.health``); the number of problems."""
+    verdict = obj.scheduler.health(late=late)
+    for problem in verdict.problems:
+        click.echo(f"{click.style('FAIL', fg='red')} {problem.message}")
+    if verdict.ok:
+        figures = verdict.stats
+        live = len(verdict.pollers)
+        due = f"{figures.due:,} due" + (
+            f", the oldest {span(figures.lag)} overdue" if figures.due else ""
+        )
+        pollers = f"{live} live poller{'' if live == 1 else 's'}"
+        click.echo(f"{click.style('ok  ', fg='green')} schedule healthy: {due}, {pollers}")
+    return len(verdict.problems)

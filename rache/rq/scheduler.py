@@ -416,6 +416,7 @@ class Scheduler:
         """A :class:`rache.Dispatcher` moving due jobs into rq, sleeping ``interval`` at most."""
         options.setdefault("reschedule_in", self.lease)
         options.setdefault("max_sleep", self._interval)
+        options.setdefault("kind", "rq runner")
         return Dispatcher(self.runner(), scheduler=self.rache, **options)
 
     def run(self, burst: bool = False) -> None:

@@ -78,6 +78,18 @@ class Blocking:
     def stats(self, *args: Any, **kwargs: Any) -> Any:
         return self.runner.run(self.inner.stats(*args, **kwargs))
 
+    def announce(self, *args: Any, **kwargs: Any) -> Any:
+        return self.runner.run(self.inner.announce(*args, **kwargs))
+
+    def withdraw(self, name: Any) -> Any:
+        return self.runner.run(self.inner.withdraw(name))
+
+    def pollers(self) -> Any:
+        return self.runner.run(self.inner.pollers())
+
+    def health(self, *args: Any, **kwargs: Any) -> Any:
+        return self.runner.run(self.inner.health(*args, **kwargs))
+
     def delete_job(self, job_id: Any) -> bool:
         return self.runner.run(self.inner.delete_job(job_id))
 

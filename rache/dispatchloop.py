@@ -246,8 +246,7 @@ class DispatchLoop:
         """Log an announce refused (not a connection error): once, till one goes through."""
         if not self._announce_failing:
             logger.warning(
-                "rache: cannot announce this poller (Scheduler.pollers() will not list it): "
-                "%s: %s",
+                "rache: cannot announce this poller (Scheduler.pollers() will not list it): %s: %s",
                 type(exc).__name__,
                 exc,
             )

@@ -64,4 +64,3 @@ def verdict(
     """The schedule's health from its figures and live pollers; ``more``: other checks' problems."""
     problems = no_poller(stats, pollers) + late_job(stats, late, oldest) + list(more)
     return Health(not problems, problems, stats, pollers)
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from typing import Optional
 
@@ -19,7 +20,7 @@ from .models import Poller, Seconds
 
 
 def host() -> str:
-    """This machine's host name, as a poller shows it."""
+    """The host name of this machine, as a poller shows it."""
     return socket.gethostname()[:MAX_POLLER_TEXT] or "localhost"
 
 
@@ -29,10 +30,12 @@ def default_name() -> str:
 
 
 def version() -> str:
-    """The rache version this process runs."""
-    from . import __version__
+    """The rache version this process runs (``rache.__version__``).
 
-    return __version__
+    Read off the package already imported, not imported from here: the package imports
+    every layer, this module one of the lowest (the layers contract, pyproject.toml).
+    """
+    return str(getattr(sys.modules.get(__package__ or "rache"), "__version__", "unknown"))
 
 
 class Announcer:
@@ -76,7 +79,7 @@ class Announcer:
         return True
 
     def poller(self, handed_out: int, failures: int) -> Poller:
-        """This loop as it announces itself now."""
+        """The loop as it announces itself now."""
         return Poller(
             name=self.name or default_name(),
             kind=self.kind,

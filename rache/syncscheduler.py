@@ -26,8 +26,8 @@ from .basescheduler import (
     warn_unreleased,
 )
 from .claim import Claim
-from .keys import SHARDS_FIELD, Keys
 from .constants import DEFAULT_LATE, POLLER_TTL
+from .keys import SHARDS_FIELD, Keys
 from .models import Exported, Health, Job, Poller, Seconds, Stats, Time, Value
 from .rules import Rule
 from .scripts import Call

@@ -67,7 +67,9 @@ def test_the_acl_user_runs_every_command(own: testing.RedisServer, tmp_path: Pat
     )
     assert "jobs        2" in run("stats", **env).stdout
     doctor = run("doctor", **env)  # INFO and CONFIG refused: said, not a crash
-    assert doctor.exit_code == 0, doctor.output
+    assert doctor.exit_code == 1, doctor.output  # b is due, and no poller runs
+    assert "FAIL 1 job is due and no poller is alive" in doctor.stdout
+    assert run("pollers", **env).exit_code == 0
     assert "ok   Redis " in doctor.stdout  # from HELLO
     assert "??   maxmemory-policy: CONFIG GET refused, cannot check" in doctor.stdout
     assert "??   persistence: CONFIG GET refused, cannot check" in doctor.stdout

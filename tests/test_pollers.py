@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Iterator
 
 import pytest
 import redis
@@ -95,7 +95,7 @@ def test_the_default_ttl_arithmetic(sched: Any, raw: Any) -> None:
 
 
 def test_bad_input_is_refused_and_writes_nothing(sched: Any, raw: Any) -> None:
-    with pytest.raises(TypeError, match="rache.Poller"):
+    with pytest.raises(TypeError, match=r"rache\.Poller"):
         sched.announce({"name": "x"})
     with pytest.raises(TypeError, match="name"):
         sched.announce(poller(""))
@@ -204,9 +204,8 @@ def test_the_rq_runner_and_celery_beat_say_what_they_are(solo: testing.RedisServ
 
     rq_dispatcher = RqScheduler(connection=redis.Redis.from_url(solo.url)).dispatcher()
     assert rq_dispatcher.core.announcer.kind == "rq runner"
-    from tests.test_celery_beat import PREFIX, app_with
-
     from rache.celery import BeatScheduler
+    from tests.test_celery_beat import PREFIX, app_with
 
     app = app_with(rache_redis_url=solo.url, rache_prefix=PREFIX, result_expires=None)
     app.conf.beat_schedule = {}
@@ -217,6 +216,7 @@ def test_the_rq_runner_and_celery_beat_say_what_they_are(solo: testing.RedisServ
         [found] = sched.pollers()
         assert found.kind == "celery beat"
         # its ticks are up to max_interval apart: its entry outlives two of them
+        assert found.expires is not None and found.announced is not None
         assert found.expires - found.announced == max(POLLER_TTL, 2 * beat.max_interval)
     finally:
         beat.close()
@@ -239,7 +239,7 @@ def test_rache_dispatch_killed_leaves_within_its_ttl(
     try:
         [found] = wait_for(sched.pollers, 20, "rache dispatch never announced itself")
         assert found.kind == "rache dispatch" and found.pid == process.pid
-        assert found.expires - found.announced == 2
+        assert (found.expires or 0) - (found.announced or 0) == 2
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         killed = time.monotonic()
@@ -255,7 +255,7 @@ def test_rache_dispatch_stopped_leaves_at_once(solo: testing.RedisServer, solo_r
     process = _dispatch(solo.url)  # the default ttl: 60 s
     try:
         [found] = wait_for(sched.pollers, 20, "rache dispatch never announced itself")
-        assert found.expires - found.announced == POLLER_TTL
+        assert (found.expires or 0) - (found.announced or 0) == POLLER_TTL
         result = CliRunner().invoke(main, ["--url", solo.url, "pollers"])
         assert result.exit_code == 0 and "rache dispatch" in result.output
         assert str(process.pid) in result.output and "NAME" in result.output
@@ -348,7 +348,9 @@ def test_the_gauges_read_the_schedule(raw: Any) -> None:
     sched.announce(poller())
     text = prometheus_client.generate_latest(registry).decode()
     assert "rache_due_jobs 1.0" in text and "rache_live_pollers 1.0" in text
-    age = float(re.search(r"^rache_oldest_due_age_seconds (\S+)$", text, re.M).group(1))
+    gauge = re.search(r"^rache_oldest_due_age_seconds (\S+)$", text, re.M)
+    assert gauge is not None
+    age = float(gauge.group(1))
     assert 100 <= age < 110
     down = ScheduleGauges(Scheduler(redis.Redis(port=1), "rache:"))
     assert down.collect() == []  # Redis away: no gauges, no failed scrape

@@ -5,7 +5,7 @@ Driven as rache.dispatch drives it, with a claim fed a canned claim-4.lua reply.
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import pytest
 
@@ -16,7 +16,7 @@ from rache.scheduler import Claim
 from tests.unit.test_claim import CUTOFF, Canned, claim_reply
 
 
-def core(**options: bool) -> DispatchLoop:
+def core(**options: Any) -> DispatchLoop:
     return DispatchLoop(batch=10, max_sleep=30, backoff=0.1, max_backoff=1, **options)
 
 
@@ -91,3 +91,22 @@ def test_before_any_batch_nothing_is_in_hand() -> None:
     assert loop.next_job() is None
     assert loop.release() is None
     assert loop.forgettable() == []
+
+
+def test_the_loop_announces_at_most_every_few_seconds(monkeypatch: Any) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("rache.pollers.time.monotonic", lambda: clock[0])
+    loop = core(kind="rache dispatch")
+    first = loop.announcement()
+    assert first is not None and first.kind == "rache dispatch" and first.handed_out == 0
+    assert loop.announcement() is None
+    clock[0] += 4.9
+    assert loop.announcement() is None
+    assert loop.announcement(force=True) is not None
+    clock[0] += 5
+    loop.handled, loop.failed = 7, 2
+    again = loop.announcement()
+    assert again is not None and (again.handed_out, again.failures) == (9, 2)
+    assert loop.announcer.withdrawn() == again.name
+    assert loop.announcer.withdrawn() is None  # once
+    assert loop.announcement() is not None  # a loop run again announces at once

@@ -27,7 +27,7 @@ import redis.asyncio
 from redis.exceptions import NoPermissionError
 
 import rache
-from rache import Cron, Every
+from rache import Cron, Every, Poller
 from rache.aio import AsyncDispatcher, AsyncScheduler
 from rache.constants import DEFAULT_BATCH_SIZE
 from rache.dispatch import Dispatcher
@@ -110,6 +110,11 @@ def exercise(api: Any, batch_size: int) -> None:
 
     stats = api.stats()  # ZCARD, ZCOUNT, ZRANGE, ZRANGEBYSCORE
     assert (stats.total, stats.due, stats.next_due) == (2, 0, b["schedule_at"])
+    if isinstance(api, Scheduler):  # methods only: no module function mirrors them
+        me = Poller("acl:1", "dispatcher", "acl", 1, "1.0", 0.0, None, 0, 0)
+        api.announce(me)  # announce-1.lua, pollers-1.lua: TIME, TYPE, HMGET, HGETALL, HSET
+        assert [p.name for p in api.pollers()] == ["acl:1"] and api.health().ok
+        assert api.withdraw("acl:1")  # HDEL, DEL: the last one out
     assert api.schedule_jobs([("e", b["schedule_at"], {"k": "v"})], at=True) == 1
     assert api.job_details("e") == {"id": "e", "schedule_at": b["schedule_at"], "k": "v"}
     exported = list(api.export_jobs())  # export-3.lua: ZRANGE, HGETALL

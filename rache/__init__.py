@@ -10,7 +10,7 @@ The five functions of rache 0.3.1 use a default :class:`Scheduler`, built on fir
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Generator, Iterable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Generator, Iterable, List, Mapping, Optional, Tuple
 
 from . import config
 from .admin import reshard
@@ -23,7 +23,7 @@ from .errors import (
     ReservedFieldError,
     UntaggedPrefix,
 )
-from .models import Exported, Health, Job, Poller, Problem, Seconds, Stats, Time, Value
+from .models import Error, Exported, Health, Job, Poller, Problem, Run, Seconds, Stats, Time, Value
 from .rules import Cron, Every, Rule
 from .scheduler import Entry, Progress, Scheduler, Start, When, due_time
 
@@ -48,6 +48,7 @@ __all__ = [
     "RacheError",
     "ReservedFieldError",
     "Rule",
+    "Run",
     "Scheduler",
     "Seconds",
     "Stats",
@@ -55,7 +56,9 @@ __all__ = [
     "delete_job",
     "due_time",
     "export_jobs",
+    "finish_run",
     "job_details",
+    "job_runs",
     "pending_jobs",
     "recurring_jobs",
     "reshard",
@@ -168,6 +171,25 @@ def delete_job(job_id: str, connection: Any = None) -> bool:
 def job_details(job_id: str, connection: Any = None) -> Job:
     """A job's id, due time and data. See :meth:`Scheduler.job_details`."""
     return _scheduler(connection).job_details(job_id)
+
+
+def finish_run(
+    occurrence_id: str,
+    error: Optional[Error] = None,
+    connection: Any = None,
+    *,
+    retrying: bool = False,
+) -> bool:
+    """Record a run's outcome (None: succeeded; an exception or text: failed).
+
+    False for an unknown run. See :meth:`Scheduler.finish_run`.
+    """
+    return _scheduler(connection).finish_run(occurrence_id, error, retrying=retrying)
+
+
+def job_runs(job_id: str, connection: Any = None) -> List[Run]:
+    """A job's runs, newest first. See :meth:`Scheduler.runs`."""
+    return _scheduler(connection).runs(job_id)
 
 
 def scheduled_jobs(

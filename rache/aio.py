@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, AsyncGenerator, Iterable, Mapping, Optional, Tuple
+from typing import Any, AsyncGenerator, Iterable, List, Mapping, Optional, Tuple
 
 from .config import prefix
 from .dispatch import AsyncDispatcher
-from .models import Exported, Job, Seconds, Stats, Time, Value
+from .models import Error, Exported, Job, Run, Seconds, Stats, Time, Value
 from .rules import Rule
 from .scheduler import AsyncScheduler, Entry, Progress, Start, When
 
@@ -32,7 +32,9 @@ __all__ = [
     "AsyncScheduler",
     "delete_job",
     "export_jobs",
+    "finish_run",
     "job_details",
+    "job_runs",
     "pending_jobs",
     "recurring_jobs",
     "schedule_job",
@@ -141,6 +143,22 @@ async def delete_job(job_id: str, connection: Any = None) -> bool:
 async def job_details(job_id: str, connection: Any = None) -> Job:
     """A job's id, due time and data."""
     return await _scheduler(connection).job_details(job_id)
+
+
+async def finish_run(
+    occurrence_id: str,
+    error: Optional[Error] = None,
+    connection: Any = None,
+    *,
+    retrying: bool = False,
+) -> bool:
+    """Record a run's outcome, as :meth:`rache.Scheduler.finish_run`; False if unknown."""
+    return await _scheduler(connection).finish_run(occurrence_id, error, retrying=retrying)
+
+
+async def job_runs(job_id: str, connection: Any = None) -> List[Run]:
+    """A job's runs, newest first, as :meth:`rache.Scheduler.runs`."""
+    return await _scheduler(connection).runs(job_id)
 
 
 def scheduled_jobs(with_times: bool = False, connection: Any = None) -> AsyncGenerator[Entry, None]:

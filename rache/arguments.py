@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import socket
 import sys
 from datetime import datetime
 from typing import List, Mapping, Optional, Tuple, Union
 
 from . import wire
-from .constants import MAX_BATCH_SIZE, MAX_MS, MAX_OFFSET_SECONDS, RESERVED_FIELDS
+from .constants import (
+    MAX_BATCH_SIZE,
+    MAX_ERROR_BYTES,
+    MAX_HISTORY,
+    MAX_MS,
+    MAX_OFFSET_SECONDS,
+    MAX_POLLER_NAME,
+    RESERVED_FIELDS,
+)
 from .durations import digits, finite, seconds, shown
 from .errors import ReservedFieldError
 from .rules import Cron, Every
@@ -280,4 +290,58 @@ def stored_rule(value: object) -> bytes:
         raise ValueError(f"rule {value!r} is not a rule as export_jobs gives it") from None
     except (TypeError, ValueError) as exc:
         raise ValueError(f"rule {value!r} is not a rule as export_jobs gives it: {exc}") from None
+    return raw
+
+
+def history(value: object) -> int:
+    """``Scheduler(history=...)``: runs kept per job, an int from 0 (none) to MAX_HISTORY."""
+    return count(value, "history", 0, MAX_HISTORY)
+
+
+def run_timeout(value: object) -> int:
+    """``Scheduler(run_timeout=...)``: a plain job's run timeout (Seconds), as milliseconds."""
+    timeout = positive_seconds(value, "run_timeout")
+    return max(1, round(timeout * 1000))
+
+
+def poller_name(value: object) -> bytes:
+    """``Scheduler(name=...)``: a poller's name as stored in its runs (UTF-8, no ``|``)."""
+    if not isinstance(value, str):
+        raise TypeError(f"name must be a str, not {type(value).__name__}")
+    raw = wire.utf8(value, "name")
+    if not raw or len(raw) > MAX_POLLER_NAME or wire.RUN_SEPARATOR in raw:
+        raise ValueError(
+            f"name must be 1 to {MAX_POLLER_NAME} bytes of UTF-8 without '|' (it is stored "
+            f"in each run's record), not {value!r}"
+        )
+    return raw
+
+
+_host: Optional[bytes] = None
+
+
+def default_poller_name() -> bytes:
+    """``host:pid``, the pid read now (a forked process has its own), the host cut to fit."""
+    global _host
+    if _host is None:
+        name = socket.gethostname().encode("utf-8", "replace")
+        _host = name.replace(wire.RUN_SEPARATOR, b"_") or b"localhost"
+    pid = f":{os.getpid()}".encode()
+    return _host[: MAX_POLLER_NAME - len(pid)] + pid
+
+
+def error_text(value: object) -> bytes:
+    """``finish_run``'s ``error``: None (b""), text, or an exception as ``TypeName: message``.
+
+    Cut to MAX_ERROR_BYTES of UTF-8, on a character boundary.
+    """
+    if value is None:
+        return b""
+    if isinstance(value, BaseException):
+        value = f"{type(value).__name__}: {value}"
+    if not isinstance(value, str):
+        raise TypeError(f"error must be None, a str or an exception, not {type(value).__name__}")
+    raw = value.encode("utf-8", "replace")
+    if len(raw) > MAX_ERROR_BYTES:
+        raw = raw[:MAX_ERROR_BYTES].decode("utf-8", "ignore").encode()
     return raw

@@ -15,6 +15,7 @@ import redis
 
 from . import config, decode, encode, moves, pages
 from . import health as health_rules
+from .arguments import raw_id
 from .basescheduler import (
     BaseScheduler,
     Entry,
@@ -25,9 +26,9 @@ from .basescheduler import (
     warn_unreleased,
 )
 from .claim import Claim
-from .constants import DEFAULT_LATE, POLLER_TTL
+from .constants import DEFAULT_LATE, MAX_HISTORY, POLLER_TTL
 from .keys import SHARDS_FIELD, Keys
-from .models import Exported, Health, Job, Poller, Seconds, Stats, Time, Value
+from .models import Error, Exported, Health, Job, Poller, Run, Seconds, Stats, Time, Value
 from .rules import Rule
 from .scripts import Call
 from .wire import decode_time
@@ -133,6 +134,25 @@ class AsyncScheduler(BaseScheduler):
         """A job's id, due time and data. See :meth:`Scheduler.job_details`."""
         call = encode.details(self.layout, job_id)
         return decode.details(job_id, await self._run(call))
+
+    async def finish_run(
+        self, occurrence_id: str, error: Optional[Error] = None, *, retrying: bool = False
+    ) -> bool:
+        """Record a run's outcome; False if unknown. See :meth:`Scheduler.finish_run`."""
+        for call in encode.finish_run(self.layout, occurrence_id, error, retrying):
+            if int(await self._run(call)):
+                return True
+        return False
+
+    async def runs(self, job_id: str) -> List[Run]:
+        """A job's runs, newest first. See :meth:`Scheduler.runs`."""
+        call = encode.runs(self.layout, job_id, MAX_HISTORY)
+        return decode.runs(raw_id(job_id), await self._run(call))
+
+    async def failures(self, limit: Optional[int] = None) -> List[Run]:
+        """The recent failed runs, newest first. See :meth:`Scheduler.failures`."""
+        calls = encode.failures(self.layout, limit)
+        return decode.failures([await self._run(call) for call in calls], limit)
 
     async def stats(self, intervals: int = 60, interval: Seconds = 60) -> Stats:
         """The schedule's figures in one snapshot. See :meth:`Scheduler.stats`."""

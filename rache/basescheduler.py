@@ -18,7 +18,7 @@ from redis.exceptions import ResponseError
 
 from . import arguments, config, encode, moves, wire
 from .claim import Claim, put_back_ids
-from .constants import DEFAULT_BATCH_SIZE, DEFAULT_LEASE_MS
+from .constants import DEFAULT_BATCH_SIZE, DEFAULT_HISTORY, DEFAULT_LEASE_MS, DEFAULT_RUN_TIMEOUT
 from .errors import LayoutMismatch, UntaggedPrefix
 from .keys import Keys, Layout, has_hash_tag, tagged
 from .models import Seconds, Time
@@ -46,6 +46,11 @@ class BaseScheduler:
     :param batch_size: jobs claimed or scheduled, or entries read, per script call.
     :param shards: how many key groups (each with a hash tag of its own) the schedule
         spreads over, so that on Redis Cluster it spreads over the nodes.
+    :param name: this poller's name, recorded in each run it hands out (``Run.claimed_by``);
+        None: ``host:pid``, the pid read at each claim (so forks differ).
+    :param history: runs kept per job, newest first (0 records none).
+    :param run_timeout: how long a plain job's run may go without an outcome before it
+        reads ``unknown`` (seconds or a timedelta).
     """
 
     #: How long (seconds) a claim holds a cron job while its poller computes the next
@@ -59,10 +64,17 @@ class BaseScheduler:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         shards: int = 1,
+        name: Optional[str] = None,
+        history: int = DEFAULT_HISTORY,
+        run_timeout: Seconds = DEFAULT_RUN_TIMEOUT,
     ) -> None:
         prefix = config.prefix() if prefix is None else prefix
         Keys(prefix)  # the prefix's own errors before the other settings'
         self.batch_size = arguments.batch_size(batch_size)
+        self._name = None if name is None else arguments.poller_name(name)
+        #: Runs kept per job (``Scheduler(history=...)``).
+        self.history = arguments.history(history)
+        self._run_timeout_ms = arguments.run_timeout(run_timeout)
         #: The schedule's key groups, and which one holds a job.
         self.layout = Layout(prefix, shards)
         #: The keys of the prefix itself; ``shards``: those of each shard.
@@ -82,6 +94,11 @@ class BaseScheduler:
     def _connect(self) -> Any:
         raise NotImplementedError
 
+    @property
+    def name(self) -> str:
+        """The poller's name as recorded in its runs: as given, else ``host:pid`` (now)."""
+        return (self._name or arguments.default_poller_name()).decode()
+
     def _accept_layout(self, recorded: bytes) -> int:
         """Raise unless the recorded shard count (layout-2.lua's reply) is this scheduler's."""
         if int(recorded) != len(self.shards):
@@ -98,7 +115,15 @@ class BaseScheduler:
         start = random.randrange(len(self.shards)) if len(self.shards) > 1 else 0
         lease_ms = max(1, round(self.recurring_lease * 1000))
         return Claim(
-            self.layout, self.batch_size, reschedule_in, limit, start=start, lease_ms=lease_ms
+            self.layout,
+            self.batch_size,
+            reschedule_in,
+            limit,
+            start=start,
+            lease_ms=lease_ms,
+            history=self.history,
+            name=self._name or arguments.default_poller_name(),
+            run_timeout_ms=self._run_timeout_ms,
         )
 
     def _record_layout(self, plan: moves.Reshard) -> Tuple[bytes, Optional[int]]:

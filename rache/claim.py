@@ -19,7 +19,13 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import arguments, decode, recurrence, scripts, wire
-from .constants import DEFAULT_LEASE_MS
+from .constants import (
+    DEFAULT_HISTORY,
+    DEFAULT_LEASE_MS,
+    DEFAULT_RUN_TIMEOUT,
+    MIN_RUN_TIMEOUT,
+    ONE_SHOT_HISTORY_TTL,
+)
 from .formatting import text
 from .keys import Keys, Layout
 from .models import Job, Seconds
@@ -37,6 +43,9 @@ class Claim:
     :param limit: the most jobs in all; None claims until nothing is due.
     :param start: the shard to start from.
     :param lease_ms: how long a claimed cron job stays leased to this claim.
+    :param history: runs kept per job (0: none recorded).
+    :param name: the poller's name, recorded in each run it hands out.
+    :param run_timeout_ms: a plain job's run timeout: its run's deadline is its claim plus it.
     """
 
     def __init__(
@@ -48,6 +57,9 @@ class Claim:
         *,
         start: int = 0,
         lease_ms: int = DEFAULT_LEASE_MS,
+        history: int = DEFAULT_HISTORY,
+        name: bytes = b"",
+        run_timeout_ms: int = DEFAULT_RUN_TIMEOUT * 1000,
     ) -> None:
         self._reschedule = (
             None if reschedule_in is None else arguments.offset(reschedule_in, "reschedule_in")
@@ -60,6 +72,10 @@ class Claim:
         self.keys: Keys = self.shards[start]
         self.batch_size = batch_size
         self.lease_ms = lease_ms
+        #: runs kept per job, the poller's name, a plain job's run timeout (ms)
+        self.history = history
+        self.name = name
+        self.run_timeout_ms = run_timeout_ms
         #: the cutoff of the last batch (Unix seconds, the server's clock, as text): a
         #: shard's first batch reads the clock, the next ones reuse it
         self.cutoff = b""
@@ -78,7 +94,8 @@ class Claim:
         # A batch with cron jobs: every job with its record and, for a cron job, its entry
         # in the advance-3.lua call still to make (id, lease, next due time).
         self._held: List[Tuple[Job, Record, Optional[int]]] = []
-        self._advance: List[Tuple[bytes, bytes, bytes]] = []
+        # (id, lease, next due time, run timeout ms, the occurrences handed out, spaced)
+        self._advance: List[Tuple[bytes, bytes, bytes, int, bytes]] = []
         # The put-back record of each lease awaiting its advance (id, pending, lease): a
         # put-back ends the lease at once if it still holds, so the occurrence comes out
         # at the next claim rather than after the lease.
@@ -91,7 +108,8 @@ class Claim:
         """The next script call of the claim, or None when it is over."""
         keys = self.keys
         if self._advance:  # the batch's cron jobs, leased, await their next occurrence
-            args: Args = [item for entry in self._advance for item in entry]
+            args: Args = [keys.history_prefix, self.history, self.name]
+            args += [item for entry in self._advance for item in entry]
             return Call(scripts.ADVANCE, [keys.queue, keys.recurring, keys.call_prefix], args)
         if self.remaining is not None and self.remaining <= 0:
             return None
@@ -107,6 +125,7 @@ class Claim:
         self._reply = self._records = None
         rescheduled = (b"", b"") if self._reschedule is None else self._reschedule
         args = [keys.job_prefix, size, self.cutoff, *rescheduled, self.lease_ms]
+        args += [keys.history_prefix, self.history, self.name, self.run_timeout_ms, _ONE_SHOT_MS]
         return Call(scripts.CLAIM, [keys.queue, keys.recurring, keys.runs, keys.call_prefix], args)
 
     def take(self, reply: Sequence[Any]) -> Optional[List[Job]]:
@@ -173,7 +192,8 @@ class Claim:
         if not plain and not again:
             return None
         keys = self.keys
-        args: Args = [keys.job_prefix, keys.wakeup, b"" if new_due is None else new_due, len(plain)]
+        args: Args = [keys.job_prefix, keys.wakeup, keys.history_prefix]
+        args += [b"" if new_due is None else new_due, len(plain)]
         for record in plain + again:
             args += record[1:]
         named = [keys.queue, keys.recurring, keys.runs, keys.call_prefix]
@@ -226,6 +246,8 @@ class Claim:
         if self._room is not None and runs:
             self._room -= len(runs) - 1
         moved = wire.time_text(following)
+        # Its runs' timeout: its period (to the next occurrence), at least MIN_RUN_TIMEOUT.
+        timeout = max(MIN_RUN_TIMEOUT * 1000, following - runs[-1]) if runs else 0
         entry = len(self._advance)
         if not runs:
             self._held.append((job, None, entry))
@@ -233,7 +255,8 @@ class Claim:
             out = job if i == 0 else _copy(job)
             out.raw_due = wire.time_text(run)
             self._held.append((out, (wire.RECURRING, raw_id, out.raw_due, moved), entry))
-        self._advance.append((raw_id, lease, moved))
+        handed = b" ".join(wire.time_text(run) for run in runs)
+        self._advance.append((raw_id, lease, moved, timeout, handed))
         self._leased.append((wire.RECURRING, raw_id, pending, lease))
 
     def _advanced(self, reply: Sequence[Any]) -> List[Job]:
@@ -251,7 +274,7 @@ class Claim:
             records.append(record)
         # The claim read the head with these jobs leased; moved, one may now come first.
         cutoff, head = self._heads[self.index]
-        for (_, _, moved), held in zip(self._advance, reply):
+        for (_, _, moved, _, _), held in zip(self._advance, reply):
             if int(held) and (head is None or float(moved) < float(head)):
                 head = moved
         self._heads[self.index] = (cutoff, head)
@@ -275,16 +298,19 @@ def _copy(job: Job) -> Job:
 def put_back_ids(call: Call) -> Tuple[List[str], List[str]]:
     """The ids of the plain jobs and of the recurring jobs that a ``put_back`` call puts back.
 
-    Read from the call itself (release-4.lua's header): 4 settings, the plain jobs as
+    Read from the call itself (release-4.lua's header): 5 settings, the plain jobs as
     quadruples after their count, then the recurring jobs as triples, each led by its id
     (a cron job's may come more than once: its lease, its occurrences; named once).
     For a warning that names them when the call fails.
     """
     args = call.args
-    plain = 4 + 4 * int(args[3])
+    plain = 5 + 4 * int(args[4])
     again = dict.fromkeys(text(args[i]) for i in range(plain, len(args), 3))
-    return [text(args[i]) for i in range(4, plain, 4)], list(again)
+    return [text(args[i]) for i in range(5, plain, 4)], list(again)
 
+
+#: How long the history of a job a claim removes stays (claim-4.lua's ARGV[11], ms).
+_ONE_SHOT_MS = ONE_SHOT_HISTORY_TTL * 1000
 
 #: An every-N entry's kind in a claim's recurring sub-array.
 _EVERY = wire.EVERY.encode()

@@ -45,6 +45,31 @@ MAX_BATCH_SIZE = 10_000
 #: keeps due times exact to the millisecond in a double.
 MAX_OFFSET_SECONDS = 10**10
 
+# -- runs ------------------------------------------------------------------------------------
+
+#: Runs kept per job in ``<prefix>history:<id>``, newest first (``Scheduler(history=...)``;
+#: 0 records none). Each costs about 40 bytes plus the poller name and any error text.
+DEFAULT_HISTORY = 20
+#: The most runs ``Scheduler(history=...)`` may keep per job.
+MAX_HISTORY = 1000
+#: How long a plain job's run may stay ``running`` before it reads as ``unknown``
+#: (seconds; ``Scheduler(run_timeout=...)``): the deadline stored in the run's record.
+DEFAULT_RUN_TIMEOUT = 3600
+#: A recurring job's run timeout, until its rule says otherwise: its period, at least this
+#: (seconds).
+MIN_RUN_TIMEOUT = 60
+#: How long the history of a job that left the schedule when claimed (a one-shot job) is
+#: kept (seconds): the claim that removes it sets this expiry on its history, so that
+#: histories of jobs handed out once do not pile up. Jobs that stay (recurring,
+#: ``reschedule_in``) keep theirs while they are scheduled.
+ONE_SHOT_HISTORY_TTL = 7 * 24 * 3600
+#: The longest poller name (``Scheduler(name=...)``, default ``host:pid``) stored in a run.
+MAX_POLLER_NAME = 200
+#: The longest error text stored in a run (``finish_run``); longer is cut to this many bytes.
+MAX_ERROR_BYTES = 2000
+#: Failed runs kept per shard in ``<prefix>failures``, newest first (``Scheduler.failures``).
+FAILURES_KEPT = 100
+
 # -- dispatchers -------------------------------------------------------------------------------
 
 #: The longest a Dispatcher sleeps between claims when nothing falls due sooner (seconds):

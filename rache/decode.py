@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from . import recurrence, rules, wire
 from .errors import JobNotFound
-from .models import Decoded, Job, Poller, Stats, text
+from .models import Decoded, Job, Poller, Run, Stats, text
 from .wire import decode_time
 
 
@@ -87,6 +87,57 @@ def jobs(it: Iterator[Any]) -> List[Job]:
             job["id"] = job_id  # the id wins over any data of that name
         out.append(job)
     return out
+
+
+def _ms(raw: bytes) -> Optional[float]:
+    return None if not raw else int(raw) / 1000
+
+
+def run(raw_id: bytes, record: bytes, now_ms: int) -> Run:
+    """One run record (README.md, "Run history") as a :class:`~rache.Run`.
+
+    A running run past its deadline reads ``unknown`` (by the server's clock, ``now_ms``).
+    """
+    state, token, fields = wire.split_run(record)
+    due, claimed, deadline, attempts, finished, name, error = fields
+    job_id: Any = text(raw_id)  # as Job.occurrence_id writes it
+    occurrence = f"{job_id}:{decode_time(due)}"
+    if token:
+        occurrence += f":{token.hex()}"
+    shown = wire.RUN_STATES[state]
+    if state == wire.RUNNING and deadline and int(deadline) < now_ms:
+        shown = "unknown"
+    return Run(
+        occurrence_id=occurrence,
+        job_id=job_id,
+        due=decode_time(due),
+        claimed_at=_ms(claimed),
+        claimed_by=name.decode("utf-8", "replace") if name else None,
+        state=shown,
+        finished_at=_ms(finished),
+        error=error.decode("utf-8", "replace") if error else None,
+        attempts=int(attempts or 0),
+        deadline=_ms(deadline),
+    )
+
+
+def runs(raw_id: bytes, reply: Sequence[Any]) -> List[Run]:
+    """listRuns-1.lua's reply on a job's history: its runs, newest first."""
+    now = int(reply[0])
+    return [run(raw_id, record, now) for record in reply[1:]]
+
+
+def failures(replies: Sequence[Sequence[Any]], limit: Optional[int]) -> List[Run]:
+    """listRuns-1.lua's replies on each shard's failures, merged newest first (by finish)."""
+    found: List[Run] = []
+    for reply in replies:
+        now = int(reply[0])
+        for entry in reply[1:]:
+            length, _, rest = entry.partition(b":")
+            size = int(length)
+            found.append(run(rest[:size], rest[size:], now))
+    found.sort(key=lambda failed: failed.finished_at or 0.0, reverse=True)
+    return found if limit is None else found[:limit]
 
 
 def details(job_id: str, reply: Sequence[Any]) -> Job:

@@ -7,6 +7,7 @@ nothing. The shells send what these build; ``rache.decode`` reads the replies.
 from __future__ import annotations
 
 import json
+import re
 from typing import (
     Any,
     Dict,
@@ -25,6 +26,7 @@ from .arguments import (
     count,
     data,
     due_at,
+    error_text,
     exact_due,
     mapping,
     moment,
@@ -35,7 +37,7 @@ from .arguments import (
     start,
     stored_rule,
 )
-from .constants import BULK_MAX_ARGS, MAX_OFFSET_SECONDS, MAX_POLLER_TEXT
+from .constants import BULK_MAX_ARGS, FAILURES_KEPT, MAX_OFFSET_SECONDS, MAX_POLLER_TEXT
 from .durations import finite, seconds, shown
 from .keys import Keys, Layout, has_hash_tag
 from .models import Job, Poller
@@ -278,11 +280,87 @@ def restore_call(keys: Keys, jobs: Args) -> Call:
 
 
 def delete(layout: Layout, job_id: object) -> Call:
-    """delete-5.lua: remove one job's schedule entry, data, run token and rule."""
+    """delete-6.lua: remove one job's schedule entry, data, run token, rule and runs."""
     raw = raw_id(job_id)
     keys = layout.of(raw)
-    named = [keys.queue, keys.job(raw), keys.recurring, keys.runs, keys.call_prefix]
+    named = [
+        keys.queue,
+        keys.job(raw),
+        keys.recurring,
+        keys.runs,
+        keys.history(raw),
+        keys.call_prefix,
+    ]
     return Call(scripts.DELETE, named, [raw])
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+#: A run token in an occurrence id (``Job.occurrence_id``), and a due time as Python writes
+#: it there (``decode_time``: an int, or a float's repr).
+_TOKEN = re.compile(r"[0-9a-f]{16}")
+_DUE = re.compile(r"-?[0-9]+(\.[0-9]+)?(e[+-][0-9]+)?")
+#: Due times further from 1970 than this are no due time rache gives (MAX_OFFSET_SECONDS
+#: from now, at most): a 16-digit token is never read as one.
+_LATEST_DUE = 10 * MAX_OFFSET_SECONDS
+
+
+def _due(text: str) -> bool:
+    return bool(_DUE.fullmatch(text)) and abs(float(text)) <= _LATEST_DUE
+
+
+def occurrences(occurrence_id: object) -> List[Tuple[bytes, bytes, bytes]]:
+    """The readings of an occurrence id as (job id, due time, run token or b""), likeliest first.
+
+    ``<id>:<due>:<16 hex>`` (a plain job's run) or ``<id>:<due>`` (a recurring job's
+    occurrence, or a run from before tokens); an id may hold ``:``, so a text may read
+    both ways (rarely: a job id ending in a number). None: no reading (an unknown run).
+    """
+    if not isinstance(occurrence_id, str):
+        raise TypeError(f"occurrence_id must be a str, not {type(occurrence_id).__name__}")
+    readings: List[Tuple[bytes, bytes, bytes]] = []
+    parts = occurrence_id.rsplit(":", 2)
+    if len(parts) == 3 and parts[0] and _TOKEN.fullmatch(parts[2]) and _due(parts[1]):
+        token = bytes.fromhex(parts[2])
+        readings.append((wire.utf8(parts[0], "occurrence_id"), parts[1].encode(), token))
+    parts = occurrence_id.rsplit(":", 1)
+    if len(parts) == 2 and parts[0] and _due(parts[1]):
+        readings.append((wire.utf8(parts[0], "occurrence_id"), parts[1].encode(), b""))
+    return readings
+
+
+def finish_run(
+    layout: Layout, occurrence_id: object, error: object, retrying: object
+) -> List[Call]:
+    """finishRun-3.lua: the outcome of a run, one call per reading of its occurrence id.
+
+    The shell makes them in turn until one answers 1 (almost always one call; none for a
+    text that names no run). Every argument is checked first.
+    """
+    raw_error = error_text(error)
+    if not isinstance(retrying, bool):
+        raise TypeError(f"retrying must be a bool, not {type(retrying).__name__}")
+    outcome = wire.ATTEMPT if retrying else wire.FAILED if error is not None else wire.SUCCEEDED
+    calls = []
+    for raw, due, token in occurrences(occurrence_id):
+        keys = layout.of(raw)
+        named = [keys.history(raw), keys.failures, keys.call_prefix]
+        args: Args = [raw, due, token, outcome, raw_error, FAILURES_KEPT]
+        calls.append(Call(scripts.FINISH_RUN, named, args))
+    return calls
+
+
+def runs(layout: Layout, job_id: object, limit: int) -> Call:
+    """listRuns-1.lua on a job's history: its runs, newest first, at most ``limit``."""
+    raw = raw_id(job_id)
+    return Call(scripts.LIST_RUNS, [layout.of(raw).history(raw)], [max(1, limit)])
+
+
+def failures(layout: Layout, limit: object) -> List[Call]:
+    """listRuns-1.lua on each shard's failures: the most recent, at most ``limit`` each."""
+    most = FAILURES_KEPT if limit is None else count(limit, "limit", 0, 10**6)
+    most = min(max(most, 1), FAILURES_KEPT)
+    return [Call(scripts.LIST_RUNS, [keys.failures], [most]) for keys in layout.shards]
 
 
 def details(layout: Layout, job_id: object) -> Call:
@@ -297,7 +375,7 @@ def forget(keys: Keys, raw_ids: Sequence[bytes], delete: bool = True) -> Call:
 
     Deleted with ``delete``, else only listed (the reply is their ids either way).
     """
-    args: Args = [keys.job_prefix, b"1" if delete else b"0", *raw_ids]
+    args: Args = [keys.job_prefix, b"1" if delete else b"0", keys.history_prefix, *raw_ids]
     return Call(scripts.FORGET, [keys.queue, keys.call_prefix], args)
 
 

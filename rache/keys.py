@@ -2,10 +2,11 @@
 
 A schedule under ``prefix`` is the layout of rache 0.3.1 (``<prefix>queue``, a sorted set
 of job ids by due time, and ``<prefix>job:<id>``, a hash of each job's data), plus
-``<prefix>recurring`` (rules), ``<prefix>runs`` (run tokens), ``<prefix>layout`` (the
-shard count), ``<prefix>pollers`` (the live pollers), the call records
-``<prefix>call:<call id>``, the channel ``<prefix>wakeup``, and the keys of rache's
-integrations (``<prefix>celery:entries``). A sharded schedule is K
+``<prefix>recurring`` (rules), ``<prefix>runs`` (run tokens), ``<prefix>history:<id>`` (a
+job's runs), ``<prefix>failures`` (recent failed runs), ``<prefix>layout`` (the shard
+count), ``<prefix>pollers`` (the live pollers), the call records ``<prefix>call:<call id>``,
+the channel ``<prefix>wakeup``, and the keys of rache's integrations
+(``<prefix>celery:entries``). A sharded schedule is K
 such groups, each under a hash tag of its own. ``rache/lua/README.md`` describes each key as
 the scripts use it: every key a script touches comes to it in KEYS, named here (a batch's
 job hashes excepted, ``<job prefix><id>``: their ids are known only inside the script).
@@ -35,6 +36,8 @@ CALL = b"call:"
 #: ``<prefix>pollers``: the live pollers of a schedule (under its own prefix, sharded or not).
 POLLERS = b"pollers"
 RUNS = b"runs"
+HISTORY = b"history:"
+FAILURES = b"failures"
 #: ``rache.celery``'s hash of the beat entries it declared (entry name -> its rule).
 CELERY_ENTRIES = b"celery:entries"
 #: The field of ``<prefix>layout`` that holds the shard count (as layout-2.lua reads it).
@@ -47,6 +50,8 @@ class Keys:
     __slots__ = (
         "call_prefix",
         "celery_entries",
+        "failures",
+        "history_prefix",
         "job_prefix",
         "prefix",
         "queue",
@@ -78,6 +83,11 @@ class Keys:
         #: ``<prefix>runs``, the hash of each scheduled plain job's run token, by job id:
         #: see ``Job.occurrence_id``.
         self.runs = raw + RUNS
+        #: ``<prefix>history:``, to which a job id is appended to name the list of the job's
+        #: runs, newest first (``rache/lua/README.md``, "Run history").
+        self.history_prefix = raw + HISTORY
+        #: ``<prefix>failures``, the list of the group's recent failed runs, newest first.
+        self.failures = raw + FAILURES
         #: ``<prefix>celery:entries``, the hash in which ``rache.celery`` records the beat
         #: entries it declared (entry name -> its rule), so that it removes only its own.
         self.celery_entries = raw + CELERY_ENTRIES
@@ -85,6 +95,10 @@ class Keys:
     def call(self, call_id: bytes) -> bytes:
         """The key of the record of the script call ``call_id``."""
         return self.call_prefix + call_id
+
+    def history(self, raw_id: bytes) -> bytes:
+        """The key of the list of the runs of the job ``raw_id``, newest first."""
+        return self.history_prefix + raw_id
 
     def job(self, raw_id: bytes) -> bytes:
         """The key of the hash holding the data of the job ``raw_id``."""

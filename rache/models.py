@@ -16,6 +16,8 @@ Value = Union[str, bytes, int, float]
 Decoded = Union[int, str, bytes]
 #: A due time as rache returns it: Unix seconds, int when whole (as rache 0.3.1 gave them).
 Time = Union[int, float]
+#: A run's failure as ``finish_run`` takes it: an exception or a text.
+Error = Union[BaseException, str]
 
 
 def text(raw: bytes) -> Union[str, bytes]:
@@ -91,6 +93,37 @@ class Exported(NamedTuple):
     #: Its recurrence rule and state, as stored (text to take back as it is, not to read);
     #: None for a job that does not recur.
     rule: Optional[str] = None
+
+
+class Run(NamedTuple):
+    """One run of a job: a hand-out, named by its occurrence id, and its outcome once known.
+
+    ``Scheduler.runs(job_id)`` gives a job's runs newest first, ``Scheduler.failures()`` the
+    recent failed runs. Times are Unix seconds on the Redis server's clock.
+    """
+
+    #: The run's name: ``Job.occurrence_id`` of the job handed out.
+    occurrence_id: str
+    #: The job's id (str; bytes if it is not UTF-8).
+    job_id: Any
+    #: The due time it was handed out for.
+    due: Time
+    #: When a claim handed it out (None for a run not handed out: skipped).
+    claimed_at: Optional[float]
+    #: The name of the poller that claimed it (``Scheduler(name=...)``, default ``host:pid``).
+    claimed_by: Optional[str]
+    #: ``'running'`` (no outcome yet), ``'succeeded'``, ``'failed'``, ``'skipped'``, or
+    #: ``'unknown'``: running past its deadline (its run timeout) without an outcome.
+    state: str
+    #: When its outcome came (``finish_run``), None while it has none.
+    finished_at: Optional[float]
+    #: The error text of a failure (while running after failed attempts: the last one's);
+    #: for a skipped run, the reason. None when there is none.
+    error: Optional[str]
+    #: Failed attempts recorded with ``finish_run(..., retrying=True)``.
+    attempts: int
+    #: When a running run becomes unknown (Unix seconds), None if it has no deadline.
+    deadline: Optional[float] = None
 
 
 class Stats(NamedTuple):

@@ -124,7 +124,8 @@ class ScheduledMove:
             self._calls.append(encode.restore_call(target.shards[index], jobs))
         if ids:
             named = [keys.queue, keys.recurring, keys.runs, keys.call_prefix]
-            self._calls.append(Call(scripts.DELETE_BULK, named, [keys.job_prefix, *ids]))
+            args: Args = [keys.job_prefix, keys.history_prefix, *ids]
+            self._calls.append(Call(scripts.DELETE_BULK, named, args))
             self.plan.moved += len(ids)
 
 

@@ -16,6 +16,7 @@ import redis
 
 from . import config, decode, encode, moves, pages
 from . import health as health_rules
+from .arguments import raw_id
 from .basescheduler import (
     BaseScheduler,
     Entry,
@@ -26,9 +27,9 @@ from .basescheduler import (
     warn_unreleased,
 )
 from .claim import Claim
-from .constants import DEFAULT_LATE, POLLER_TTL
+from .constants import DEFAULT_LATE, MAX_HISTORY, POLLER_TTL
 from .keys import SHARDS_FIELD, Keys
-from .models import Exported, Health, Job, Poller, Seconds, Stats, Time, Value
+from .models import Error, Exported, Health, Job, Poller, Run, Seconds, Stats, Time, Value
 from .rules import Rule
 from .scripts import Call
 from .wire import decode_time
@@ -42,6 +43,10 @@ class Scheduler(BaseScheduler):
     :param prefix: the key prefix; None reads ``RACHE_REDIS_PREFIX`` (default ``rache:``).
     :param batch_size: jobs claimed or scheduled, or entries read, per script call.
     :param shards: how many key groups the schedule spreads over (Redis Cluster).
+    :param name: this poller's name in the runs it hands out; None: ``host:pid``.
+    :param history: runs kept per job, newest first (0 records none).
+    :param run_timeout: a plain job's run reads ``unknown`` this long after its claim
+        without an outcome (default an hour).
     """
 
     def _connect(self) -> Any:
@@ -170,7 +175,7 @@ class Scheduler(BaseScheduler):
         return bulk.count
 
     def delete_job(self, job_id: str) -> bool:
-        """Remove a job: its schedule entry, its data and its rule.
+        """Remove a job: its schedule entry, its data, its rule and its runs.
 
         Returns whether there was anything to remove (False for an unknown job, which is
         no error; rache 0.3.1 returned None).
@@ -184,6 +189,42 @@ class Scheduler(BaseScheduler):
         """
         call = encode.details(self.layout, job_id)
         return decode.details(job_id, self._run(call))
+
+    def finish_run(
+        self, occurrence_id: str, error: Optional[Error] = None, *, retrying: bool = False
+    ) -> bool:
+        """Record the outcome of the run ``occurrence_id`` (``Job.occurrence_id``).
+
+        ``error`` None: it succeeded; an exception (stored as ``TypeName: message``) or a
+        text: it failed, and joins the recent failures (``failures()``). ``retrying=True``
+        records a failed attempt instead: ``attempts`` + 1, the error kept, the run still
+        running. A run that has its outcome keeps it: the call changes nothing and returns
+        True. One script call (two at most, for an id that reads two ways), exactly once
+        across lost replies, safe from any process. Returns False for an unknown run (never
+        handed out, put back, deleted, or dropped from the history kept), never raising.
+
+        :raises TypeError: ``occurrence_id`` is not a str, or ``error`` not a str or an
+            exception (nothing is written).
+        """
+        for call in encode.finish_run(self.layout, occurrence_id, error, retrying):
+            if int(self._run(call)):
+                return True
+        return False
+
+    def runs(self, job_id: str) -> List[Run]:
+        """The runs of ``job_id`` kept (``Scheduler(history=...)``), newest first.
+
+        One read-only script call; a running run past its deadline reads ``unknown``.
+        """
+        return decode.runs(raw_id(job_id), self._run(encode.runs(self.layout, job_id, MAX_HISTORY)))
+
+    def failures(self, limit: Optional[int] = None) -> List[Run]:
+        """The recent failed runs, newest first: at most ``limit`` (None: all kept).
+
+        Each shard keeps its last ``FAILURES_KEPT`` (100); one read-only script call per shard.
+        """
+        calls = encode.failures(self.layout, limit)
+        return decode.failures([self._run(call) for call in calls], limit)
 
     def stats(self, intervals: int = 60, interval: Seconds = 60) -> Stats:
         """The schedule's figures in one snapshot (one script call per shard).

@@ -68,6 +68,43 @@ RECURRING = b"r"
 #: back when its lease ends).
 Record = Union[Tuple[bytes, ...], None]
 
+# -- runs, as stored in <prefix>history:<id> and <prefix>failures -----------------------------
+
+#: A run's state by the first byte of its record; ``unknown`` is a running run past its
+#: deadline, computed when read.
+RUN_STATES = {b"r": "running", b"s": "succeeded", b"f": "failed", b"k": "skipped"}
+RUNNING = b"r"
+#: finishRun-3.lua's outcomes: succeeded, failed, a failed attempt (the run goes on).
+SUCCEEDED = b"s"
+FAILED = b"f"
+ATTEMPT = b"a"
+#: The second byte of a record: a run token of 8 bytes follows (TOKEN), or none (NO_TOKEN).
+TOKEN = b"t"
+NO_TOKEN = b"n"
+TOKEN_BYTES = 8
+#: The separator of a record's fields after its token (no poller name may hold it).
+RUN_SEPARATOR = b"|"
+
+
+def split_run(record: bytes) -> Tuple[bytes, bytes, List[bytes]]:
+    """A run record's state byte, token (b"" if none) and seven fields.
+
+    The fields: due, claimed ms, deadline ms, attempts, finished ms, poller name, error.
+    ValueError for anything else.
+    """
+    state, kind = record[:1], record[1:2]
+    if kind == TOKEN:
+        token, rest = record[2 : 2 + TOKEN_BYTES], record[2 + TOKEN_BYTES :]
+    elif kind == NO_TOKEN:
+        token, rest = b"", record[2:]
+    else:
+        raise ValueError(f"not a rache run record: {record!r}")
+    fields = rest.split(RUN_SEPARATOR, 6)
+    if len(fields) != 7 or state not in RUN_STATES:
+        raise ValueError(f"not a rache run record: {record!r}")
+    return state, token, fields
+
+
 # -- reply layouts ---------------------------------------------------------------------------
 
 #: claim-4.lua's reply starts with: cutoff, the batch's new due time (or nil), the head of

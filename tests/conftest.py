@@ -52,6 +52,7 @@ BEHAVIOUR_SUITE = {
     "tests.test_details",
     "tests.test_bulk",
     "tests.test_recurring",
+    "tests.test_runs",
 }
 PARSERS = {"hiredis": _HiredisParser, 2: _RESP2Parser, 3: _RESP3Parser}
 ASYNC_PARSERS = {"hiredis": _AsyncHiredisParser, 2: _AsyncRESP2Parser, 3: _AsyncRESP3Parser}

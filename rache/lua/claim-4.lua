@@ -1,6 +1,7 @@
 --[[
   Claims a batch of due jobs in one atomic step: removes or reschedules the plain ones, moves
-  every-N jobs to their next occurrence, leases cron jobs, and reads the jobs' data.
+  every-N jobs to their next occurrence, leases cron jobs, reads the jobs' data, and records
+  a run for each plain and every-N job handed out (cron jobs' runs: advance-3.lua).
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
@@ -15,7 +16,12 @@
     ARGV[4] reschedule offset from now, milliseconds; '' removes the plain jobs instead
     ARGV[5] precision of the reschedule: 's' or 'ms'
     ARGV[6] lease of a cron job, milliseconds (an integer >= 1)
-    ARGV[7] the call id (README.md, "Call records"), taken off ARGV by `calls`
+    ARGV[7] history prefix: a job's runs are the list ARGV[7] .. id (README.md, "Run history")
+    ARGV[8] runs kept per job (an integer >= 0; 0 records none)
+    ARGV[9] the poller's name, recorded in each run (no '|')
+    ARGV[10] a plain job's run timeout, milliseconds: its run's deadline is the claim's now plus it
+    ARGV[11] how long the history of a plain job removed stays, milliseconds
+    ARGV[12] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     {cutoff, new due time or false, head after the claim or false, recurring or false,
@@ -40,6 +46,7 @@ local offset = ARGV[4]
 --- @include "checkTypes"
 --- @include "calls"
 --- @include "runs"
+--- @include "history"
 
 -- A claim sent again (its reply was lost) hands out the same batch: the same jobs at the same
 -- due times, their data read again; it changes nothing.
@@ -124,6 +131,36 @@ if withRuns > 0 then  -- each plain job's token, in reply order; gone with the j
   reply[5] = tokens
   if #done > 0 then
     chunked('HDEL', runsKey, done)
+  end
+end
+local bound = tonumber(ARGV[8])
+if bound > 0 then  -- a run per job handed out: one LPUSH each (README.md, "Run history")
+  local historyPrefix, name = ARGV[7], ARGV[9]
+  local suffix = runSuffix(now, tonumber(ARGV[10]), name)
+  local expireMs = offset == '' and ARGV[11] ~= '0' and tonumber(ARGV[11]) or nil
+  if not rules then
+    for i = 1, #found, 2 do
+      local id = found[i]
+      pushRun(historyPrefix .. id, bound, runs[id], found[i + 1], suffix, expireMs)
+    end
+  else
+    local ruleOf = {}
+    for i = 1, #ids do
+      if rules[i] then
+        ruleOf[ids[i]] = rules[i]
+      end
+    end
+    for i = 1, #found, 2 do
+      local id = found[i]
+      local rule = ruleOf[id]
+      if not rule then
+        pushRun(historyPrefix .. id, bound, runs[id], found[i + 1], suffix, expireMs)
+      elseif isEvery(rule) then  -- its run timeout: its period, at least a minute
+        local _, every = parseEvery(rule)
+        local timeout = math.max(every, 60000)  -- rache.constants.MIN_RUN_TIMEOUT
+        pushRun(historyPrefix .. id, bound, nil, found[i + 1], runSuffix(now, timeout, name))
+      end  -- a cron job is leased, not handed out: its advance records its runs
+    end
   end
 end
 reply[3] = queueHead(queueKey)

@@ -1,6 +1,6 @@
 --[[
-  Removes many jobs at once, their schedule entries, data, run tokens and rules (the last step
-  of rache.reshard, once the jobs are copied).
+  Removes many jobs at once, their schedule entries, data, run tokens, rules and runs (the
+  last step of rache.reshard, once the jobs are copied).
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
@@ -9,7 +9,8 @@
     KEYS[4] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
-    ARGV[2 ..] the job ids
+    ARGV[2] history prefix: a job's runs are the list ARGV[2] .. id (README.md, "Run history")
+    ARGV[3 ..] the job ids
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
@@ -20,6 +21,7 @@ local queueKey = KEYS[1]
 local rulesKey = KEYS[2]
 local runsKey = KEYS[3]
 local jobPrefix = ARGV[1]
+local historyPrefix = ARGV[2]
 
 --- @include "chunked"
 --- @include "checkTypes"
@@ -31,18 +33,19 @@ if replay then
 end
 
 local checks = {}  -- the job hashes; apart from the queue, for checkTypes' EXISTS
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   checks[#checks + 1], checks[#checks + 2] = jobPrefix .. ARGV[i], 'hash'
+  checks[#checks + 1], checks[#checks + 2] = historyPrefix .. ARGV[i], 'list'
 end
 local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash', runsKey, 'hash'}) or checkTypes(checks)
 if wrong then
   return wrong
 end
 
-for i = 2, #ARGV do
-  rcall('DEL', jobPrefix .. ARGV[i])
+for i = 3, #ARGV do
+  rcall('DEL', jobPrefix .. ARGV[i], historyPrefix .. ARGV[i])
 end
-chunked('ZREM', queueKey, ARGV, 2, #ARGV)
-chunked('HDEL', runsKey, ARGV, 2, #ARGV)
-chunked('HDEL', rulesKey, ARGV, 2, #ARGV)
-return callRecord(#ARGV - 1)
+chunked('ZREM', queueKey, ARGV, 3, #ARGV)
+chunked('HDEL', runsKey, ARGV, 3, #ARGV)
+chunked('HDEL', rulesKey, ARGV, 3, #ARGV)
+return callRecord(#ARGV - 2)

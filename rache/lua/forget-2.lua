@@ -1,6 +1,7 @@
 --[[
-  Deletes the data of jobs that are not scheduled, and leaves alone those scheduled again
-  meanwhile: a one-shot job's data once handed out, or data left behind (rache orphans).
+  Deletes the data of jobs that are not scheduled, and their runs (README.md, "Run history"),
+  and leaves alone those scheduled again meanwhile: a one-shot job's data once handed out, or
+  data left behind (rache orphans).
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
@@ -8,7 +9,8 @@
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] '1' to delete, '0' only to say what it would delete
-    ARGV[3 ..] the job ids
+    ARGV[3] history prefix: a job's runs are the list ARGV[3] .. id
+    ARGV[4 ..] the job ids
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
@@ -18,6 +20,7 @@ local rcall = redis.call
 local queueKey = KEYS[1]
 local jobPrefix = ARGV[1]
 local delete = ARGV[2] == '1'
+local historyPrefix = ARGV[3]
 
 --- @include "checkTypes"
 --- @include "calls"
@@ -32,11 +35,12 @@ if wrong then
 end
 
 local found, hashes = {}, {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local id = ARGV[i]
   if not rcall('ZSCORE', queueKey, id) and rcall('EXISTS', jobPrefix .. id) == 1 then
     found[#found + 1] = id
     hashes[#hashes + 1], hashes[#hashes + 2] = jobPrefix .. id, 'hash'
+    hashes[#hashes + 1], hashes[#hashes + 2] = historyPrefix .. id, 'list'
   end
 end
 if not delete or #found == 0 then
@@ -48,6 +52,6 @@ if wrong then
   return wrong
 end
 for i = 1, #found do
-  rcall('DEL', jobPrefix .. found[i])
+  rcall('DEL', jobPrefix .. found[i], historyPrefix .. found[i])
 end
 return callRecord(found)

@@ -1,6 +1,7 @@
 --[[
   Puts back the jobs a claim handed out to nobody, each only if nobody changed it since,
-  and ends each lease never advanced while it holds (README.md, "Put-back records").
+  taking back the run the claim recorded for it, and ends each lease never advanced while it
+  holds (README.md, "Put-back records", "Run history").
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
@@ -10,11 +11,12 @@
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] wake-up channel: <prefix>wakeup
-    ARGV[3] the due time the claim gave the plain jobs, or '' if it removed them
-    ARGV[4] n, the number of plain jobs
-    ARGV[5 .. 4 + 4n] plain jobs, quadruples: id, due time before the claim, '1' if it had
+    ARGV[3] history prefix: a job's runs are the list ARGV[3] .. id
+    ARGV[4] the due time the claim gave the plain jobs, or '' if it removed them
+    ARGV[5] n, the number of plain jobs
+    ARGV[6 .. 5 + 4n] plain jobs, quadruples: id, due time before the claim, '1' if it had
                       data, its run token or '' (README.md, "Runs")
-    ARGV[5 + 4n ..] recurring jobs, triples: id, the occurrence handed out, the due time it moved
+    ARGV[6 + 4n ..] recurring jobs, triples: id, the occurrence handed out, the due time it moved
                     to; or for a cron job still leased (its advance never made): id, the
                     pending occurrence, the lease (as claim-4.lua gave it)
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
@@ -28,21 +30,34 @@ local rulesKey = KEYS[2]
 local runsKey = KEYS[3]
 local jobPrefix = ARGV[1]
 local channel = ARGV[2]
-local claimedDue = ARGV[3]
-local last = 4 + 4 * tonumber(ARGV[4])
+local historyPrefix = ARGV[3]
+local claimedDue = ARGV[4]
+local last = 5 + 4 * tonumber(ARGV[5])
 
 --- @include "rules"
 --- @include "wakeup"
 --- @include "checkTypes"
 --- @include "calls"
 --- @include "runs"
+--- @include "history"
 
 local replay = callReplay()
 if replay then
   return replay
 end
 
+local histories = {}  -- each job's runs: a put-back takes its run back
+local function historyOf(i)
+  histories[#histories + 1], histories[#histories + 2] = historyPrefix .. ARGV[i], 'list'
+end
+for i = 6, last, 4 do
+  historyOf(i)
+end
+for i = last + 1, #ARGV, 3 do
+  historyOf(i)
+end
 local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash', runsKey, 'hash'})
+  or checkTypes(histories)
 if wrong then
   return wrong
 end
@@ -59,7 +74,7 @@ local function putBack(id, due)
   end
 end
 
-for i = 5, last, 4 do
+for i = 6, last, 4 do
   local id, due, hadData, token = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local current = rcall('ZSCORE', queueKey, id)
   local unchanged
@@ -73,6 +88,10 @@ for i = 5, last, 4 do
     if token ~= '' then  -- the same run, back
       rcall('HSET', runsKey, id, token)
     end
+    dropRun(historyPrefix .. id, due, token)  -- not handed out: no run
+    if claimedDue == '' then  -- back in the schedule: its history stays while it is
+      rcall('PERSIST', historyPrefix .. id)
+    end
   end
 end
 for i = last + 1, #ARGV, 3 do
@@ -82,6 +101,7 @@ for i = last + 1, #ARGV, 3 do
   if current and rule and tonumber(current) == tonumber(moved) then
     if isEvery(rule) or isIdleCron(rule) then
       putBack(id, due)
+      dropRun(historyPrefix .. id, due, '')
     else
       local _, lease, tail = parseCron(rule)
       if lease == moved then  -- still leased to the claim: the lease ends, the job idle

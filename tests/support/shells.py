@@ -96,6 +96,15 @@ class Blocking:
     def job_details(self, job_id: Any) -> Any:
         return self.runner.run(self.inner.job_details(job_id))
 
+    def finish_run(self, occurrence_id: Any, *args: Any, **kwargs: Any) -> bool:
+        return self.runner.run(self.inner.finish_run(occurrence_id, *args, **kwargs))
+
+    def runs(self, job_id: Any) -> Any:
+        return self.runner.run(self.inner.runs(job_id))
+
+    def failures(self, *args: Any, **kwargs: Any) -> Any:
+        return self.runner.run(self.inner.failures(*args, **kwargs))
+
     def forget_jobs(self, jobs: Any) -> int:
         return self.runner.run(self.inner.forget_jobs(jobs))
 

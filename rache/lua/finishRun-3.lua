@@ -1,0 +1,69 @@
+--[[
+  Records the outcome of one run (README.md, "Run history"): succeeded, failed, or a failed
+  attempt to be retried (the run stays running, its attempts one more, the error kept). A
+  run that has an outcome keeps it: the same outcome sent again changes nothing. A run that
+  becomes failed goes on the group's list of recent failures too.
+
+  Input:
+    KEYS[1] history key: list, the job's runs, newest first
+    KEYS[2] failures key: list, recent failed runs, newest first
+    KEYS[3] call record key: <prefix>call:<call id> (README.md, "Call records")
+
+    ARGV[1] job id
+    ARGV[2] the run's due time (as in its occurrence id)
+    ARGV[3] the run's token (8 bytes), or '' for a run without one
+    ARGV[4] outcome: 's' succeeded, 'f' failed, 'a' a failed attempt (retrying)
+    ARGV[5] error text (bounded by the caller; '' for none)
+    ARGV[6] failures kept (an integer >= 1)
+    ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
+
+  Output:
+    1 if the run is known (recorded now, or its outcome was already in), 0 if not
+]]
+local historyKey = KEYS[1]
+local failuresKey = KEYS[2]
+local jobId, due, token, outcome, errorText = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+
+--- @include "checkTypes"
+--- @include "calls"
+--- @include "history"
+
+local replay = callReplay()
+if replay then
+  return replay
+end
+
+local record, index = findRun(historyKey, due, token)
+if index == nil and record == false then
+  return 0  -- no such run: never handed out, put back, deleted, or past the history kept
+elseif not record then
+  return checkTypes({historyKey, 'list'}) or index
+end
+local state, _, recordDue, claimed, deadline, attempts, _, name = parseRun(record)
+if state ~= 'r' then
+  return 1  -- an outcome is in: the first one stands
+end
+local wrong = checkTypes({failuresKey, 'list'})
+if wrong then
+  return wrong
+end
+
+local now = redis.call('TIME')
+local nowMs = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+local head = (token == '' and 'n' or 't' .. token) .. recordDue .. '|' .. claimed .. '|' ..
+  deadline .. '|'
+local updated
+if outcome == 'a' then
+  updated = 'r' .. head .. (tonumber(attempts) + 1) .. '||' .. name .. '|' .. errorText
+else
+  updated = outcome .. head .. attempts .. '|' .. nowMs .. '|' .. name .. '|' .. errorText
+end
+redis.call('LSET', historyKey, index, updated)
+if outcome == 'f' then  -- '<length of id>:<id>' then the run's record
+  local kept = tonumber(ARGV[6])
+  local length = redis.call('LPUSH', failuresKey, #jobId .. ':' .. jobId .. updated)
+  if length > kept then
+    redis.call('LTRIM', failuresKey, 0, kept - 1)
+  end
+end
+return callRecord(1)

@@ -45,11 +45,12 @@ def claim_reply(
 
 def claim_call(keys: Keys, size: int, cutoff: bytes = b"", rescheduled: Any = (b"", b"")) -> Call:
     args = [keys.job_prefix, size, cutoff, *rescheduled, DEFAULT_LEASE_MS]
+    args += [keys.history_prefix, 20, b"", 3_600_000, 7 * 24 * 3_600_000]  # runs: README.md
     return Call(CLAIM, [keys.queue, keys.recurring, keys.runs, keys.call_prefix], args)
 
 
 def release_call(keys: Keys, new_due: bytes, plain: List[Any], again: List[Any]) -> Call:
-    args: List[Any] = [keys.job_prefix, keys.wakeup, new_due, len(plain)]
+    args: List[Any] = [keys.job_prefix, keys.wakeup, keys.history_prefix, new_due, len(plain)]
     for record in plain + again:
         args += record
     return Call(RELEASE, [keys.queue, keys.recurring, keys.runs, keys.call_prefix], args)
@@ -85,9 +86,10 @@ def test_the_first_call_reads_the_clock(reschedule_in: Any, rescheduled: Any) ->
     assert claim.next_call() == claim_call(PLAIN.keys, 3, b"", rescheduled)
 
 
-def test_the_lease_is_the_last_argument() -> None:
-    call = Claim(PLAIN, 3, lease_ms=1234).next_call()
-    assert call is not None and call.args[-1] == 1234
+def test_the_lease_and_the_run_settings_are_arguments() -> None:
+    claim = Claim(PLAIN, 3, lease_ms=1234, history=7, name=b"me:1", run_timeout_ms=5)
+    call = claim.next_call()
+    assert call is not None and call.args[5:10] == [1234, b"rache:history:", 7, b"me:1", 5]
 
 
 @pytest.mark.parametrize(
@@ -336,9 +338,11 @@ def test_a_cron_job_needs_the_advance_call_first() -> None:
     claim = Claim(PLAIN, 4)
     claim.next_call()
     assert claim.take(cron_batch()) is None
-    # (id, lease, next due): the next minute after the occurrence handed out
+    # (id, lease, next due, run timeout, occurrences): the next minute after the occurrence
+    # handed out; the run's timeout its period, at least a minute
     named = [b"rache:queue", b"rache:recurring", b"rache:call:"]
-    advance = Call(ADVANCE, named, [b"c1", LEASE, b"1700000040"])
+    args = [b"rache:history:", 20, b"", b"c1", LEASE, b"1700000040", 60_000, b"1699999980"]
+    advance = Call(ADVANCE, named, args)
     assert claim.next_call() == advance
     assert claim.next_call() == advance  # asked again until it answers
 
@@ -404,7 +408,7 @@ def test_a_skipped_cron_occurrence_is_advanced_but_not_handed_out() -> None:
     claim.next_call()
     assert claim.take(cron_batch(rule)) is None
     call = claim.next_call()
-    assert call is not None and call.args == [b"c1", LEASE, b"1700000040"]
+    assert call is not None and call.args[3:] == [b"c1", LEASE, b"1700000040", 0, b""]
     assert ids(claim.take([1])) == ["p1", "e1", "p2"]
     assert claim.put_back(0) == release_call(PLAIN.keys, b"", [P1, P2], [E1])
 
@@ -422,7 +426,7 @@ def test_a_cron_occurrence_is_that_of_the_rule_not_the_due_time() -> None:
     claim.next_call()
     assert claim.take(reply) is None
     call = claim.next_call()
-    assert call is not None and call.args == [b"c1", LEASE, b"1700049840"]
+    assert call is not None and call.args[3:] == [b"c1", LEASE, b"1700049840", 120_000, b"1700049720"]
     jobs = claim.take([1])
     assert ids(jobs) == ["c1"]
     assert jobs is not None and jobs[0].due_at == 1700049720
@@ -482,10 +486,11 @@ def test_a_lease_taken_up_hands_out_each_occurrence_its_holder_never_did() -> No
     claim.next_call()
     assert claim.take(held_batch()) is None
     call = claim.next_call()
-    assert call is not None and call.args == [b"c1", LEASE, b"1700000040"]
+    assert call is not None and call.args[3:6] == [b"c1", LEASE, b"1700000040"]
+    dues = [b"1699999800", b"1699999860", b"1699999920", b"1699999980"]
+    assert call.args[6:] == [60_000, b" ".join(dues)]  # a run each, recorded by the advance
     jobs = claim.take([1])
     assert jobs is not None
-    dues = [b"1699999800", b"1699999860", b"1699999920", b"1699999980"]
     assert [(job["id"], job["n"], job.raw_due) for job in jobs] == [("c1", 5, due) for due in dues]
     # Put back after the first: the job resumes at the second, which comes out again.
     assert claim.put_back(1) == release_call(
@@ -498,7 +503,7 @@ def test_a_lease_taken_up_keeps_to_the_limit() -> None:
     claim.next_call()
     assert claim.take(held_batch()) is None
     call = claim.next_call()  # the job resumes at the first occurrence left
-    assert call is not None and call.args == [b"c1", LEASE, b"1699999920"]
+    assert call is not None and call.args[3:6] == [b"c1", LEASE, b"1699999920"]
     jobs = claim.take([1])
     assert jobs is not None and [job.raw_due for job in jobs] == [b"1699999800", b"1699999860"]
     assert claim.next_call() is None  # the limit is reached

@@ -341,7 +341,7 @@ def test_schedule_recurring_refuses_bad_data_keys(
 
 @pytest.mark.parametrize(
     ("script", "name", "more"),
-    [(DELETE, "delete", [b"runs", b"call:"]), (DETAILS, "details", [])],
+    [(DELETE, "delete", [b"runs", b"history:a", b"call:"]), (DETAILS, "details", [])],
 )
 def test_one_job_calls(script: Any, name: str, more: List[bytes]) -> None:
     assert SCRIPTS[name] is script
@@ -352,6 +352,7 @@ def test_one_job_calls(script: Any, name: str, more: List[bytes]) -> None:
         [b"a"],
     )
     p = b"rache:{1-1}:"
+    more = [k.replace(b"history:a", b"history:g") for k in more]
     assert build(SHARDED, "g") == Call(
         script, [p + b"queue", p + b"job:g", p + b"recurring", *(p + k for k in more)], [b"g"]
     )

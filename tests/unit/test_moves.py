@@ -49,7 +49,7 @@ def test_a_page_read_is_copied_as_read_with_runs_and_rules_then_removed() -> Non
     assert calls[-1] == Call(
         DELETE_BULK,
         [keys.queue, keys.recurring, keys.runs, keys.call_prefix],
-        [keys.job_prefix, b"a", b"b", b"g"],
+        [keys.job_prefix, keys.history_prefix, b"a", b"b", b"g"],
     )
     assert plan.moved == 3
 
@@ -72,7 +72,7 @@ def test_data_without_a_schedule_entry_is_read_copied_and_forgotten() -> None:
     assert call.args[2:] == [b"a", b"", b"", b"", 1, b"x", b"1"]
     flow.take(1)
     forget = flow.next_call()
-    assert forget == Call(FORGET, [keys.queue, keys.call_prefix], [keys.job_prefix, b"1", b"a"])
+    assert forget == Call(FORGET, [keys.queue, keys.call_prefix], [keys.job_prefix, b"1", keys.history_prefix, b"a"])
     assert flow.next_call() is None and plan.moved == 1
 
 

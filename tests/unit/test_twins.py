@@ -170,6 +170,7 @@ def test_the_module_comparison_sees_a_renamed_parameter() -> None:
 
 SCHEDULER_API = [
     "recurring_lease",
+    "name",
     "claim",
     "check_layout",
     "recorded_shards",
@@ -180,6 +181,9 @@ SCHEDULER_API = [
     "schedule_jobs",
     "delete_job",
     "job_details",
+    "finish_run",
+    "runs",
+    "failures",
     "stats",
     "announce",
     "withdraw",
@@ -206,8 +210,8 @@ def test_the_schedulers_define_their_own_methods_in_one_order() -> None:
     def own(cls: type) -> List[str]:
         return [name for name in vars(cls) if not name.startswith("_")]
 
-    assert own(Scheduler) == own(AsyncScheduler) == SCHEDULER_API[2:]
-    assert own(BaseScheduler) == SCHEDULER_API[:2]
+    assert own(Scheduler) == own(AsyncScheduler) == SCHEDULER_API[3:]
+    assert own(BaseScheduler) == SCHEDULER_API[:3]
 
 
 #: What an AsyncScheduler awaits; its other methods return at once (a Claim, async generators).
@@ -221,6 +225,9 @@ AWAITED = {
     "schedule_jobs",
     "delete_job",
     "job_details",
+    "finish_run",
+    "runs",
+    "failures",
     "stats",
     "announce",
     "withdraw",
@@ -277,6 +284,7 @@ MODULE_API = [
     "pending_jobs",
     "delete_job",
     "job_details",
+    "finish_run",
     "scheduled_jobs",
     "recurring_jobs",
     "server_time",
@@ -286,7 +294,14 @@ MODULE_API = [
 def test_the_module_functions_are_twins() -> None:
     assert set(MODULE_API) <= set(rache.__all__)
     assert set(MODULE_API) <= set(rache.aio.__all__)
-    assert function_differences(rache, rache.aio, MODULE_API) == []
+    assert function_differences(rache, rache.aio, [*MODULE_API, "job_runs"]) == []
+
+
+def test_job_runs_is_the_runs_method_with_a_connection() -> None:
+    method = [p for p in parameters(Scheduler.runs) if p[0] != "self"]
+    assert [p for p in parameters(rache.job_runs) if p[0] != "connection"] == method
+    assert inspect.iscoroutinefunction(rache.aio.job_runs)
+    assert not inspect.iscoroutinefunction(rache.job_runs)
 
 
 @pytest.mark.parametrize("name", MODULE_API)
@@ -324,5 +339,5 @@ def test_the_reference_names_exactly_the_methods_without_a_module_function() -> 
     text = " ".join(page.read_text().split())
     paragraph = text[text.index("methods have no module function") : text.index("``reshard()``")]
     assert set(re.findall(r"``(\w+)\(\)``", paragraph)) == missing
-    assert text[: text.index(" methods have no module function")].split()[-1] == "Eleven"
-    assert len(missing) == 11
+    assert text[: text.index(" methods have no module function")].split()[-1] == "Thirteen"
+    assert len(missing) == 13

@@ -46,7 +46,7 @@ def again_changes_nothing(raw: Any, call: Call, first: Any, call_id: bytes) -> N
 
 def test_every_script_that_writes_is_recorded_and_no_other() -> None:
     writers = {"schedule", "scheduleBulk", "scheduleRecurring", "claim", "advance", "release"}
-    writers |= {"delete", "deleteBulk", "restoreBulk", "forget"}
+    writers |= {"delete", "deleteBulk", "restoreBulk", "forget", "finishRun"}
     assert {name for name, script in scripts.SCRIPTS.items() if script.recorded} == writers
 
 
@@ -93,6 +93,7 @@ def claim_call(reschedule: bool = False) -> Call:
     keys = LAYOUT.keys
     rescheduled = [60000, b"s"] if reschedule else [b"", b""]
     args: List[Any] = [keys.job_prefix, 10, b"", *rescheduled, 5000]
+    args += [keys.history_prefix, 20, b"test", 3_600_000, 60_000]  # runs: claim-4.lua
     return Call(scripts.CLAIM, [keys.queue, keys.recurring, keys.runs, keys.call_prefix], args)
 
 

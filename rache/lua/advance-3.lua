@@ -1,7 +1,6 @@
 --[[
-  Ends the leases of claimed cron jobs: moves each job to its next due time and makes its rule
-  idle, but only while the caller's lease holds (README.md, "Leases and the holder-only
-  advance"); records a run for each occurrence it so hands out (README.md, "Run history").
+  Ends the leases of claimed cron jobs while the caller's lease holds: the job to its next due
+  time, its rule idle, a run recorded per occurrence handed out (README.md, "Leases", "Runs").
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time

@@ -1,7 +1,6 @@
 --[[
   Claims a batch of due jobs in one atomic step: removes or reschedules the plain ones, moves
-  every-N jobs to their next occurrence, leases cron jobs, reads the jobs' data, and records
-  a run for each plain and every-N job handed out (cron jobs' runs: advance-3.lua).
+  every-N jobs on, leases cron jobs, reads the data, records a run per plain and every-N job.
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time

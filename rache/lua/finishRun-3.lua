@@ -1,8 +1,6 @@
 --[[
-  Records the outcome of one run (README.md, "Run history"): succeeded, failed, or a failed
-  attempt to be retried (the run stays running, its attempts one more, the error kept). A
-  run that has an outcome keeps it: the same outcome sent again changes nothing. A run that
-  becomes failed goes on the group's list of recent failures too.
+  Records one run's outcome: succeeded, failed (listed in the failures too), or a failed attempt
+  (still running, error kept); an outcome recorded stands (README.md, "Run history").
 
   Input:
     KEYS[1] history key: list, the job's runs, newest first

@@ -1,7 +1,6 @@
 --[[
-  Deletes the data of jobs that are not scheduled, and their runs (README.md, "Run history"),
-  and leaves alone those scheduled again meanwhile: a one-shot job's data once handed out, or
-  data left behind (rache orphans).
+  Deletes the data and runs of jobs not scheduled, and leaves alone those scheduled again
+  meanwhile: a one-shot job's data once handed out, or data left behind (rache orphans).
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time

@@ -1,7 +1,6 @@
 --[[
-  Puts back the jobs a claim handed out to nobody, each only if nobody changed it since,
-  taking back the run the claim recorded for it, and ends each lease never advanced while it
-  holds (README.md, "Put-back records", "Run history").
+  Puts back the jobs a claim handed out to nobody (and their runs), each only if nobody changed
+  it since, and ends each lease never advanced while it holds (README.md, "Put-back records").
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time

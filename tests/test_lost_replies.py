@@ -113,6 +113,9 @@ class Driver:
     def delete_job(self, job_id: str) -> None:
         self._call("delete_job", job_id)
 
+    def finish_run(self, occurrence_id: str, error: Any = None, **kwargs: Any) -> bool:
+        return bool(self._call("finish_run", occurrence_id, error, **kwargs))
+
     def claim(
         self, limit: Optional[int] = None, reschedule_in: Optional[float] = None
     ) -> List[str]:
@@ -745,3 +748,38 @@ def test_the_proxy_finds_replies_split_across_segments() -> None:
     request = b"*3\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n0\r\n"
     assert next_request(bytearray(request[:-1])) is None
     assert next_request(bytearray(request + b"*1")) == ([b"EVALSHA", b"ab", b"0"], len(request))
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+@cases(ALL_CASES)
+def test_finish_run_whose_reply_is_lost_records_once(world: World) -> None:
+    world.setup.schedule_job("f", -1)
+    (job,) = list(world.setup.pending_jobs())
+    sched = world.driver()
+    world.faults.arm(scripts.FINISH_RUN)
+    assert sched.finish_run(job.occurrence_id, "first", retrying=True) is True
+    world.faults.check(1)
+    (run,) = world.setup.runs("f")
+    assert (run.state, run.attempts) == ("running", 1)  # one attempt, not two
+    world.faults.arm(scripts.FINISH_RUN)
+    assert sched.finish_run(job.occurrence_id, ValueError("second")) is True
+    world.faults.check(2)
+    (run,) = world.setup.runs("f")
+    assert (run.state, run.attempts, run.error) == ("failed", 1, "ValueError: second")
+    assert world.setup.failures() == [run]  # listed once
+
+
+@cases(SCHEDULER_CASES)
+def test_a_claim_whose_reply_is_lost_records_each_run_once(world: World) -> None:
+    sched = world.driver()
+    ids = spread_ids("h", world.shards, 2 if world.shards > 1 else 4)
+    schedule_due(world, ids)
+    world.faults.arm(scripts.CLAIM)
+    ours = sched.claim(limit=3)
+    world.faults.check(1)
+    assert len(ours) == 3
+    for occurrence in ours:
+        runs = world.setup.runs(job_of(occurrence))
+        assert [f"{run.job_id}:{run.due}" for run in runs] == [occurrence]

@@ -45,7 +45,8 @@ from tests.test_shards import exercise_sharded
 ACL_LINE = (
     "ACL SETUSER rache reset on >CHANGE-ME ~rache:* resetchannels &rache:*wakeup"
     " +evalsha +script|load +time +type +zadd +zrem +zrange +zrangebyscore +zscore +zrank"
-    " +zcount +zcard +hset +hdel +hgetall +hmget +exists +del +get +set +publish +subscribe"
+    " +zcount +zcard +hset +hdel +hgetall +hmget +exists +del +get +set +lpush +ltrim"
+    " +lrange +lset +lrem +pexpire +persist +publish +subscribe"
 )
 PERMISSIONS = [part[1:] for part in ACL_LINE.split() if part.startswith("+")]
 HOWTO = Path(__file__).resolve().parent.parent / "docs" / "howto" / "least-privilege-and-tls.rst"
@@ -139,6 +140,24 @@ def exercise(api: Any, batch_size: int) -> None:
     assert api.schedule_job_at("h", 2e9, data={"k": 1}) == 2_000_000_000  # schedule-4.lua
     assert api.delete_job("h") is True
     assert api.server_time() > 0  # stats-1.lua: TIME
+
+    # Runs (LPUSH; PEXPIRE for a one-shot job; LREM and PERSIST by a put-back; LRANGE, LSET)
+    api.schedule_job("r1", -2)
+    api.schedule_job("r2", -1)
+    claims = api.pending_jobs()
+    first = next(claims)
+    claims.close()  # r2's run taken back, its history kept while it is scheduled
+    runs = api.runs("r1") if isinstance(api, Scheduler) else api.job_runs("r1")
+    assert [run.occurrence_id for run in runs] == [first.occurrence_id]
+    assert api.finish_run(first.occurrence_id, "failed") is True
+    assert api.delete_job("r2") is True
+    if isinstance(api, Scheduler):
+        assert [run.state for run in api.failures()] == ["failed"]
+        one = Scheduler(api.connection, "rache:", history=1)
+        for _ in range(2):  # LTRIM: past the history kept
+            one.schedule_job("r3", 0)
+            assert len(list(one.pending_jobs())) == 1
+        assert len(one.runs("r3")) == 1
     if isinstance(api, Scheduler):  # a Dispatcher: SUBSCRIBE to <prefix>wakeup, then claim
         handed: List[Any] = []
         api.schedule_job("f", -1)
@@ -230,7 +249,11 @@ def test_the_acl_user_runs_the_whole_api(
     assert rache_logs(caplog) == []
     keys = {key.decode() for key in job_keys(admin)}
     keys = {key for key in keys if not key.startswith("rache:sharded:")}
-    assert keys == {"rache:queue", "rache:job:b", "rache:job:e", "rache:runs"}
+    histories = {key for key in keys if key.startswith("rache:history:")}  # ran, not deleted
+    assert histories == {f"rache:history:{job_id}" for job_id in ("b", "c", "f", "r1", "r3")}
+    assert keys - histories == {
+        "rache:queue", "rache:job:b", "rache:job:e", "rache:runs", "rache:failures"
+    }  # fmt: skip
     assert admin.keys("rache:call:*", NEVER_DECODE=True)  # and the records of its calls
     assert admin.hgetall("rache:sharded:layout") == {"shards": "3"}
 
@@ -331,7 +354,7 @@ def test_the_acl_user_is_refused_other_keys_and_commands(
             [b"other:wakeup", b"x", 0, b"s", 0],
         ),
         lambda: user.eval("return 1", 0),  # rache never sends EVAL
-        lambda: user.lpush("rache:x", 1),  # a command rache does not need, on its own keys
+        lambda: user.sadd("rache:x", 1),  # a command rache does not need, on its own keys
         lambda: user.keys("*"),
     ]
     for operation in operations:

@@ -89,7 +89,7 @@ for i = 6, last, 4 do
     end
     dropRun(historyPrefix .. id, due, token)  -- not handed out: no run
     if claimedDue == '' then  -- back in the schedule: its history stays while it is
-      rcall('PERSIST', historyPrefix .. id)
+      redis.pcall('PERSIST', historyPrefix .. id)  -- refused by an ACL of before runs: no matter
     end
   end
 end

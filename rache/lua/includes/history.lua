@@ -7,9 +7,11 @@
   runSuffix(now, timeoutMs, name): what follows the due time in a run just handed out (one
   per batch and timeout); pushRun(key, bound, token, due, suffix, expireMs): LPUSH it, LTRIM
   only when the list grows past bound, PEXPIRE when expireMs is given (a job that left the
-  schedule); pcall'd: a key of another type there goes without, and the script writes on; parseRun(record): its fields; findRun(key, due, token): the newest
+  schedule); pcall'd: a key of another type there, or a user whose ACL refuses the list
+  commands (a line from before runs), goes without, and the script writes on; parseRun(record): its fields; findRun(key, due, token): the newest
   record of that run and its index, or false (an error reply if key is not a list);
-  dropRun(key, due, token): removes that run's record while it is running (a put-back).
+  dropRun(key, due, token): removes that run's record while it is running (a put-back; pcall'd
+  as pushRun).
 ]]
 local function runSuffix(now, timeoutMs, name)
   local claimed = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -21,10 +23,10 @@ local function pushRun(key, bound, token, due, suffix, expireMs)
   local length = redis.pcall('LPUSH', key, record)
   if type(length) == 'number' then
     if length > bound then
-      redis.call('LTRIM', key, 0, bound - 1)
+      redis.pcall('LTRIM', key, 0, bound - 1)
     end
     if expireMs then
-      redis.call('PEXPIRE', key, expireMs)
+      redis.pcall('PEXPIRE', key, expireMs)
     end
   end
 end
@@ -57,6 +59,6 @@ end
 local function dropRun(key, due, token)
   local record = findRun(key, due, token)
   if record and string.sub(record, 1, 1) == 'r' then
-    redis.call('LREM', key, 1, record)
+    redis.pcall('LREM', key, 1, record)
   end
 end

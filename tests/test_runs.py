@@ -23,7 +23,7 @@ def handed(sched: Any, **kwargs: Any) -> List[Any]:
 
 
 def history_key(sched: Any, job_id: str) -> bytes:
-    return sched.layout.of(job_id.encode()).history(job_id.encode())
+    return bytes(sched.layout.of(job_id.encode()).history(job_id.encode()))
 
 
 def test_a_claim_records_a_running_run_per_job(make: Maker) -> None:
@@ -209,9 +209,7 @@ def test_a_run_past_its_deadline_reads_unknown(make: Maker) -> None:
     assert sched.runs("a")[0].state == "succeeded"
 
 
-def test_a_one_shot_job_history_expires_a_rescheduled_one_does_not(
-    sched: Any, raw: Any
-) -> None:
+def test_a_one_shot_job_history_expires_a_rescheduled_one_does_not(sched: Any, raw: Any) -> None:
     sched.schedule_job("once", 0)
     sched.schedule_job("again", 0)
     jobs = sched.pending_jobs()
@@ -268,7 +266,7 @@ def test_sharded_runs_and_failures(make: Maker) -> None:
 
 
 def test_the_module_functions(sched: Any, conn: Any, shell: str, monkeypatch: Any) -> None:
-    if shell != "sync" or not sched.keys.prefix == "rache:":
+    if shell != "sync" or sched.keys.prefix != "rache:":
         pytest.skip("the sync module functions, on the default prefix")
     monkeypatch.delenv("RACHE_REDIS_PREFIX", raising=False)
     sched.schedule_job("a", 0)

@@ -341,7 +341,8 @@ def test_a_cron_job_needs_the_advance_call_first() -> None:
     # (id, lease, next due, run timeout, occurrences): the next minute after the occurrence
     # handed out; the run's timeout its period, at least a minute
     named = [b"rache:queue", b"rache:recurring", b"rache:call:"]
-    args = [b"rache:history:", 20, b"", b"c1", LEASE, b"1700000040", 60_000, b"1699999980"]
+    args: List[Any] = [b"rache:history:", 20, b"", b"c1", LEASE, b"1700000040", 60_000]
+    args.append(b"1699999980")
     advance = Call(ADVANCE, named, args)
     assert claim.next_call() == advance
     assert claim.next_call() == advance  # asked again until it answers
@@ -426,7 +427,13 @@ def test_a_cron_occurrence_is_that_of_the_rule_not_the_due_time() -> None:
     claim.next_call()
     assert claim.take(reply) is None
     call = claim.next_call()
-    assert call is not None and call.args[3:] == [b"c1", LEASE, b"1700049840", 120_000, b"1700049720"]
+    assert call is not None and call.args[3:] == [
+        b"c1",
+        LEASE,
+        b"1700049840",
+        120_000,
+        b"1700049720",
+    ]
     jobs = claim.take([1])
     assert ids(jobs) == ["c1"]
     assert jobs is not None and jobs[0].due_at == 1700049720

@@ -72,7 +72,9 @@ def test_data_without_a_schedule_entry_is_read_copied_and_forgotten() -> None:
     assert call.args[2:] == [b"a", b"", b"", b"", 1, b"x", b"1"]
     flow.take(1)
     forget = flow.next_call()
-    assert forget == Call(FORGET, [keys.queue, keys.call_prefix], [keys.job_prefix, b"1", keys.history_prefix, b"a"])
+    assert forget == Call(
+        FORGET, [keys.queue, keys.call_prefix], [keys.job_prefix, b"1", keys.history_prefix, b"a"]
+    )
     assert flow.next_call() is None and plan.moved == 1
 
 

@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Optional, Union
 from . import config
 from .basedispatcher import HEARTBEAT_EVERY, BaseDispatcher
 from .errors import CONNECTION_ERRORS
+from .models import Job
 from .scheduler import AsyncScheduler
 from .signals import install_signals, restore_signals
 from .wakeup import aclose, no_wakeup, pubsub_factory
@@ -47,7 +48,11 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
                 loop.call_soon_threadsafe(wake.set)
 
     async def run(self, *, until_idle: bool = False) -> None:
-        """Run until stop(), SIGTERM or SIGINT, or with ``until_idle`` until nothing is due."""
+        """Run until stop(), SIGTERM or SIGINT, or with ``until_idle`` until nothing is due.
+
+        As :meth:`Dispatcher.run`: the runs still waiting for a retry are recorded failed
+        when it returns.
+        """
         self.core.stopping = False
         self.stop_signal = None
         self._loop = asyncio.get_running_loop()
@@ -69,12 +74,13 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
                     self._wake.clear()  # a backoff: only stop() cuts it short
                     await self._sleep(self.core.disconnected(exc), listen=False)
                     continue
-                if until_idle and more > 0:
+                if until_idle and more > 0 and not self.core.pending_retries:
                     return
                 if more:
                     await self._sleep(more)
         finally:
             restore_signals(previous)
+            await self.abandon_retries()
             await self._drop_pubsub()
             self._loop = self._wake = None
             await self.withdraw()
@@ -89,25 +95,63 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
         except CONNECTION_ERRORS as exc:
             return self.core.disconnected(exc)
 
+    async def abandon_retries(self) -> int:
+        """Record every run waiting for a retry failed; see :meth:`Dispatcher.abandon_retries`."""
+        waiting = self.core.abandon()
+        for retry in waiting:
+            await self._finish(retry.job, self._abandoned(retry, len(waiting)))
+            await self._on_error(retry.job, retry.error)
+        if waiting:
+            logger.warning(
+                "rache: stopping: %d runs waiting for a retry recorded failed", len(waiting)
+            )
+        return len(waiting)
+
+    async def _call(self, job: Job, attempts: int = 0) -> None:
+        """Call the handler for one run; record the outcome. See Dispatcher._call."""
+        try:
+            await maybe_await(self.handler(job))
+        except Exception as exc:
+            if self.core.failed_attempt(job, attempts, exc):
+                await self._finish(job, exc, retrying=True)
+                return
+            await self._finish(job, exc)
+            await self._on_error(job, exc)
+        else:
+            self.core.handled_one()
+            if not self.hand_off:
+                await self._finish(job)
+
+    async def _finish(self, job: Job, error: Any = None, *, retrying: bool = False) -> None:
+        if not self.reports:
+            return
+        try:
+            await self.scheduler.finish_run(job.occurrence_id, error, retrying=retrying)
+        except Exception as exc:
+            self._unreported(job, exc)
+
+    async def _on_error(self, job: Job, exc: BaseException) -> None:
+        if self.on_error is None:
+            return
+        try:
+            await maybe_await(self.on_error(job, exc))
+        except Exception as hook_exc:
+            self.core.hook_failed(job, hook_exc)
+
+    async def _retry_due(self) -> None:
+        while (retry := self.core.next_retry()) is not None:
+            await self._call(retry.job, retry.attempts)
+
     async def _round(self) -> float:
         """One claim handed out; the seconds to sleep after it. See Dispatcher._round."""
-        core, scheduler, handler, on_error = self.core, self.scheduler, self.handler, self.on_error
+        core, scheduler = self.core, self.scheduler
+        await self._retry_due()
         claim = self._claim()
         while (jobs := await scheduler.claim_batch(claim)) is not None:
             core.took(claim, jobs)
             try:
                 while (job := core.next_job()) is not None:
-                    try:
-                        await maybe_await(handler(job))
-                    except Exception as exc:
-                        core.failed_one(job, exc)
-                        if on_error is not None:
-                            try:
-                                await maybe_await(on_error(job, exc))
-                            except Exception as hook_exc:
-                                core.hook_failed(job, hook_exc)
-                    else:
-                        core.handled_one()
+                    await self._call(job)
             finally:
                 # Cancelled, a stop, or a BaseException from the handler: the rest goes back
                 # (no other thread puts back here: no lock held across the await).
@@ -121,6 +165,7 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
                 break
             self._beat()
             await self._announce()
+            await self._retry_due()
         return core.sleep_after(claim)
 
     async def _announce(self, force: bool = False) -> None:

@@ -17,9 +17,12 @@ from .constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_SLEEP,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_BACKOFF,
+    HAND_OFF_ATTRIBUTE,
     POLLER_TTL,
 )
-from .dispatchloop import DispatchLoop
+from .dispatchloop import DispatchLoop, Retry
 from .durations import seconds
 from .models import Job, Seconds
 from .scheduler import AsyncScheduler, BaseScheduler, Claim, Scheduler
@@ -63,6 +66,9 @@ class BaseDispatcher(Generic[S]):
         heartbeat: Optional[Callable[[], Any]] = None,
         kind: str = "dispatcher",
         poller_ttl: Seconds = POLLER_TTL,
+        retries: int = DEFAULT_RETRIES,
+        retry_backoff: Seconds = DEFAULT_RETRY_BACKOFF,
+        hand_off: Optional[bool] = None,
     ) -> None:
         if scheduler is None:
             scheduler = cast(S, self._scheduler_class())
@@ -90,8 +96,20 @@ class BaseDispatcher(Generic[S]):
             forget=forget,
             kind=kind,
             poller_ttl=poller_ttl,
+            retries=retries,
+            retry_backoff=retry_backoff,
         )
         self.handler = handler
+        #: whether the handler hands each run to a task queue whose worker reports its
+        #: outcome (then a return is not a success: only a raise is reported, as a failure)
+        if hand_off is None:
+            hand_off = bool(getattr(handler, HAND_OFF_ATTRIBUTE, False))
+        self.hand_off = bool(hand_off)
+        #: whether outcomes are recorded: not under ``Scheduler(history=0)``, which keeps
+        #: no run (a finish_run would find none: a round trip a job for nothing)
+        self.reports = getattr(scheduler, "history", None) != 0
+        self.retries = self.core.retries
+        self.retry_backoff = self.core.retry_backoff
         self.scheduler: S = scheduler
         self.reschedule_in = reschedule_in
         self.on_error = on_error
@@ -120,8 +138,18 @@ class BaseDispatcher(Generic[S]):
 
     @property
     def failed(self) -> int:
-        """Jobs whose handler raised."""
+        """Runs failed for good: the handler raised with no retry left (or on stop)."""
         return self.core.failed
+
+    @property
+    def retried(self) -> int:
+        """Failed attempts whose run was queued for a retry."""
+        return self.core.retried
+
+    @property
+    def pending_retries(self) -> int:
+        """Runs waiting in this dispatcher for a retry."""
+        return self.core.pending_retries
 
     @property
     def lag(self) -> Optional[float]:
@@ -169,6 +197,25 @@ class BaseDispatcher(Generic[S]):
     def stopping(self) -> bool:
         """Whether stop() was called (or a signal received) since run() or run_once() began."""
         return self.core.stopping
+
+    def _unreported(self, job: Job, exc: BaseException) -> None:
+        """Log an outcome that could not be recorded: the run stays running, then unknown."""
+        logger.warning(
+            "rache: the outcome of %s could not be recorded (%s: %s); it shows as running, "
+            "then unknown once its run_timeout passes",
+            job.occurrence_id,
+            type(exc).__name__,
+            exc,
+        )
+
+    @staticmethod
+    def _abandoned(retry: Retry, waiting: int) -> str:
+        """The error recorded for a run whose retry was waiting when the dispatcher stopped."""
+        error = retry.error
+        return (
+            f"{type(error).__name__}: {error} (attempt {retry.attempts}; not retried: the "
+            f"dispatcher stopped with {waiting} retr{'y' if waiting == 1 else 'ies'} waiting)"
+        )
 
     def _claim(self) -> Claim:
         scheduler: BaseScheduler = self.scheduler

@@ -95,6 +95,24 @@ MAX_POLLER_TEXT = 200
 #: ``Scheduler.health(late=)``: the oldest due job is a problem once this late (seconds).
 DEFAULT_LATE = 300.0
 
+# -- retries ---------------------------------------------------------------------------------
+
+#: A Dispatcher's retries of a run whose handler raised (``retries=``, ``rache dispatch
+#: --retries``): none by default, at most this many.
+DEFAULT_RETRIES = 0
+MAX_RETRIES = 100
+#: The wait before a run's first retry (seconds), doubled on each further failure, with
+#: jitter (half to all of it), and never longer than the most.
+DEFAULT_RETRY_BACKOFF = 10.0
+MAX_RETRY_DELAY = 3600.0
+#: The most retries one dispatcher holds waiting: a run that fails while this many wait
+#: fails for good (recorded ``failed``), so that memory stays bounded when every call fails.
+MAX_PENDING_RETRIES = 10_000
+#: The attribute that marks a handler handing each run to a task queue (rache.adapters'
+#: handlers, rache.rq's runner, the Celery beat): its return is not the run's success, the
+#: worker reports the outcome; an exception it raises is still a failed attempt.
+HAND_OFF_ATTRIBUTE = "rache_hand_off"
+
 # -- recurrence rules ------------------------------------------------------------------------
 
 #: The misfire policies of a recurrence rule, and the one used when none is given.
@@ -120,6 +138,13 @@ RQ_DEFAULT_LEASE = 30.0
 #: by the ``rache.adapters.rq`` handler, and by ``rache.rq`` when it moves a job into its
 #: queue (public as ``rache.adapters.OCCURRENCE_META``).
 OCCURRENCE_META = "rache_occurrence"
+#: The keys of an rq job's ``meta`` that tell rache's rq callbacks (``rache.adapters.
+#: rq_succeeded`` and ``rq_failed``) which schedule the run is of: its prefix, its shard
+#: count, and its Redis (``"queue"``: rq's own, the worker's connection; ``"env"``: the
+#: worker's ``REDIS_URL``, so that no password is written in rq's Redis).
+PREFIX_META = "rache_prefix"
+SHARDS_META = "rache_shards"
+REDIS_META = "rache_redis"
 
 # -- job data ----------------------------------------------------------------------------------
 

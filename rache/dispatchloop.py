@@ -12,7 +12,7 @@ only do the I/O it asks for, as the schedulers drive a claim (``rache.claim``). 
         core.took(claim, jobs)                   # the batch in hand, counted
         try:
             while (job := core.next_job()) is not None:   # None: done, or stopped
-                ...call the handler: core.handled_one(), or core.failed_one(job, exc)
+                ...call the handler: core.handled_one(), or core.failed_attempt(job, 0, exc)
         finally:
             with core.lock:                      # a thread may put back on stop()
                 handed = core.release()          # None: put back already
@@ -23,19 +23,36 @@ only do the I/O it asks for, as the schedulers drive a claim (``rache.claim``). 
         if core.stopping:
             break
     sleep(core.sleep_after(claim))               # or core.disconnected(exc) on an outage
+
+Each handler call's outcome: ``core.handled_one()`` when it returned, else
+``core.failed_attempt(job, attempts, exc)``, which queues a retry while the run has retries
+left (``retries``) and says so. Due retries are taken with ``core.next_retry()`` before each
+batch (never a sleep in the handler's path: a retry waits in this queue while other jobs go
+out), and ``sleep_after`` wakes the loop for the next one. On stop, ``core.abandon()`` hands
+back the retries still waiting, for the shell to record them failed.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import random
 import threading
 import time
 import weakref
-from typing import Any, ClassVar, List, Optional
+from typing import Any, ClassVar, List, NamedTuple, Optional, Tuple
 
 from .arguments import count, positive_seconds
-from .constants import MAX_BATCH_SIZE, POLLER_TTL
+from .constants import (
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_BACKOFF,
+    MAX_BATCH_SIZE,
+    MAX_PENDING_RETRIES,
+    MAX_RETRIES,
+    MAX_RETRY_DELAY,
+    POLLER_TTL,
+)
 from .errors import MissingExtra
 from .models import Job, Poller, Seconds
 from .pollers import Announcer
@@ -45,6 +62,17 @@ logger = logging.getLogger("rache.dispatch")
 
 #: Slept past a due time, so that a claim at the due time finds the job due on the server.
 MARGIN = 0.0005
+
+
+class Retry(NamedTuple):
+    """A run whose handler raised, waiting in a dispatcher for its next attempt."""
+
+    #: the job, as it was handed out (the same occurrence id on every attempt)
+    job: Job
+    #: the failed attempts so far (1 after the first call raised)
+    attempts: int
+    #: the exception of the last attempt
+    error: BaseException
 
 
 class DispatchLoop:
@@ -62,6 +90,9 @@ class DispatchLoop:
     :param forget: once a batch is handed out, forget the data of the jobs it handed out.
     :param kind: what the loop is, as ``Scheduler.pollers()`` shows it.
     :param poller_ttl: how long its entry there outlives its last announce, seconds.
+    :param retries: how many times a run whose handler raised is tried again (0: none).
+    :param retry_backoff: the wait before the first retry, seconds; doubled for each
+        further one, with jitter (half to all of it), at most ``MAX_RETRY_DELAY``.
     """
 
     def __init__(
@@ -76,8 +107,12 @@ class DispatchLoop:
         forget: bool = False,
         kind: str = "dispatcher",
         poller_ttl: Seconds = POLLER_TTL,
+        retries: int = DEFAULT_RETRIES,
+        retry_backoff: Seconds = DEFAULT_RETRY_BACKOFF,
     ) -> None:
         self.batch = count(batch, "batch", 1, MAX_BATCH_SIZE)
+        self.retries = count(retries, "retries", 0, MAX_RETRIES)
+        self.retry_backoff = positive_seconds(retry_backoff, "retry_backoff")
         self.max_sleep = positive_seconds(max_sleep, "max_sleep")
         self.backoff = positive_seconds(backoff, "backoff")
         self.max_backoff = positive_seconds(max_backoff, "max_backoff")
@@ -90,10 +125,16 @@ class DispatchLoop:
         #: stop asked (stop(), a signal): no batch after the one in hand, and with
         #: ``finish_batch`` False no job more of it
         self.stopping = False
-        #: jobs claimed, handed to the handler without error, and whose handler raised
+        #: jobs claimed; handler calls that returned (a retry's included); runs failed for
+        #: good (their handler raised with no retry left, or on stop with retries waiting);
+        #: and failed attempts queued for a retry
         self.claimed = 0
         self.handled = 0
         self.failed = 0
+        self.retried = 0
+        #: the retries waiting, earliest first: (when, monotonic; order; the retry)
+        self._retries: List[Tuple[float, int, Retry]] = []
+        self._order = itertools.count()
         #: the dispatch lag of the last job claimed, and the largest seen (seconds): the
         #: claim's time (server clock) less the job's due time
         self.lag: Optional[float] = None
@@ -156,10 +197,11 @@ class DispatchLoop:
         if claim.remaining is not None and claim.remaining <= 0:
             return 0.0
         wait = claim.next_wait()
+        retry = self.retry_wait()
         if wait is None:
-            return self.max_sleep
-        wait += MARGIN
-        return min(self.max_sleep, max(MARGIN, wait))
+            return self.max_sleep if retry is None else min(self.max_sleep, retry)
+        wait = min(self.max_sleep, max(MARGIN, wait + MARGIN))
+        return wait if retry is None else min(wait, retry)
 
     # -- the batch in hand ----------------------------------------------------------------
 
@@ -210,17 +252,100 @@ class DispatchLoop:
         if self._prometheus is not None:
             self._prometheus.handled.inc()
 
-    def failed_one(self, job: Job, exc: BaseException) -> None:
-        """Count and log a job whose handler raised: the loop goes on."""
+    def failed_attempt(self, job: Job, attempts: int, exc: BaseException) -> bool:
+        """Count and log a handler call that raised; whether the run waits for a retry.
+
+        ``attempts`` is the run's failed attempts before this one. With retries left (and
+        fewer than ``MAX_PENDING_RETRIES`` waiting), the run is queued for its next attempt
+        after ``retry_delay`` and True returned (a failed attempt: ``retried`` counts it);
+        else it failed for good (``failed`` counts it). The loop goes on either way.
+        """
+        attempts += 1
+        exc_info = (type(exc), exc, exc.__traceback__)
+        if attempts <= self.retries and len(self._retries) < MAX_PENDING_RETRIES:
+            delay = self.retry_delay(attempts - 1)
+            retry = Retry(job, attempts, exc)
+            heapq.heappush(self._retries, (time.monotonic() + delay, next(self._order), retry))
+            self.retried += 1
+            if self._prometheus is not None:
+                self._prometheus.retried.inc()
+            logger.warning(
+                "rache: the handler raised for job %r (due at %s), attempt %d of %d; "
+                "retrying in %.1f s",
+                job.get("id"),
+                job.due_at,
+                attempts,
+                self.retries + 1,
+                delay,
+                exc_info=exc_info,
+            )
+            return True
+        self.failed_for_good()
+        if attempts <= self.retries:
+            logger.error(
+                "rache: the handler raised for job %r (due at %s), attempt %d; failed: "
+                "%d retries wait already (MAX_PENDING_RETRIES)",
+                job.get("id"),
+                job.due_at,
+                attempts,
+                len(self._retries),
+                exc_info=exc_info,
+            )
+        else:
+            logger.error(
+                "rache: the handler raised for job %r (due at %s)%s",
+                job.get("id"),
+                job.due_at,
+                f", attempt {attempts} of {attempts}: failed" if attempts > 1 else "",
+                exc_info=exc_info,
+            )
+        return False
+
+    def failed_for_good(self) -> None:
+        """Count a run failed for good."""
         self.failed += 1
         if self._prometheus is not None:
             self._prometheus.failed.inc()
-        logger.error(
-            "rache: the handler raised for job %r (due at %s)",
-            job.get("id"),
-            job.due_at,
-            exc_info=(type(exc), exc, exc.__traceback__),
-        )
+
+    # -- retries ----------------------------------------------------------------------------
+
+    def retry_delay(self, before: int) -> float:
+        """The wait before a retry after ``before + 1`` failed attempts, seconds.
+
+        Exponential with jitter: half to all of ``retry_backoff * 2**before``, at most
+        ``MAX_RETRY_DELAY``. Jitter spreads the retries of runs that failed together (an
+        outage of what the handler calls) instead of sending them back at once.
+        """
+        delay = min(MAX_RETRY_DELAY, self.retry_backoff * 2 ** min(before, 60))
+        return random.uniform(delay / 2, delay)
+
+    @property
+    def pending_retries(self) -> int:
+        """How many runs wait for a retry."""
+        return len(self._retries)
+
+    def next_retry(self) -> Optional[Retry]:
+        """The next retry due now, taken off the queue; None if none is due, or stopping."""
+        if self.stopping or not self._retries or self._retries[0][0] > time.monotonic():
+            return None
+        return heapq.heappop(self._retries)[2]
+
+    def retry_wait(self) -> Optional[float]:
+        """Seconds until the next retry falls due (0 if one is due), None if none waits."""
+        if not self._retries:
+            return None
+        return max(0.0, self._retries[0][0] - time.monotonic())
+
+    def abandon(self) -> List[Retry]:
+        """Every retry still waiting, taken off the queue (a stop): earliest first.
+
+        The shell records each run failed for good (its last error, and that the
+        dispatcher stopped), and counts it in ``failed``.
+        """
+        waiting = [heapq.heappop(self._retries)[2] for _ in range(len(self._retries))]
+        for _ in waiting:
+            self.failed_for_good()
+        return waiting
 
     def hook_failed(self, job: Job, exc: BaseException) -> None:
         """Log an on_error hook that raised itself."""
@@ -240,7 +365,7 @@ class DispatchLoop:
         """
         if not self.announcer.due(force):
             return None
-        return self.announcer.poller(self.handled + self.failed, self.failed)
+        return self.announcer.poller(self.handled + self.failed + self.retried, self.failed)
 
     def announce_failed(self, exc: BaseException) -> None:
         """Log an announce refused (not a connection error): once, till one goes through."""
@@ -328,7 +453,14 @@ class _Prometheus:
             "rache_dispatcher_handled", "Jobs whose handler returned", registry=registry
         )
         self.failed = prometheus_client.Counter(
-            "rache_dispatcher_failed", "Jobs whose handler raised", registry=registry
+            "rache_dispatcher_failed",
+            "Runs failed for good: the handler raised, no retry left",
+            registry=registry,
+        )
+        self.retried = prometheus_client.Counter(
+            "rache_dispatcher_retried",
+            "Failed attempts whose run was queued for a retry",
+            registry=registry,
         )
         self.lag = prometheus_client.Histogram(
             "rache_dispatcher_lag_seconds",

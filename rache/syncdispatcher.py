@@ -16,6 +16,7 @@ from typing import Any
 
 from .basedispatcher import BaseDispatcher
 from .errors import CONNECTION_ERRORS
+from .models import Job
 from .scheduler import Scheduler
 from .signals import install_signals, restore_signals
 from .wakeup import no_wakeup, pubsub_factory
@@ -33,7 +34,9 @@ class Dispatcher(BaseDispatcher[Scheduler]):
     """A blocking dispatch loop: claims due jobs and calls ``handler(job)`` for each.
 
     :param handler: called with each claimed :class:`rache.Job`; see ``rache.adapters``
-        for rq, Celery and arq. An exception it raises is logged with the job's id and
+        for rq, Celery and arq. Its outcome is the run's (``Scheduler.finish_run``): it
+        returned, the run succeeded; it raised, the attempt failed, and the run is tried
+        again later (``retries``) or failed for good, logged with the job's id and
         counted, and the loop goes on: with ``reschedule_in`` the job is due again then,
         without it the job is off the schedule, and ``on_error(job, exc)`` decides (it may
         schedule it again).
@@ -67,6 +70,21 @@ class Dispatcher(BaseDispatcher[Scheduler]):
         runs it announces itself every few seconds (in claims and sleeps, not during a
         handler call: a call longer than this drops it from the list till it returns), and
         on a clean stop it withdraws at once.
+    :param retries: how many times a run whose handler raised is tried again, in this
+        process, with the same occurrence id (default 0). Each failed attempt is recorded
+        with ``finish_run(occurrence, exc, retrying=True)``, the last with
+        ``finish_run(occurrence, exc)``, and ``on_error`` is called then only. A retry
+        waits in a queue of the loop, never in a sleep: other jobs and the next
+        occurrences go out meanwhile. On stop, the retries still waiting are not made:
+        their runs are recorded failed (the last error, and that the dispatcher stopped),
+        to be found in ``Scheduler.failures()`` and scheduled again by hand.
+    :param retry_backoff: the wait before the first retry, seconds or timedelta (default
+        10 s), doubled for each further one, with jitter (half to all of it), at most
+        ``rache.constants.MAX_RETRY_DELAY``.
+    :param hand_off: the handler hands each run to a task queue, whose worker reports the
+        outcome (``rache.adapters``' handlers say so themselves: the default, None, reads
+        their mark): its return is then not recorded as a success; a raise still is a
+        failed attempt.
     """
 
     _scheduler_class = Scheduler
@@ -78,8 +96,10 @@ class Dispatcher(BaseDispatcher[Scheduler]):
 
         Round after round (see ``run_once``), sleeping in between until the next job is
         due. With ``until_idle``, returns after the first claim that finds fewer than
-        ``batch`` jobs due (they are handed out first).
+        ``batch`` jobs due (they are handed out first) once no retry waits.
         Signal handlers are installed for the run only, and only on the main thread.
+        When it returns, the runs still waiting for a retry are recorded failed
+        (``abandon_retries``).
         """
         self.core.stopping = False
         self.stop_signal = None
@@ -104,12 +124,13 @@ class Dispatcher(BaseDispatcher[Scheduler]):
                     self._drop_pubsub()
                     self._sleep(self.core.disconnected(exc), listen=False)
                     continue
-                if until_idle and more > 0:
+                if until_idle and more > 0 and not self.core.pending_retries:
                     return
                 if more:
                     self._sleep(more, listen=True)
         finally:
             restore_signals(previous)
+            self.abandon_retries()
             if releaser is not None:
                 running.clear()
                 releaser.join()
@@ -119,8 +140,9 @@ class Dispatcher(BaseDispatcher[Scheduler]):
     def run_once(self) -> float:
         """One round of ``run()``: claim the jobs due now (up to ``batch``), hand each out.
 
-        What a round of ``run()`` does, it does: each job goes to the handler (its errors
-        logged and counted, ``on_error`` called), a stop() during the round (from the
+        What a round of ``run()`` does, it does: the retries due are made, each job goes to
+        the handler (its outcome recorded, its errors logged and counted, retried or
+        ``on_error`` called), a stop() during the round (from the
         handler, another thread, a signal handler of yours) ends it after the batch in
         hand (with ``finish_batch=False``: after the handler call under way returns, the
         jobs of the batch not yet handed out put back then; only ``run()`` has a thread that
@@ -130,9 +152,9 @@ class Dispatcher(BaseDispatcher[Scheduler]):
         loop around it is yours (a Celery beat's ``tick`` is one round).
 
         Returns the seconds to wait before the next round: 0 after a full claim (more may
-        be due), else until the earliest job left falls due, at most ``max_sleep``. A Redis
-        connection error is not raised: it returns the backoff delay (the outage logged
-        once, when it begins, and once when it ends).
+        be due), else until the earliest job left or retry falls due, at most
+        ``max_sleep``. A Redis connection error is not raised: it returns the backoff delay
+        (the outage logged once, when it begins, and once when it ends).
         """
         self.core.stopping = False
         self._beat()
@@ -141,6 +163,59 @@ class Dispatcher(BaseDispatcher[Scheduler]):
             return self._round()
         except CONNECTION_ERRORS as exc:
             return self.core.disconnected(exc)
+
+    def abandon_retries(self) -> int:
+        """Record every run waiting for a retry failed for good; how many there were.
+
+        ``run()`` does it when it returns (a stop); a loop of yours around ``run_once()``
+        calls it when it ends, else those runs stay ``running`` (then ``unknown``).
+        """
+        waiting = self.core.abandon()
+        for retry in waiting:
+            self._finish(retry.job, self._abandoned(retry, len(waiting)))
+            self._on_error(retry.job, retry.error)
+        if waiting:
+            logger.warning(
+                "rache: stopping: %d runs waiting for a retry recorded failed", len(waiting)
+            )
+        return len(waiting)
+
+    def _call(self, job: Job, attempts: int = 0) -> None:
+        """Call the handler for one run (after ``attempts`` failed ones); record the outcome."""
+        try:
+            self.handler(job)
+        except Exception as exc:
+            if self.core.failed_attempt(job, attempts, exc):
+                self._finish(job, exc, retrying=True)
+                return
+            self._finish(job, exc)
+            self._on_error(job, exc)
+        else:
+            self.core.handled_one()
+            if not self.hand_off:
+                self._finish(job)
+
+    def _finish(self, job: Job, error: Any = None, *, retrying: bool = False) -> None:
+        """``finish_run`` for the run; an error recording it is logged, never raised."""
+        if not self.reports:
+            return
+        try:
+            self.scheduler.finish_run(job.occurrence_id, error, retrying=retrying)
+        except Exception as exc:
+            self._unreported(job, exc)
+
+    def _on_error(self, job: Job, exc: BaseException) -> None:
+        if self.on_error is None:
+            return
+        try:
+            self.on_error(job, exc)
+        except Exception as hook_exc:
+            self.core.hook_failed(job, hook_exc)
+
+    def _retry_due(self) -> None:
+        """Make the retries due now, one by one (none once stopping)."""
+        while (retry := self.core.next_retry()) is not None:
+            self._call(retry.job, retry.attempts)
 
     def _release_on_stop(self, running: threading.Event) -> None:
         """Once stop() is called, put back at once the jobs of the batch not yet handed out.
@@ -167,25 +242,17 @@ class Dispatcher(BaseDispatcher[Scheduler]):
         The core (DispatchLoop) decides which job goes next, what goes back and what is
         forgotten; this does the calls. A sharded schedule's claim takes from each shard in
         turn, as pending_jobs does. What was not handed out goes back (a stop, or a
-        BaseException from the handler), here or at once by the put-back thread.
+        BaseException from the handler), here or at once by the put-back thread. The
+        retries due go first, and again between batches.
         """
-        core, scheduler, handler, on_error = self.core, self.scheduler, self.handler, self.on_error
+        core, scheduler = self.core, self.scheduler
+        self._retry_due()
         claim = self._claim()
         while (jobs := scheduler.claim_batch(claim)) is not None:
             core.took(claim, jobs)
             try:
                 while (job := core.next_job()) is not None:
-                    try:
-                        handler(job)
-                    except Exception as exc:
-                        core.failed_one(job, exc)
-                        if on_error is not None:
-                            try:
-                                on_error(job, exc)
-                            except Exception as hook_exc:
-                                core.hook_failed(job, hook_exc)
-                    else:
-                        core.handled_one()
+                    self._call(job)
             finally:
                 with core.lock:
                     handed = core.release()
@@ -198,6 +265,7 @@ class Dispatcher(BaseDispatcher[Scheduler]):
                 break
             self._beat()
             self._announce()
+            self._retry_due()
         return core.sleep_after(claim)
 
     def _announce(self, force: bool = False) -> None:

@@ -257,6 +257,8 @@ def test_the_dispatchers_are_twins() -> None:
         "claimed",
         "handled",
         "failed",
+        "retried",
+        "pending_retries",
         "lag",
         "max_lag",
         "put_back",
@@ -264,6 +266,7 @@ def test_the_dispatchers_are_twins() -> None:
         "stopping",
         "run",
         "run_once",
+        "abandon_retries",
         "withdraw",
     ]
     assert differences(Dispatcher, AsyncDispatcher) == []
@@ -271,6 +274,8 @@ def test_the_dispatchers_are_twins() -> None:
     assert inspect.iscoroutinefunction(AsyncDispatcher.run)
     assert not inspect.iscoroutinefunction(Dispatcher.run_once)
     assert inspect.iscoroutinefunction(AsyncDispatcher.run_once)
+    assert not inspect.iscoroutinefunction(Dispatcher.abandon_retries)
+    assert inspect.iscoroutinefunction(AsyncDispatcher.abandon_retries)
     assert not inspect.iscoroutinefunction(AsyncDispatcher.stop)  # safe from a signal handler
 
 

@@ -14,12 +14,18 @@ as kombu's JSON), so a beat sends an entry as the last beat that declared it sai
 that its own config lacks. Settings: ``rache_redis_url`` (default ``REDIS_URL``, else the
 broker URL when it is a Redis one) and ``rache_prefix`` (default ``RACHE_REDIS_PREFIX``,
 else ``rache:``). Needs the ``celery`` extra: ``pip install '.[celery]'`` in rache's checkout.
+
+Outcomes: a worker records the outcome of each run it executes (a beat's occurrence, or a
+task sent by ``rache.adapters.celery`` or ``rache dispatch --celery``: its task id is the
+run's occurrence id) once its app module runs one line, ``report_outcomes(app)``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import threading
 from dataclasses import dataclass
 from datetime import timezone as dt_timezone
 from typing import Any, Dict, List, Optional, Set, Union
@@ -40,14 +46,22 @@ from .rules import Cron, Every, from_details, location_zone
 from .scheduler import Scheduler
 
 try:
-    from celery import beat, schedules
+    from celery import beat, schedules, signals
     from kombu.utils import json as kombu_json
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise MissingExtra("rache.celery", "celery", "celery") from None
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BeatScheduler", "Declaration", "cron_expression", "declaration", "prefix", "redis_url"]
+__all__ = [
+    "BeatScheduler",
+    "Declaration",
+    "cron_expression",
+    "declaration",
+    "prefix",
+    "redis_url",
+    "report_outcomes",
+]
 
 #: The job data field that holds what to send: ``{"task", "args", "kwargs", "options"}``.
 FIELD = "celery"
@@ -247,6 +261,7 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
             kind="celery beat",
             # Celery's loop ticks at most max_interval apart: the entry outlives two of those.
             poller_ttl=max(POLLER_TTL, 2 * float(self.max_interval)),
+            hand_off=True,  # a task sent is not a run done: the worker reports outcomes
         )
         #: its core: the counts, the sleeps and the backoff
         self.loop = self.dispatcher.core
@@ -377,3 +392,77 @@ def _same_rule(before: Any, item: Declaration) -> bool:
         return from_details(before) == item.rule
     except KeyError:
         return False
+
+
+# -- outcomes: the worker's report of each run -------------------------------------------------
+
+#: What a rache occurrence id ends with: ``:<due time>``, and for a plain job's run
+#: ``:<16 hex digits>`` (a Celery task id of its own, a UUID, never does).
+_OCCURRENCE_END = re.compile(r":-?[0-9]+(?:\.[0-9]+)?(?::[0-9a-f]{16})?\Z")
+
+
+def is_occurrence_id(task_id: Any) -> bool:
+    """Whether a task id has the form of a rache occurrence id (others are not reported)."""
+    return isinstance(task_id, str) and _OCCURRENCE_END.search(task_id) is not None
+
+
+class _Reporter:
+    """The signal handlers of ``report_outcomes``: ``finish_run`` for one app's tasks."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._scheduler: Optional[Scheduler] = None
+        self._pid = 0
+
+    def scheduler(self) -> Scheduler:
+        """The schedule (the beat's settings), made on first use in each process."""
+        with self._lock:
+            if self._scheduler is None or self._pid != os.getpid():
+                shards = int(self.app.conf.get("rache_shards") or 1)
+                client = config.client(redis_url(self.app))
+                self._scheduler = Scheduler(client, prefix(self.app), shards=shards)
+                self._pid = os.getpid()
+            return self._scheduler
+
+    def report(self, task: Any, task_id: Any, error: Any, retrying: bool = False) -> None:
+        if not is_occurrence_id(task_id) or getattr(task, "app", self.app) is not self.app:
+            return
+        try:
+            self.scheduler().finish_run(task_id, error, retrying=retrying)
+        except Exception:
+            logger.warning("rache: the outcome of task %s could not be recorded", task_id,
+                           exc_info=True)  # fmt: skip
+
+    def success(self, sender: Any = None, **kwargs: Any) -> None:
+        self.report(sender, getattr(getattr(sender, "request", None), "id", None), None)
+
+    def failure(self, sender: Any = None, task_id: Any = None, exception: Any = None,
+                **kwargs: Any) -> None:  # fmt: skip
+        self.report(sender, task_id, exception if exception is not None else "failed")
+
+    def retry(self, sender: Any = None, request: Any = None, reason: Any = None,
+              **kwargs: Any) -> None:  # fmt: skip
+        error = reason if isinstance(reason, (BaseException, str)) else str(reason)
+        self.report(sender, getattr(request, "id", None), error, retrying=True)
+
+
+def report_outcomes(app: Any) -> None:
+    """Have this process's Celery worker record the outcome of each rache run it executes.
+
+    One line where the worker's app is made: ``rache.celery.report_outcomes(app)``. It
+    connects Celery's task signals: ``task_success`` records the run succeeded,
+    ``task_failure`` failed (with the exception), ``task_retry`` a failed attempt
+    (``retrying=True``: Celery's own retries). Only tasks of this app whose id has the form
+    of an occurrence id (``<id>:<due time>[:<run>]``: tasks sent by a rache beat,
+    ``rache.adapters.celery`` or ``rache dispatch --celery``) are reported, each with one
+    script call; others cost nothing. The schedule is the beat's: the ``rache_redis_url``
+    setting (else ``REDIS_URL``, else a Redis broker), ``rache_prefix`` and ``rache_shards``
+    (default 1). A report that fails is logged, never raised into the task. Calling it
+    again for the same app changes nothing.
+    """
+    reporter = _Reporter(app)
+    uid = f"rache-outcomes-{id(app)}"
+    signals.task_success.connect(reporter.success, weak=False, dispatch_uid=uid + "-success")
+    signals.task_failure.connect(reporter.failure, weak=False, dispatch_uid=uid + "-failure")
+    signals.task_retry.connect(reporter.retry, weak=False, dispatch_uid=uid + "-retry")

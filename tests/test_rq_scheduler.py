@@ -23,8 +23,9 @@ import pytest
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from rache import Cron
+from rache import Cron, adapters
 from rache import Scheduler as RacheScheduler
+from rache.constants import PREFIX_META, REDIS_META, SHARDS_META
 from rache.rq import QUEUE_FIELD, Runner, Scheduler, local_timezone
 from tests.support import harness
 from tests.support.helpers import commands_sent, snapshot
@@ -112,7 +113,17 @@ def test_each_call_makes_the_rq_job_that_rq_scheduler_makes(solo_raw: Any, call:
             # rq-scheduler's enqueue_at sets it after saving the job, so it is lost there
             assert (our_job.enqueue_at_front, their_job.enqueue_at_front) == (True, None)
             continue
+        if field == "meta":  # ours says which schedule the worker reports each run to
+            meta = dict(our_job.meta)
+            where = {key: meta.pop(key) for key in (PREFIX_META, SHARDS_META, REDIS_META)}
+            assert where == {PREFIX_META: "rache:rq:", SHARDS_META: 1, REDIS_META: "queue"}
+            assert meta == their_job.meta
+            continue
         assert getattr(our_job, field) == getattr(their_job, field), field
+    # and its callbacks record each run's outcome (rq-scheduler's job has none)
+    assert our_job.success_callback is adapters.rq_succeeded
+    assert our_job.failure_callback is adapters.rq_failed
+    assert their_job.success_callback is None
     assert our_job.get_status() == their_job.get_status() == JobStatus.SCHEDULED
     their_time = solo_raw.zscore(theirs.scheduled_jobs_key, "theirs")
     our_time = ours.rache.job_details("ours")["schedule_at"]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
+from rq import Callback
 from rq.job import JobStatus
 
+from .. import adapters
 from .conventions import QUEUE_FIELD
 
 if TYPE_CHECKING:
@@ -37,11 +39,18 @@ def create(
 
     Its queue is ``queue_name``, else the scheduler's; the scheduler's queue class, when
     given by name, goes in ``meta['queue_class_name']`` for the runner, as in rq-scheduler.
+    Its ``on_success`` / ``on_failure``, unless given, are rache's (``rache.adapters.
+    rq_succeeded`` / ``rq_failed``): the worker records the outcome of each run of a
+    periodic job, which the runner names in its meta when it moves it into its queue.
     """
     if queue_name is not None and (not isinstance(queue_name, str) or not queue_name):
         raise TypeError(f"queue_name must be a non-empty str, not {queue_name!r}")
     if meta is not None and not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict, not {type(meta).__name__}")
+    if on_success is None:
+        on_success = Callback(f"{adapters.__name__}.rq_succeeded")
+    if on_failure is None:
+        on_failure = Callback(f"{adapters.__name__}.rq_failed")
     job = scheduler.job_class.create(
         func,
         args=() if args is None else args,
@@ -58,6 +67,7 @@ def create(
         on_failure=on_failure,
         status=JobStatus.SCHEDULED,
     )
+    job.meta.update(adapters.rq_meta(scheduler.rache, scheduler.connection))
     job.origin = queue_name or scheduler.queue_name
     if scheduler.queue_class_name:
         job.meta["queue_class_name"] = scheduler.queue_class_name

@@ -44,6 +44,10 @@ class Runner:
     counts down in the same transaction; at 0 the rache job is deleted.
     """
 
+    #: A handler that hands each run off (``rache.constants.HAND_OFF_ATTRIBUTE``): the rq
+    #: worker reports the outcome of a periodic job's run (``rache.adapters.rq_succeeded``).
+    rache_hand_off = True
+
     def __init__(
         self,
         scheduler: RacheScheduler,

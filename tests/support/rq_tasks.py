@@ -31,3 +31,13 @@ class SlowQueue(Queue):
         """``Queue.enqueue_job``, after a pause."""
         time.sleep(float(os.environ.get("RQ_TASKS_DELAY", "0.005")))
         return super().enqueue_job(*args, **kwargs)
+
+
+def succeed(job: Any) -> str:
+    """A task that returns: its run succeeds (rache.adapters.rq's job, the job a dict)."""
+    return f"done {job['id']}"
+
+
+def fail(job: Any) -> str:
+    """A task that raises: its run fails (or, with rq's Retry, an attempt does)."""
+    raise RuntimeError(f"rq task failed for {job['id']}")

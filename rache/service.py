@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional
 
 from . import adapters, config
-from .constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_SLEEP, POLLER_TTL
+from .constants import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_SLEEP,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_BACKOFF,
+    HAND_OFF_ATTRIBUTE,
+    POLLER_TTL,
+)
 from .dispatch import Dispatcher
 from .errors import MissingExtra, RacheError
 from .models import Job, Seconds
@@ -132,11 +139,17 @@ def _task(target: Target, option: str) -> str:
     return target.task
 
 
-def select_target(target: Target, url: str, stack: contextlib.ExitStack) -> Handler:
+def select_target(
+    target: Target,
+    url: str,
+    stack: contextlib.ExitStack,
+    scheduler: Optional[Scheduler] = None,
+) -> Handler:
     """The handler for ``target``: the one place where target options become a callable.
 
     ``url`` is the schedule's Redis (rq and arq default to it); what must be closed at the
-    end (a connection, arq's event loop) goes on ``stack``.
+    end (a connection, arq's event loop) goes on ``stack``. ``scheduler`` is the schedule
+    the runs are of, for rq's workers to report each outcome to (``adapters.rq_meta``).
     :raises TargetError: no target, two of them, or one that cannot be used.
     :raises MissingExtra: the target's library is not installed.
     """
@@ -166,7 +179,8 @@ def select_target(target: Target, url: str, stack: contextlib.ExitStack) -> Hand
         except ImportError:
             raise MissingExtra("rache dispatch --rq", "rq", "rq") from None
         connection = stack.enter_context(contextlib.closing(config.client(queue_url)))
-        return adapters.rq(rq.Queue(target.rq, connection=connection), task)
+        queue = rq.Queue(target.rq, connection=connection)
+        return adapters.rq(queue, task, scheduler=scheduler)
     if target.celery:
         task = _task(target, "--celery")
         if importlib.util.find_spec("celery") is None:
@@ -232,7 +246,7 @@ def _arq_handler(target: Target, task: str, url: str, stack: contextlib.ExitStac
     def run(job: Job) -> Any:
         return asyncio.run_coroutine_threadsafe(enqueue(job), loop).result()
 
-    return run
+    return adapters.hands_off(run)
 
 
 # -- liveness and metrics ---------------------------------------------------------------------
@@ -361,6 +375,8 @@ def _logged(handler: Handler) -> Handler:
         logger.debug("rache dispatch: job %r (due at %s)", job.get("id"), job.due_at)
         return handler(job)
 
+    if getattr(handler, HAND_OFF_ATTRIBUTE, False):
+        adapters.hands_off(logged)
     return logged
 
 
@@ -387,6 +403,9 @@ class Service:
     health_timeout: float = 60.0
     #: how long the process stays in ``rache pollers`` after it dies without a word
     poller_ttl: float = POLLER_TTL
+    #: a run whose target raised is tried again this many times (the Dispatcher's retries)
+    retries: int = DEFAULT_RETRIES
+    retry_backoff: Seconds = DEFAULT_RETRY_BACKOFF
 
     def run(self) -> int:
         """Dispatch until SIGTERM or SIGINT; the exit status (0 after a signal)."""
@@ -414,6 +433,8 @@ class Service:
             heartbeat=health.beat,
             kind="rache dispatch",
             poller_ttl=self.poller_ttl,
+            retries=self.retries,
+            retry_backoff=self.retry_backoff,
         )
         # Outside the Dispatcher's run (start-up, shutdown), SIGTERM and SIGINT stop it
         # rather than kill it: a second signal while it winds down still exits 0.
@@ -428,13 +449,14 @@ class Service:
         with self._http(health, registry):
             health.beat()
             logger.info(
-                "rache dispatch: schedule %r (%d shard%s) on %s, handing jobs to %s%s (pid %d)",
+                "rache dispatch: schedule %r (%d shard%s) on %s, handing jobs to %s%s%s (pid %d)",
                 self.scheduler.keys.prefix,
                 len(self.scheduler.shards),
                 "" if len(self.scheduler.shards) == 1 else "s",
                 self.where or config.describe(self.scheduler.connection),
                 self.target,
                 ", forgetting their data" if self.forget else "",
+                f", {self.retries} retries a run" if self.retries else "",
                 os.getpid(),
             )
             if not early:
@@ -442,12 +464,14 @@ class Service:
         stopped_by = dispatcher.stop_signal or (signal.Signals(early[0]) if early else None)
         why = stopped_by.name if stopped_by is not None else "stop()"
         logger.info(
-            "rache dispatch: stopped on %s: %d jobs claimed, %d handled, %d failed, %d put back",
+            "rache dispatch: stopped on %s: %d jobs claimed, %d handled, %d failed, %d put back, "
+            "%d failed attempts retried",
             why,
             dispatcher.claimed,
             dispatcher.handled,
             dispatcher.failed,
             dispatcher.put_back,
+            dispatcher.retried,
         )
         return 0
 

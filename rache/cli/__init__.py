@@ -8,8 +8,8 @@ characters in ids (``--json`` is exact), and ``NO_COLOR`` turns colours off.
 
 The package, by what each part is: ``group`` (the group, its context and errors), then
 the commands: ``jobs`` (list, show, add, rm), ``schedule`` (stats, watch, doctor),
-``pollers``, ``dispatch``, ``maintenance`` (orphans, reshard, export, import) and ``web``. Importing
-a command's module adds it to the group.
+``pollers``, ``dispatch``, ``failures``, ``maintenance`` (orphans, reshard, export,
+import) and ``web``. Importing a command's module adds it to the group.
 """
 
 from __future__ import annotations
@@ -22,7 +22,15 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     raise MissingExtra("the rache command", "click", "cli") from None
 
 from ..formatting import parse_duration, printable, relative, timestamp
-from . import dispatch, jobs, maintenance, pollers, schedule, web  # noqa: F401 - each adds its commands
+from . import (  # noqa: F401 - each adds its commands
+    dispatch,
+    failures,
+    jobs,
+    maintenance,
+    pollers,
+    schedule,
+    web,
+)
 from .group import Context, RacheGroup, explain, fail, main, wrong_shards
 from .schedule import render_stats
 

@@ -12,7 +12,16 @@ import click
 import redis
 
 from .. import config, service
-from ..constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_SLEEP, MAX_BATCH_SIZE, POLLER_TTL
+from ..constants import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_SLEEP,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_BACKOFF,
+    MAX_BATCH_SIZE,
+    MAX_RETRIES,
+    MAX_RETRY_DELAY,
+    POLLER_TTL,
+)
 from ..errors import MissingExtra
 from ..formatting import parse_duration
 from ..scheduler import Scheduler
@@ -32,6 +41,17 @@ from .group import Context, explain, fail, main
 @click.option("--prefix", "own_prefix", metavar="PREFIX", help="Key prefix (wins as --url).")
 @click.option("--reschedule-in", metavar="DURATION", help="Due again after this (10m...).")
 @click.option("--forget", is_flag=True, help="Delete a job's data once handed out.")
+@click.option(
+    "--retries",
+    type=click.IntRange(0, MAX_RETRIES),
+    default=DEFAULT_RETRIES,
+    help="Retry a run whose target raised this many times [0].",
+)
+@click.option(
+    "--retry-backoff",
+    metavar="DURATION",
+    help="Wait before the first retry, doubled each time, with jitter [10s].",
+)
 @click.option(
     "--batch",
     type=click.IntRange(1, MAX_BATCH_SIZE),
@@ -81,6 +101,8 @@ def dispatch(
     own_prefix: Optional[str],
     reschedule_in: Optional[str],
     forget: bool,
+    retries: int,
+    retry_backoff: Optional[str],
     batch: int,
     max_sleep: float,
     metrics_port: Optional[int],
@@ -95,6 +117,12 @@ def dispatch(
     Any number of them share a schedule, each job to exactly one. On SIGTERM or SIGINT a
     target call begun finishes, the jobs claimed and not yet handed out go back at once,
     and it exits 0.
+
+    Each run's outcome is recorded (rache runs ID, rache failures): with --call, the
+    function's return or exception; with a task queue, its worker reports it, and an
+    enqueue that raises is a failed attempt. With --retries, a run that raised is tried
+    again in this process (its retry waits while other jobs go out); runs still waiting
+    for a retry when it stops are recorded failed.
     """
     if own_url:
         obj.url = own_url
@@ -106,6 +134,11 @@ def dispatch(
     ttl = POLLER_TTL if poller_ttl is None else parse_duration(poller_ttl)
     if not ttl > 0:
         raise click.BadParameter("must be more than 0", param_hint="--poller-ttl")
+    backoff = DEFAULT_RETRY_BACKOFF if retry_backoff is None else parse_duration(retry_backoff)
+    if not 0 < backoff <= MAX_RETRY_DELAY:
+        raise click.BadParameter(
+            f"must be more than 0 and at most {MAX_RETRY_DELAY:g} s", param_hint="--retry-backoff"
+        )
     level = logging.getLevelName(log_level.upper())
     logging.basicConfig(  # DEBUG is rache's own (each job), not redis-py's
         level=max(level, logging.INFO),
@@ -125,10 +158,6 @@ def dispatch(
         prefix=obj.prefix,
     )
     with contextlib.ExitStack() as stack:
-        try:
-            handler = service.select_target(target, obj.url, stack)
-        except (service.TargetError, MissingExtra) as error:
-            fail(str(error), status=2)
         # A dead network must not hang a call for ever; the loop backs off and retries.
         obj.client_options = {"socket_connect_timeout": 10, "socket_timeout": 60}
         try:
@@ -145,6 +174,10 @@ def dispatch(
             # and the scheduler checks the layout before its first claim.
             logging.getLogger("rache.service").warning("rache dispatch: %s; retrying", known[0])
             scheduler = Scheduler(obj.client, obj.prefix, shards=obj.shards)
+        try:
+            handler = service.select_target(target, obj.url, stack, scheduler)
+        except (service.TargetError, MissingExtra) as error:
+            fail(str(error), status=2)
         runner = service.Service(
             scheduler,
             handler,
@@ -154,6 +187,8 @@ def dispatch(
             batch=batch,
             max_sleep=max_sleep,
             forget=forget,
+            retries=retries,
+            retry_backoff=backoff,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
             health_file=health_file,

@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("celery")
 
+from rache import Scheduler
 from tests.support import harness
 from tests.support.beats import ROOT, Beat, start_beat, start_celery
 
@@ -37,9 +38,21 @@ def test_the_example_runs_each_occurrence_once_with_two_beats_and_a_worker(
             if sum(run.startswith("cleanup:") for run in runs) >= 2:
                 break
             time.sleep(0.1)
+        # The worker reports each run (report_outcomes in proj.py): succeeded, by its id.
+        schedule = Scheduler(solo_raw, "proj-beat:")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            done = {
+                run.occurrence_id for run in schedule.runs("cleanup") if run.state == "succeeded"
+            }
+            if len(done) >= 2:
+                break
+            time.sleep(0.1)
     finally:
         for process in reversed(processes):
             process.stop()
+    ran = {run.decode() for run in solo_raw.lrange("proj:runs", 0, -1)}
+    assert len(done) >= 2 and done <= ran, (done, ran)
     runs = [run.decode() for run in solo_raw.lrange("proj:runs", 0, -1)]
     assert len(runs) == len(set(runs)), runs  # each occurrence ran once
     for name, every in (("heartbeat", 2.0), ("cleanup", 3.0)):

@@ -21,12 +21,15 @@ import redis
 from celery import Celery
 from celery.schedules import crontab
 
+import rache.celery
+
 URL = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
 
 app = Celery("proj", broker=URL)
 app.conf.beat_scheduler = "rache.celery:BeatScheduler"
 app.conf.rache_prefix = "proj-beat:"  # the schedule's keys; rache_redis_url defaults to REDIS_URL
 app.conf.timezone = "Europe/Paris"  # crontab entries follow this wall clock
+rache.celery.report_outcomes(app)  # the worker records each run's outcome (rache failures)
 app.conf.beat_schedule = {
     "heartbeat": {"task": "proj.heartbeat", "schedule": 2.0},
     "cleanup": {

@@ -138,10 +138,10 @@ RQ_DEFAULT_LEASE = 30.0
 #: by the ``rache.adapters.rq`` handler, and by ``rache.rq`` when it moves a job into its
 #: queue (public as ``rache.adapters.OCCURRENCE_META``).
 OCCURRENCE_META = "rache_occurrence"
-#: The keys of an rq job's ``meta`` that tell rache's rq callbacks (``rache.adapters.
-#: rq_succeeded`` and ``rq_failed``) which schedule the run is of: its prefix, its shard
-#: count, and its Redis (``"queue"``: rq's own, the worker's connection; ``"env"``: the
-#: worker's ``REDIS_URL``, so that no password is written in rq's Redis).
+#: The keys of an rq job's ``meta`` that tell rache's rq callbacks
+#: (``rache.adapters.rq_succeeded`` and ``rq_failed``) which schedule the run is of: its
+#: prefix, its shard count, and its Redis (``"queue"``: rq's own, the worker's connection;
+#: ``"env"``: the worker's ``REDIS_URL``, so that no password is written in rq's Redis).
 PREFIX_META = "rache_prefix"
 SHARDS_META = "rache_shards"
 REDIS_META = "rache_redis"

@@ -39,9 +39,10 @@ def create(
 
     Its queue is ``queue_name``, else the scheduler's; the scheduler's queue class, when
     given by name, goes in ``meta['queue_class_name']`` for the runner, as in rq-scheduler.
-    Its ``on_success`` / ``on_failure``, unless given, are rache's (``rache.adapters.
-    rq_succeeded`` / ``rq_failed``): the worker records the outcome of each run of a
-    periodic job, which the runner names in its meta when it moves it into its queue.
+    Its ``on_success`` / ``on_failure``, unless given, are rache's
+    (``rache.adapters.rq_succeeded`` / ``rq_failed``): the worker records the outcome of
+    each run of a periodic job, which the runner names in its meta when it moves it into
+    its queue.
     """
     if queue_name is not None and (not isinstance(queue_name, str) or not queue_name):
         raise TypeError(f"queue_name must be a non-empty str, not {queue_name!r}")

@@ -337,6 +337,66 @@ class Bench:
             case.met = bool(case.met and case.ratios["rache / 0.3.1"] >= 2)
         self.fresh()
 
+    def runs_cost(self) -> None:
+        """What run history costs, against what each budget of issue #23 names.
+
+        A claim of 1,000 with runs recorded against none (``history=0``, the claim as it was
+        before runs), and ``finish_run`` against ``schedule_job``: within 10% of each.
+        """
+        limit, calls = 1000, max(2, self.scale(20))
+        total = limit * calls
+        kept, none = Scheduler(self.client, "runs:"), Scheduler(self.client, "none:", history=0)
+
+        def timed(ours: Scheduler, prefix: str) -> float:
+            self.fresh()
+            self.fill_due(prefix, total)
+            start = time.perf_counter()
+            claimed = sum(len(list(ours.pending_jobs(None, limit))) for _ in range(calls))
+            elapsed = time.perf_counter() - start
+            assert claimed == total, (prefix, claimed, total)
+            return claimed / elapsed
+
+        samples = self.interleave(
+            {"runs recorded": lambda: timed(kept, "runs:"), "none": lambda: timed(none, "none:")}
+        )
+        self.record(
+            "claim, limit=1000, runs recorded (history=20) vs none (history=0)",
+            "jobs/s",
+            samples,
+            ours="runs recorded",
+            target=("runs recorded / none", 0.9),
+            target_text=">= 0.9x none",
+        )
+
+        n = self.scale(3000)
+
+        def finishing() -> float:  # n running runs, made outside the timing
+            self.fresh()
+            self.fill_due("runs:", n)
+            runs = [job.occurrence_id for job in kept.pending_jobs()]
+            start = time.perf_counter()
+            for occurrence in runs:
+                kept.finish_run(occurrence)
+            return len(runs) / (time.perf_counter() - start)
+
+        def scheduling() -> float:
+            self.fresh()
+            start = time.perf_counter()
+            for i in range(n):
+                kept.schedule_job(f"job-{i}", 60, url=DATA["url"], timeout=10)
+            return n / (time.perf_counter() - start)
+
+        samples = self.interleave({"finish_run": finishing, "schedule_job": scheduling})
+        self.record(
+            "finish_run vs schedule_job, 1 client",
+            "calls/s",
+            samples,
+            ours="finish_run",
+            target=("finish_run / schedule_job", 0.9),
+            target_text=">= 0.9x schedule_job",
+        )
+        self.fresh()
+
     def claim_unlimited(self) -> None:
         """pending_jobs() over 100,000 due jobs, no limit: every batch until none is left."""
         total = self.scale(100_000)
@@ -757,6 +817,7 @@ def main() -> int:
             lambda: bench.claim(1, 1000),
             lambda: bench.claim(100, 100),
             lambda: bench.claim(1000, 20),
+            bench.runs_cost,
             bench.claim_unlimited,
             bench.pollers,
             bench.asyncio_pollers,

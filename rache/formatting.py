@@ -81,6 +81,18 @@ def relative(due: Optional[float], now: float) -> str:
     return f"in {span(delta)}" if delta > 0 else f"{span(delta)} overdue"
 
 
+def ago(moment: Optional[float], now: float) -> str:
+    """A past moment from ``now``: ``12s ago``, ``now``; ``never`` for None.
+
+    For what happened (a claim, a run's end), where :func:`relative` speaks of due times.
+    A moment ahead of ``now`` (another host's clock) reads ``in 2s``.
+    """
+    if moment is None:
+        return "never"
+    shown = relative(moment, now)
+    return shown.replace(" overdue", " ago") if shown.endswith(" overdue") else shown
+
+
 def text(value: Any) -> str:
     """``value`` as text for a message or a name: bytes as UTF-8 (what is not, replaced)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -20,7 +20,7 @@ import redis
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from rache import Cron, Every, Scheduler, web
+from rache import Cron, Every, Poller, Scheduler, web
 from rache.cli import main
 from rache.errors import ConfigurationError
 from tests.support import harness as testing
@@ -102,6 +102,76 @@ def test_the_live_endpoint_is_read_afresh(schedule: Scheduler, dashboard: Open) 
     assert after["jobs"][0]["overdue"] is True
     assert len(after["chart"]["bars"]) == 60
     assert after["numbers"]["coming"] == schedule.stats().coming
+
+
+def _poller(name: str, now: float, **fields: Any) -> Poller:
+    values: Dict[str, Any] = dict(
+        name=name, kind="rache dispatch", host="worker-1", pid=4242, version="0.4.0",
+        started=now - 3600, last_claim=now - 12, handed_out=1234, failures=0,
+    )  # fmt: skip
+    values.update(fields)
+    return Poller(**values)
+
+
+def test_the_overview_shows_live_pollers_the_health_verdict_and_the_lag_by_level(
+    schedule: Scheduler, dashboard: Open
+) -> None:
+    client = dashboard()
+    empty = Page(client.get("/").text)
+    assert empty.by_id["health-title"] == "Healthy: 0 live pollers, no due job more than 5m late"
+    assert empty.rows["pollers"] == [[
+        "No live poller: nothing hands out due jobs (start a dispatcher, rache dispatch, a "
+        "Celery beat or an rq runner)."
+    ]]  # fmt: skip
+    assert 'id="lag-figure" class="lag lag-ok"' in client.get("/").text
+    # a job due 30 s ago, no poller: unhealthy, the lag still ok
+    schedule.schedule_job("due", -30)
+    html = client.get("/").text
+    shown = Page(html)
+    assert shown.by_id["health-title"] == "Unhealthy: 1 problem"
+    assert shown.by_id["problems"] == (
+        "no live poller: 1 job is due and no poller is alive to hand out jobs "
+        "(rache pollers lists none)"
+    )
+    assert 'class="health health-bad"' in html
+    assert 'class="lag lag-ok"' in html and shown.by_id["lag-note"] == "within 1m"
+    # two pollers, one with failures and a name that is markup: listed by name, as text
+    now = schedule.server_time()
+    schedule.announce(_poller("<b>beat</b>", now, kind="celery beat", last_claim=None))
+    schedule.announce(_poller("worker-1:4242", now, failures=3, handed_out=1_234_567))
+    html = client.get("/").text
+    shown = Page(html)
+    assert shown.by_id["health-title"] == "Healthy: 2 live pollers, no due job more than 5m late"
+    assert shown.rows["pollers"] == [
+        ["<b>beat</b>", "celery beat", "worker-1 (pid 4242)", "never", "1,234", "0"],
+        ["worker-1:4242", "rache dispatch", "worker-1 (pid 4242)", "12s ago", "1,234,567", "3"],
+    ]
+    assert "<b>beat</b>" not in html and "&lt;b&gt;beat&lt;/b&gt;" in html
+    assert html.count('class="number failing"') == 1
+    # the lag past a minute: warning; past 5 minutes: bad, and the verdict says late
+    schedule.schedule_job("due", -90)
+    shown = Page(client.get("/").text)
+    assert 'class="lag lag-warning"' in client.get("/").text
+    assert shown.by_id["lag-note"] == "more than 1m late"
+    assert shown.by_id["health-title"].startswith("Healthy")
+    schedule.schedule_job("due", -400)
+    html = client.get("/").text
+    shown = Page(html)
+    assert 'class="lag lag-bad"' in html and shown.by_id["lag-note"] == "more than 5m late"
+    assert shown.by_id["health-title"] == "Unhealthy: 1 problem"
+    assert shown.by_id["problems"].startswith("late: job 'due' has been due for 6m 4")
+    # the live endpoint says the same
+    data = client.get("/api/overview").json()
+    assert data["lag_level"] == "bad" and data["lag_note"] == "more than 5m late"
+    assert data["health"]["ok"] is False
+    assert [p["kind"] for p in data["health"]["problems"]] == ["late"]
+    assert [(p["name"], p["failing"]) for p in data["pollers"]] == [
+        ("<b>beat</b>", False), ("worker-1:4242", True)
+    ]  # fmt: skip
+    schedule.withdraw("<b>beat</b>")
+    schedule.withdraw("worker-1:4242")
+    data = client.get("/api/overview").json()
+    assert data["pollers"] == [] and len(data["health"]["problems"]) == 2
 
 
 def test_a_jobs_page_shows_its_due_time_data_and_occurrence(

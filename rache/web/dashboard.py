@@ -10,9 +10,16 @@ import redis.asyncio
 from .. import config
 from ..aio import AsyncScheduler
 from ..errors import JobNotFound
-from ..models import Job, Stats
-from .display import chart, figures, job_rows
-from .settings import CHART_INTERVAL, CHART_INTERVALS, OVERVIEW_JOBS, RECURRING_PAGE, Settings
+from ..models import Health, Job, Stats
+from .display import chart, figures, job_rows, poller_rows, verdict
+from .settings import (
+    CHART_INTERVAL,
+    CHART_INTERVALS,
+    LAG_BAD,
+    OVERVIEW_JOBS,
+    RECURRING_PAGE,
+    Settings,
+)
 
 
 class Dashboard:
@@ -79,20 +86,28 @@ class Dashboard:
         return await self._scheduler().server_time()
 
     async def overview(self) -> Dict[str, Any]:
-        """The figures, the chart and the earliest jobs, read now."""
+        """The figures, the chart, the earliest jobs, the live pollers and the verdict, read now.
+
+        The verdict is ``health(late=LAG_BAD)``: the one ``rache doctor`` gives by default.
+        """
         scheduler = await self.scheduler()
         jobs: List[Tuple[Any, float]] = []
+        health: Optional[Health] = None
         if scheduler is None:
             coming = [0] * CHART_INTERVALS
             stats = Stats(await self.now(), 0, 0, None, None, coming, float(CHART_INTERVAL))
-        else:  # both at once: one round trip
-            stats, jobs = await asyncio.gather(
-                scheduler.stats(CHART_INTERVALS, CHART_INTERVAL), earliest(scheduler)
+        else:  # all at once, concurrently
+            stats, jobs, health = await asyncio.gather(
+                scheduler.stats(CHART_INTERVALS, CHART_INTERVAL),
+                earliest(scheduler),
+                scheduler.health(late=LAG_BAD),
             )
         return {
             **figures(stats),
             "chart": chart(stats),
             "jobs": job_rows(jobs, stats.now),
+            "pollers": poller_rows(health.pollers if health else [], stats.now),
+            "health": verdict(health),
             "recorded": scheduler is not None,
         }
 

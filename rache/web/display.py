@@ -10,10 +10,11 @@ import datetime
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
-from ..formatting import at, literal, relative, span
-from ..models import Stats
+from ..formatting import ago, at, literal, relative, span
+from ..models import Health, Poller, Stats
 from ..rules import from_details
 from ..rules import zone as rules_zone
+from .settings import LAG_BAD, LAG_WARNING
 
 
 def job_path(job_id: Any) -> Optional[str]:
@@ -62,6 +63,7 @@ def figures(stats: Stats) -> Dict[str, Any]:
         "due": f"{stats.due:,}",
         "lag": span(stats.lag) if stats.due else "none due",
         "lag_at": f"oldest due {at(oldest)}" if oldest is not None else "",
+        **lag_level(stats),
         "next_due": relative(stats.next_due, stats.now) or "nothing to come",
         "next_due_at": at(stats.next_due) if stats.next_due is not None else "",
         "numbers": {
@@ -74,6 +76,55 @@ def figures(stats: Stats) -> Dict[str, Any]:
             "interval": stats.interval,
         },
     }
+
+
+def lag_level(stats: Stats) -> Dict[str, str]:
+    """How bad the lag is: ``lag_level`` ok, warning (past ``LAG_WARNING``) or bad (past
+    ``LAG_BAD``), the class the overview colours it by, and ``lag_note`` saying so in words
+    (so that the colour is never the only sign)."""
+    lag = stats.lag if stats.due else 0.0
+    if lag > LAG_BAD:
+        return {"lag_level": "bad", "lag_note": f"more than {span(LAG_BAD)} late"}
+    if lag > LAG_WARNING:
+        return {"lag_level": "warning", "lag_note": f"more than {span(LAG_WARNING)} late"}
+    return {"lag_level": "ok", "lag_note": f"within {span(LAG_WARNING)}" if stats.due else ""}
+
+
+def poller_rows(pollers: List[Poller], now: float) -> List[Dict[str, Any]]:
+    """The overview's live pollers: name, kind, host and pid, last claim, counts."""
+    return [
+        {
+            "name": poller.name,
+            "kind": poller.kind,
+            "host": f"{poller.host} (pid {poller.pid})",
+            "version": poller.version,
+            "started": ago(poller.started, now),
+            "last_claim": ago(poller.last_claim, now),
+            "last_claim_at": at(poller.last_claim) if poller.last_claim is not None else "",
+            "handed_out": f"{poller.handed_out:,}",
+            "failures": f"{poller.failures:,}",
+            "failing": poller.failures > 0,
+        }
+        for poller in pollers
+    ]
+
+
+def verdict(health: Optional[Health]) -> Dict[str, Any]:
+    """The health verdict as the overview shows it: ok, a heading, and each problem's sentence.
+
+    None: no schedule recorded yet (a sharded one before its first write), nothing to judge.
+    """
+    if health is None:
+        return {"ok": True, "title": "Nothing to judge: no schedule yet", "problems": []}
+    if health.ok:
+        live = len(health.pollers)
+        pollers = f"{live} live poller{'' if live == 1 else 's'}"
+        title = f"Healthy: {pollers}, no due job more than {span(LAG_BAD)} late"
+        return {"ok": True, "title": title, "problems": []}
+    count = len(health.problems)
+    title = f"Unhealthy: {count} problem{'' if count == 1 else 's'}"
+    problems = [{"kind": p.kind, "message": p.message} for p in health.problems]
+    return {"ok": False, "title": title, "problems": problems}
 
 
 #: The chart's drawing area, in SVG user units.

@@ -8,12 +8,13 @@ none. Skipped, saying why, where there is no Chromium binary.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Iterator, List
 
 import pytest
 import redis
 
-from rache import Scheduler
+from rache import Poller, Scheduler
 from tests.support import harness as testing
 from tests.support.webtools import CHROMIUM, NASTY_IDS, fill, start_web, stop
 
@@ -154,3 +155,71 @@ def test_with_actions_allowed_a_job_is_deleted_from_its_page(
         watched.problems.clear()
     finally:
         assert stop(process)[0] == 0
+
+
+#: The lag's colours, as style.css paints its figure: ok, warning and bad.
+LAG_BACKGROUNDS = {"warning": "rgb(255, 244, 214)", "bad": "rgb(253, 236, 234)"}
+
+
+def test_the_overview_shows_live_pollers_the_verdict_and_the_lag_in_colour_kept_live(
+    solo: testing.RedisServer, solo_raw: redis.Redis, watched: Watched
+) -> None:
+    scheduler = Scheduler(solo.client(), "rache:")
+    scheduler.schedule_job("late", -30)
+    process, address = start_web(solo.url)
+    try:
+        page = watched.page
+        expect = sync_api.expect
+        page.goto(address)
+        health = page.locator("#health")
+        expect(page.locator("#health-title")).to_have_text("Unhealthy: 1 problem")
+        expect(page.locator("#problems li")).to_have_text(
+            "no live poller: 1 job is due and no poller is alive to hand out jobs "
+            "(rache pollers lists none)"
+        )
+        expect(page.locator("#pollers td")).to_have_text(
+            "No live poller: nothing hands out due jobs (start a dispatcher, rache dispatch, "
+            "a Celery beat or an rq runner)."
+        )
+        lag = page.locator("#lag-figure")
+        expect(lag).to_have_attribute("data-level", "ok")
+        ok_background = lag.evaluate("e => getComputedStyle(e).backgroundColor")
+        assert ok_background == "rgb(255, 255, 255)"
+        # a poller comes: listed without a reload, and the verdict turns healthy
+        now = scheduler.server_time()
+        scheduler.announce(
+            Poller("<i>w</i>:1", "rache dispatch", "host-a", 1, "0.4.0", now - 60, now - 2, 37, 4)
+        )
+        expect(page.locator("#pollers tr")).to_have_count(1, timeout=10_000)
+        cells = page.locator("#pollers tr").first.locator("td")
+        expect(cells).to_have_text(
+            ["<i>w</i>:1", "rache dispatch", "host-a (pid 1)", re.compile(r"\d+s ago"), "37", "4"],
+            timeout=10_000,
+        )
+        assert page.locator("#pollers i").count() == 0  # text, not markup
+        failures = cells.nth(5)
+        assert failures.evaluate("e => getComputedStyle(e).color") == "rgb(179, 38, 30)"
+        expect(page.locator("#health-title")).to_have_text(re.compile("^Healthy: 1 live poller"))
+        assert health.evaluate("e => e.className") == "health health-ok"
+        expect(page.locator("#problems li")).to_have_count(0)
+        # the oldest due job later and later: warning, then bad, coloured, without a reload
+        scheduler.schedule_job("late", -90)
+        expect(lag).to_have_attribute("data-level", "warning", timeout=10_000)
+        expect(page.locator("#lag-note")).to_have_text("more than 1m late")
+        background = lag.evaluate("e => getComputedStyle(e).backgroundColor")
+        assert background == LAG_BACKGROUNDS["warning"]
+        scheduler.schedule_job("late", -600)
+        expect(lag).to_have_attribute("data-level", "bad", timeout=10_000)
+        expect(page.locator("#lag-note")).to_have_text("more than 5m late")
+        assert lag.evaluate("e => getComputedStyle(e).backgroundColor") == LAG_BACKGROUNDS["bad"]
+        expect(page.locator("#health-title")).to_have_text("Unhealthy: 1 problem")
+        expect(page.locator("#problems li")).to_contain_text("late: job 'late' has been due for")
+        assert health.evaluate("e => e.className") == "health health-bad"
+        # and a fresh load shows the same
+        page.reload()
+        expect(lag).to_have_attribute("data-level", "bad")
+        expect(page.locator("#pollers tr")).to_have_count(1)
+        scheduler.withdraw("<i>w</i>:1")
+    finally:
+        status, err = stop(process)
+    assert status == 0, err

@@ -11,10 +11,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
 from ..formatting import ago, at, literal, relative, span
-from ..models import Health, Poller, Stats
+from ..models import Health, Poller, Run, Stats
 from ..rules import from_details
 from ..rules import zone as rules_zone
-from .settings import LAG_BAD, LAG_WARNING
+from .settings import ERROR_SHOWN, LAG_BAD, LAG_WARNING
 
 
 def job_path(job_id: Any) -> Optional[str]:
@@ -188,10 +188,13 @@ def occurrences(job: Dict[str, Any], now: float) -> List[Tuple[str, str, str]]:
     return [(at(t), relative(t, now), local(t, rule)) for t in job.get("next_occurrences", [])]
 
 
-def recurring_rows(jobs: List[Dict[str, Any]], now: float) -> List[Dict[str, Any]]:
-    """The rows of /recurring: each job's id, rule and next run (the due time if none)."""
+def recurring_rows(
+    jobs: List[Tuple[Dict[str, Any], List[Run]]], now: float
+) -> List[Dict[str, Any]]:
+    """The rows of /recurring: each job's id, rule, next run (the due time if none), and its
+    last run and outcome (of its runs, newest first)."""
     rows = []
-    for job in jobs:
+    for job, runs in jobs:
         upcoming = job.get("next_occurrences") or [job.get("schedule_at")]
         rows.append(
             {
@@ -199,6 +202,93 @@ def recurring_rows(jobs: List[Dict[str, Any]], now: float) -> List[Dict[str, Any
                 "rule": job.get("recurring"),
                 "next": at(upcoming[0]),
                 "relative": relative(upcoming[0], now),
+                "last": last_run(runs, now),
             }
         )
     return rows
+
+
+def short(error: Optional[str], limit: int = ERROR_SHOWN) -> str:
+    """An error's first line, at most ``limit`` characters (``…`` where cut), for a list."""
+    if not error:
+        return ""
+    first = error.splitlines()[0] if error.strip() else error
+    cut = len(first) > limit or first != error
+    return first[:limit].rstrip() + "…" if cut else first
+
+
+def state_text(run: Run) -> str:
+    """A run's state in words: ``failed``, ``running (2 failed attempts)``, ``succeeded (after
+    1 failed attempt)``: the attempts recorded with ``finish_run(..., retrying=True)``."""
+    if not run.attempts or run.state == "skipped":
+        return run.state
+    attempts = f"{run.attempts} failed attempt{'' if run.attempts == 1 else 's'}"
+    if run.state in ("running", "unknown"):
+        return f"{run.state} ({attempts})"
+    return f"{run.state} (after {attempts})"
+
+
+def state_title(run: Run) -> str:
+    """What a state means, for its tooltip."""
+    if run.state == "unknown":
+        deadline = f" (its deadline, {at(run.deadline)})" if run.deadline is not None else ""
+        return f"no outcome within its run timeout{deadline}: it may have died or hung"
+    if run.state == "running" and run.deadline is not None:
+        return f"no outcome yet; unknown after {at(run.deadline)}"
+    if run.state == "skipped":
+        return f"not handed out: {run.error or 'a policy'}"
+    return ""
+
+
+def run_rows(runs: List[Run], now: float) -> List[Dict[str, Any]]:
+    """A job's page's runs, newest first: state, occurrence, when due, claimed, finished, error."""
+    return [
+        {
+            "occurrence": run.occurrence_id,
+            "state": run.state,
+            "state_text": state_text(run),
+            "state_title": state_title(run),
+            "due": at(run.due),
+            "claimed_at": at(run.claimed_at) if run.claimed_at is not None else "",
+            "claimed_ago": ago(run.claimed_at, now) if run.claimed_at is not None else "",
+            "claimed_by": run.claimed_by or "",
+            "finished_at": at(run.finished_at) if run.finished_at is not None else "",
+            "finished_ago": ago(run.finished_at, now) if run.finished_at is not None else "",
+            "error": run.error or "",
+        }
+        for run in runs
+    ]
+
+
+def failure_rows(runs: List[Run], now: float) -> List[Dict[str, Any]]:
+    """The overview's recent failures: when, which job (a link), the poller, the error."""
+    return [
+        {
+            "id": literal(run.job_id),
+            "url": job_path(run.job_id),
+            "occurrence": run.occurrence_id,
+            "failed_at": at(run.finished_at) if run.finished_at is not None else "",
+            "failed_ago": ago(run.finished_at, now),
+            "claimed_by": run.claimed_by or "",
+            "error": short(run.error),
+            "error_full": run.error or "",
+        }
+        for run in runs
+    ]
+
+
+def last_run(runs: List[Run], now: float) -> Optional[Dict[str, Any]]:
+    """The recurring page's last run of a job: when (claimed, or due if skipped), its outcome."""
+    if not runs:
+        return None
+    run = runs[0]
+    moment = run.claimed_at if run.claimed_at is not None else run.due
+    return {
+        "at": at(moment),
+        "ago": ago(moment, now),
+        "state": run.state,
+        "state_text": state_text(run),
+        "state_title": state_title(run),
+        "error": short(run.error),
+        "error_full": run.error or "",
+    }

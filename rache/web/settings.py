@@ -24,6 +24,11 @@ CHART_INTERVAL = 60
 #: red lag and the health verdict's "late" problem come together.
 LAG_WARNING = 60.0
 LAG_BAD = DEFAULT_LATE
+#: The recent failed runs listed on the overview (``Scheduler.failures``), newest first.
+OVERVIEW_FAILURES = 10
+#: An error in a list (the overview's failures, the recurring page): its first line, cut to
+#: this many characters; a job's page shows it whole (bounded by ``MAX_ERROR_BYTES``).
+ERROR_SHOWN = 120
 #: How often the overview's figures refresh in the browser, seconds.
 REFRESH = 2.0
 #: Host names a dashboard bound to a loopback address answers to.

@@ -1,6 +1,6 @@
 // rache web: keeps the overview live. Every few seconds it reads /api/overview and puts
-// its figures, the lag's level, the health verdict, the live pollers, the chart and the
-// earliest jobs in the page. Text goes in as text (textContent),
+// its figures, the lag's level, the health verdict, the live pollers, the recent failures,
+// the chart and the earliest jobs in the page. Text goes in as text (textContent),
 // never as markup, so an id reads exactly as it is in Redis.
 (function () {
   'use strict';
@@ -124,6 +124,18 @@
     }));
   }
 
+  function listFailures(failures) {
+    fillTable(document.getElementById('failures'), failures.map(function (f) {
+      return [
+        {text: f.failed_ago, title: f.failed_at},
+        {text: f.url ? f.id : f.id + ' (not UTF-8: no page)', href: f.url},
+        {text: f.occurrence, className: 'occurrence'},
+        {text: f.claimed_by},
+        {text: f.error, title: f.error_full, className: 'error'}
+      ];
+    }));
+  }
+
   function showHealth(health) {
     var box = document.getElementById('health');
     box.className = 'health ' + (health.ok ? 'health-ok' : 'health-bad');
@@ -155,6 +167,7 @@
     showLag(data.lag_level);
     showHealth(data.health);
     listPollers(data.pollers);
+    listFailures(data.failures);
     drawChart(data.chart);
     listJobs(data.jobs);
     setField('status', 'live, as of');

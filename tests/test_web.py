@@ -267,8 +267,10 @@ def test_a_jobs_page_lists_its_runs_newest_first_with_outcomes_and_errors(
     assert 'title="no outcome within its run timeout (its deadline,' in html
     # a job without runs says so; a job gone with runs kept still has its page
     poller.schedule_job("never-run", 60)
-    assert Page(client.get("/jobs/never-run").text).rows["runs"][0][0].startswith(
-        "No run recorded yet"
+    assert (
+        Page(client.get("/jobs/never-run").text)
+        .rows["runs"][0][0]
+        .startswith("No run recorded yet")
     )
     poller.schedule_job("once", 0)  # no data: once handed out, nothing but its runs is left
     (once,) = poller.pending_jobs()
@@ -325,7 +327,7 @@ def test_the_recurring_page_shows_each_jobs_last_run_and_outcome(
     poller.finish_run(jobs["failing"].occurrence_id, KeyError("missing <key>"))
     poller.finish_run(jobs["fine"].occurrence_id)
     html = dashboard().get("/recurring").text
-    assert "<th scope=\"col\">Last run</th><th scope=\"col\">Outcome</th>" in html
+    assert '<th scope="col">Last run</th><th scope="col">Outcome</th>' in html
     rows = {row[0]: row for row in Page(html).rows["recurring-jobs"]}
     for job_id in ("failing", "fine", "running"):
         (run,) = poller.runs(job_id)

@@ -223,3 +223,63 @@ def test_the_overview_shows_live_pollers_the_verdict_and_the_lag_in_colour_kept_
     finally:
         status, err = stop(process)
     assert status == 0, err
+
+
+def test_runs_a_failed_one_and_its_error_on_the_jobs_page_overview_and_recurring_page(
+    solo: testing.RedisServer, solo_raw: redis.Redis, watched: Watched
+) -> None:
+    from rache import Every
+
+    poller = Scheduler(solo.client(), "rache:", name="beat-1")
+    now = poller.server_time()
+    poller.schedule_recurring("nightly <report>", Every(3600), start=now - 1)
+    poller.schedule_recurring("heartbeat", Every(3600), start=now - 1)
+    jobs = {job["id"]: job for job in poller.pending_jobs()}
+    poller.finish_run(jobs["heartbeat"].occurrence_id)
+    process, address = start_web(solo.url)
+    try:
+        page = watched.page
+        expect = sync_api.expect
+        page.goto(address)
+        expect(page.locator("#failures td")).to_have_text("No failed run recorded.")
+        # a run fails while the overview is open: listed without a reload, its error whole
+        # on hover, its job a link
+        error = "ValueError: the feed at <https://example.com> answered 500\nTraceback..."
+        poller.finish_run(jobs["nightly <report>"].occurrence_id, error)
+        row = page.locator("#failures tr").first
+        expect(row.locator("td")).to_have_text(
+            [
+                re.compile(r"(now|[\d.]+s ago)"),
+                "nightly <report>",
+                jobs["nightly <report>"].occurrence_id,
+                "beat-1",
+                "ValueError: the feed at <https://example.com> answered 500…",
+            ],
+            timeout=10_000,
+        )
+        expect(row.locator("td.error")).to_have_attribute("title", error)
+        # its page: the runs, the failed one red with its error
+        row.get_by_role("link", name="nightly <report>", exact=True).click()
+        expect(page.locator("#job-id")).to_have_text("nightly <report>")
+        runs = page.locator("#runs tr")
+        expect(runs).to_have_count(1)
+        cells = runs.first.locator("td")
+        expect(cells.nth(0)).to_have_text("failed")
+        expect(cells.nth(1)).to_have_text(jobs["nightly <report>"].occurrence_id)
+        expect(cells.nth(4)).to_have_text("beat-1")
+        expect(cells.nth(6)).to_have_text(error)
+        assert cells.nth(0).evaluate("e => getComputedStyle(e).color") == "rgb(179, 38, 30)"
+        # the recurring page: each job's last run and outcome
+        page.get_by_role("link", name="Recurring jobs").click()
+        table = page.locator("#recurring-jobs tr")
+        expect(table).to_have_count(2)
+        expect(table.nth(0).locator("td.outcome")).to_have_text("succeeded")
+        expect(table.nth(1).locator("td.outcome")).to_have_text(
+            "failed ValueError: the feed at <https://example.com> answered 500…"
+        )
+        expect(table.nth(1).locator("td.last-run")).to_contain_text(" UTC")
+        green = table.nth(0).locator(".state").evaluate("e => getComputedStyle(e).color")
+        assert green == "rgb(43, 106, 47)"
+    finally:
+        status, err = stop(process)
+    assert status == 0, err

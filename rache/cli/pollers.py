@@ -44,4 +44,3 @@ def pollers(obj: Context, as_json: bool) -> None:
             )
         )
     echo_table(rows)
-

@@ -87,8 +87,10 @@ class Dashboard:
         return await self._scheduler().server_time()
 
     async def overview(self) -> Dict[str, Any]:
-        """The figures, the chart, the earliest jobs, the live pollers, the recent failures and
-        the verdict, read now.
+        """What the overview shows, read now.
+
+        The figures, the chart, the earliest jobs, the live pollers, the recent failures and
+        the health verdict.
 
         The verdict is ``health(late=LAG_BAD)``: the one ``rache doctor`` gives by default.
         """

@@ -10,7 +10,7 @@ import datetime
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
-from ..formatting import ago, at, literal, relative, span
+from ..formatting import ago, at, literal, relative, run_state, span
 from ..models import Health, Poller, Run, Stats
 from ..rules import from_details
 from ..rules import zone as rules_zone
@@ -79,9 +79,12 @@ def figures(stats: Stats) -> Dict[str, Any]:
 
 
 def lag_level(stats: Stats) -> Dict[str, str]:
-    """How bad the lag is: ``lag_level`` ok, warning (past ``LAG_WARNING``) or bad (past
-    ``LAG_BAD``), the class the overview colours it by, and ``lag_note`` saying so in words
-    (so that the colour is never the only sign)."""
+    """How bad the lag is: ``lag_level`` and ``lag_note``.
+
+    The level, ok, warning (past ``LAG_WARNING``) or bad (past ``LAG_BAD``), is the class
+    the overview colours the lag by; the note says so in words, so that the colour is never
+    the only sign.
+    """
     lag = stats.lag if stats.due else 0.0
     if lag > LAG_BAD:
         return {"lag_level": "bad", "lag_note": f"more than {span(LAG_BAD)} late"}
@@ -191,8 +194,11 @@ def occurrences(job: Dict[str, Any], now: float) -> List[Tuple[str, str, str]]:
 def recurring_rows(
     jobs: List[Tuple[Dict[str, Any], List[Run]]], now: float
 ) -> List[Dict[str, Any]]:
-    """The rows of /recurring: each job's id, rule, next run (the due time if none), and its
-    last run and outcome (of its runs, newest first)."""
+    """The rows of /recurring: each job's id, rule, next run, last run and outcome.
+
+    The next run is the due time when there are no occurrences; the last run is the first
+    of the job's runs (newest first).
+    """
     rows = []
     for job, runs in jobs:
         upcoming = job.get("next_occurrences") or [job.get("schedule_at")]
@@ -218,14 +224,8 @@ def short(error: Optional[str], limit: int = ERROR_SHOWN) -> str:
 
 
 def state_text(run: Run) -> str:
-    """A run's state in words: ``failed``, ``running (2 failed attempts)``, ``succeeded (after
-    1 failed attempt)``: the attempts recorded with ``finish_run(..., retrying=True)``."""
-    if not run.attempts or run.state == "skipped":
-        return run.state
-    attempts = f"{run.attempts} failed attempt{'' if run.attempts == 1 else 's'}"
-    if run.state in ("running", "unknown"):
-        return f"{run.state} ({attempts})"
-    return f"{run.state} (after {attempts})"
+    """A run's state in words, with its failed attempts (``rache.formatting.run_state``)."""
+    return run_state(run.state, run.attempts)
 
 
 def state_title(run: Run) -> str:

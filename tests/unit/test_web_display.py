@@ -106,7 +106,7 @@ def test_the_verdict_in_words() -> None:
     assert shown["problems"][0] == {"kind": "late", "message": "job 'a' is late"}
 
 
-def _run(**fields: object) -> "object":
+def _run(**fields: object) -> object:
     from rache import Run
 
     values: dict[str, object] = dict(

@@ -39,8 +39,10 @@ def jobs(count: int) -> Iterator[Tuple[str, float, dict[str, Any]]]:
 
 
 def runs(scheduler: Scheduler) -> None:
-    """Runs to show, made before the schedule fills: a job's failures, recurring outcomes,
-    and two live pollers."""
+    """Runs to show, made before the schedule fills.
+
+    A job's failure, recurring jobs' outcomes, and two live pollers.
+    """
     now = scheduler.server_time()
     scheduler.schedule_job('<b>x</b>&"', 0)
     scheduler.schedule_recurring("heartbeat", Every(60), start=now - 1)
@@ -56,19 +58,11 @@ def runs(scheduler: Scheduler) -> None:
     (again,) = scheduler.pending_jobs(reschedule_in=0, limit=1)
     scheduler.finish_run(again.occurrence_id)
     for n, kind in ((1, "rache dispatch"), (2, "celery beat")):
-        scheduler.announce(
-            Poller(
-                f"worker-{n}:{4240 + n}",
-                kind,
-                f"worker-{n}",
-                4240 + n,
-                "0.4.0",
-                now - 3600 * n,
-                now - n,
-                1234 * n,
-                3 - n,
-            )  # fmt: skip
-        )
+        poller = Poller(
+            f"worker-{n}:{4240 + n}", kind, f"worker-{n}", 4240 + n, "0.4.0",
+            now - 3600 * n, now - n, 1234 * n, 3 - n,
+        )  # fmt: skip
+        scheduler.announce(poller)
 
 
 def main(argv: List[str]) -> int:

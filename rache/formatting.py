@@ -81,6 +81,32 @@ def relative(due: Optional[float], now: float) -> str:
     return f"in {span(delta)}" if delta > 0 else f"{span(delta)} overdue"
 
 
+def ago(moment: Optional[float], now: float) -> str:
+    """A past moment from ``now``: ``12s ago``, ``now``; ``never`` for None.
+
+    For what happened (a claim, a run's end), where :func:`relative` speaks of due times.
+    A moment ahead of ``now`` (another host's clock) reads ``in 2s``.
+    """
+    if moment is None:
+        return "never"
+    shown = relative(moment, now)
+    return shown.replace(" overdue", " ago") if shown.endswith(" overdue") else shown
+
+
+def run_state(state: str, attempts: int) -> str:
+    """A run's state and its failed attempts, in words: ``running (2 failed attempts)``.
+
+    The attempts are those recorded with ``finish_run(..., retrying=True)``: ``failed``,
+    ``succeeded (after 1 failed attempt)``.
+    """
+    if not attempts or state == "skipped":
+        return state
+    counted = f"{attempts} failed attempt{'' if attempts == 1 else 's'}"
+    if state in ("running", "unknown"):
+        return f"{state} ({counted})"
+    return f"{state} (after {counted})"
+
+
 def text(value: Any) -> str:
     """``value`` as text for a message or a name: bytes as UTF-8 (what is not, replaced)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

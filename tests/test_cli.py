@@ -83,6 +83,44 @@ def test_add_list_show_rm(cli: Any, raw: Any) -> None:
     assert job_keys(raw) == []
 
 
+def test_runs_a_readable_table_newest_first_and_json(cli: Any, raw: Any) -> None:
+    poller = Scheduler(raw, "rache:", name="worker\x1b[31m:1")
+    poller.schedule_job("feed", 0, n=1)
+    (first,) = poller.pending_jobs(reschedule_in=0, limit=1)
+    poller.finish_run(first.occurrence_id, ValueError("bad input\nTraceback: " + "x" * 200))
+    (second,) = poller.pending_jobs(reschedule_in=0, limit=1)
+    poller.finish_run(second.occurrence_id, "flaky", retrying=True)
+    poller.finish_run(second.occurrence_id, "flaky", retrying=True)
+    (third,) = poller.pending_jobs(reschedule_in=3600, limit=1)
+    shown = cli("runs", "feed")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0].split() == ["STATE", "OCCURRENCE", "DUE", "CLAIMED", "BY", "FINISHED", "ERROR"]
+    assert [line.split()[0] for line in lines[1:]] == ["running", "running", "failed"]
+    assert lines[1].startswith("running   ")  # the column as wide as its widest cell
+    assert third.occurrence_id in lines[1] and first.occurrence_id in lines[3]
+    assert "running (2 failed attempts)" in lines[2] and lines[2].endswith("flaky")
+    assert lines[3].endswith("ValueError: bad input") and "Traceback" not in shown.output
+    assert "worker\\x1b[31m:1" in lines[3] and "\x1b" not in shown.output  # escaped
+    assert re.search(r"  (now|\d+(\.\d+)?s ago)  ", lines[3])
+    assert lines[1].rstrip().endswith("-")  # no outcome, no error
+    assert len(cli("runs", "feed", "--limit", "1").output.splitlines()) == 2
+    as_json = [json.loads(line) for line in cli("runs", "feed", "--json").output.splitlines()]
+    assert [run["occurrence_id"] for run in as_json] == [
+        third.occurrence_id, second.occurrence_id, first.occurrence_id
+    ]  # fmt: skip
+    assert as_json[2]["error"].startswith("ValueError: bad input\nTraceback: xxx")
+    assert as_json[1]["attempts"] == 2 and as_json[0]["state"] == "running"
+    # a job with none yet, and no job at all
+    cli("add", "later", "--in", "1h")
+    none = cli("runs", "later")
+    assert none.exit_code == 0 and "no run of later recorded yet" in none.output
+    assert cli("runs", "later", "--json").output == ""
+    missing = cli("runs", "nope")
+    assert missing.exit_code == 1 and "nope" in missing.output
+    assert cli("runs", "feed", "--limit", "0").exit_code == 2
+
+
 def test_a_new_cron_job_is_shown_at_its_next_occurrence(cli: Any, raw: Any) -> None:
     # 11 to 12 hours away: no poller has run, and nothing calls it due or overdue.
     hour = (

@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from typing import Any, Callable, Dict, Iterator, List
 
 import port_for
@@ -20,7 +21,7 @@ import redis
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from rache import Cron, Every, Scheduler, web
+from rache import Cron, Every, Poller, Scheduler, web
 from rache.cli import main
 from rache.errors import ConfigurationError
 from tests.support import harness as testing
@@ -104,6 +105,76 @@ def test_the_live_endpoint_is_read_afresh(schedule: Scheduler, dashboard: Open) 
     assert after["numbers"]["coming"] == schedule.stats().coming
 
 
+def _poller(name: str, now: float, **fields: Any) -> Poller:
+    values: Dict[str, Any] = dict(
+        name=name, kind="rache dispatch", host="worker-1", pid=4242, version="0.4.0",
+        started=now - 3600, last_claim=now - 12, handed_out=1234, failures=0,
+    )  # fmt: skip
+    values.update(fields)
+    return Poller(**values)
+
+
+def test_the_overview_shows_live_pollers_the_health_verdict_and_the_lag_by_level(
+    schedule: Scheduler, dashboard: Open
+) -> None:
+    client = dashboard()
+    empty = Page(client.get("/").text)
+    assert empty.by_id["health-title"] == "Healthy: 0 live pollers, no due job more than 5m late"
+    assert empty.rows["pollers"] == [[
+        "No live poller: nothing hands out due jobs (start a dispatcher, rache dispatch, a "
+        "Celery beat or an rq runner)."
+    ]]  # fmt: skip
+    assert 'id="lag-figure" class="lag lag-ok"' in client.get("/").text
+    # a job due 30 s ago, no poller: unhealthy, the lag still ok
+    schedule.schedule_job("due", -30)
+    html = client.get("/").text
+    shown = Page(html)
+    assert shown.by_id["health-title"] == "Unhealthy: 1 problem"
+    assert shown.by_id["problems"] == (
+        "no live poller: 1 job is due and no poller is alive to hand out jobs "
+        "(rache pollers lists none)"
+    )
+    assert 'class="health health-bad"' in html
+    assert 'class="lag lag-ok"' in html and shown.by_id["lag-note"] == "within 1m"
+    # two pollers, one with failures and a name that is markup: listed by name, as text
+    now = schedule.server_time()
+    schedule.announce(_poller("<b>beat</b>", now, kind="celery beat", last_claim=None))
+    schedule.announce(_poller("worker-1:4242", now, failures=3, handed_out=1_234_567))
+    html = client.get("/").text
+    shown = Page(html)
+    assert shown.by_id["health-title"] == "Healthy: 2 live pollers, no due job more than 5m late"
+    assert shown.rows["pollers"] == [
+        ["<b>beat</b>", "celery beat", "worker-1 (pid 4242)", "never", "1,234", "0"],
+        ["worker-1:4242", "rache dispatch", "worker-1 (pid 4242)", "12s ago", "1,234,567", "3"],
+    ]
+    assert "<b>beat</b>" not in html and "&lt;b&gt;beat&lt;/b&gt;" in html
+    assert html.count('class="number failing"') == 1
+    # the lag past a minute: warning; past 5 minutes: bad, and the verdict says late
+    schedule.schedule_job("due", -90)
+    shown = Page(client.get("/").text)
+    assert 'class="lag lag-warning"' in client.get("/").text
+    assert shown.by_id["lag-note"] == "more than 1m late"
+    assert shown.by_id["health-title"].startswith("Healthy")
+    schedule.schedule_job("due", -400)
+    html = client.get("/").text
+    shown = Page(html)
+    assert 'class="lag lag-bad"' in html and shown.by_id["lag-note"] == "more than 5m late"
+    assert shown.by_id["health-title"] == "Unhealthy: 1 problem"
+    assert shown.by_id["problems"].startswith("late: job 'due' has been due for 6m 4")
+    # the live endpoint says the same
+    data = client.get("/api/overview").json()
+    assert data["lag_level"] == "bad" and data["lag_note"] == "more than 5m late"
+    assert data["health"]["ok"] is False
+    assert [p["kind"] for p in data["health"]["problems"]] == ["late"]
+    assert [(p["name"], p["failing"]) for p in data["pollers"]] == [
+        ("<b>beat</b>", False), ("worker-1:4242", True)
+    ]  # fmt: skip
+    schedule.withdraw("<b>beat</b>")
+    schedule.withdraw("worker-1:4242")
+    data = client.get("/api/overview").json()
+    assert data["pollers"] == [] and len(data["health"]["problems"]) == 2
+
+
 def test_a_jobs_page_shows_its_due_time_data_and_occurrence(
     schedule: Scheduler, dashboard: Open
 ) -> None:
@@ -164,6 +235,108 @@ def test_the_recurring_page_lists_rules_next_runs_and_policies_by_pages(
     next_run = schedule.job_details("nightly")["next_occurrences"][0]
     assert web.at(next_run) in second
     assert client.get("/recurring?page=x").status_code == 400
+
+
+def test_a_jobs_page_lists_its_runs_newest_first_with_outcomes_and_errors(
+    solo: testing.RedisServer, solo_raw: redis.Redis, dashboard: Open
+) -> None:
+    poller = Scheduler(solo.client(), "rache:", name="<w>:1", run_timeout=0.2)
+    poller.schedule_job("feed", 0, n=1)
+    (first,) = poller.pending_jobs(reschedule_in=0, limit=1)
+    assert poller.finish_run(first.occurrence_id, ValueError("bad <input>\nline 2"))
+    (second,) = poller.pending_jobs(reschedule_in=0, limit=1)
+    assert poller.finish_run(second.occurrence_id, "flaky", retrying=True)
+    assert poller.finish_run(second.occurrence_id)
+    (third,) = poller.pending_jobs(reschedule_in=3600, limit=1)  # no outcome: unknown soon
+    time.sleep(0.3)
+    client = dashboard()
+    html = client.get("/jobs/feed").text
+    rows = Page(html).rows["runs"]
+    runs = poller.runs("feed")
+    assert [row[1] for row in rows] == [run.occurrence_id for run in runs] == [
+        third.occurrence_id, second.occurrence_id, first.occurrence_id
+    ]  # fmt: skip
+    assert [row[0] for row in rows] == [
+        "unknown", "succeeded (after 1 failed attempt)", "failed"
+    ]  # fmt: skip
+    assert rows[2][4] == "<w>:1" and rows[2][6] == "ValueError: bad <input>\nline 2"
+    assert "bad &lt;input&gt;" in html and "&lt;w&gt;:1" in html
+    assert rows[2][3] == f"{web.at(runs[2].claimed_at)} ({rows[2][3].split('(')[1]}"
+    assert rows[0][5] == "" and rows[0][6] == ""  # no outcome, no error
+    assert 'class="state state-failed"' in html
+    assert 'title="no outcome within its run timeout (its deadline,' in html
+    # a job without runs says so; a job gone with runs kept still has its page
+    poller.schedule_job("never-run", 60)
+    assert (
+        Page(client.get("/jobs/never-run").text)
+        .rows["runs"][0][0]
+        .startswith("No run recorded yet")
+    )
+    poller.schedule_job("once", 0)  # no data: once handed out, nothing but its runs is left
+    (once,) = poller.pending_jobs()
+    assert poller.finish_run(once.occurrence_id, "boom")
+    gone = page(client, "/jobs/once")
+    assert gone.by_id["gone"].startswith("Neither scheduled nor holding data")
+    assert gone.rows["runs"][0][:2] == ["failed", once.occurrence_id]
+    assert "due" not in gone.by_id and "Data" not in client.get("/jobs/once").text
+    with_actions = dashboard(allow_actions=True).get("/jobs/once").text
+    assert "/actions/" not in with_actions
+    poller.delete_job("once")
+    assert client.get("/jobs/once").status_code == 404
+
+
+def test_the_overview_lists_recent_failures_newest_first(
+    solo: testing.RedisServer, solo_raw: redis.Redis, dashboard: Open
+) -> None:
+    poller = Scheduler(solo.client(), "rache:", name="w:1")
+    client = dashboard()
+    assert Page(client.get("/").text).rows["failures"] == [["No failed run recorded."]]
+    nasty = '<b>x</b>&"'
+    for n, job_id in enumerate(["a", nasty, "b"]):
+        poller.schedule_job(job_id, 0, n=n)
+        (job,) = poller.pending_jobs()
+        poller.finish_run(job.occurrence_id, RuntimeError(f"failure {n} " + "x" * 200))
+        poller.schedule_job("ok", 0, n=n)
+        (fine,) = poller.pending_jobs()
+        poller.finish_run(fine.occurrence_id)  # a success is not listed
+    html = client.get("/").text
+    shown = Page(html)
+    failures = poller.failures()
+    rows = shown.rows["failures"]
+    assert [row[1] for row in rows] == ["b", nasty, "a"]
+    assert [row[2] for row in rows] == [run.occurrence_id for run in failures]
+    assert rows[0][3] == "w:1" and re.fullmatch(r"(now|\d+(\.\d+)?s ago)", rows[0][0])
+    assert rows[0][4] == "RuntimeError: failure 2 " + "x" * 96 + "…"  # one line, cut
+    assert f'title="RuntimeError: failure 2 {"x" * 200}"' in html  # whole, on hover
+    assert shown.link(nasty) == web.job_path(nasty)
+    data = client.get("/api/overview").json()
+    assert [f["occurrence"] for f in data["failures"]] == [run.occurrence_id for run in failures]
+    assert data["failures"][1]["url"] == web.job_path(nasty)
+
+
+def test_the_recurring_page_shows_each_jobs_last_run_and_outcome(
+    solo: testing.RedisServer, solo_raw: redis.Redis, dashboard: Open
+) -> None:
+    poller = Scheduler(solo.client(), "rache:", name="beat:1")
+    now = poller.server_time()
+    for job_id in ("failing", "fine", "idle", "running"):
+        start = now + 60 if job_id == "idle" else now - 1
+        poller.schedule_recurring(job_id, Every(3600), start=start)
+    jobs = {job["id"]: job for job in poller.pending_jobs()}
+    assert set(jobs) == {"failing", "fine", "running"}
+    poller.finish_run(jobs["failing"].occurrence_id, KeyError("missing <key>"))
+    poller.finish_run(jobs["fine"].occurrence_id)
+    html = dashboard().get("/recurring").text
+    assert '<th scope="col">Last run</th><th scope="col">Outcome</th>' in html
+    rows = {row[0]: row for row in Page(html).rows["recurring-jobs"]}
+    for job_id in ("failing", "fine", "running"):
+        (run,) = poller.runs(job_id)
+        assert rows[job_id][3].startswith(web.at(run.claimed_at) + " ")
+    assert rows["failing"][4] == "failed KeyError: 'missing <key>'"
+    assert "KeyError: &#39;missing &lt;key&gt;&#39;" in html
+    assert (rows["fine"][4], rows["running"][4]) == ("succeeded", "running")
+    assert rows["idle"][3:5] == ["never", ""]
+    assert 'class="state state-failed"' in html and 'class="state state-succeeded"' in html
 
 
 def test_the_find_box_and_missing_jobs(schedule: Scheduler, dashboard: Open) -> None:

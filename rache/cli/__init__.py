@@ -7,7 +7,7 @@ Redis cannot be reached or refused), 2 bad usage or input. Text output escapes c
 characters in ids (``--json`` is exact), and ``NO_COLOR`` turns colours off.
 
 The package, by what each part is: ``group`` (the group, its context and errors), then
-the commands: ``jobs`` (list, show, add, rm), ``schedule`` (stats, watch, doctor),
+the commands: ``jobs`` (list, show, add, rm, runs), ``schedule`` (stats, watch, doctor),
 ``pollers``, ``dispatch``, ``failures``, ``maintenance`` (orphans, reshard, export,
 import) and ``web``. Importing a command's module adds it to the group.
 """

@@ -118,7 +118,7 @@ def dispatch(
     target call begun finishes, the jobs claimed and not yet handed out go back at once,
     and it exits 0.
 
-    Each run's outcome is recorded (Scheduler.runs, rache failures): with --call, the
+    Each run's outcome is recorded (rache runs ID, rache failures): with --call, the
     function's return or exception; with a task queue, its worker reports it, and an
     enqueue that raises is a failed attempt. With --retries, a run that raised is tried
     again in this process (its retry waits while other jobs go out); runs still waiting

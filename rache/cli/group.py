@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import sys
-from typing import Any, Dict, NoReturn, Optional, Tuple
+from typing import Any, Dict, NoReturn, Optional, Sequence, Tuple
 
 import click
 import redis
@@ -83,6 +83,13 @@ class Context:
     def now(self) -> float:
         """The server's clock, the one of every due time shown."""
         return self.scheduler.server_time()
+
+
+def echo_table(rows: Sequence[Sequence[str]]) -> None:
+    """Print rows of text as columns, each as wide as its widest cell (the first: headings)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 def wrong_shards(error: LayoutMismatch) -> str:

@@ -1,16 +1,20 @@
-"""Commands on jobs: ``list``, ``show``, ``add``, ``rm``."""
+"""Commands on jobs: ``list``, ``show``, ``add``, ``rm``, ``runs``."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
 from ..errors import JobNotFound
-from ..formatting import parse_duration, printable, relative, timestamp
-from .group import Context, json_value, main
+from ..formatting import ago, parse_duration, printable, relative, run_state, timestamp
+from ..models import Run
+from .group import Context, echo_table, json_value, main
+
+#: The widest an error is shown in ``rache runs``' table (its first line; ``--json``: whole).
+ERROR_WIDTH = 80
 
 
 @main.command("list")
@@ -90,3 +94,59 @@ def rm(obj: Context, job_ids: Tuple[str, ...], force: bool) -> None:
             click.echo(f"rache: no job with id {printable(job_id)!r}", err=True)
     if unknown and not force:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: every field of each run.")
+@click.pass_obj
+def runs(obj: Context, job_id: str, limit: Optional[int], as_json: bool) -> None:
+    """A job's runs, newest first.
+
+    Each with its state, occurrence id, due time, when and by which poller it was claimed,
+    when it finished, and the error of a failure (or the reason a run was skipped).
+
+    A run is recorded each time a poller hands the job out (the last 20 are kept, unless
+    the pollers' Scheduler(history=...) says otherwise). Exit 1 when there is no such job
+    and no run of it.
+    """
+    scheduler = obj.scheduler
+    found = scheduler.runs(job_id)[:limit]
+    if not found:
+        try:
+            scheduler.job_details(job_id)
+        except JobNotFound as error:
+            click.echo(f"rache: {error}", err=True)
+            sys.exit(1)
+        if not as_json:
+            click.echo(f"no run of {printable(job_id)} recorded yet", err=True)
+        return
+    if as_json:
+        for run in found:
+            click.echo(json.dumps({key: json_value(value) for key, value in run._asdict().items()}))
+        return
+    echo_table(_run_rows(found, obj.now()))
+
+
+def _run_rows(found: List[Run], now: float) -> List[Tuple[str, ...]]:
+    """``rache runs``' table: a heading, then a row a run."""
+    rows: List[Tuple[str, ...]] = [
+        ("STATE", "OCCURRENCE", "DUE", "CLAIMED", "BY", "FINISHED", "ERROR")
+    ]
+    for run in found:
+        error = (run.error or "").strip().splitlines()[0] if (run.error or "").strip() else ""
+        if len(error) > ERROR_WIDTH:
+            error = error[: ERROR_WIDTH - 1] + "…"
+        rows.append(
+            (
+                run_state(run.state, run.attempts),
+                printable(run.occurrence_id),
+                timestamp(run.due),
+                "-" if run.claimed_at is None else ago(run.claimed_at, now),
+                printable(run.claimed_by or "-"),
+                "-" if run.finished_at is None else ago(run.finished_at, now),
+                printable(error) or "-",
+            )
+        )
+    return rows

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from ..formatting import printable, relative
-from .group import Context, main
+from ..formatting import ago, printable
+from .group import Context, echo_table, main
 
 
 @main.command()
@@ -37,17 +37,10 @@ def pollers(obj: Context, as_json: bool) -> None:
                 printable(poller.kind),
                 str(poller.pid),
                 printable(poller.version),
-                _ago(poller.started, now),
-                "never" if poller.last_claim is None else _ago(poller.last_claim, now),
+                ago(poller.started, now),
+                ago(poller.last_claim, now),
                 f"{poller.handed_out:,}",
                 f"{poller.failures:,}",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-
-
-def _ago(moment: float, now: float) -> str:
-    text = relative(moment, now)
-    return text.replace(" overdue", " ago") if text.endswith("overdue") else text
+    echo_table(rows)

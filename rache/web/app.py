@@ -21,6 +21,7 @@ from .display import (
     job_path,
     occurrences,
     recurring_rows,
+    run_rows,
     values,
 )
 from .settings import HEADERS, MAX_FORM, RECURRING_PAGE, REFRESH, UI, Settings
@@ -88,22 +89,24 @@ class App:
 
     async def _job(self, request: Request, job_id: str) -> Response:
         try:
-            job, now = await self.dashboard.job(job_id)
+            job, runs, now = await self.dashboard.job(job_id)
         except JobNotFound:
             return self.page(request, "message.html", 404, title="No such job", job_id=job_id)
-        due = job["schedule_at"]
-        rule = job.get("recurring")
+        due = job["schedule_at"] if job is not None else None
+        rule = job.get("recurring") if job is not None else None
         return self.page(
             request,
             "job.html",
             job_id=job_id,
+            gone=job is None,
             due=due,
             due_at=at(due),
             due_relative=relative(due, now),
-            occurrence=job.occurrence_id if due is not None else None,
-            fields=values(job),
+            occurrence=job.occurrence_id if job is not None and due is not None else None,
+            fields=values(job) if job is not None else [],
             rule=rule,
-            occurrences=occurrences(job, now),
+            occurrences=occurrences(job, now) if job is not None else [],
+            runs=run_rows(runs, now),
             now=at(now),
             units=list(UNITS),
         )

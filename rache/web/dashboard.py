@@ -10,9 +10,17 @@ import redis.asyncio
 from .. import config
 from ..aio import AsyncScheduler
 from ..errors import JobNotFound
-from ..models import Job, Stats
-from .display import chart, figures, job_rows
-from .settings import CHART_INTERVAL, CHART_INTERVALS, OVERVIEW_JOBS, RECURRING_PAGE, Settings
+from ..models import Health, Job, Run, Stats
+from .display import chart, failure_rows, figures, job_rows, poller_rows, verdict
+from .settings import (
+    CHART_INTERVAL,
+    CHART_INTERVALS,
+    LAG_BAD,
+    OVERVIEW_FAILURES,
+    OVERVIEW_JOBS,
+    RECURRING_PAGE,
+    Settings,
+)
 
 
 class Dashboard:
@@ -79,39 +87,67 @@ class Dashboard:
         return await self._scheduler().server_time()
 
     async def overview(self) -> Dict[str, Any]:
-        """The figures, the chart and the earliest jobs, read now."""
+        """What the overview shows, read now.
+
+        The figures, the chart, the earliest jobs, the live pollers, the recent failures and
+        the health verdict.
+
+        The verdict is ``health(late=LAG_BAD)``: the one ``rache doctor`` gives by default.
+        """
         scheduler = await self.scheduler()
         jobs: List[Tuple[Any, float]] = []
+        health: Optional[Health] = None
+        failed: List[Run] = []
         if scheduler is None:
             coming = [0] * CHART_INTERVALS
             stats = Stats(await self.now(), 0, 0, None, None, coming, float(CHART_INTERVAL))
-        else:  # both at once: one round trip
-            stats, jobs = await asyncio.gather(
-                scheduler.stats(CHART_INTERVALS, CHART_INTERVAL), earliest(scheduler)
+        else:  # all at once, concurrently
+            stats, jobs, health, failed = await asyncio.gather(
+                scheduler.stats(CHART_INTERVALS, CHART_INTERVAL),
+                earliest(scheduler),
+                scheduler.health(late=LAG_BAD),
+                scheduler.failures(OVERVIEW_FAILURES),
             )
         return {
             **figures(stats),
             "chart": chart(stats),
             "jobs": job_rows(jobs, stats.now),
+            "pollers": poller_rows(health.pollers if health else [], stats.now),
+            "failures": failure_rows(failed, stats.now),
+            "health": verdict(health),
             "recorded": scheduler is not None,
         }
 
-    async def job(self, job_id: str) -> Tuple[Job, float]:
-        """A job's details and the server's time.
+    async def job(self, job_id: str) -> Tuple[Optional[Job], List[Run], float]:
+        """A job's details, its runs (newest first) and the server's time.
 
-        :raises JobNotFound: no such job (or no schedule yet).
+        The details are None for a job that is gone but whose runs are kept (a plain job
+        handed out, its data taken with it): the failures list links to such jobs.
+
+        :raises JobNotFound: no such job and no run of it (or no schedule yet).
         """
         scheduler = await self.scheduler()
         if scheduler is None or not job_id:
             raise JobNotFound(job_id)
-        job = await scheduler.job_details(job_id)
-        return job, await self.now()
 
-    async def recurring(self, page: int) -> Tuple[List[Dict[str, Any]], int, float]:
-        """One page of the recurring jobs, by id: their details, the total, and the time.
+        async def details() -> Optional[Job]:
+            try:
+                return await scheduler.job_details(job_id)
+            except JobNotFound:
+                return None
 
-        The ids come from ``recurring_jobs`` (one script call per shard); the details only
-        for the page's jobs.
+        job, runs, now = await asyncio.gather(details(), scheduler.runs(job_id), self.now())
+        if job is None and not runs:
+            raise JobNotFound(job_id)
+        return job, runs, now
+
+    async def recurring(
+        self, page: int
+    ) -> Tuple[List[Tuple[Dict[str, Any], List[Run]]], int, float]:
+        """One page of the recurring jobs, by id: their details and runs, the total, the time.
+
+        The ids come from ``recurring_jobs`` (one script call per shard); the details and
+        the runs (newest first) only for the page's jobs.
         """
         scheduler = await self.scheduler()
         now = await self.now()
@@ -123,13 +159,16 @@ class Dashboard:
         found = await asyncio.gather(*(self._details(scheduler, job_id) for job_id in chosen))
         return [job for job in found if job is not None], len(ids), now
 
-    async def _details(self, scheduler: AsyncScheduler, job_id: Any) -> Optional[Dict[str, Any]]:
+    async def _details(
+        self, scheduler: AsyncScheduler, job_id: Any
+    ) -> Optional[Tuple[Dict[str, Any], List[Run]]]:
         if not isinstance(job_id, str):  # not UTF-8: not a job id rache's API takes
-            return {"id": job_id}
+            return {"id": job_id}, []
         try:
-            return await scheduler.job_details(job_id)
+            job, runs = await asyncio.gather(scheduler.job_details(job_id), scheduler.runs(job_id))
         except JobNotFound:  # deleted since the ids were read
             return None
+        return job, runs
 
 
 async def earliest(scheduler: AsyncScheduler) -> List[Tuple[Any, float]]:

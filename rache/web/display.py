@@ -10,10 +10,11 @@ import datetime
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
-from ..formatting import at, literal, relative, span
-from ..models import Stats
+from ..formatting import ago, at, literal, relative, run_state, span
+from ..models import Health, Poller, Run, Stats
 from ..rules import from_details
 from ..rules import zone as rules_zone
+from .settings import ERROR_SHOWN, LAG_BAD, LAG_WARNING
 
 
 def job_path(job_id: Any) -> Optional[str]:
@@ -62,6 +63,7 @@ def figures(stats: Stats) -> Dict[str, Any]:
         "due": f"{stats.due:,}",
         "lag": span(stats.lag) if stats.due else "none due",
         "lag_at": f"oldest due {at(oldest)}" if oldest is not None else "",
+        **lag_level(stats),
         "next_due": relative(stats.next_due, stats.now) or "nothing to come",
         "next_due_at": at(stats.next_due) if stats.next_due is not None else "",
         "numbers": {
@@ -74,6 +76,58 @@ def figures(stats: Stats) -> Dict[str, Any]:
             "interval": stats.interval,
         },
     }
+
+
+def lag_level(stats: Stats) -> Dict[str, str]:
+    """How bad the lag is: ``lag_level`` and ``lag_note``.
+
+    The level, ok, warning (past ``LAG_WARNING``) or bad (past ``LAG_BAD``), is the class
+    the overview colours the lag by; the note says so in words, so that the colour is never
+    the only sign.
+    """
+    lag = stats.lag if stats.due else 0.0
+    if lag > LAG_BAD:
+        return {"lag_level": "bad", "lag_note": f"more than {span(LAG_BAD)} late"}
+    if lag > LAG_WARNING:
+        return {"lag_level": "warning", "lag_note": f"more than {span(LAG_WARNING)} late"}
+    return {"lag_level": "ok", "lag_note": f"within {span(LAG_WARNING)}" if stats.due else ""}
+
+
+def poller_rows(pollers: List[Poller], now: float) -> List[Dict[str, Any]]:
+    """The overview's live pollers: name, kind, host and pid, last claim, counts."""
+    return [
+        {
+            "name": poller.name,
+            "kind": poller.kind,
+            "host": f"{poller.host} (pid {poller.pid})",
+            "version": poller.version,
+            "started": ago(poller.started, now),
+            "last_claim": ago(poller.last_claim, now),
+            "last_claim_at": at(poller.last_claim) if poller.last_claim is not None else "",
+            "handed_out": f"{poller.handed_out:,}",
+            "failures": f"{poller.failures:,}",
+            "failing": poller.failures > 0,
+        }
+        for poller in pollers
+    ]
+
+
+def verdict(health: Optional[Health]) -> Dict[str, Any]:
+    """The health verdict as the overview shows it: ok, a heading, and each problem's sentence.
+
+    None: no schedule recorded yet (a sharded one before its first write), nothing to judge.
+    """
+    if health is None:
+        return {"ok": True, "title": "Nothing to judge: no schedule yet", "problems": []}
+    if health.ok:
+        live = len(health.pollers)
+        pollers = f"{live} live poller{'' if live == 1 else 's'}"
+        title = f"Healthy: {pollers}, no due job more than {span(LAG_BAD)} late"
+        return {"ok": True, "title": title, "problems": []}
+    count = len(health.problems)
+    title = f"Unhealthy: {count} problem{'' if count == 1 else 's'}"
+    problems = [{"kind": p.kind, "message": p.message} for p in health.problems]
+    return {"ok": False, "title": title, "problems": problems}
 
 
 #: The chart's drawing area, in SVG user units.
@@ -137,10 +191,16 @@ def occurrences(job: Dict[str, Any], now: float) -> List[Tuple[str, str, str]]:
     return [(at(t), relative(t, now), local(t, rule)) for t in job.get("next_occurrences", [])]
 
 
-def recurring_rows(jobs: List[Dict[str, Any]], now: float) -> List[Dict[str, Any]]:
-    """The rows of /recurring: each job's id, rule and next run (the due time if none)."""
+def recurring_rows(
+    jobs: List[Tuple[Dict[str, Any], List[Run]]], now: float
+) -> List[Dict[str, Any]]:
+    """The rows of /recurring: each job's id, rule, next run, last run and outcome.
+
+    The next run is the due time when there are no occurrences; the last run is the first
+    of the job's runs (newest first).
+    """
     rows = []
-    for job in jobs:
+    for job, runs in jobs:
         upcoming = job.get("next_occurrences") or [job.get("schedule_at")]
         rows.append(
             {
@@ -148,6 +208,87 @@ def recurring_rows(jobs: List[Dict[str, Any]], now: float) -> List[Dict[str, Any
                 "rule": job.get("recurring"),
                 "next": at(upcoming[0]),
                 "relative": relative(upcoming[0], now),
+                "last": last_run(runs, now),
             }
         )
     return rows
+
+
+def short(error: Optional[str], limit: int = ERROR_SHOWN) -> str:
+    """An error's first line, at most ``limit`` characters (``…`` where cut), for a list."""
+    if not error:
+        return ""
+    first = error.splitlines()[0] if error.strip() else error
+    cut = len(first) > limit or first != error
+    return first[:limit].rstrip() + "…" if cut else first
+
+
+def state_text(run: Run) -> str:
+    """A run's state in words, with its failed attempts (``rache.formatting.run_state``)."""
+    return run_state(run.state, run.attempts)
+
+
+def state_title(run: Run) -> str:
+    """What a state means, for its tooltip."""
+    if run.state == "unknown":
+        deadline = f" (its deadline, {at(run.deadline)})" if run.deadline is not None else ""
+        return f"no outcome within its run timeout{deadline}: it may have died or hung"
+    if run.state == "running" and run.deadline is not None:
+        return f"no outcome yet; unknown after {at(run.deadline)}"
+    if run.state == "skipped":
+        return f"not handed out: {run.error or 'a policy'}"
+    return ""
+
+
+def run_rows(runs: List[Run], now: float) -> List[Dict[str, Any]]:
+    """A job's page's runs, newest first: state, occurrence, when due, claimed, finished, error."""
+    return [
+        {
+            "occurrence": run.occurrence_id,
+            "state": run.state,
+            "state_text": state_text(run),
+            "state_title": state_title(run),
+            "due": at(run.due),
+            "claimed_at": at(run.claimed_at) if run.claimed_at is not None else "",
+            "claimed_ago": ago(run.claimed_at, now) if run.claimed_at is not None else "",
+            "claimed_by": run.claimed_by or "",
+            "finished_at": at(run.finished_at) if run.finished_at is not None else "",
+            "finished_ago": ago(run.finished_at, now) if run.finished_at is not None else "",
+            "error": run.error or "",
+        }
+        for run in runs
+    ]
+
+
+def failure_rows(runs: List[Run], now: float) -> List[Dict[str, Any]]:
+    """The overview's recent failures: when, which job (a link), the poller, the error."""
+    return [
+        {
+            "id": literal(run.job_id),
+            "url": job_path(run.job_id),
+            "occurrence": run.occurrence_id,
+            "failed_at": at(run.finished_at) if run.finished_at is not None else "",
+            "failed_ago": ago(run.finished_at, now),
+            "claimed_by": run.claimed_by or "",
+            "error": short(run.error),
+            "error_full": run.error or "",
+        }
+        for run in runs
+    ]
+
+
+def last_run(runs: List[Run], now: float) -> Optional[Dict[str, Any]]:
+    """The recurring page's last run of a job: when (claimed, or due if skipped), its outcome."""
+    if not runs:
+        return None
+    run = runs[0]
+    moment = run.claimed_at if run.claimed_at is not None else run.due
+    return {
+        "at": at(moment),
+        "ago": ago(moment, now),
+        "state": run.state,
+        "state_text": state_text(run),
+        "state_title": state_title(run),
+        "error": short(run.error),
+        "error_full": run.error or "",
+    }

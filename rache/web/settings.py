@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Sequence
 
+from ..constants import DEFAULT_LATE
+
 #: Templates and static files, shipped as package data.
 UI = Path(__file__).resolve().parents[1] / "webui"
 #: The jobs listed on the overview: one page of the schedule, earliest first.
@@ -17,6 +19,16 @@ RECURRING_PAGE = 50
 #: The overview's chart: jobs falling due in each of this many intervals of this length.
 CHART_INTERVALS = 60
 CHART_INTERVAL = 60
+#: The overview's lag (how overdue the oldest due job is) turns to warning past this many
+#: seconds, and to bad past ``LAG_BAD``: ``rache doctor``'s default ``--late``, so that the
+#: red lag and the health verdict's "late" problem come together.
+LAG_WARNING = 60.0
+LAG_BAD = DEFAULT_LATE
+#: The recent failed runs listed on the overview (``Scheduler.failures``), newest first.
+OVERVIEW_FAILURES = 10
+#: An error in a list (the overview's failures, the recurring page): its first line, cut to
+#: this many characters; a job's page shows it whole (bounded by ``MAX_ERROR_BYTES``).
+ERROR_SHOWN = 120
 #: How often the overview's figures refresh in the browser, seconds.
 REFRESH = 2.0
 #: Host names a dashboard bound to a loopback address answers to.

@@ -42,7 +42,8 @@ class Page(HTMLParser):
     """A page's links (href, text) and the text of each element with an id, unescaped once.
 
     The text is what a browser shows: an id escaped twice in the markup would read
-    ``&amp;...`` here, one not escaped would be markup (and not text) here.
+    ``&amp;...`` here, one not escaped would be markup (and not text) here. ``rows`` holds
+    the rows of each ``tbody`` with an id, each a list of its cells' text.
     """
 
     def __init__(self, html: str) -> None:
@@ -51,6 +52,8 @@ class Page(HTMLParser):
         self.by_id: Dict[str, str] = {}
         self.forms: List[Dict[str, str]] = []
         self.tags: List[str] = []
+        self.rows: Dict[str, List[List[str]]] = {}
+        self._body: Optional[str] = None  # the id of the tbody being read
         self._open: List[Tuple[str, Optional[str], Optional[str], List[str]]] = []
         self.feed(html)
         self.close()
@@ -62,6 +65,11 @@ class Page(HTMLParser):
             self.forms.append({k: v or "" for k, v in found.items()})
         if tag in ("meta", "link", "input", "br", "img"):
             return
+        if tag == "tbody" and found.get("id"):
+            self._body = found["id"]
+            self.rows[self._body or ""] = []
+        if tag == "tr" and self._body is not None:
+            self.rows[self._body].append([])
         self._open.append((tag, found.get("id"), found.get("href"), []))
 
     def handle_endtag(self, tag: str) -> None:
@@ -74,6 +82,10 @@ class Page(HTMLParser):
                 self.by_id[element_id] = content
             if name == "a" and href is not None:
                 self.links.append((href, content))
+            if name in ("td", "th") and self._body is not None and self.rows[self._body]:
+                self.rows[self._body][-1].append(content.strip())
+            if name == "tbody":
+                self._body = None
             if name == tag:
                 return
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
-from rache import Cron, Every, Scheduler
+from rache import Cron, Every, Poller, Scheduler
 from tests.support import harness
 from tests.support.webtools import CHROMIUM, start_web, stop
 
@@ -38,6 +38,33 @@ def jobs(count: int) -> Iterator[Tuple[str, float, dict[str, Any]]]:
         yield f"feed:{n:06d}", due, {"url": f"https://example.com/feeds/{n}.xml", "timeout": 10}
 
 
+def runs(scheduler: Scheduler) -> None:
+    """Runs to show, made before the schedule fills.
+
+    A job's failure, recurring jobs' outcomes, and two live pollers.
+    """
+    now = scheduler.server_time()
+    scheduler.schedule_job('<b>x</b>&"', 0)
+    scheduler.schedule_recurring("heartbeat", Every(60), start=now - 1)
+    scheduler.schedule_recurring("sync-crm", Every(300), start=now - 1)
+    for job in scheduler.pending_jobs(reschedule_in=0, limit=3):
+        if job["id"] == "heartbeat":
+            scheduler.finish_run(job.occurrence_id)
+        else:
+            scheduler.finish_run(job.occurrence_id, "TimeoutError: timed out", retrying=True)
+            scheduler.finish_run(
+                job.occurrence_id, ConnectionError("https://crm.example.com refused: 503")
+            )
+    (again,) = scheduler.pending_jobs(reschedule_in=0, limit=1)
+    scheduler.finish_run(again.occurrence_id)
+    for n, kind in ((1, "rache dispatch"), (2, "celery beat")):
+        poller = Poller(
+            f"worker-{n}:{4240 + n}", kind, f"worker-{n}", 4240 + n, "0.4.0",
+            now - 3600 * n, now - n, 1234 * n, 3 - n,
+        )  # fmt: skip
+        scheduler.announce(poller)
+
+
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
@@ -47,7 +74,8 @@ def main(argv: List[str]) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         server = harness.start(harness.local_binaries()[0], Path(folder))
-        scheduler = Scheduler(server.client(), "rache:")
+        scheduler = Scheduler(server.client(), "rache:", name="worker-1:4242")
+        runs(scheduler)
         scheduler.schedule_jobs(jobs(args.jobs))
         scheduler.schedule_job(
             '<b>x</b>&"', -500, url="https://example.com/?a=1&b=<2>", owner="ops team"
@@ -67,7 +95,7 @@ def main(argv: List[str]) -> int:
                 page.goto(address)
                 page.wait_for_timeout(2500)  # one live refresh
                 page.screenshot(path=str(OUT / "overview.png"), full_page=True)
-                page.get_by_role("link", name='<b>x</b>&"', exact=True).click()
+                page.get_by_role("link", name='<b>x</b>&"', exact=True).first.click()
                 page.screenshot(path=str(OUT / "job.png"), full_page=True)
                 page.get_by_role("link", name="Recurring jobs").click()
                 page.screenshot(path=str(OUT / "recurring.png"), full_page=True)

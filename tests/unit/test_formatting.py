@@ -133,3 +133,10 @@ def test_text_reads_bytes_as_utf8_and_anything_else_as_str() -> None:
     assert formatting.text(b"\xff") == "\ufffd"  # not UTF-8: replaced, never raised
     assert formatting.text("standalone") == "standalone"
     assert formatting.text(7) == "7"
+
+
+def test_ago_is_the_past_in_words() -> None:
+    assert formatting.ago(None, 100.0) == "never"
+    assert formatting.ago(88.0, 100.0) == "12s ago"
+    assert formatting.ago(100.2, 100.0) == "now"
+    assert formatting.ago(103.0, 100.0) == "in 3s"  # another host's clock, ahead

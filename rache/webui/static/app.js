@@ -1,5 +1,6 @@
 // rache web: keeps the overview live. Every few seconds it reads /api/overview and puts
-// its figures, chart and earliest jobs in the page. Text goes in as text (textContent),
+// its figures, the lag's level, the health verdict, the live pollers, the recent failures,
+// the chart and the earliest jobs in the page. Text goes in as text (textContent),
 // never as markup, so an id reads exactly as it is in Redis.
 (function () {
   'use strict';
@@ -75,12 +76,98 @@
     body.replaceChildren.apply(body, rows);
   }
 
+  // A table's rows from a list of rows, each a list of cells {text, href, title, className};
+  // none: one row saying the tbody's data-empty.
+  function fillTable(body, rows) {
+    var trs = rows.map(function (cells) {
+      var tr = document.createElement('tr');
+      cells.forEach(function (spec) {
+        var td = document.createElement('td');
+        if (spec.href) {
+          var link = document.createElement('a');
+          link.href = root + spec.href;
+          link.textContent = spec.text;
+          td.appendChild(link);
+        } else {
+          td.textContent = spec.text;
+        }
+        if (spec.title) {
+          td.title = spec.title;
+        }
+        if (spec.className) {
+          td.className = spec.className;
+        }
+        tr.appendChild(td);
+      });
+      return tr;
+    });
+    if (!trs.length) {
+      var empty = cell(body.getAttribute('data-empty'));
+      empty.colSpan = body.closest('table').querySelectorAll('thead th').length;
+      var tr = document.createElement('tr');
+      tr.appendChild(empty);
+      trs.push(tr);
+    }
+    body.replaceChildren.apply(body, trs);
+  }
+
+  function listPollers(pollers) {
+    fillTable(document.getElementById('pollers'), pollers.map(function (p) {
+      return [
+        {text: p.name},
+        {text: p.kind},
+        {text: p.host},
+        {text: p.last_claim, title: p.last_claim_at},
+        {text: p.handed_out, className: 'number'},
+        {text: p.failures, className: p.failing ? 'number failing' : 'number'}
+      ];
+    }));
+  }
+
+  function listFailures(failures) {
+    fillTable(document.getElementById('failures'), failures.map(function (f) {
+      return [
+        {text: f.failed_ago, title: f.failed_at},
+        {text: f.url ? f.id : f.id + ' (not UTF-8: no page)', href: f.url},
+        {text: f.occurrence, className: 'occurrence'},
+        {text: f.claimed_by},
+        {text: f.error, title: f.error_full, className: 'error'}
+      ];
+    }));
+  }
+
+  function showHealth(health) {
+    var box = document.getElementById('health');
+    box.className = 'health ' + (health.ok ? 'health-ok' : 'health-bad');
+    document.getElementById('health-title').textContent = health.title;
+    var items = health.problems.map(function (problem) {
+      var li = document.createElement('li');
+      var kind = document.createElement('strong');
+      kind.textContent = problem.kind;
+      li.appendChild(kind);
+      li.appendChild(document.createTextNode(': ' + problem.message));
+      return li;
+    });
+    var list = document.getElementById('problems');
+    list.replaceChildren.apply(list, items);
+  }
+
+  function showLag(level) {
+    var figure = document.getElementById('lag-figure');
+    figure.className = 'lag lag-' + level;
+    figure.setAttribute('data-level', level);
+  }
+
   function show(data) {
-    ['now_text', 'total', 'due', 'lag', 'lag_at', 'next_due', 'next_due_at'].forEach(
+    ['now_text', 'total', 'due', 'lag', 'lag_note', 'lag_at', 'next_due', 'next_due_at'].forEach(
       function (name) {
         setField(name, data[name]);
       }
     );
+    showLag(data.lag_level);
+    showHealth(data.health);
+    listPollers(data.pollers);
+    listFailures(data.failures);
     drawChart(data.chart);
     listJobs(data.jobs);
     setField('status', 'live, as of');

@@ -73,10 +73,10 @@ def claim_usec(client: Any, kind: str) -> float:
         while True:
             args: List[Any] = [b"c:job:", 500, cutoff, b"", b"", 5000]
             keys: List[Any] = ["c:queue", "c:recurring"]
-            if kind != "bare":  # claim-4.lua: the runs and the record's keys too
+            if kind != "bare":  # claim-6.lua: the runs, aside, clock and record keys too
                 made = os.urandom(12)
                 args.append(made)
-                keys += ["c:runs", b"c:call:" + made]
+                keys += ["c:runs", "c:aside", "c:clock", b"c:call:" + made]
             command = ("EVALSHA", script.sha, len(keys), *keys, *args)
             reply = client.execute_command(*command)
             calls, cutoff = calls + 1, reply[0]

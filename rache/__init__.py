@@ -23,7 +23,20 @@ from .errors import (
     ReservedFieldError,
     UntaggedPrefix,
 )
-from .models import Error, Exported, Health, Job, Poller, Problem, Run, Seconds, Stats, Time, Value
+from .models import (
+    Error,
+    Exported,
+    Health,
+    Job,
+    Poller,
+    Problem,
+    Run,
+    Seconds,
+    SetAside,
+    Stats,
+    Time,
+    Value,
+)
 from .rules import Cron, Every, Rule
 from .scheduler import Entry, Progress, Scheduler, Start, When, due_time
 
@@ -51,6 +64,7 @@ __all__ = [
     "Run",
     "Scheduler",
     "Seconds",
+    "SetAside",
     "Stats",
     "UntaggedPrefix",
     "delete_job",

@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Optional, Union
 
 from . import config
 from .basedispatcher import HEARTBEAT_EVERY, BaseDispatcher
-from .errors import CONNECTION_ERRORS
+from .errors import CONNECTION_ERRORS, TRANSIENT_ERRORS, transient
 from .models import Job
 from .scheduler import AsyncScheduler
 from .signals import install_signals, restore_signals
@@ -69,7 +69,9 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
                     await self._subscribe()
                     self._wake.clear()  # a message from now on is news for the next sleep
                     more = await self._round()
-                except CONNECTION_ERRORS as exc:
+                except TRANSIENT_ERRORS as exc:
+                    if not transient(exc):  # an error reply other than out of memory
+                        raise
                     await self._drop_pubsub()
                     self._wake.clear()  # a backoff: only stop() cuts it short
                     await self._sleep(self.core.disconnected(exc), listen=False)
@@ -92,7 +94,9 @@ class AsyncDispatcher(BaseDispatcher[AsyncScheduler]):
         await self._announce()
         try:
             return await self._round()
-        except CONNECTION_ERRORS as exc:
+        except TRANSIENT_ERRORS as exc:
+            if not transient(exc):  # an error reply other than out of memory
+                raise
             return self.core.disconnected(exc)
 
     async def abandon_retries(self) -> int:

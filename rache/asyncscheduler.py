@@ -22,13 +22,13 @@ from .basescheduler import (
     Progress,
     Start,
     When,
-    warn_unevaluated,
+    warn_batch,
     warn_unreleased,
 )
 from .claim import Claim
 from .constants import DEFAULT_LATE, MAX_HISTORY, POLLER_TTL
 from .keys import SHARDS_FIELD, Keys
-from .models import Error, Exported, Health, Job, Poller, Run, Seconds, Stats, Time, Value
+from .models import Error, Exported, Health, Job, Poller, Run, Seconds, SetAside, Stats, Time, Value
 from .rules import Rule
 from .scripts import Call
 from .wire import decode_time
@@ -189,6 +189,12 @@ class AsyncScheduler(BaseScheduler):
                 return entries[0]
         return None
 
+    async def bad_rules(self) -> List[SetAside]:
+        """The jobs set aside, their rule not parsing. See :meth:`Scheduler.bad_rules`."""
+        calls = encode.set_aside(self.layout)
+        replies = [decode.stats(await self._run(call), 60.0) for call in calls]
+        return [job for figures in replies for job in figures.set_aside]
+
     async def claim_batch(self, claim: Claim) -> Optional[List[Job]]:
         """The next batch of ``claim``; None when it is over. See :meth:`Scheduler.claim_batch`.
 
@@ -206,8 +212,7 @@ class AsyncScheduler(BaseScheduler):
                 await self.put_back(claim)
                 raise
             jobs = claim.take(reply)
-            if claim.unevaluated:
-                warn_unevaluated(claim)
+            warn_batch(claim)
             if jobs is not None:
                 return jobs
         return None

@@ -185,7 +185,30 @@ def warn_unreleased(call: Call, error: BaseException) -> None:
     )
 
 
-def warn_unevaluated(claim: Claim) -> None:
+def warn_batch(claim: Claim) -> None:
+    """Log what a claim's batch did not hand out, and why (each is rare; none costs nothing).
+
+    A cron rule this poller cannot evaluate; a job set aside, its rule not parsing; jobs
+    left where they were, Redis refusing the writes that add memory.
+    """
+    for job_id, rule in claim.set_aside:
+        logger.warning(
+            "rache: job %r has a recurrence rule that does not parse (%r): set aside, off the "
+            "schedule (Scheduler.bad_rules() lists it; schedule_recurring brings it back)",
+            job_id,
+            rule,
+        )
+    if claim.left:
+        shown = ", ".join(repr(job_id) for job_id in claim.left[:5])
+        more = f" and {len(claim.left) - 5} more" if len(claim.left) > 5 else ""
+        logger.warning(
+            "rache: Redis refuses writes that add memory (maxmemory reached, noeviction): "
+            "the claim handed out the plain jobs it could remove and left %d due jobs where "
+            "they are (%s%s), recurring or to reschedule, for a later claim",
+            len(claim.left),
+            shown,
+            more,
+        )
     for job, exc in claim.unevaluated:
         logger.warning(
             "rache: cannot evaluate the cron rule of job %r here; it stays leased for "

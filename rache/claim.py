@@ -1,7 +1,7 @@
 """A claim of due jobs as a flow without I/O: the script calls to make, and what they mean.
 
 A claim (one ``pending_jobs()`` call, one dispatcher round) is a series of batches, each
-one claim-4.lua call, plus an advance-3.lua call when the batch leased cron jobs. A shell
+one claim-6.lua call, plus an advance-3.lua call when the batch leased cron jobs. A shell
 drives it with three steps (``Scheduler.claim_batch`` and its asyncio twin do)::
 
     while (call := claim.next_call()) is not None:   # None: the claim is over
@@ -38,7 +38,7 @@ class Claim:
     """One claim of due jobs, as script calls to make and replies to read.
 
     :param layout: the schedule's shards.
-    :param batch_size: the most jobs per claim-4.lua call.
+    :param batch_size: the most jobs per claim-6.lua call.
     :param reschedule_in: claimed jobs are due again after this; None removes them.
     :param limit: the most jobs in all; None claims until nothing is due.
     :param start: the shard to start from.
@@ -82,6 +82,14 @@ class Claim:
         #: cron jobs of the last batch whose rule could not be evaluated here (no croniter,
         #: a zone this host lacks): they stay leased, for another poller to take up
         self.unevaluated: List[Tuple[Job, Exception]] = []
+        #: jobs of the last batch set aside, their rule not parsing: (id, raw rule), as
+        #: ``Scheduler.bad_rules`` reports them (rache/lua/README.md, "Set-aside jobs")
+        self.set_aside: List[Tuple[Any, str]] = []
+        #: jobs of the last batch left where they were, Redis refusing the writes that
+        #: add memory (maxmemory, noeviction): their ids (README.md, "Memory pressure")
+        self.left: List[Any] = []
+        #: whether a batch of this claim left jobs so (a dispatcher then backs off)
+        self.pressed = False
         self._visited = 1
         self._shard_done = False
         self._count = 0
@@ -126,7 +134,8 @@ class Claim:
         rescheduled = (b"", b"") if self._reschedule is None else self._reschedule
         args = [keys.job_prefix, size, self.cutoff, *rescheduled, self.lease_ms]
         args += [keys.history_prefix, self.history, self.name, self.run_timeout_ms, _ONE_SHOT_MS]
-        return Call(scripts.CLAIM, [keys.queue, keys.recurring, keys.runs, keys.call_prefix], args)
+        named = [keys.queue, keys.recurring, keys.runs, keys.aside, keys.clock, keys.call_prefix]
+        return Call(scripts.CLAIM, named, args)
 
     def take(self, reply: Sequence[Any]) -> Optional[List[Job]]:
         """The jobs to hand out from the reply of ``next_call()``'s call.
@@ -144,11 +153,16 @@ class Claim:
         self._reply = reply
         self.cutoff = cutoff
         self._heads[self.index] = (cutoff, next_due)
+        self.set_aside, self.left = [], []
         if recurring is None:
-            self._shard_done = len(jobs) < self._count
+            # Nothing found, yet the head is due: the call re-aimed jobs after the clock
+            # went back (README.md, "Clock jumps"), for the next batch to claim.
+            reaimed = not jobs and next_due is not None and float(next_due) <= float(cutoff)
+            self._shard_done = len(jobs) < self._count and not reaimed
             return self._handed(jobs)
-        self._shard_done = int(recurring[0]) < self._count
-        rules = _recurring_entries(recurring)
+        rules = self._set_aside(_recurring_entries(recurring))
+        # Jobs left in the due range (memory pressure) would come again in the next batch.
+        self._shard_done = int(recurring[0]) < self._count or bool(self.left)
         now = wire.now_ms(cutoff)
         self._held, self._advance, self._leased, self.unevaluated = [], [], [], []
         # How many more jobs than the batch found the claim's limit leaves room for: a
@@ -219,6 +233,22 @@ class Claim:
         return min(waits) if waits else None
 
     # -- the steps of a batch with recurring jobs --------------------------------------------
+
+    def _set_aside(
+        self, entries: Dict[bytes, Tuple[bytes, bytes, bytes]]
+    ) -> Dict[bytes, Tuple[bytes, bytes, bytes]]:
+        """The entries of jobs claimed; those set aside or left noted on the claim."""
+        claimed = {}
+        for raw_id, entry in entries.items():
+            kind = entry[0]
+            if kind == _ASIDE:
+                self.set_aside.append((text(raw_id), entry[2].decode("utf-8", "replace")))
+            elif kind == _LEFT:
+                self.left.append(text(raw_id))
+                self.pressed = True
+            else:
+                claimed[raw_id] = entry
+        return claimed
 
     def _hold_cron(self, job: Job, rule_entry: Tuple[bytes, bytes, bytes], now: int) -> None:
         """Decide a leased cron job's occurrences and next time; hold it for advance-3.lua.
@@ -309,11 +339,13 @@ def put_back_ids(call: Call) -> Tuple[List[str], List[str]]:
     return [text(args[i]) for i in range(5, plain, 4)], list(again)
 
 
-#: How long the history of a job a claim removes stays (claim-4.lua's ARGV[11], ms).
+#: How long the history of a job a claim removes stays (claim-6.lua's ARGV[11], ms).
 _ONE_SHOT_MS = ONE_SHOT_HISTORY_TTL * 1000
 
-#: An every-N entry's kind in a claim's recurring sub-array.
+#: An every-N entry's kind in a claim's recurring sub-array; a job set aside; a job left.
 _EVERY = wire.EVERY.encode()
+_ASIDE = wire.SET_ASIDE
+_LEFT = wire.LEFT
 
 
 def _recurring_entries(recurring: Sequence[Any]) -> Dict[bytes, Tuple[bytes, bytes, bytes]]:

@@ -124,6 +124,11 @@ DEFAULT_GRACE_MS = 60_000
 MAX_RULE_MS = 10**12
 #: How far ahead a claim moves a cron job while its poller computes the next occurrence (ms).
 DEFAULT_LEASE_MS = 5_000
+#: How far (ms) the clock mark of a schedule (``<prefix>clock``: the latest server time at
+#: which a claim moved recurring jobs) may stand ahead of the server's clock before a claim
+#: takes it that the clock went back, and re-aims the recurring jobs standing too far ahead
+#: (the Lua include ``clockJump``'s CLOCK_SLACK_MS; rache/lua/README.md, "Clock jumps").
+CLOCK_SLACK_MS = 1000
 #: The latest time a rule may start at (ms; about the year 2286): keeps times exact in a double.
 MAX_MS = 10**13
 

@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from . import recurrence, rules, wire
 from .errors import JobNotFound
-from .models import Decoded, Job, Poller, Run, Stats, text
+from .models import Decoded, Job, Poller, Run, SetAside, Stats, text
 from .wire import decode_time
 
 
@@ -152,13 +152,21 @@ def details(job_id: str, reply: Sequence[Any]) -> Job:
     job = Job(id=job_id, schedule_at=None if due is None else decode_time(due))
     job.raw_due = due
     if raw_rule is not None:
-        rule, pending, lease = rules.decode(raw_rule)
+        try:
+            rule, pending, lease = rules.decode(raw_rule)
+        except ValueError:  # a rule a claim sets aside (README.md, "Set-aside jobs")
+            job["recurring"] = f"a rule that does not parse: {_rule_text(raw_rule)!r}"
+            return _with_data(job, due, data)
         job["recurring"] = rule.describe()
         resume = pending if pending and due is not None and float(due) == float(lease) else due
         if resume is not None:
             start = wire.time_ms(resume if isinstance(resume, bytes) else resume.encode())
             upcoming = recurrence.upcoming(rule, start, 5)
             job["next_occurrences"] = [decode_time(wire.time_text(t)) for t in upcoming]
+    return _with_data(job, due, data)
+
+
+def _with_data(job: Job, due: Optional[bytes], data: Sequence[bytes]) -> Job:
     (decoded,) = jobs(iter((b"", due, len(data) // 2, *data)))
     for key, item in decoded.items():
         job.setdefault(key, item)  # data never hides the id or the due time
@@ -166,8 +174,8 @@ def details(job_id: str, reply: Sequence[Any]) -> Job:
 
 
 def stats(reply: Sequence[Any], interval: float) -> Stats:
-    """stats-1.lua's reply."""
-    now, total, due, earliest, next_due, *coming = reply
+    """stats-3.lua's reply."""
+    now, total, due, earliest, next_due, aside, *coming = reply
     return Stats(
         now=float(now),
         total=int(total),
@@ -176,11 +184,26 @@ def stats(reply: Sequence[Any], interval: float) -> Stats:
         next_due=None if next_due is None else decode_time(next_due),
         coming=[int(n) for n in coming],
         interval=float(interval),
+        set_aside=tuple(set_aside(aside)),
     )
 
 
+def set_aside(aside: Sequence[Any]) -> List[SetAside]:
+    """The jobs set aside in stats-3.lua's reply (its 6th item): id, raw rule, due time had."""
+    it = iter(aside)
+    return [
+        SetAside(text(raw_id), _rule_text(rule), decode_time(due))
+        for raw_id, due, rule in zip(it, it, it)
+    ]
+
+
+def _rule_text(raw: bytes) -> str:
+    """A stored rule shown as text, whatever bytes it holds."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def clock(reply: Sequence[Any]) -> float:
-    """The server's time (Unix seconds) from stats-1.lua's reply (``encode.clock``)."""
+    """The server's time (Unix seconds) from stats-3.lua's reply (``encode.clock``)."""
     return float(reply[0])
 
 
@@ -212,6 +235,7 @@ def merged_stats(shards: Sequence[Stats]) -> Stats:
         next_due=min(next_due) if next_due else None,
         coming=[sum(counts) for counts in zip(*(s.coming for s in shards))],
         interval=shards[0].interval,
+        set_aside=tuple(job for s in shards for job in s.set_aside),
     )
 
 

@@ -53,7 +53,7 @@ from .constants import (
     MAX_RETRY_DELAY,
     POLLER_TTL,
 )
-from .errors import MissingExtra
+from .errors import MissingExtra, out_of_memory
 from .models import Job, Poller, Seconds
 from .pollers import Announcer
 from .scheduler import Claim
@@ -155,6 +155,7 @@ class DispatchLoop:
         self.released = True
         self._outage: Optional[float] = None  # when the current outage began (monotonic)
         self._attempt = 0  # failed attempts in a row
+        self._pressed = 0  # claims in a row that left jobs for memory pressure
         self._prometheus = _Prometheus.of(metrics) if metrics is not None else None
         #: when the loop announces itself as a live poller, and what it says
         self.announcer = Announcer(kind, poller_ttl)
@@ -194,6 +195,11 @@ class DispatchLoop:
         """
         if claim.cutoff:  # the claim's time, server clock, whatever it found
             self.announcer.last_claim = float(claim.cutoff)
+        if claim.pressed:  # Redis refused to add: back off, as from an outage
+            delay = min(self.max_backoff, self.backoff * 2 ** min(self._pressed, 30))
+            self._pressed += 1
+            return random.uniform(delay / 2, delay)
+        self._pressed = 0
         if claim.remaining is not None and claim.remaining <= 0:
             return 0.0
         wait = claim.next_wait()
@@ -392,7 +398,10 @@ class DispatchLoop:
         self.errors += 1
         if self._outage is None:
             self._outage = time.monotonic()
-            logger.warning("rache: Redis unreachable (%s); retrying with backoff", exc)
+            if out_of_memory(exc):
+                logger.warning("rache: Redis refuses writes (%s); retrying with backoff", exc)
+            else:
+                logger.warning("rache: Redis unreachable (%s); retrying with backoff", exc)
         else:
             logger.debug("rache: Redis still unreachable (%s)", exc)
         delay = min(self.max_backoff, self.backoff * 2 ** min(self._attempt, 30))

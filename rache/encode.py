@@ -104,7 +104,7 @@ def schedule_recurring(
     ]
     named = [keys.queue, keys.job(raw), keys.recurring, keys.runs, keys.call_prefix]
     call = Call(scripts.SCHEDULE_RECURRING, named, args)
-    return Declaration(call, placed, start_ms)
+    return Declaration(call, placed, start_ms, keys)
 
 
 #: Where the first occurrence goes in scheduleRecurring-5.lua's arguments (its ARGV[6]).
@@ -124,15 +124,15 @@ class Declaration:
 
     __slots__ = ("_call", "clock", "placed", "start_ms")
 
-    def __init__(self, call: Call, placed: Placed, start_ms: Optional[int]) -> None:
+    def __init__(self, call: Call, placed: Placed, start_ms: Optional[int], keys: Keys) -> None:
         self._call = call
         self.placed = placed
         self.start_ms = start_ms
-        #: The call whose reply gives the server's time (stats-1.lua, no intervals), to
+        #: The call whose reply gives the server's time (stats-3.lua, no intervals), to
         #: make before ``call()``; None when none is needed.
         self.clock: Optional[Call] = None
         if isinstance(placed.rule, Cron) and start_ms is None:
-            self.clock = Call(scripts.STATS, [call.keys[0]], [0, b"60.0"])
+            self.clock = Call(scripts.STATS, _stats_keys(keys), [0, b"60.0"])
 
     def call(self, clock_reply: Optional[Sequence[Any]] = None) -> Call:
         """scheduleRecurring-5.lua's call; ``clock_reply`` is the reply of ``clock``'s call."""
@@ -403,22 +403,32 @@ def forget_jobs(layout: Layout, jobs: Iterable[object], size: int) -> List[Call]
 
 
 def stats(layout: Layout, intervals: object, interval: object) -> List[Call]:
-    """stats-1.lua on each shard: how many coming intervals to count, and their length."""
+    """stats-3.lua on each shard: how many coming intervals to count, and their length."""
     intervals = count(intervals, "intervals", 0, 1440)
     length = seconds(interval, "interval")
     if not finite(length) or not 0 < length <= MAX_OFFSET_SECONDS:
         raise ValueError(f"interval must be a positive number of seconds, not {shown(interval)}")
     args: Args = [intervals, repr(float(length)).encode()]
-    return [Call(scripts.STATS, [keys.queue], args) for keys in layout.shards]
+    return [Call(scripts.STATS, _stats_keys(keys), args) for keys in layout.shards]
+
+
+def set_aside(layout: Layout) -> List[Call]:
+    """stats-3.lua on each shard without intervals: its reply holds the jobs set aside."""
+    return [Call(scripts.STATS, _stats_keys(keys), [0, b"60.0"]) for keys in layout.shards]
+
+
+def _stats_keys(keys: Keys) -> List[bytes]:
+    """The keys of stats-3.lua: the queue, the jobs set aside, the rules."""
+    return [keys.queue, keys.aside, keys.recurring]
 
 
 def clock(layout: Layout) -> Call:
-    """stats-1.lua without intervals on the first shard: its reply starts with the server's time.
+    """stats-3.lua without intervals on the first shard: its reply starts with the server's time.
 
     Read-only and cheap (a few O(log n) reads of the queue), so the clock needs no script
     of its own; on Redis Cluster it is the clock of the node holding the first shard.
     """
-    return Call(scripts.STATS, [layout.shards[0].queue], [0, b"60.0"])
+    return Call(scripts.STATS, _stats_keys(layout.shards[0]), [0, b"60.0"])
 
 
 def recurring_jobs(layout: Layout) -> List[Call]:
@@ -430,7 +440,7 @@ class Probe(NamedTuple):
     """The calls of the layout probe (``Scheduler.recorded_shards``); neither writes.
 
     ``recorded``: layoutCheck-1.lua, the count recorded (``'1'`` when none is); ``unsharded``:
-    stats-1.lua on the unsharded queue under the prefix, whose total says whether an
+    stats-3.lua on the unsharded queue under the prefix, whose total says whether an
     unsharded schedule holds jobs, to make only when nothing is recorded. None on Redis
     Cluster under a prefix without a hash tag, where no unsharded schedule can live.
     """
@@ -444,7 +454,7 @@ def layout_probe(layout: Layout, cluster: bool) -> Probe:
     recorded = Call(scripts.LAYOUT_CHECK, [layout.layout_key], [])
     if cluster and not has_hash_tag(layout.prefix):
         return Probe(recorded, None)
-    return Probe(recorded, Call(scripts.STATS, [layout.keys.queue], [0, b"60.0"]))
+    return Probe(recorded, Call(scripts.STATS, _stats_keys(layout.keys), [0, b"60.0"]))
 
 
 def layout_check(layout: Layout, cluster: bool) -> Optional[Call]:

@@ -27,6 +27,32 @@ CONNECTION_ERRORS: Tuple[Type[BaseException], ...] = (
     OSError,
 )
 
+#: What a Dispatcher catches to ride out with backoff (``transient``): CONNECTION_ERRORS,
+#: and an error reply that is Redis refusing a write that may add memory (maxmemory reached
+#: under noeviction), which passes as memory frees.
+TRANSIENT_ERRORS: Tuple[Type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    redis.exceptions.ResponseError,
+)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis refusing a write for memory (maxmemory, noeviction).
+
+    redis-py's OutOfMemoryError, or, from a script on Redis 6.2, an error reply that wraps
+    the refusal ("Error running script ... -OOM command not allowed ...").
+    """
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return True
+    return isinstance(
+        exc, redis.exceptions.ResponseError
+    ) and "command not allowed when used memory" in str(exc)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a Dispatcher backs off and goes on after ``exc`` (one of TRANSIENT_ERRORS)."""
+    return isinstance(exc, CONNECTION_ERRORS) or out_of_memory(exc)
+
 
 class RacheError(Exception):
     """Base class of rache's own errors."""

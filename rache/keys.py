@@ -3,9 +3,11 @@
 A schedule under ``prefix`` is the layout of rache 0.3.1 (``<prefix>queue``, a sorted set
 of job ids by due time, and ``<prefix>job:<id>``, a hash of each job's data), plus
 ``<prefix>recurring`` (rules), ``<prefix>runs`` (run tokens), ``<prefix>history:<id>`` (a
-job's runs), ``<prefix>failures`` (recent failed runs), ``<prefix>layout`` (the shard
-count), ``<prefix>pollers`` (the live pollers), the call records ``<prefix>call:<call id>``,
-the channel ``<prefix>wakeup``, and the keys of rache's integrations
+job's runs), ``<prefix>failures`` (recent failed runs), ``<prefix>aside`` (jobs set aside:
+their rule does not parse), ``<prefix>clock`` (the clock mark of recurring moves),
+``<prefix>layout`` (the shard count), ``<prefix>pollers`` (the live pollers), the call
+records ``<prefix>call:<call id>``, the channel ``<prefix>wakeup``, and the keys of rache's
+integrations
 (``<prefix>celery:entries``). A sharded schedule is K
 such groups, each under a hash tag of its own. ``rache/lua/README.md`` describes each key as
 the scripts use it: every key a script touches comes to it in KEYS, named here (a batch's
@@ -38,6 +40,8 @@ POLLERS = b"pollers"
 RUNS = b"runs"
 HISTORY = b"history:"
 FAILURES = b"failures"
+ASIDE = b"aside"
+CLOCK = b"clock"
 #: ``rache.celery``'s hash of the beat entries it declared (entry name -> its rule).
 CELERY_ENTRIES = b"celery:entries"
 #: The field of ``<prefix>layout`` that holds the shard count (as layout-2.lua reads it).
@@ -48,8 +52,10 @@ class Keys:
     """The keys of one group (a schedule, or one shard of it), as rache 0.3.1 laid them out."""
 
     __slots__ = (
+        "aside",
         "call_prefix",
         "celery_entries",
+        "clock",
         "failures",
         "history_prefix",
         "job_prefix",
@@ -88,6 +94,12 @@ class Keys:
         self.history_prefix = raw + HISTORY
         #: ``<prefix>failures``, the list of the group's recent failed runs, newest first.
         self.failures = raw + FAILURES
+        #: ``<prefix>aside``, the hash of the jobs a claim set aside because their rule
+        #: does not parse: job id -> the due time it stood at (``Scheduler.bad_rules``).
+        self.aside = raw + ASIDE
+        #: ``<prefix>clock``, the latest server time (ms) at which a claim moved recurring
+        #: jobs: a claim that finds it ahead of its own clock knows the clock went back.
+        self.clock = raw + CLOCK
         #: ``<prefix>celery:entries``, the hash in which ``rache.celery`` records the beat
         #: entries it declared (entry name -> its rule), so that it removes only its own.
         self.celery_entries = raw + CELERY_ENTRIES

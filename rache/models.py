@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Dict, List, NamedTuple, Optional, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from .wire import decode_time
 
@@ -126,6 +126,22 @@ class Run(NamedTuple):
     deadline: Optional[float] = None
 
 
+class SetAside(NamedTuple):
+    """A job a claim set aside because its stored rule does not parse (``Scheduler.bad_rules``).
+
+    Off the schedule, its rule and data kept as they were, so that nothing is lost and no
+    claim is blocked by it: ``schedule_recurring`` (a new rule) or ``schedule_job`` brings
+    it back, ``delete_job`` removes it (rache/lua/README.md, "Set-aside jobs").
+    """
+
+    #: The job's id (str; bytes if it is not UTF-8).
+    job_id: Any
+    #: The rule as stored, raw (text to read, not to parse: it does not).
+    rule: str
+    #: The due time it stood at when set aside, Unix seconds.
+    due: Time
+
+
 class Stats(NamedTuple):
     """The figures of a schedule at one instant (times are Unix seconds, server clock)."""
 
@@ -143,6 +159,8 @@ class Stats(NamedTuple):
     coming: List[int]
     #: the length of those intervals, seconds
     interval: float
+    #: jobs set aside by a claim, their rule not parsing (``Scheduler.bad_rules``)
+    set_aside: Tuple[SetAside, ...] = ()
 
     @property
     def lag(self) -> float:

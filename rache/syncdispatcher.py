@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from .basedispatcher import BaseDispatcher
-from .errors import CONNECTION_ERRORS
+from .errors import CONNECTION_ERRORS, TRANSIENT_ERRORS, transient
 from .models import Job
 from .scheduler import Scheduler
 from .signals import install_signals, restore_signals
@@ -120,7 +120,9 @@ class Dispatcher(BaseDispatcher[Scheduler]):
                 try:
                     self._subscribe()
                     more = self._round()
-                except CONNECTION_ERRORS as exc:
+                except TRANSIENT_ERRORS as exc:
+                    if not transient(exc):  # an error reply other than out of memory
+                        raise
                     self._drop_pubsub()
                     self._sleep(self.core.disconnected(exc), listen=False)
                     continue
@@ -161,7 +163,9 @@ class Dispatcher(BaseDispatcher[Scheduler]):
         self._announce()
         try:
             return self._round()
-        except CONNECTION_ERRORS as exc:
+        except TRANSIENT_ERRORS as exc:
+            if not transient(exc):  # an error reply other than out of memory
+                raise
             return self.core.disconnected(exc)
 
     def abandon_retries(self) -> int:

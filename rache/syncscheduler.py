@@ -23,13 +23,13 @@ from .basescheduler import (
     Progress,
     Start,
     When,
-    warn_unevaluated,
+    warn_batch,
     warn_unreleased,
 )
 from .claim import Claim
 from .constants import DEFAULT_LATE, MAX_HISTORY, POLLER_TTL
 from .keys import SHARDS_FIELD, Keys
-from .models import Error, Exported, Health, Job, Poller, Run, Seconds, Stats, Time, Value
+from .models import Error, Exported, Health, Job, Poller, Run, Seconds, SetAside, Stats, Time, Value
 from .rules import Rule
 from .scripts import Call
 from .wire import decode_time
@@ -229,8 +229,9 @@ class Scheduler(BaseScheduler):
     def stats(self, intervals: int = 60, interval: Seconds = 60) -> Stats:
         """The schedule's figures in one snapshot (one script call per shard).
 
-        Total, due now, lag, next due time, and how many jobs fall due in each of the next
-        ``intervals`` intervals of ``interval`` seconds.
+        Total, due now, lag, next due time, how many jobs fall due in each of the next
+        ``intervals`` intervals of ``interval`` seconds, and ``set_aside``: the jobs a claim
+        set aside, their rule not parsing (see ``bad_rules``).
         """
         calls = encode.stats(self.layout, intervals, interval)
         length = float(calls[0].args[1])
@@ -285,6 +286,20 @@ class Scheduler(BaseScheduler):
                 return entries[0]
         return None
 
+    def bad_rules(self) -> List[SetAside]:
+        """The jobs a claim set aside because their stored rule does not parse.
+
+        A rule value in Redis that rache did not write as such (written by hand or another
+        program, cut short) never blocks a claim: the claim takes the job off the schedule
+        into ``<prefix>aside`` and hands out the rest, logging a warning. Each comes with its
+        id, its rule as stored and the due time it stood at; ``schedule_recurring`` (or
+        ``schedule_job``) brings it back, ``delete_job`` removes it. One read-only script
+        call per shard (the figures' without intervals).
+        """
+        calls = encode.set_aside(self.layout)
+        replies = [decode.stats(self._run(call), 60.0) for call in calls]
+        return [job for figures in replies for job in figures.set_aside]
+
     def claim_batch(self, claim: Claim) -> Optional[List[Job]]:
         """The next batch of ``claim`` (see ``claim()``), each job for this caller only.
 
@@ -297,8 +312,7 @@ class Scheduler(BaseScheduler):
             except BaseException:
                 self.put_back(claim)
                 raise
-            if claim.unevaluated:
-                warn_unevaluated(claim)
+            warn_batch(claim)
             if jobs is not None:
                 return jobs
         return None

@@ -107,7 +107,7 @@ def split_run(record: bytes) -> Tuple[bytes, bytes, List[bytes]]:
 
 # -- reply layouts ---------------------------------------------------------------------------
 
-#: claim-4.lua's reply starts with: cutoff, the batch's new due time (or nil), the head of
+#: claim-6.lua's reply starts with: cutoff, the batch's new due time (or nil), the head of
 #: the queue after the claim (or nil), the batch's recurring entries (or nil), each job's run
 #: token in the order of the jobs (nil for a job without one; all nil: nil); then the jobs.
 CLAIM_HEAD = 5
@@ -117,6 +117,12 @@ EXPORT_HEAD = 2
 #: Each recurring entry of a claim: id, kind (EVERY or CRON; CRON followed by the old lease
 #: when the claim took up a lease that ran out), a time, the rule as stored.
 RECURRING_ENTRY = 4
+#: The kinds of a claim's recurring entries beside EVERY and CRON: a job set aside, its rule
+#: not parsing (id, SET_ASIDE, the due time it stood at, the rule as stored); a job left as
+#: it was, Redis refusing the writes that add memory (id, LEFT, its due time, its rule or
+#: empty for a plain job the claim would have rescheduled).
+SET_ASIDE = b"x"
+LEFT = b"m"
 #: A job in a flat reply: id, due time, n, then n field/value pairs.
 JOB_HEAD = 3
 

@@ -17,7 +17,7 @@ from typing import Any, List
 import pytest
 from click.testing import CliRunner
 
-from rache import Cron, Scheduler
+from rache import Cron, Every, Scheduler
 from rache.cli import main, parse_duration, relative
 from tests.support import harness
 from tests.support.helpers import job_keys
@@ -145,6 +145,19 @@ def test_stats(cli: Any, raw: Any) -> None:
     figures = json.loads(cli("stats", "--json").output)
     assert (figures["total"], figures["due"], figures["earliest"]) == (3, 1, now - 90)
     assert figures["coming"][:3] == [1, 0, 1] and 89 <= figures["lag"] <= 92
+    assert figures["set_aside"] == []
+
+
+def test_stats_shows_the_jobs_set_aside(cli: Any, raw: Any) -> None:
+    # A rule value no rache wrote: the claim sets the job aside, stats says which and what.
+    Scheduler(raw, "rache:").schedule_recurring("broken", Every(60), start=0)
+    raw.hset("rache:recurring", "broken", "e|x|y")
+    assert list(Scheduler(raw, "rache:").pending_jobs()) == []
+    human = cli("stats").output
+    assert "set aside   1 job whose rule does not parse" in human
+    assert "broken: rule 'e|x|y', was due" in human
+    figures = json.loads(cli("stats", "--json").output)
+    assert figures["set_aside"] == [{"id": "broken", "rule": "e|x|y", "due": 0}]
 
 
 def test_user_errors_are_one_line_and_exit_2(cli: Any, raw: Any) -> None:

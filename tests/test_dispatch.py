@@ -481,6 +481,45 @@ def test_run_once_rides_out_an_outage_with_backoff(
         one.close()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_under_memory_pressure_a_dispatcher_hands_out_what_it_can_and_backs_off(
+    solo: testing.RedisServer, tmp_path: Path, loop_thread: LoopThread, kind: str
+) -> None:
+    # maxmemory reached under noeviction: the plain due jobs go out (removing is allowed),
+    # the recurring ones wait, and the loop backs off instead of raising (rache dispatch
+    # exited 1); once memory frees, the recurring occurrences come out, once.
+    if solo.spec.kind != "binary":
+        pytest.skip(f"needs a redis-server binary of its own, not {solo.spec.describe()}")
+    own = testing.start(solo.spec, tmp_path, args=["--maxmemory-policy", "noeviction"])
+    client = own.client()
+    sched = Scheduler(client, "rache:")
+    sched.schedule_recurring("every", rache.Every(60), start=0)
+    sched.schedule_recurring("cron", rache.Cron("0 0 1 1 *"), start=0)
+    plain = [f"plain-{i:03}" for i in range(100)]
+    sched.schedule_jobs([(job_id, -1) for job_id in plain])
+    handed: List[str] = []
+    one = OneRound(
+        kind,
+        own.url,
+        lambda job: handed.append(job["id"]),
+        loop_thread,
+        backoff=0.05,
+        max_backoff=0.5,
+    )
+    try:
+        client.config_set("maxmemory", 1)
+        waits = [one.run_once() for _ in range(3)]  # no exception: backoff delays
+        assert all(0 < wait <= 0.5 for wait in waits), waits
+        assert sorted(handed) == plain
+        client.config_set("maxmemory", 0)
+        one.run_once()
+        assert sorted(handed) == sorted([*plain, "cron", "every"])
+    finally:
+        one.close()
+        client.close()
+        own.stop()
+
+
 def test_on_error_can_reschedule_the_job(solo: testing.RedisServer, solo_raw: Any) -> None:
     sched = Scheduler(solo_raw, "rache:")
     sched.schedule_job("flaky", -1, tries=0)

@@ -192,3 +192,19 @@ def test_each_shell_and_client_gets_the_error_and_nothing_is_written(
     sched.schedule_jobs(JOBS)
     foreign(raw, key)
     refused(raw, key, lambda: sched.schedule_jobs(JOBS))
+
+
+def test_a_claim_with_its_clock_mark_or_aside_key_of_the_wrong_type_writes_nothing(
+    raw: Any,
+) -> None:
+    """The clock mark is read, and the aside key checked, before the claim's first write."""
+    sched = scheduled(raw)
+    raw.hset("rache:clock", "a", "b")
+    before = snapshot(raw)
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE rache:clock holds a hash"):
+        list(sched.pending_jobs())
+    assert snapshot(raw) == before
+    raw.delete("rache:clock")
+    raw.hset("rache:recurring", "r", "e|x|y")  # a rule the claim would set aside
+    foreign(raw, "rache:aside")
+    refused(raw, "rache:aside", lambda: list(sched.pending_jobs()))

@@ -18,6 +18,7 @@ from rache.claim import Claim
 from rache.durations import ms_to_seconds
 from rache.rules import Placed, from_details
 from rache.scripts import Call
+from tests.support.cluster_view import ClusterView
 from tests.support.helpers import AsyncFailingScript, FailingScript, commands_sent, run, snapshot
 from tests.support.shells import Blocking
 
@@ -121,7 +122,7 @@ def test_a_cron_declaration_reads_the_server_clock_only_without_a_start(
     sched.schedule_recurring("warm", Cron("0 0 * * *"))  # every script in the cache
     sched.stats()
     sent = commands_sent(raw, lambda: sched.schedule_recurring("a", Cron("0 0 * * *")))
-    assert sent == ["EVALSHA", "EVALSHA"]  # the clock (stats-1.lua), then the declaration
+    assert sent == ["EVALSHA", "EVALSHA"]  # the clock (stats-3.lua), then the declaration
     sent = commands_sent(raw, lambda: sched.schedule_recurring("b", Cron("0 0 * * *"), start=0))
     assert sent == ["EVALSHA"]
     assert commands_sent(raw, lambda: sched.schedule_recurring("c", Every(60))) == ["EVALSHA"]
@@ -169,7 +170,7 @@ def test_stopping_early_puts_a_recurring_occurrence_back(raw: Any) -> None:
 
 
 def claim_without_advancing(sched: Scheduler, raw: Any) -> tuple[Claim, Call]:
-    """A claim-4.lua call as pending_jobs makes it, stopped before its advance-3.lua."""
+    """A claim-6.lua call as pending_jobs makes it, stopped before its advance-3.lua."""
     claim = sched.claim()
     call = claim.next_call()
     assert call is not None and call.script is scripts.CLAIM
@@ -536,3 +537,120 @@ def test_a_lease_taken_up_keeps_to_the_claims_limit(raw: Any) -> None:
     assert raw.hget("rache:recurring", "tick").startswith(b"c|||")
     again = [due_ms(job) for job in sched.pending_jobs()]
     assert len(again) == 1 and pending + 2000 <= again[0] <= server_ms(raw)
+
+
+# -- the edges: bad data, memory pressure, clock jumps (rache/lua/README.md) -------------------
+
+#: Rule values no rache wrote: a claim must set each aside, never raise after a write.
+UNPARSABLE = {"bad-every": "e|x|y", "bad-cron": "c|broken", "bad-any": "zzz"}
+
+
+def edge_schedule(make: Callable[..., Any], shards: int) -> Any:
+    # (a sharded schedule's prefix has no hash tag: each shard adds its own)
+    return make(prefix="rache:" if shards == 1 else "sharded:", shards=shards)
+
+
+@pytest.mark.one_client_kind
+@pytest.mark.parametrize("shards", [1, 3])
+def test_a_rule_that_does_not_parse_is_set_aside_and_the_rest_handed_out(
+    make: Callable[..., Any], raw: Any, shards: int
+) -> None:
+    sched = edge_schedule(make, shards)
+    sched.schedule_recurring("good", Every(60), start=0)
+    for job_id in UNPARSABLE:
+        sched.schedule_recurring(job_id, Every(60), start=0, data={"kept": 1})
+    sched.schedule_job("plain", -1)
+    for job_id, value in UNPARSABLE.items():  # as a hand or another program would write it
+        raw.hset(sched.layout.of(job_id.encode()).recurring, job_id, value)
+    handed = sorted(job["id"] for job in sched.pending_jobs())
+    assert handed == ["good", "plain"]  # nothing raised, the rest handed out
+    for job_id in UNPARSABLE:  # off the schedule, rule and data kept as they were
+        keys = sched.layout.of(job_id.encode())
+        assert raw.zscore(keys.queue, job_id) is None
+        assert raw.hget(keys.recurring, job_id) == UNPARSABLE[job_id].encode()
+        assert sched.job_details(job_id)["kept"] == 1  # details read it without raising
+    aside = sorted((job.job_id, job.rule, job.due) for job in sched.bad_rules())
+    assert aside == sorted((job_id, value, 0) for job_id, value in UNPARSABLE.items())
+    assert sorted(sched.stats().set_aside) == sorted(sched.bad_rules())
+    assert list(sched.pending_jobs()) == []  # no later claim meets them again
+    sched.schedule_recurring("bad-every", Every(60), start=0)  # declared again: back
+    assert sorted(job.job_id for job in sched.bad_rules()) == ["bad-any", "bad-cron"]
+    assert [job["id"] for job in sched.pending_jobs()] == ["bad-every"]
+
+
+def set_maxmemory(raw: Any, value: int) -> None:
+    """Set maxmemory on the server, or on each master of the cluster (under noeviction)."""
+    clients = [raw]
+    if isinstance(raw, ClusterView):
+        primaries = raw.cluster.get_primaries()  # type: ignore[no-untyped-call]
+        clients = [redis.Redis(host=node.host, port=node.port) for node in primaries]
+    for client in clients:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", value)
+
+
+@pytest.mark.one_client_kind
+@pytest.mark.parametrize("shards", [1, 3])
+def test_under_memory_pressure_a_claim_removes_what_it_may_and_leaves_the_rest(
+    make: Callable[..., Any], raw: Any, shards: int
+) -> None:
+    sched = edge_schedule(make, shards)
+    sched.schedule_recurring("every", Every(60), start=0)
+    sched.schedule_recurring("cron", Cron("0 0 1 1 *"), start=0)
+    plain = [f"plain-{i}" for i in range(20)]
+    sched.schedule_jobs([(job_id, -1) for job_id in plain])
+    set_maxmemory(raw, 1)  # every write that may add memory is refused
+    try:
+        with pytest.raises(redis.exceptions.ResponseError, match="when used memory"):
+            sched.schedule_job("more", 0)  # (the pressure is real)
+        # Rescheduling would add: nothing goes, nothing raises.
+        assert list(sched.pending_jobs(reschedule_in=60)) == []
+        # Removing may: the plain jobs go out, the recurring ones stay as they were.
+        handed = sorted(job["id"] for job in sched.pending_jobs())
+        assert handed == sorted(plain)
+        for job_id in ("every", "cron"):
+            assert shard_score_ms(sched, raw, job_id) == 0
+    finally:
+        set_maxmemory(raw, 0)
+    # Memory back: each recurring job's occurrence comes out, once.
+    assert sorted(job["id"] for job in sched.pending_jobs()) == ["cron", "every"]
+    assert list(sched.pending_jobs()) == []
+
+
+def jump_forward(sched: Any, raw: Any, job_id: str, lead_ms: int) -> int:
+    """Leave ``job_id`` as a claim on a clock ``lead_ms`` ahead would have: its score (ms).
+
+    ``lead_ms``: a whole number of the job's periods, so that it lands on an occurrence.
+
+    The server's clock cannot be moved here, so the state a jumped claim leaves is written
+    as it would have written it: the job at its first occurrence after the jumped now, and
+    its shard's clock mark (the latest time a claim moved recurring jobs) at that now.
+    """
+    keys = sched.layout.of(job_id.encode())
+    moved = shard_score_ms(sched, raw, job_id) + lead_ms  # a whole number of periods on
+    raw.zadd(keys.queue, {job_id: moved / 1000})
+    raw.set(keys.clock, server_ms(raw) + lead_ms)
+    return moved
+
+
+@pytest.mark.one_client_kind
+@pytest.mark.parametrize("shards", [1, 3])
+def test_after_the_clock_went_back_a_recurring_job_resumes_within_a_period(
+    make: Callable[..., Any], raw: Any, shards: int
+) -> None:
+    sched = edge_schedule(make, shards)
+    sched.schedule_recurring("every", Every(2))
+    sched.schedule_recurring("cron", Cron(EVERY_SECOND))
+    for job_id in ("every", "cron"):
+        assert jump_forward(sched, raw, job_id, 3600_000) > server_ms(raw) + 3500_000
+    # The clock is back: the first claim re-aims each job at its next occurrence.
+    list(sched.pending_jobs())
+    now = server_ms(raw)
+    assert shard_score_ms(sched, raw, "every") <= now + 2000
+    assert shard_score_ms(sched, raw, "cron") <= now + 1000 + LONG_LEASE * 1000
+    handed: set[str] = set()
+    until = now + 3500
+    while server_ms(raw) < until and handed != {"every", "cron"}:
+        handed.update(job["id"] for job in sched.pending_jobs())
+        time.sleep(0.05)
+    assert handed == {"every", "cron"}

@@ -40,6 +40,15 @@ def render_stats(stats: Stats, colour: bool = True) -> List[str]:
         bars = "".join(_BARS[-(-8 * n // top)] if n else _BARS[0] for n in stats.coming)
         span = relative(stats.now + stats.interval * len(stats.coming), stats.now)
         lines.append(f"coming      |{bars}| {sum(stats.coming):,} {span}, peak {top:,}")
+    if stats.set_aside:
+        count = len(stats.set_aside)
+        head = f"set aside   {count} job{'s' if count > 1 else ''} whose rule does not parse"
+        lines.append(click.style(head, fg="red" if colour else None))
+        for job in stats.set_aside:
+            lines.append(
+                f"            {printable(job.job_id)}: rule {printable(job.rule)!r}, "
+                f"was due {timestamp(job.due)}"
+            )
     return lines
 
 
@@ -47,11 +56,15 @@ def render_stats(stats: Stats, colour: bool = True) -> List[str]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @click.pass_obj
 def stats(obj: Context, as_json: bool) -> None:
-    """Total, due now, lag, next due time, and jobs due per minute over the next hour."""
+    """Total, due now, lag, next due time, jobs due per minute over the next hour; set aside."""
     figures = obj.scheduler.stats()
     if as_json:
         fields = figures._asdict()
         fields["lag"] = figures.lag
+        fields["set_aside"] = [
+            {"id": printable(job.job_id), "rule": job.rule, "due": job.due}
+            for job in figures.set_aside
+        ]
         click.echo(json.dumps(fields))
     else:
         for line in render_stats(figures):

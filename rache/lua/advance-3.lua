@@ -10,7 +10,7 @@
     ARGV[1] history prefix: a job's runs are the list ARGV[1] .. id
     ARGV[2] runs kept per job (an integer >= 0; 0 records none)
     ARGV[3] the poller's name, recorded in each run (no '|')
-    ARGV[4 ..] quintuples: id, the lease (as claim-4.lua gave it), the next due time, the run
+    ARGV[4 ..] quintuples: id, the lease (as claim-6.lua gave it), the next due time, the run
                timeout (ms), the occurrences handed out if the lease holds, oldest first,
                separated by spaces ('' for none)
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`

@@ -17,7 +17,7 @@
                       data, its run token or '' (README.md, "Runs")
     ARGV[6 + 4n ..] recurring jobs, triples: id, the occurrence handed out, the due time it moved
                     to; or for a cron job still leased (its advance never made): id, the
-                    pending occurrence, the lease (as claim-4.lua gave it)
+                    pending occurrence, the lease (as claim-6.lua gave it)
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:

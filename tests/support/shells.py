@@ -90,6 +90,9 @@ class Blocking:
     def health(self, *args: Any, **kwargs: Any) -> Any:
         return self.runner.run(self.inner.health(*args, **kwargs))
 
+    def bad_rules(self) -> Any:
+        return self.runner.run(self.inner.bad_rules())
+
     def delete_job(self, job_id: Any) -> bool:
         return self.runner.run(self.inner.delete_job(job_id))
 

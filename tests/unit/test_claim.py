@@ -1,4 +1,4 @@
-"""The Claim flow with canned claim-4.lua / advance-3.lua replies: calls made, jobs handed out."""
+"""The Claim flow with canned claim-6.lua / advance-3.lua replies: calls made, jobs handed out."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from rache.scripts import ADVANCE, CLAIM, RELEASE, Call
 
 PLAIN = Layout("rache:")
 SHARDED = Layout("rache:", 3)
-#: A claim's cutoff, as claim-4.lua writes it (Unix seconds to the microsecond): now_ms is
+#: A claim's cutoff, as claim-6.lua writes it (Unix seconds to the microsecond): now_ms is
 #: 1700000000123.
 CUTOFF = b"1700000000.123456"
 LEASE = b"1700000005.1234565"
@@ -34,7 +34,7 @@ def claim_reply(
     recurring: Optional[List[Any]] = None,
     runs: Optional[List[Optional[bytes]]] = None,
 ) -> List[Any]:
-    """claim-4.lua's reply: cutoff, new due, head, recurring, runs; id, due, n, n pairs per job."""
+    """claim-6.lua's reply: cutoff, new due, head, recurring, runs; id, due, n, n pairs per job."""
     reply: List[Any] = [cutoff, new_due, head, recurring, runs]
     for raw_id, due, data in jobs:
         reply += [raw_id, due, len(data)]
@@ -46,7 +46,8 @@ def claim_reply(
 def claim_call(keys: Keys, size: int, cutoff: bytes = b"", rescheduled: Any = (b"", b"")) -> Call:
     args = [keys.job_prefix, size, cutoff, *rescheduled, DEFAULT_LEASE_MS]
     args += [keys.history_prefix, 20, b"", 3_600_000, 7 * 24 * 3_600_000]  # runs: README.md
-    return Call(CLAIM, [keys.queue, keys.recurring, keys.runs, keys.call_prefix], args)
+    named = [keys.queue, keys.recurring, keys.runs, keys.aside, keys.clock, keys.call_prefix]
+    return Call(CLAIM, named, args)
 
 
 def release_call(keys: Keys, new_due: bytes, plain: List[Any], again: List[Any]) -> Call:

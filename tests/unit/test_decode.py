@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from rache import decode
 from rache.errors import JobNotFound
-from rache.models import Job, Stats, text
+from rache.models import Job, SetAside, Stats, text
 
 # -- values ----------------------------------------------------------------------------------
 
@@ -213,7 +213,9 @@ def test_details_of_a_leased_cron_job(due: bytes, lease: bytes, first: int) -> N
 
 
 def test_stats() -> None:
-    stats = decode.stats([b"1700000000.5", 10, 3, b"1699999990", b"1700000001.25", 4, 0, 2], 60)
+    aside = [b"bad", b"1699999000", b"e|x|y"]  # a job set aside: id, due time it had, raw rule
+    reply = [b"1700000000.5", 10, 3, b"1699999990", b"1700000001.25", aside, 4, 0, 2]
+    stats = decode.stats(reply, 60)
     assert stats == Stats(
         now=1700000000.5,
         total=10,
@@ -222,12 +224,13 @@ def test_stats() -> None:
         next_due=1700000001.25,
         coming=[4, 0, 2],
         interval=60.0,
+        set_aside=(SetAside("bad", "e|x|y", 1699999000),),
     )
     assert stats.lag == 10.5
 
 
 def test_stats_of_an_empty_schedule() -> None:
-    stats = decode.stats([b"5", 0, 0, None, None], 1.5)
+    stats = decode.stats([b"5", 0, 0, None, None, []], 1.5)
     assert stats == Stats(5.0, 0, 0, None, None, [], 1.5)
     assert stats.lag == 0.0
 
@@ -238,12 +241,19 @@ def test_no_lag_when_the_earliest_job_is_to_come() -> None:
 
 def test_merged_stats() -> None:
     shards = [
-        Stats(100.0, 5, 2, 90, 120, [1, 2], 60.0),
-        Stats(101.5, 3, 0, 130, 130, [0, 1], 60.0),
+        Stats(100.0, 5, 2, 90, 120, [1, 2], 60.0, (SetAside("a", "zzz", 80),)),
+        Stats(101.5, 3, 0, 130, 130, [0, 1], 60.0, (SetAside("b", "c|x", 70),)),
         Stats(99.0, 0, 0, None, None, [0, 0], 60.0),
     ]
     assert decode.merged_stats(shards) == Stats(
-        now=101.5, total=8, due=2, earliest=90, next_due=120, coming=[1, 3], interval=60.0
+        now=101.5,
+        total=8,
+        due=2,
+        earliest=90,
+        next_due=120,
+        coming=[1, 3],
+        interval=60.0,
+        set_aside=(SetAside("a", "zzz", 80), SetAside("b", "c|x", 70)),
     )
     assert decode.merged_stats(shards[2:]) is shards[2]
     empty = decode.merged_stats([shards[2], shards[2]])
@@ -256,8 +266,8 @@ def test_merged_stats() -> None:
         (b"3", None, 3),
         (b"3", [b"1.5", 7], 3),  # a recorded count wins
         (b"1", None, None),  # nothing recorded, no unsharded queue to read (a cluster)
-        (b"1", [b"1.5", 0, 0, None, None], None),
-        (b"1", [b"1.5", 2, 0, None, None], 1),
+        (b"1", [b"1.5", 0, 0, None, None, []], None),
+        (b"1", [b"1.5", 2, 0, None, None, []], 1),
     ],
 )
 def test_recorded_shards(recorded: bytes, unsharded: Any, expected: Any) -> None:

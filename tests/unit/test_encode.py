@@ -283,8 +283,10 @@ def test_schedule_recurring_cron_call_stands_at_the_first_occurrence_from_its_st
 def test_schedule_recurring_cron_call_without_a_start_reads_the_server_clock_first() -> None:
     rule = Cron("30 2 * * *", timezone="Europe/Paris")
     declaration = encode.schedule_recurring(PLAIN, "r", rule, None, {"n": 1})
-    # stats-1.lua without intervals: read-only, on the job's shard (its master's clock).
-    assert declaration.clock == Call(STATS, [b"rache:queue"], [0, b"60.0"])
+    # stats-3.lua without intervals: read-only, on the job's shard (its master's clock).
+    assert declaration.clock == Call(
+        STATS, [b"rache:queue", b"rache:aside", b"rache:recurring"], [0, b"60.0"]
+    )
     now = datetime(2024, 7, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)  # 14:00 in Paris
     call = declaration.call([repr(now.timestamp()).encode(), 0, 0, None, None])
     # '' still says "no start": the script keeps the rule as it runs if it is the same.
@@ -359,9 +361,15 @@ def test_one_job_calls(script: Any, name: str, more: List[bytes]) -> None:
 
 
 def test_stats_calls_one_per_shard() -> None:
-    assert encode.stats(PLAIN, 60, 60) == [Call(STATS, [b"rache:queue"], [60, b"60.0"])]
+    assert encode.stats(PLAIN, 60, 60) == [
+        Call(STATS, [b"rache:queue", b"rache:aside", b"rache:recurring"], [60, b"60.0"])
+    ]
     assert encode.stats(SHARDED, 0, timedelta(milliseconds=1500)) == [
-        Call(STATS, [p.encode() + b"queue"], [0, b"1.5"])
+        Call(
+            STATS,
+            [p.encode() + b"queue", p.encode() + b"aside", p.encode() + b"recurring"],
+            [0, b"1.5"],
+        )
         for p in ("rache:{0-0}:", "rache:{1-1}:", "rache:{2-0}:")
     ]
 
@@ -794,8 +802,11 @@ def test_schedule_at_refuses_bad_ids_and_data(
 
 
 def test_clock_and_recurring_ids_calls() -> None:
-    assert encode.clock(PLAIN) == Call(STATS, [b"rache:queue"], [0, b"60.0"])
-    assert encode.clock(SHARDED).keys == [SHARDED.shards[0].queue]
+    assert encode.clock(PLAIN) == Call(
+        STATS, [b"rache:queue", b"rache:aside", b"rache:recurring"], [0, b"60.0"]
+    )
+    first = SHARDED.shards[0]
+    assert encode.clock(SHARDED).keys == [first.queue, first.aside, first.recurring]
     calls = encode.recurring_jobs(SHARDED)
     assert [call.script for call in calls] == [SCRIPTS["recurringJobs"]] * 3
     assert [call.keys for call in calls] == [[keys.recurring] for keys in SHARDED.shards]
@@ -820,4 +831,6 @@ def test_layout_probe_calls_read_only(
     if unsharded is None:
         assert probe.unsharded is None
     else:
-        assert probe.unsharded == Call(STATS, [unsharded], [0, b"60.0"])
+        group = unsharded[: -len(b"queue")]
+        named = [unsharded, group + b"aside", group + b"recurring"]
+        assert probe.unsharded == Call(STATS, named, [0, b"60.0"])

@@ -30,3 +30,26 @@ end
 local function cronRule(pending, lease, tail)  -- cronRule('', '', tail): the idle rule
   return 'c|' .. pending .. '|' .. lease .. '|' .. tail
 end
+
+-- A rule the claim can act on (README.md, "Rule strings"), checked before its first write:
+-- every-N, every field an integer and the period >= 1; cron, the pending occurrence and the
+-- lease both empty or both times, the flags and grace as written. Anything else (a value
+-- written by hand, by another program, cut short) is set aside, never raised mid-script.
+local function ruleParses(rule)
+  if isEvery(rule) then
+    local start, every, misfire, grace = parseEvery(rule)
+    return start ~= nil and every ~= nil and every >= 1 and grace ~= nil
+      and (misfire == 'c' or misfire == 's')
+  end
+  local pending, lease, tail = parseCron(rule)
+  if not pending or string.sub(rule, 1, 2) ~= 'c|' then
+    return false
+  end
+  if (pending == '') ~= (lease == '') then
+    return false
+  end
+  if pending ~= '' and (not tonumber(pending) or not tonumber(lease)) then
+    return false
+  end
+  return string.match(tail, '^[cs]|%d+|%d+|[^|]+|.+$') ~= nil
+end

@@ -1,12 +1,14 @@
 --[[
   Claims a batch of due jobs in one atomic step: removes or reschedules the plain ones, moves
-  every-N jobs on, leases cron jobs, reads the data, records a run per plain and every-N job.
+  every-N jobs on, leases cron jobs, reads the data, records runs; bad data, memory, clock: no block.
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] recurring key: hash, job id -> rule
     KEYS[3] runs key: hash, plain job id -> its run token (README.md, "Runs")
-    KEYS[4] call record key: <prefix>call:<call id> (README.md, "Call records")
+    KEYS[4] aside key: hash, job id -> due time, the jobs set aside (README.md, "Set-aside jobs")
+    KEYS[5] clock mark key: string (README.md, "Clock jumps")
+    KEYS[6] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] the most jobs to claim (an integer >= 1)
@@ -25,7 +27,7 @@
   Output:
     {cutoff, new due time or false, head after the claim or false, recurring or false,
      run tokens or false, id, due time, n, field1, value1, ... fieldn, valuen, ...}
-    (README.md, "claim-4.lua")
+    (README.md, "claim-6.lua")
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -35,6 +37,7 @@ local jobPrefix = ARGV[1]
 local count = tonumber(ARGV[2])
 local cutoff = ARGV[3]
 local offset = ARGV[4]
+local clockKey = KEYS[5]
 
 --- @include "time"
 --- @include "queueHead"
@@ -46,6 +49,8 @@ local offset = ARGV[4]
 --- @include "calls"
 --- @include "runs"
 --- @include "history"
+--- @include "memory"
+--- @include "clockJump"
 
 -- A claim sent again (its reply was lost) hands out the same batch: the same jobs at the same
 -- due times, their data read again; it changes nothing.
@@ -65,6 +70,25 @@ if cutoff == '' then
 end
 
 -- Every read that can fail comes before the first write (README.md, "No partial writes").
+local mark, wrongMark = readMark(clockKey)
+if wrongMark then
+  return wrongMark
+end
+local nowMs = timeMs(nowSeconds(now))
+if clockWentBack(mark, nowMs) then  -- this call re-aims, and hands out nothing
+  local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash'})
+  if wrong then
+    return wrong
+  end
+  local count = reaim(queueKey, rulesKey, clockKey, nowMs, cutoffMs(cutoff), tonumber(ARGV[6]))
+  if count then  -- else refused (memory pressure): nothing written, the claim goes on
+    local reply = {cutoff, false, queueHead(queueKey), false, false}
+    if count > 0 then
+      callRecord(nil, cmsgpack.pack({cutoff, false, false, false, {}}))
+    end
+    return reply
+  end
+end
 local found = redis.pcall(
   'ZRANGEBYSCORE', queueKey, '-inf', cutoff, 'WITHSCORES', 'LIMIT', 0, count)
 if found.err then
@@ -87,8 +111,12 @@ end
 -- The jobs' data too, before the first write: when a job of the batch recurs, all of it by id
 -- (which jobs are handed out is known after the claim); else straight into the reply.
 local rules = readRules(rulesKey, ids)
+-- Under memory pressure the claim adds nothing (README.md, "Memory pressure"): probed when
+-- the batch would add (a recurring job, a reschedule), before the first write.
+local full = (rules or offset ~= '') and memoryFull(queueKey, found[1], found[2])
+local byId = rules or full
 local read, unreadable
-if rules then
+if byId then
   read, unreadable = readJobs(jobPrefix, ids)
 else
   read, unreadable = appendJobs(reply, found, jobPrefix)
@@ -102,14 +130,18 @@ if not runs then
 end
 
 local plain = ids
-if rules then
-  plain, found, reply[4] = claimRecurring(
-    queueKey, rulesKey, found, ids, rules, cutoff, now, tonumber(ARGV[6]))
+if byId then
+  local c = {queue = queueKey, rules = rulesKey, aside = KEYS[4], clock = clockKey, mark = mark,
+             cutoff = cutoff, now = now, leaseMs = tonumber(ARGV[6]), full = full, offset = offset}
+  plain, found, reply[4] = claimRecurring(c, found, ids, rules or {})
+  if not plain then
+    return found
+  end
 end
 reply[2] = removeOrReschedule(queueKey, plain, offset, ARGV[5], now, cutoff)
 if withRuns > 0 then  -- each plain job's token, in reply order; gone with the job, if it goes
   local isPlain = false  -- without recurring jobs in the batch, every job is plain
-  if rules then
+  if byId then
     isPlain = {}
     for i = 1, #plain do
       isPlain[plain[i]] = true
@@ -165,4 +197,4 @@ end
 reply[3] = queueHead(queueKey)
 callRecord(nil, cmsgpack.pack({reply[1], reply[2], reply[4], reply[5], found}))
 
-return rules and appendJobs(reply, found, jobPrefix, read) or reply
+return byId and appendJobs(reply, found, jobPrefix, read) or reply

@@ -23,7 +23,20 @@ from .errors import (
     ReservedFieldError,
     UntaggedPrefix,
 )
-from .models import Error, Exported, Health, Job, Poller, Problem, Run, Seconds, Stats, Time, Value
+from .models import (
+    Error,
+    Exported,
+    Health,
+    Job,
+    Poller,
+    Problem,
+    RecurringRuns,
+    Run,
+    Seconds,
+    Stats,
+    Time,
+    Value,
+)
 from .rules import Cron, Every, Rule
 from .scheduler import Entry, Progress, Scheduler, Start, When, due_time
 
@@ -46,6 +59,7 @@ __all__ = [
     "Poller",
     "Problem",
     "RacheError",
+    "RecurringRuns",
     "ReservedFieldError",
     "Rule",
     "Run",

@@ -147,6 +147,12 @@ def judge_all(
     return [job for job in judged if job is not None]
 
 
+def _by_id(runs: RecurringRuns) -> bytes:
+    """The order of ``Health.recurring``: by id, bytes order (as jobs are examined)."""
+    job_id = runs.job_id
+    return job_id.encode() if isinstance(job_id, str) else bytes(job_id)
+
+
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
@@ -226,5 +232,5 @@ def verdict(
     problems = no_poller(stats, pollers) + late_job(stats, late, oldest) + list(more)
     if checks is not None:
         problems += recurring_problems(judged, checks, stats.now)
-    recurring = tuple(job.runs for job in judged)
+    recurring = tuple(sorted((job.runs for job in judged), key=_by_id))
     return Health(not problems, problems, stats, pollers, recurring, unexamined)

@@ -230,7 +230,7 @@ class Health(NamedTuple):
     stats: Stats
     #: its live pollers
     pollers: List[Poller]
-    #: the recurring jobs examined (at most ``HEALTH_JOBS``, the first by id), as read
+    #: the recurring jobs examined (at most ``HEALTH_JOBS``, the first by id), by id
     recurring: Tuple[RecurringRuns, ...] = ()
     #: how many recurring jobs were not examined (those after the first ``HEALTH_JOBS``)
     unexamined: int = 0

@@ -111,7 +111,7 @@ class DispatchLoop:
         poller_ttl: Seconds = POLLER_TTL,
         retries: int = DEFAULT_RETRIES,
         retry_backoff: Seconds = DEFAULT_RETRY_BACKOFF,
-        name: Union[None, str, Callable[[], str]] = None,
+        name: Union[str, Callable[[], str], None] = None,
     ) -> None:
         self.batch = count(batch, "batch", 1, MAX_BATCH_SIZE)
         self.retries = count(retries, "retries", 0, MAX_RETRIES)

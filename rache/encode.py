@@ -444,8 +444,8 @@ def recurring_runs(layout: Layout, raw_ids: Sequence[bytes], most: int) -> List[
     calls = []
     for index, ids in groups.items():
         keys = layout.shards[index]
-        for start in range(0, len(ids), HEALTH_BATCH):
-            args: Args = [keys.history_prefix, max(1, most), *ids[start : start + HEALTH_BATCH]]
+        for first in range(0, len(ids), HEALTH_BATCH):
+            args: Args = [keys.history_prefix, max(1, most), *ids[first : first + HEALTH_BATCH]]
             calls.append(Call(scripts.RECURRING_RUNS, [keys.queue, keys.recurring], args))
     return calls
 

@@ -81,8 +81,10 @@ class Checks(NamedTuple):
 
 
 def examined(ids: Iterable[Any]) -> Tuple[List[bytes], int]:
-    """The raw ids of the recurring jobs to examine: the first ``HEALTH_JOBS`` by id (bytes
-    order); and how many were left out."""
+    """The raw ids of the recurring jobs to examine, and how many were left out.
+
+    The first ``HEALTH_JOBS`` by id (bytes order): the same jobs at every reading.
+    """
     raw = sorted(job_id.encode() if isinstance(job_id, str) else job_id for job_id in ids)
     return raw[:HEALTH_JOBS], max(0, len(raw) - HEALTH_JOBS)
 
@@ -124,7 +126,10 @@ def judge(reading: RecurringReading, now_ms: int, stale_periods: int) -> Optiona
     elif newest_failure is not None:
         since, what = _ms(runs[-1].due), "none of its runs kept succeeded, the oldest due {ago} ago"
     elif runs:
-        since, what = _ms(runs[0].due), "its outcomes are not reported; its newest run fell due {ago} ago"
+        since, what = (
+            _ms(runs[0].due),
+            "its outcomes are not reported; its newest run fell due {ago} ago",
+        )
     else:
         since, what = reading.due_ms, "no run of it is kept; it fell due {ago} ago"
     missed = 0 if since is None else _missed(reading.placed, since, now_ms, stale_periods)
@@ -138,9 +143,7 @@ def judge(reading: RecurringReading, now_ms: int, stale_periods: int) -> Optiona
     return Judged(value, newest_failure, since, what)
 
 
-def judge_all(
-    readings: Tuple[int, List[RecurringReading]], stale_periods: int
-) -> List[Judged]:
+def judge_all(readings: Tuple[int, List[RecurringReading]], stale_periods: int) -> List[Judged]:
     """A reply's readings (``decode.recurring_runs``) judged; jobs no longer recurring left out."""
     now, found = readings
     judged = (judge(reading, now, stale_periods) for reading in found)
@@ -182,11 +185,11 @@ def _missed(placed: Placed, since: int, now: int, most: int) -> int:
     return missed
 
 
-def recurring_problems(
-    judged: Sequence[Judged], checks: Checks, now: float
-) -> List[Problem]:
-    """The problems of the recurring jobs judged: no success for ``stale_periods`` of their
-    occurrences, or ``failed_in_a_row`` failures in a row."""
+def recurring_problems(judged: Sequence[Judged], checks: Checks, now: float) -> List[Problem]:
+    """The problems of the recurring jobs judged by ``checks``.
+
+    No success in ``stale_periods`` of their occurrences; ``failed_in_a_row`` failures in a row.
+    """
     problems = []
     for job in judged:
         runs, who = job.runs, f"recurring job {printable(job.runs.job_id)!r}"

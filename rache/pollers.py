@@ -58,12 +58,14 @@ class Announcer:
         self,
         kind: str,
         ttl: Seconds = POLLER_TTL,
-        name: Union[None, str, Callable[[], str]] = None,
+        name: Union[str, Callable[[], str], None] = None,
     ) -> None:
         if not isinstance(kind, str) or not kind or len(kind) > MAX_POLLER_TEXT:
             raise ValueError(f"kind must be text of 1 to {MAX_POLLER_TEXT} characters: {kind!r}")
-        if name is not None and not callable(name) and (
-            not isinstance(name, str) or not name or len(name) > MAX_POLLER_TEXT
+        if (
+            name is not None
+            and not callable(name)
+            and (not isinstance(name, str) or not name or len(name) > MAX_POLLER_TEXT)
         ):
             raise ValueError(f"name must be text of 1 to {MAX_POLLER_TEXT} characters: {name!r}")
         self.ttl = positive_seconds(ttl, "poller_ttl")

@@ -1,5 +1,6 @@
-"""Health of recurring jobs: no success in N occurrences, K failures in a row; rache doctor's
-exit codes for each; the gauges of each job's last success; one poller name.
+"""Health of recurring jobs: no success in N occurrences, K failures in a row.
+
+rache doctor's exit codes for each; the gauges of each job's last success; one poller name.
 
 Real servers; short periods (1 s) so that occurrences pass while the test waits.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any, List
+from typing import Any, Dict, List
 
 import pytest
 from click.testing import CliRunner
@@ -21,7 +22,7 @@ from tests.support import harness as testing
 from tests.test_pollers import durable, poller, wait_for  # noqa: F401 (a fixture)
 
 
-def rounds(sched: Any, outcomes: dict, count: int) -> None:
+def rounds(sched: Any, outcomes: Dict[str, Any], count: int) -> None:
     """``count`` claims a period (1 s) apart; each job's run finished as ``outcomes`` says.
 
     ``outcomes[job](i)``: None (succeeded), a text (failed), or ... (left running).
@@ -112,7 +113,9 @@ def doctor(server: testing.RedisServer, *args: str) -> Any:
 
 
 def test_doctor_exits_1_for_each_unhealthy_recurring_job(
-    server: testing.RedisServer, raw: Any, durable: None  # noqa: F811
+    server: testing.RedisServer,
+    raw: Any,
+    durable: None,  # noqa: F811
 ) -> None:
     sched = Scheduler(raw)
     sched.announce(poller())

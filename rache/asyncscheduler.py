@@ -26,7 +26,13 @@ from .basescheduler import (
     warn_unreleased,
 )
 from .claim import Claim
-from .constants import DEFAULT_LATE, MAX_HISTORY, POLLER_TTL
+from .constants import (
+    DEFAULT_FAILED_IN_A_ROW,
+    DEFAULT_LATE,
+    DEFAULT_STALE_PERIODS,
+    MAX_HISTORY,
+    POLLER_TTL,
+)
 from .keys import SHARDS_FIELD, Keys
 from .models import Error, Exported, Health, Job, Poller, Run, Seconds, SetAside, Stats, Time, Value
 from .rules import Rule
@@ -172,13 +178,36 @@ class AsyncScheduler(BaseScheduler):
         """The live pollers, by name. See :meth:`Scheduler.pollers`."""
         return decode.pollers(await self._send(encode.pollers(self.layout)))
 
-    async def health(self, late: Seconds = DEFAULT_LATE) -> Health:
+    async def health(
+        self,
+        late: Seconds = DEFAULT_LATE,
+        *,
+        stale_periods: int = DEFAULT_STALE_PERIODS,
+        failed_in_a_row: int = DEFAULT_FAILED_IN_A_ROW,
+    ) -> Health:
         """The schedule's verdict. See :meth:`Scheduler.health`."""
         threshold = health_rules.late_threshold(late)
+        checks = health_rules.Checks.of(stale_periods, failed_in_a_row)
         figures = await self.stats(intervals=0)
         found = await self.pollers()
         oldest = await self._oldest() if health_rules.is_late(figures, threshold) else None
-        return health_rules.verdict(figures, found, late=threshold, oldest=oldest)
+        judged: List[health_rules.Judged] = []
+        unexamined = 0
+        if checks.stale_periods or checks.failed_in_a_row:
+            ids, unexamined = health_rules.examined([job async for job in self._recurring()])
+            for call in encode.recurring_runs(self.layout, ids, checks.runs):
+                reply = await self._run(call)
+                readings = decode.recurring_runs(encode.recurring_ids(call), reply)
+                judged += health_rules.judge_all(readings, checks.stale_periods)
+        return health_rules.verdict(
+            figures,
+            found,
+            late=threshold,
+            oldest=oldest,
+            judged=judged,
+            checks=checks,
+            unexamined=unexamined,
+        )
 
     async def _oldest(self) -> Any:
         """The id of the earliest due job (one page of one entry per shard)."""

@@ -69,6 +69,7 @@ class BaseDispatcher(Generic[S]):
         retries: int = DEFAULT_RETRIES,
         retry_backoff: Seconds = DEFAULT_RETRY_BACKOFF,
         hand_off: Optional[bool] = None,
+        name: Optional[str] = None,
     ) -> None:
         if scheduler is None:
             scheduler = cast(S, self._scheduler_class())
@@ -80,7 +81,7 @@ class BaseDispatcher(Generic[S]):
             raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")
         if heartbeat is not None and not callable(heartbeat):
             raise TypeError(f"heartbeat must be callable or None, not {type(heartbeat).__name__}")
-        scheduler.claim(reschedule_in, None)  # its checks (a claim sends nothing)
+        scheduler.claim(reschedule_in, None, name=name)  # its checks (a claim sends nothing)
         if reschedule_in is not None and round(seconds(reschedule_in, "reschedule_in") * 1000) <= 0:
             raise ValueError(
                 "reschedule_in must be more than 0 for a dispatcher (a job due again at "
@@ -98,7 +99,12 @@ class BaseDispatcher(Generic[S]):
             poller_ttl=poller_ttl,
             retries=retries,
             retry_backoff=retry_backoff,
+            # One name in pollers() and in the runs its claims record: the one given, else
+            # the scheduler's (its Scheduler(name=...), else host:pid read at each use).
+            name=name if name is not None else (lambda: scheduler.name),
         )
+        #: the poller name given (None: the scheduler's), in its claims and its announces
+        self.name = name
         self.handler = handler
         #: whether the handler hands each run to a task queue whose worker reports its
         #: outcome (then a return is not a success: only a raise is reported, as a failure)
@@ -219,4 +225,4 @@ class BaseDispatcher(Generic[S]):
 
     def _claim(self) -> Claim:
         scheduler: BaseScheduler = self.scheduler
-        return scheduler.claim(self.reschedule_in, self.core.batch)
+        return scheduler.claim(self.reschedule_in, self.core.batch, name=self.name)

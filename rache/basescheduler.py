@@ -106,12 +106,20 @@ class BaseScheduler:
         self._unchecked = False
         return int(recorded)
 
-    def claim(self, reschedule_in: Optional[Seconds] = None, limit: Optional[int] = None) -> Claim:
+    def claim(
+        self,
+        reschedule_in: Optional[Seconds] = None,
+        limit: Optional[int] = None,
+        *,
+        name: Optional[str] = None,
+    ) -> Claim:
         """Start a claim of the jobs due now: a flow of batches, for ``claim_batch``.
 
         Arguments are checked here; nothing is sent. A sharded schedule's claim starts at
-        a shard of its own choosing, so that pollers spread over the nodes.
+        a shard of its own choosing, so that pollers spread over the nodes. ``name``: the
+        poller name its runs record, instead of this scheduler's (a Dispatcher's own name).
         """
+        given = self._name if name is None else arguments.poller_name(name)
         start = random.randrange(len(self.shards)) if len(self.shards) > 1 else 0
         lease_ms = max(1, round(self.recurring_lease * 1000))
         return Claim(
@@ -122,7 +130,7 @@ class BaseScheduler:
             start=start,
             lease_ms=lease_ms,
             history=self.history,
-            name=self._name or arguments.default_poller_name(),
+            name=given or arguments.default_poller_name(),
             run_timeout_ms=self._run_timeout_ms,
         )
 

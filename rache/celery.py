@@ -232,11 +232,14 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
     ``beat_schedule`` into rache (see the module's docstring); each ``tick()`` claims the
     occurrences due, sends each as a Celery task whose id is the occurrence's id, and
     returns the seconds until the next occurrence falls due (at most ``max_interval``:
-    ``beat_max_loop_interval``, else 60 s).
+    ``beat_max_loop_interval``, else 25 s).
     """
 
     #: The longest sleep between ticks when nothing is due (``beat_max_loop_interval`` wins).
-    max_interval = 60
+    #: The beat announces itself on its ticks, so its entry in ``Scheduler.pollers()`` lives
+    #: ``POLLER_TTL`` (60 s) after one: two ticks at most this far apart fit in it, and a
+    #: beat killed without a word leaves the list within a minute.
+    max_interval = 25
     #: The most occurrences one claim (one script call) hands out: small enough that a
     #: burst of occurrences due at once spreads over the beats (each claims in turn).
     batch = 100
@@ -259,7 +262,8 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
             backoff=DEFAULT_BACKOFF,
             max_backoff=max(DEFAULT_BACKOFF, min(DEFAULT_MAX_BACKOFF, float(self.max_interval))),
             kind="celery beat",
-            # Celery's loop ticks at most max_interval apart: the entry outlives two of those.
+            # Celery's loop ticks at most max_interval apart: the entry outlives two of those
+            # (60 s for any max_interval up to 30 s, the default 25 s among them).
             poller_ttl=max(POLLER_TTL, 2 * float(self.max_interval)),
             hand_off=True,  # a task sent is not a run done: the worker reports outcomes
         )

@@ -94,6 +94,25 @@ ANNOUNCE_EVERY = 5.0
 MAX_POLLER_TEXT = 200
 #: ``Scheduler.health(late=)``: the oldest due job is a problem once this late (seconds).
 DEFAULT_LATE = 300.0
+#: ``Scheduler.health(stale_periods=)``: a recurring job is a problem once this many of its
+#: occurrences fell due after its last success (0: no such check).
+DEFAULT_STALE_PERIODS = 3
+#: ``Scheduler.health(failed_in_a_row=)``: a recurring job is a problem once its newest
+#: runs with an outcome failed this many times in a row (0: no such check).
+DEFAULT_FAILED_IN_A_ROW = 3
+#: The most recurring jobs ``Scheduler.health()`` examines: the first this many by id
+#: (bytes order), so that a schedule of many recurring jobs costs a bounded reading; the
+#: others are not judged (``rache doctor`` says how many were left out).
+HEALTH_JOBS = 1000
+#: The newest runs read per recurring job by ``Scheduler.health()`` (more when the failures
+#: in a row asked for are more, up to ``MAX_HISTORY``).
+HEALTH_RUNS = 10
+#: Recurring jobs read per script call by ``Scheduler.health()`` (each reads a job's rule,
+#: due time and newest runs: one call stays well under a millisecond per 100 jobs).
+HEALTH_BATCH = 100
+#: The most recurring jobs ``rache dispatch --metrics-port`` exports a last success time
+#: for: the first this many by id of those ``Scheduler.health()`` examined.
+JOB_GAUGES = 500
 
 # -- retries ---------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ int, UTF-8 text as str, other bytes as they are.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import recurrence, rules, wire
 from .errors import JobNotFound
@@ -138,6 +138,41 @@ def failures(replies: Sequence[Sequence[Any]], limit: Optional[int]) -> List[Run
             found.append(run(rest[:size], rest[size:], now))
     found.sort(key=lambda failed: failed.finished_at or 0.0, reverse=True)
     return found if limit is None else found[:limit]
+
+
+class RecurringReading(NamedTuple):
+    """recurringRuns-2.lua's reading of one job: its raw id, rule, due time and newest runs."""
+
+    raw_id: bytes
+    #: the stored rule (None: the job is no longer recurring) and the rule decoded
+    rule: Optional[bytes]
+    placed: Optional[rules.Placed]
+    #: its due time, ms (None: not scheduled)
+    due_ms: Optional[int]
+    runs: List[Run]
+
+
+def recurring_runs(
+    raw_ids: Sequence[bytes], reply: Sequence[Any]
+) -> Tuple[int, List[RecurringReading]]:
+    """recurringRuns-2.lua's reply on ``raw_ids``: the server's now (ms), each job's reading.
+
+    A rule that does not decode (another program's value) reads as no rule.
+    """
+    now = int(reply[0])
+    found = []
+    for raw, entry in zip(raw_ids, reply[1:]):
+        raw_rule, due, *records = entry
+        placed: Optional[rules.Placed] = None
+        if raw_rule is not None:
+            try:
+                placed = rules.decode(raw_rule)[0]
+            except (ValueError, KeyError):  # not a rule, or a zone this host lacks
+                placed = None
+        due_ms = None if due is None else wire.time_ms(due)
+        runs = [run(raw, record, now) for record in records]
+        found.append(RecurringReading(raw, raw_rule, placed, due_ms, runs))
+    return now, found
 
 
 def details(job_id: str, reply: Sequence[Any]) -> Job:

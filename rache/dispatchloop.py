@@ -41,7 +41,7 @@ import random
 import threading
 import time
 import weakref
-from typing import Any, ClassVar, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, ClassVar, List, NamedTuple, Optional, Tuple, Union
 
 from .arguments import count, positive_seconds
 from .constants import (
@@ -93,6 +93,8 @@ class DispatchLoop:
     :param retries: how many times a run whose handler raised is tried again (0: none).
     :param retry_backoff: the wait before the first retry, seconds; doubled for each
         further one, with jitter (half to all of it), at most ``MAX_RETRY_DELAY``.
+    :param name: its name there, or what gives it at each announce (the name its claims
+        record); None: ``host:pid``.
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class DispatchLoop:
         poller_ttl: Seconds = POLLER_TTL,
         retries: int = DEFAULT_RETRIES,
         retry_backoff: Seconds = DEFAULT_RETRY_BACKOFF,
+        name: Union[str, Callable[[], str], None] = None,
     ) -> None:
         self.batch = count(batch, "batch", 1, MAX_BATCH_SIZE)
         self.retries = count(retries, "retries", 0, MAX_RETRIES)
@@ -158,7 +161,7 @@ class DispatchLoop:
         self._pressed = 0  # claims in a row that left jobs for memory pressure
         self._prometheus = _Prometheus.of(metrics) if metrics is not None else None
         #: when the loop announces itself as a live poller, and what it says
-        self.announcer = Announcer(kind, poller_ttl)
+        self.announcer = Announcer(kind, poller_ttl, name)
         self._announce_failing = False
 
     # -- claims ---------------------------------------------------------------------------

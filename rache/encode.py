@@ -37,7 +37,13 @@ from .arguments import (
     start,
     stored_rule,
 )
-from .constants import BULK_MAX_ARGS, FAILURES_KEPT, MAX_OFFSET_SECONDS, MAX_POLLER_TEXT
+from .constants import (
+    BULK_MAX_ARGS,
+    FAILURES_KEPT,
+    HEALTH_BATCH,
+    MAX_OFFSET_SECONDS,
+    MAX_POLLER_TEXT,
+)
 from .durations import finite, seconds, shown
 from .keys import Keys, Layout, has_hash_tag
 from .models import Job, Poller
@@ -434,6 +440,29 @@ def clock(layout: Layout) -> Call:
 def recurring_jobs(layout: Layout) -> List[Call]:
     """recurringJobs-1.lua on each shard: the ids of its recurring jobs."""
     return [Call(scripts.RECURRING_JOBS, [keys.recurring], []) for keys in layout.shards]
+
+
+def recurring_runs(layout: Layout, raw_ids: Sequence[bytes], most: int) -> List[Call]:
+    """recurringRuns-2.lua: ``raw_ids``' rules, due times and newest ``most`` runs.
+
+    Grouped by shard, ``HEALTH_BATCH`` ids a call; each call's ids are its args after the
+    second (``recurring_ids`` gives them back).
+    """
+    groups: Dict[int, List[bytes]] = {}
+    for raw in raw_ids:
+        groups.setdefault(layout.index_of(raw) if layout.count > 1 else 0, []).append(raw)
+    calls = []
+    for index, ids in groups.items():
+        keys = layout.shards[index]
+        for first in range(0, len(ids), HEALTH_BATCH):
+            args: Args = [keys.history_prefix, max(1, most), *ids[first : first + HEALTH_BATCH]]
+            calls.append(Call(scripts.RECURRING_RUNS, [keys.queue, keys.recurring], args))
+    return calls
+
+
+def recurring_ids(call: Call) -> List[bytes]:
+    """The job ids a ``recurring_runs`` call reads, in its reply's order."""
+    return [raw for raw in call.args[2:] if isinstance(raw, bytes)]
 
 
 class Probe(NamedTuple):

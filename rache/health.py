@@ -4,22 +4,29 @@
 (``pollers``), and the id of the oldest due job when it is late; this judges them. So
 ``rache doctor``, the dashboard and ``rache dispatch``'s gauges say the same thing.
 
-A check is a function of what was read that gives :class:`rache.Problem` values; the
-checks of a recurring job's run history (last success older than N periods, K failures in
-a row) are to come as more of them, fed by ``Scheduler.runs``.
+A check is a function of what was read that gives :class:`rache.Problem` values. The
+checks of a recurring job's runs (no success for N of its occurrences, K failures in a
+row) judge a bounded reading: the first ``HEALTH_JOBS`` recurring jobs by id, each with
+its newest ``HEALTH_RUNS`` runs (recurringRuns-2.lua, ``HEALTH_BATCH`` jobs a call).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional
+from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-from .arguments import positive_seconds
+from . import recurrence
+from .arguments import count, positive_seconds
+from .constants import HEALTH_JOBS, HEALTH_RUNS, MAX_HISTORY
+from .decode import RecurringReading
 from .formatting import printable, span
-from .models import Health, Poller, Problem, Stats
+from .models import Health, Poller, Problem, RecurringRuns, Run, Stats
+from .rules import Every, Placed
 
 #: The kinds of problem (``Problem.kind``).
 NO_POLLER = "no live poller"
 LATE = "late"
+STALE = "no success"
+FAILING = "failing"
 
 
 def no_poller(stats: Stats, pollers: List[Poller]) -> List[Problem]:
@@ -53,6 +60,162 @@ def late_job(stats: Stats, late: float, oldest: Any) -> List[Problem]:
     return [Problem(LATE, oldest, message)]
 
 
+class Checks(NamedTuple):
+    """The recurring jobs' checks asked for, checked: each a count, 0 for no such check."""
+
+    stale_periods: int
+    failed_in_a_row: int
+
+    @classmethod
+    def of(cls, stale_periods: object, failed_in_a_row: object) -> Checks:
+        """The arguments of ``health()`` checked (``TypeError``/``ValueError`` naming them)."""
+        return cls(
+            count(stale_periods, "stale_periods", 0, 10**6),
+            count(failed_in_a_row, "failed_in_a_row", 0, MAX_HISTORY),
+        )
+
+    @property
+    def runs(self) -> int:
+        """The newest runs to read per job: ``HEALTH_RUNS``, or the failures in a row asked."""
+        return max(HEALTH_RUNS, self.failed_in_a_row)
+
+
+def examined(ids: Iterable[Any]) -> Tuple[List[bytes], int]:
+    """The raw ids of the recurring jobs to examine, and how many were left out.
+
+    The first ``HEALTH_JOBS`` by id (bytes order): the same jobs at every reading.
+    """
+    raw = sorted(job_id.encode() if isinstance(job_id, str) else job_id for job_id in ids)
+    return raw[:HEALTH_JOBS], max(0, len(raw) - HEALTH_JOBS)
+
+
+class Judged(NamedTuple):
+    """One recurring job as read and judged: its public reading, the run that fails newest."""
+
+    runs: RecurringRuns
+    newest_failure: Optional[Run]
+    #: when it counts its missed occurrences from (ms), and what that moment is
+    since: Optional[int]
+    since_what: str
+
+
+def judge(reading: RecurringReading, now_ms: int, stale_periods: int) -> Optional[Judged]:
+    """One job's reading summed up; None when it is no longer recurring.
+
+    Its last success: the newest succeeded run's finish. Failures in a row: its newest runs
+    with an outcome that failed, up to that success. Missed: the occurrences due after its
+    last success, or if none of the runs read succeeded, after the oldest run read (about
+    when it was first due, or a lower bound); if none of them has an outcome (outcomes
+    not reported), after its newest run's due time; with no run kept, after its due time
+    (a job never handed out counts from its first occurrence, so a new job is not late).
+    """
+    if reading.placed is None:
+        return None
+    runs = reading.runs
+    success = next((run for run in runs if run.state == "succeeded"), None)
+    in_a_row, newest_failure = 0, None
+    for run in runs:
+        if run.state == "succeeded":
+            break
+        if run.state == "failed":
+            in_a_row += 1
+            newest_failure = newest_failure or run
+    since: Optional[int]
+    if success is not None:
+        since, what = _ms(success.finished_at or success.due), "its last success was {ago} ago"
+    elif newest_failure is not None:
+        since, what = _ms(runs[-1].due), "none of its runs kept succeeded, the oldest due {ago} ago"
+    elif runs:
+        since, what = (
+            _ms(runs[0].due),
+            "its outcomes are not reported; its newest run fell due {ago} ago",
+        )
+    else:
+        since, what = reading.due_ms, "no run of it is kept; it fell due {ago} ago"
+    missed = 0 if since is None else _missed(reading.placed, since, now_ms, stale_periods)
+    value = RecurringRuns(
+        job_id=runs[0].job_id if runs else _text(reading.raw_id),
+        last_success=None if success is None else success.finished_at,
+        failed_in_a_row=in_a_row,
+        last_run=runs[0].claimed_at if runs else None,
+        missed=missed,
+    )
+    return Judged(value, newest_failure, since, what)
+
+
+def judge_all(readings: Tuple[int, List[RecurringReading]], stale_periods: int) -> List[Judged]:
+    """A reply's readings (``decode.recurring_runs``) judged; jobs no longer recurring left out."""
+    now, found = readings
+    judged = (judge(reading, now, stale_periods) for reading in found)
+    return [job for job in judged if job is not None]
+
+
+def _by_id(runs: RecurringRuns) -> bytes:
+    """The order of ``Health.recurring``: by id, bytes order (as jobs are examined)."""
+    job_id = runs.job_id
+    return job_id.encode() if isinstance(job_id, str) else bytes(job_id)
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _text(raw: bytes) -> Any:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
+
+
+def _missed(placed: Placed, since: int, now: int, most: int) -> int:
+    """How many occurrences of ``placed`` fall in ``(since, now]`` (ms), counted up to ``most``."""
+    if most <= 0:
+        most = 1
+    first = recurrence.next_at_or_after(placed, since + 1)
+    if first > now:
+        return 0
+    if isinstance(placed.rule, Every):
+        return min(most, 1 + (now - first) // placed.rule.every_ms)
+    missed, t = 1, first
+    while missed < most:
+        t = recurrence.next_at_or_after(placed, t + 1)
+        if t > now:
+            break
+        missed += 1
+    return missed
+
+
+def recurring_problems(judged: Sequence[Judged], checks: Checks, now: float) -> List[Problem]:
+    """The problems of the recurring jobs judged by ``checks``.
+
+    No success in ``stale_periods`` of their occurrences; ``failed_in_a_row`` failures in a row.
+    """
+    problems = []
+    for job in judged:
+        runs, who = job.runs, f"recurring job {printable(job.runs.job_id)!r}"
+        if checks.stale_periods and runs.missed >= checks.stale_periods and job.since is not None:
+            ago = span(now - job.since / 1000)
+            problems.append(
+                Problem(
+                    STALE,
+                    runs.job_id,
+                    f"{who} has not succeeded in its last {runs.missed} occurrences "
+                    f"({job.since_what.format(ago=ago)})",
+                )
+            )
+        if checks.failed_in_a_row and runs.failed_in_a_row >= checks.failed_in_a_row:
+            error = job.newest_failure.error if job.newest_failure else None
+            why = f" (the newest: {printable(error)[:200]})" if error else ""
+            problems.append(
+                Problem(
+                    FAILING,
+                    runs.job_id,
+                    f"{who} failed its last {runs.failed_in_a_row} runs in a row{why}",
+                )
+            )
+    return problems
+
+
 def verdict(
     stats: Stats,
     pollers: List[Poller],
@@ -60,7 +223,17 @@ def verdict(
     late: float,
     oldest: Optional[Any] = None,
     more: Iterable[Problem] = (),
+    judged: Sequence[Judged] = (),
+    checks: Optional[Checks] = None,
+    unexamined: int = 0,
 ) -> Health:
-    """The schedule's health from its figures and live pollers; ``more``: other checks' problems."""
+    """The schedule's health from its figures and live pollers; ``more``: other checks' problems.
+
+    ``judged``: the recurring jobs examined, judged by ``checks``; ``unexamined``: how many
+    were left out.
+    """
     problems = no_poller(stats, pollers) + late_job(stats, late, oldest) + list(more)
-    return Health(not problems, problems, stats, pollers)
+    if checks is not None:
+        problems += recurring_problems(judged, checks, stats.now)
+    recurring = tuple(sorted((job.runs for job in judged), key=_by_id))
+    return Health(not problems, problems, stats, pollers, recurring, unexamined)

@@ -212,6 +212,29 @@ class Problem(NamedTuple):
     message: str
 
 
+class RecurringRuns(NamedTuple):
+    """What ``Scheduler.health()`` read of one recurring job's newest runs (``Health.recurring``).
+
+    Read from the newest runs kept (``HEALTH_RUNS`` of them, or the failures in a row asked
+    for if more), so a success older than those reads as none.
+    """
+
+    #: the job's id (str, or bytes if not UTF-8)
+    job_id: Any
+    #: when its newest successful run finished (Unix seconds, server clock); None if none
+    #: of the runs read succeeded
+    last_success: Optional[float]
+    #: its newest runs with an outcome that failed, up to the newest success (runs without
+    #: an outcome, running, unknown or skipped, are passed over)
+    failed_in_a_row: int
+    #: when its newest run was handed out (Unix seconds, server clock); None if no run is kept
+    last_run: Optional[float]
+    #: how many of its occurrences fell due after its last success (or, none known, after
+    #: it was first due; for a job whose outcomes are not reported, after its newest
+    #: run's), counted up to the ``stale_periods`` asked for
+    missed: int
+
+
 class Health(NamedTuple):
     """The verdict on a schedule (``Scheduler.health()``), from one reading of it.
 
@@ -225,3 +248,7 @@ class Health(NamedTuple):
     stats: Stats
     #: its live pollers
     pollers: List[Poller]
+    #: the recurring jobs examined (at most ``HEALTH_JOBS``, the first by id), by id
+    recurring: Tuple[RecurringRuns, ...] = ()
+    #: how many recurring jobs were not examined (those after the first ``HEALTH_JOBS``)
+    unexamined: int = 0

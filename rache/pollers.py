@@ -12,9 +12,9 @@ import os
 import socket
 import sys
 import time
-from typing import Optional
+from typing import Callable, Optional, Union
 
-from .arguments import positive_seconds
+from .arguments import default_poller_name, positive_seconds
 from .constants import ANNOUNCE_EVERY, MAX_POLLER_TEXT, POLLER_TTL
 from .models import Poller, Seconds
 
@@ -25,8 +25,12 @@ def host() -> str:
 
 
 def default_name() -> str:
-    """``host:pid``, the pid read now, so that a forked child names itself anew."""
-    return f"{host()}:{os.getpid()}"
+    """``host:pid``, the pid read now, so that a forked child names itself anew.
+
+    The one default of a poller's name: the name in its runs (``Run.claimed_by``,
+    ``Scheduler.name``) and in ``Scheduler.pollers()`` alike.
+    """
+    return default_poller_name().decode("utf-8", "replace")
 
 
 def version() -> str:
@@ -45,14 +49,23 @@ class Announcer:
     :param ttl: how long its entry lives after an announce, seconds: how long a process
         killed without a word stays listed. It announces every ``ANNOUNCE_EVERY`` seconds, or
         every third of a shorter ttl.
-    :param name: its name; None: ``host:pid``, read at each announce.
+    :param name: its name, or what gives it at each announce (a Dispatcher's: its
+        scheduler's ``name``, the one its claims record); None: ``host:pid``, read at each
+        announce.
     """
 
-    def __init__(self, kind: str, ttl: Seconds = POLLER_TTL, name: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        ttl: Seconds = POLLER_TTL,
+        name: Union[str, Callable[[], str], None] = None,
+    ) -> None:
         if not isinstance(kind, str) or not kind or len(kind) > MAX_POLLER_TEXT:
             raise ValueError(f"kind must be text of 1 to {MAX_POLLER_TEXT} characters: {kind!r}")
-        if name is not None and (
-            not isinstance(name, str) or not name or len(name) > MAX_POLLER_TEXT
+        if (
+            name is not None
+            and not callable(name)
+            and (not isinstance(name, str) or not name or len(name) > MAX_POLLER_TEXT)
         ):
             raise ValueError(f"name must be text of 1 to {MAX_POLLER_TEXT} characters: {name!r}")
         self.ttl = positive_seconds(ttl, "poller_ttl")
@@ -81,7 +94,7 @@ class Announcer:
     def poller(self, handed_out: int, failures: int) -> Poller:
         """The loop as it announces itself now."""
         return Poller(
-            name=self.name or default_name(),
+            name=self.current_name(),
             kind=self.kind,
             host=host(),
             pid=os.getpid(),
@@ -98,4 +111,10 @@ class Announcer:
             return None
         self.listed = False
         self._sent = float("-inf")  # a loop run again announces at once
+        return self.current_name()
+
+    def current_name(self) -> str:
+        """Its name now: as given, as its source gives it, else ``host:pid``."""
+        if callable(self.name):
+            return self.name()
         return self.name or default_name()

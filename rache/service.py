@@ -34,10 +34,12 @@ from .constants import (
     DEFAULT_RETRIES,
     DEFAULT_RETRY_BACKOFF,
     HAND_OFF_ATTRIBUTE,
+    JOB_GAUGES,
     POLLER_TTL,
 )
 from .dispatch import Dispatcher
 from .errors import MissingExtra, RacheError
+from .formatting import printable
 from .models import Job, Seconds
 from .scheduler import Scheduler
 
@@ -332,9 +334,13 @@ class ScheduleGauges:
     """Prometheus gauges of the schedule itself, read from Redis at each scrape.
 
     ``rache_due_jobs``, ``rache_oldest_due_age_seconds`` and ``rache_live_pollers``: what
-    ``Scheduler.health()`` judges, so an alert and ``rache doctor`` agree. A scrape makes a
-    few read-only script calls (one per shard, and one for the pollers); when Redis cannot
-    be read, the scrape leaves these out and keeps the counters.
+    ``Scheduler.health()`` judges, so an alert and ``rache doctor`` agree; per recurring job
+    (label ``job``), ``rache_job_last_success_timestamp_seconds`` (jobs with a success among
+    their newest runs) and ``rache_job_failed_in_a_row``, for the first ``JOB_GAUGES`` (500)
+    recurring jobs by id of those ``health()`` examines. A scrape is one ``health()``: a few
+    read-only script calls (one per shard, one for the pollers, the recurring jobs' runs
+    ``HEALTH_BATCH`` jobs a call); when Redis cannot be read, the scrape leaves these out
+    and keeps the counters.
     """
 
     def __init__(self, scheduler: Scheduler) -> None:
@@ -352,20 +358,34 @@ class ScheduleGauges:
                 "rache_oldest_due_age_seconds", "How long the oldest due job has been due"
             ),
             GaugeMetricFamily("rache_live_pollers", "Pollers announced and not lapsed"),
+            GaugeMetricFamily(
+                "rache_job_last_success_timestamp_seconds",
+                "When a recurring job's newest successful run finished (Unix time)",
+                labels=["job"],
+            ),
+            GaugeMetricFamily(
+                "rache_job_failed_in_a_row",
+                "A recurring job's newest runs with an outcome that failed, in a row",
+                labels=["job"],
+            ),
         ]
 
     def collect(self) -> List[Any]:
         try:
-            figures = self.scheduler.stats(intervals=0)
-            live = len(self.scheduler.pollers())
+            verdict = self.scheduler.health()
         except Exception as error:  # a scrape never fails for Redis: the gauges go missing
             logger.debug("rache dispatch: no schedule gauges this scrape: %s", error)
             return []
-        due, age, pollers = self._families()
-        due.add_metric([], figures.due)
-        age.add_metric([], figures.lag)
-        pollers.add_metric([], live)
-        return [due, age, pollers]
+        due, age, pollers, success, failing = self._families()
+        due.add_metric([], verdict.stats.due)
+        age.add_metric([], verdict.stats.lag)
+        pollers.add_metric([], len(verdict.pollers))
+        for job in verdict.recurring[:JOB_GAUGES]:  # examined by id, the first kept
+            label = printable(job.job_id)
+            if job.last_success is not None:
+                success.add_metric([label], job.last_success)
+            failing.add_metric([label], job.failed_in_a_row)
+        return [due, age, pollers, success, failing]
 
 
 def _logged(handler: Handler) -> Handler:

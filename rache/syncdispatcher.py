@@ -85,6 +85,9 @@ class Dispatcher(BaseDispatcher[Scheduler]):
         outcome (``rache.adapters``' handlers say so themselves: the default, None, reads
         their mark): its return is then not recorded as a success; a raise still is a
         failed attempt.
+    :param name: its poller name, in ``Scheduler.pollers()`` and in the runs its claims
+        record (``Run.claimed_by``) alike; None: its scheduler's ``name``
+        (``Scheduler(name=...)``, else ``host:pid``).
     """
 
     _scheduler_class = Scheduler

@@ -27,7 +27,13 @@ from .basescheduler import (
     warn_unreleased,
 )
 from .claim import Claim
-from .constants import DEFAULT_LATE, MAX_HISTORY, POLLER_TTL
+from .constants import (
+    DEFAULT_FAILED_IN_A_ROW,
+    DEFAULT_LATE,
+    DEFAULT_STALE_PERIODS,
+    MAX_HISTORY,
+    POLLER_TTL,
+)
 from .keys import SHARDS_FIELD, Keys
 from .models import Error, Exported, Health, Job, Poller, Run, Seconds, SetAside, Stats, Time, Value
 from .rules import Rule
@@ -264,18 +270,52 @@ class Scheduler(BaseScheduler):
         """
         return decode.pollers(self._send(encode.pollers(self.layout)))
 
-    def health(self, late: Seconds = DEFAULT_LATE) -> Health:
+    def health(
+        self,
+        late: Seconds = DEFAULT_LATE,
+        *,
+        stale_periods: int = DEFAULT_STALE_PERIODS,
+        failed_in_a_row: int = DEFAULT_FAILED_IN_A_ROW,
+    ) -> Health:
         """The schedule's verdict: ok, or the problems found, from one reading of it.
 
         Problems: jobs due and no live poller; the oldest due job more than ``late``
-        seconds (or a timedelta) overdue. A few read-only calls: the figures (one per
-        shard), the pollers, and the oldest due job's id when it is late.
+        seconds (or a timedelta) overdue; a recurring job that has not succeeded in
+        ``stale_periods`` of its occurrences (counted after its last success; a job with
+        none, after it was first due, so a new job is no problem), or whose newest
+        ``failed_in_a_row`` runs with an outcome failed (0 turns either check off). A job
+        whose outcomes are not reported (no ``finish_run``) is judged by its hand-outs.
+
+        A few read-only calls: the figures (one per shard), the pollers, the oldest due
+        job's id when it is late; for the recurring checks, the recurring ids (one call
+        per shard), then the first ``HEALTH_JOBS`` (1,000) of them by id, each with its
+        newest ``HEALTH_RUNS`` (10) runs, ``HEALTH_BATCH`` (100) jobs a call. Jobs past the
+        first 1,000 are not judged (``Health.unexamined`` counts them).
+
+        :raises ValueError: a negative or too large threshold (nothing is read).
         """
         threshold = health_rules.late_threshold(late)
+        checks = health_rules.Checks.of(stale_periods, failed_in_a_row)
         figures = self.stats(intervals=0)
         found = self.pollers()
         oldest = self._oldest() if health_rules.is_late(figures, threshold) else None
-        return health_rules.verdict(figures, found, late=threshold, oldest=oldest)
+        judged: List[health_rules.Judged] = []
+        unexamined = 0
+        if checks.stale_periods or checks.failed_in_a_row:
+            ids, unexamined = health_rules.examined(list(self._recurring()))
+            for call in encode.recurring_runs(self.layout, ids, checks.runs):
+                reply = self._run(call)
+                readings = decode.recurring_runs(encode.recurring_ids(call), reply)
+                judged += health_rules.judge_all(readings, checks.stale_periods)
+        return health_rules.verdict(
+            figures,
+            found,
+            late=threshold,
+            oldest=oldest,
+            judged=judged,
+            checks=checks,
+            unexamined=unexamined,
+        )
 
     def _oldest(self) -> Any:
         """The id of the earliest due job (one page of one entry per shard)."""

@@ -14,7 +14,12 @@ import click
 import redis
 
 from .. import admin
-from ..constants import DEFAULT_LATE
+from ..constants import (
+    DEFAULT_FAILED_IN_A_ROW,
+    DEFAULT_LATE,
+    DEFAULT_STALE_PERIODS,
+    MAX_HISTORY,
+)
 from ..formatting import parse_duration, printable, relative, span, timestamp
 from ..models import Stats
 from .group import Context, explain, main
@@ -131,13 +136,32 @@ def watch(obj: Context, every: float) -> None:
     default=None,
     help="The oldest due job is a problem once due this long (90s, 5m...) [5m].",
 )
+@click.option(
+    "--stale-periods",
+    metavar="N",
+    type=click.IntRange(0, 10**6),
+    default=DEFAULT_STALE_PERIODS,
+    show_default=True,
+    help="A recurring job is a problem once N of its occurrences fell due after its last "
+    "success (0: no such check).",
+)
+@click.option(
+    "--failed-in-a-row",
+    metavar="K",
+    type=click.IntRange(0, MAX_HISTORY),
+    default=DEFAULT_FAILED_IN_A_ROW,
+    show_default=True,
+    help="A recurring job is a problem once its last K runs failed (0: no such check).",
+)
 @click.pass_obj
-def doctor(obj: Context, late: Optional[str]) -> None:
+def doctor(obj: Context, late: Optional[str], stale_periods: int, failed_in_a_row: int) -> None:
     """Check the server and the schedule's health; exit 1 if anything is wrong, else 0.
 
     The server: what silently breaks a schedule (version, eviction, persistence, prefix,
     scripts). The schedule: jobs due with no live poller, the oldest due job later than
-    --late. For a Kubernetes probe or a cron monitor.
+    --late, a recurring job with no success in --stale-periods of its occurrences or
+    --failed-in-a-row failures in a row (the first 1,000 recurring jobs by id). For a
+    Kubernetes probe or a cron monitor.
     """
     threshold = DEFAULT_LATE if late is None else parse_duration(late)
     if threshold < 0:
@@ -160,13 +184,15 @@ def doctor(obj: Context, late: Optional[str]) -> None:
         if check.fix and not check.ok:
             click.echo(f"     {check.fix}")
     if found and found[-1].ok and found[-1].what.startswith(admin.SCRIPTS_RUN):
-        problems += _health(obj, threshold)
+        problems += _health(obj, threshold, stale_periods, failed_in_a_row)
     sys.exit(1 if problems else 0)
 
 
-def _health(obj: Context, late: float) -> int:
+def _health(obj: Context, late: float, stale_periods: int, failed_in_a_row: int) -> int:
     """Print the schedule's verdict (``Scheduler.health``); the number of problems."""
-    verdict = obj.scheduler.health(late=late)
+    verdict = obj.scheduler.health(
+        late=late, stale_periods=stale_periods, failed_in_a_row=failed_in_a_row
+    )
     for problem in verdict.problems:
         click.echo(f"{click.style('FAIL', fg='red')} {problem.message}")
     if verdict.ok:
@@ -176,5 +202,16 @@ def _health(obj: Context, late: float) -> int:
             f", the oldest {span(figures.lag)} overdue" if figures.due else ""
         )
         pollers = f"{live} live poller{'' if live == 1 else 's'}"
-        click.echo(f"{click.style('ok  ', fg='green')} schedule healthy: {due}, {pollers}")
+        recurring = ""
+        if stale_periods or failed_in_a_row:
+            examined = len(verdict.recurring)
+            recurring = f", {examined:,} recurring job{'' if examined == 1 else 's'} checked"
+        click.echo(
+            f"{click.style('ok  ', fg='green')} schedule healthy: {due}, {pollers}{recurring}"
+        )
+    if verdict.unexamined:
+        click.echo(
+            f"{click.style('??  ', fg='yellow')} {verdict.unexamined:,} recurring jobs not "
+            f"checked: the first {len(verdict.recurring):,} by id were"
+        )
     return len(verdict.problems)

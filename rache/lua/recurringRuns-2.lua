@@ -20,13 +20,13 @@ local reply = {string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber
 local most = tonumber(ARGV[2])
 for i = 3, #ARGV do
   local id = ARGV[i]
-  local entry = {rcall('HMGET', KEYS[2], id)[1], rcall('ZSCORE', KEYS[1], id)}
+  local row = {rcall('HMGET', KEYS[2], id)[1], rcall('ZSCORE', KEYS[1], id)}
   local records = redis.pcall('LRANGE', ARGV[1] .. id, 0, most - 1)
   if not records.err then
     for j = 1, #records do
-      entry[j + 2] = records[j]
+      row[j + 2] = records[j]
     end
   end
-  reply[#reply + 1] = entry
+  reply[#reply + 1] = row
 end
 return reply

@@ -42,7 +42,7 @@ def score(sched: Any, job_id: str) -> float:
 
 @pytest.mark.parametrize("sharded", [False, True])
 def test_every_skip_records_a_skipped_run_while_the_run_runs(make: Maker, sharded: bool) -> None:
-    sched = make(prefix="rache:", shards=3 if sharded else 1)
+    sched = make(prefix="sharded:" if sharded else "rache:", shards=3 if sharded else 1)
     job = first_run(sched, "e", Every(PERIOD, overlap="skip", run_timeout=30))
     time.sleep(PERIOD * 1.5)
     assert handed(sched) == []  # its occurrence fell due while the run runs

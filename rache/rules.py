@@ -102,7 +102,9 @@ class Rule:
             raise ValueError(f"overlap must be one of {policies}, not {overlap!r}")
         grace_ms = millis(grace, "grace", allow_zero=True)
         jitter_ms = millis(jitter, "jitter", allow_zero=True)
-        timeout_ms = None if run_timeout is None else millis(run_timeout, "run_timeout", allow_zero=False)
+        timeout_ms = None
+        if run_timeout is not None:
+            timeout_ms = millis(run_timeout, "run_timeout", allow_zero=False)
         object.__setattr__(self, "misfire", str(misfire))
         object.__setattr__(self, "grace_ms", grace_ms)
         object.__setattr__(self, "jitter_ms", jitter_ms)
@@ -209,8 +211,7 @@ class Every(Rule):
         return ms_to_seconds(self.every_ms)
 
     def details(self) -> Dict[str, Any]:
-        """``{'every', 'misfire', 'grace'}`` in seconds, and ``overlap``, ``run_timeout``
-        when not their defaults."""
+        """``{'every', 'misfire', 'grace'}`` in seconds (and non-default options)."""
         out = {"every": self.seconds, "misfire": self.misfire, "grace": self.grace}
         return {**out, **self._options_details()}
 
@@ -264,8 +265,7 @@ class Cron(Rule):
         object.__setattr__(self, "timezone", str(timezone))
 
     def details(self) -> Dict[str, Any]:
-        """``{'cron', 'timezone', 'misfire', 'grace'}``, and ``overlap``, ``run_timeout``
-        when not their defaults."""
+        """``{'cron', 'timezone', 'misfire', 'grace'}`` (and non-default options)."""
         return {
             "cron": self.expression,
             "timezone": self.timezone,
@@ -423,7 +423,7 @@ def checked(raw: bytes) -> Tuple[Placed, str, str]:
     rule = placed.rule
     grace = ms_to_seconds(rule.grace_ms)
     timeout = None if rule.run_timeout_ms is None else ms_to_seconds(rule.run_timeout_ms)
-    options = {"misfire": rule.misfire, "grace": grace, "overlap": rule.overlap}
+    options: Dict[str, Any] = {"misfire": rule.misfire, "grace": grace, "overlap": rule.overlap}
     fresh: Union[Every, Cron]
     if isinstance(rule, Every):
         fresh = Every(ms_to_seconds(rule.every_ms), run_timeout=timeout, **options)

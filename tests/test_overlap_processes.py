@@ -11,9 +11,7 @@ out twice.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import random
-import signal
 import time
 from typing import Any, Dict, List, Tuple
 
@@ -82,20 +80,18 @@ def test_skip_never_runs_a_job_twice_at_once(server: harness.RedisServer, raw: A
             item = None
         if item is not None:
             hand_outs.append(item)
-            if rng.random() < 0.05:  # as if its poller died before handing it on
-                pass
-            else:
+            if rng.random() >= 0.05:  # else lost, as if its poller died before handing it on
                 jobs.put(item)
         if time.monotonic() >= next_kill:
             victim = rng.randrange(len(pollers))
-            os.kill(pollers[victim].pid, signal.SIGKILL)
+            pollers[victim].kill()  # SIGKILL
             pollers[victim].join(timeout=10)
             pollers[victim] = ctx.Process(target=_poll, args=(server.url, seed, handed))
             pollers[victim].start()
             kills, seed = kills + 1, seed + 1
             next_kill = time.monotonic() + rng.uniform(0.3, 1.5)
     for process in pollers:
-        os.kill(process.pid, signal.SIGKILL)
+        process.kill()  # SIGKILL
         process.join(timeout=10)
     while True:  # what the pollers put before they died
         try:

@@ -1,7 +1,6 @@
 --[[
   Ends the leases of claimed cron jobs while the caller's lease holds: the job to its next due
-  time, its rule idle, a run recorded per occurrence handed out (README.md, "Leases", "Runs"),
-  unless the rule's overlap policy holds the occurrence back (README.md, "Overlap").
+  time, its rule idle, a run per occurrence handed out (README.md, "Leases", "Overlap").
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time

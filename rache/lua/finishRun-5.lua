@@ -1,7 +1,6 @@
 --[[
-  Records one run's outcome: succeeded, failed (listed in the failures too), or a failed attempt
-  (still running, error kept); an outcome recorded stands (README.md, "Run history"). A
-  'buffer_one' job held until this run's deadline is due again at once (README.md, "Overlap").
+  Records one run's outcome: succeeded, failed (listed in the failures too), or a failed attempt;
+  an outcome recorded stands; a job held by buffer_one is due again (README.md, "Run history").
 
   Input:
     KEYS[1] history key: list, the job's runs, newest first

@@ -17,10 +17,8 @@
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
-    {outcome, ...}, one per quintuple: 1 the job advanced (its occurrences to hand out), 0 its
-    lease no longer held (nothing changed), 2 it advanced and its occurrence was skipped
-    ('skip': recorded skipped), or a time (text): its occurrence is held ('buffer_one') and the
-    job waits until then
+    {outcome, ...}, one per quintuple: 1 advanced (hand its occurrences out), 0 its lease lost,
+    2 advanced, its occurrence skipped, or a time: held until then (README.md, "Overlap")
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]

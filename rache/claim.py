@@ -269,6 +269,10 @@ class Claim:
         else:
             run, following = recurrence.decide(rule, wire.time_ms(pending), now)
             runs = [] if run is None else [run]
+        if rule.rule.overlap != "allow" and len(runs) > 1:
+            # One run at a time: the latest is handed out (if the advance lets it: the
+            # overlap policy is decided there), the earlier ones coalesce into it.
+            runs = runs[-1:]
         if self._room is not None and len(runs) > 1 + self._room:
             # The limit leaves no room for them all: the job resumes at the first one left,
             # which the next claim hands out (coalesced with any later, as after a downtime).
@@ -276,8 +280,11 @@ class Claim:
         if self._room is not None and runs:
             self._room -= len(runs) - 1
         moved = wire.time_text(following)
-        # Its runs' timeout: its period (to the next occurrence), at least MIN_RUN_TIMEOUT.
-        timeout = max(MIN_RUN_TIMEOUT * 1000, following - runs[-1]) if runs else 0
+        # Its runs' timeout: the rule's, else its period (to the next occurrence), at least
+        # MIN_RUN_TIMEOUT.
+        timeout = rule.rule.run_timeout_ms
+        if timeout is None:
+            timeout = max(MIN_RUN_TIMEOUT * 1000, following - runs[-1]) if runs else 0
         entry = len(self._advance)
         if not runs:
             self._held.append((job, None, entry))
@@ -292,20 +299,24 @@ class Claim:
     def _advanced(self, reply: Sequence[Any]) -> List[Job]:
         """The jobs of the batch to hand out, once advance-3.lua said which leases held.
 
-        A cron job goes out only if its lease held and the misfire policy runs its
-        occurrence; a lease that did not hold belongs to a newer claim, which hands it out.
+        A cron job goes out only if its lease held (1), the misfire policy runs its occurrence
+        and the overlap policy neither skipped (2) nor held it (a time); a lease that did not
+        hold (0) belongs to a newer claim, which hands it out.
         """
         jobs: List[Job] = []
         records: List[Record] = []
         for job, record, entry in self._held:
-            if entry is not None and (record is None or not int(reply[entry])):
+            if entry is not None and (record is None or _outcome(reply[entry]) != 1):
                 continue
             jobs.append(job)
             records.append(record)
         # The claim read the head with these jobs leased; moved, one may now come first.
         cutoff, head = self._heads[self.index]
         for (_, _, moved, _, _), held in zip(self._advance, reply):
-            if int(held) and (head is None or float(moved) < float(head)):
+            outcome = _outcome(held)
+            if isinstance(outcome, bytes):  # held by 'buffer_one' until then
+                moved = outcome
+            if outcome and (head is None or float(moved) < float(head)):
                 head = moved
         self._heads[self.index] = (cutoff, head)
         self._held, self._advance, self._leased = [], [], []
@@ -323,6 +334,14 @@ def _copy(job: Job) -> Job:
     out = Job(job)
     out.raw_due, out.raw_run = job.raw_due, getattr(job, "raw_run", None)
     return out
+
+
+def _outcome(item: Any) -> Any:
+    """An advance-3.lua outcome: 0, 1, 2 (ints), or the time a held job waits until (bytes)."""
+    if isinstance(item, int):
+        return item
+    raw = item.encode() if isinstance(item, str) else bytes(item)
+    return int(raw) if raw.isdigit() else raw
 
 
 def put_back_ids(call: Call) -> Tuple[List[str], List[str]]:

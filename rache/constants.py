@@ -139,6 +139,12 @@ MISFIRE_POLICIES = ("coalesce", "skip")
 DEFAULT_MISFIRE = "coalesce"
 #: How late an occurrence may be handed out under ``skip`` (ms): later, it is dropped.
 DEFAULT_GRACE_MS = 60_000
+#: The overlap policies of a recurrence rule (what becomes of an occurrence that falls due
+#: while the job's newest run is still running), and the one used when none is given.
+OVERLAP_POLICIES = ("allow", "skip", "buffer_one")
+DEFAULT_OVERLAP = "allow"
+#: The reason recorded in a run skipped by ``overlap='skip'``.
+OVERLAP_REASON = "overlap"
 #: The longest duration of a rule (``every``, ``grace``, ``jitter``), in ms: about 31 years.
 MAX_RULE_MS = 10**12
 #: How far ahead a claim moves a cron job while its poller computes the next occurrence (ms).

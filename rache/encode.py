@@ -338,7 +338,7 @@ def occurrences(occurrence_id: object) -> List[Tuple[bytes, bytes, bytes]]:
 def finish_run(
     layout: Layout, occurrence_id: object, error: object, retrying: object
 ) -> List[Call]:
-    """finishRun-3.lua: the outcome of a run, one call per reading of its occurrence id.
+    """finishRun-5.lua: the outcome of a run, one call per reading of its occurrence id.
 
     The shell makes them in turn until one answers 1 (almost always one call; none for a
     text that names no run). Every argument is checked first.
@@ -350,8 +350,8 @@ def finish_run(
     calls = []
     for raw, due, token in occurrences(occurrence_id):
         keys = layout.of(raw)
-        named = [keys.history(raw), keys.failures, keys.call_prefix]
-        args: Args = [raw, due, token, outcome, raw_error, FAILURES_KEPT]
+        named = [keys.history(raw), keys.failures, keys.queue, keys.recurring, keys.call_prefix]
+        args: Args = [raw, due, token, outcome, raw_error, FAILURES_KEPT, keys.wakeup]
         calls.append(Call(scripts.FINISH_RUN, named, args))
     return calls
 

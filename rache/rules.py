@@ -1,6 +1,7 @@
 """Recurrence rules as values: :class:`Every` and :class:`Cron`, checked when built.
 
-A rule says when a job recurs and holds its options (``misfire``, ``grace``, ``jitter``).
+A rule says when a job recurs and holds its options (``misfire``, ``grace``, ``jitter``,
+``overlap``, ``run_timeout``).
 Values are immutable, hashable and compare by what they mean (``Every(60) ==
 Every(timedelta(minutes=1))``). Bad input raises when the value is built, naming the
 argument: a wrong type is a ``TypeError``, a value out of bounds a ``ValueError``.
@@ -11,7 +12,7 @@ id), a rule is what Redis stores, a :class:`Placed`, written by one encoder
 ``rache/lua/README.md`` ("Recurrence rules"). A rule read back is the same type of value:
 its jitter is in its placement (the start or the offset), so it reads as ``jitter=0``.
 
-An option added later (an end date, a count, an overlap policy) is written in this module
+An option added later (an end date, a count) is written in this module
 only: a field of :class:`Rule` checked in ``Rule._set_options`` and shown by its repr and
 ``details``, a keyword of both constructors, and its place in the encoder and the decoder;
 no signature of the schedulers changes. Pure: no I/O. croniter (the ``cron`` extra) and the
@@ -24,10 +25,19 @@ import math
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Dict, List, Mapping, Tuple, Type, TypeVar, Union
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Type, TypeVar, Union
 
 from . import wire
-from .constants import DEFAULT_GRACE_MS, DEFAULT_MISFIRE, MAX_MS, MAX_RULE_MS, MISFIRE_POLICIES
+from .constants import (
+    DEFAULT_GRACE_MS,
+    DEFAULT_MISFIRE,
+    DEFAULT_OVERLAP,
+    MAX_MS,
+    MAX_RULE_MS,
+    MIN_RUN_TIMEOUT,
+    MISFIRE_POLICIES,
+    OVERLAP_POLICIES,
+)
 from .durations import millis, ms_to_seconds
 from .errors import MissingExtra
 
@@ -46,11 +56,24 @@ class Rule:
     when it is more than ``grace`` seconds late. ``jitter`` (seconds) shifts every
     occurrence of a job by a fixed amount below it, derived from the job's id, so that jobs
     on the same rule spread out.
+
+    ``overlap``: what becomes of an occurrence that falls due while the job's newest run is
+    still ``running`` (handed out, no outcome yet, its ``run_timeout`` not passed), decided
+    inside the script that hands it out: ``allow`` (the default) hands it out all the same;
+    ``skip`` hands it out not, recording a ``skipped`` run (error ``'overlap'``);
+    ``buffer_one`` holds it until that run finishes (``finish_run``) or its run timeout
+    passes, then hands out the latest occurrence due (later ones coalesce into it: at most
+    one waits). ``run_timeout`` (seconds): how long a run of the job may stay ``running``
+    without an outcome before it reads ``unknown`` and blocks no longer; by default the
+    rule's period (a cron rule's: to its next occurrence), at least 60 s.
     """
 
     misfire: str
     grace_ms: int
     jitter_ms: int
+    overlap: str
+    #: None: the default (the period, at least MIN_RUN_TIMEOUT)
+    run_timeout_ms: Optional[int]
 
     #: The tag of a stored rule of this kind (``wire.EVERY`` or ``wire.CRON``).
     tag: ClassVar[str] = ""
@@ -58,18 +81,35 @@ class Rule:
     def __init__(self) -> None:
         raise TypeError("a rule is a rache.Every or a rache.Cron")
 
-    def _set_options(self, misfire: object, grace: object, jitter: object) -> None:
+    def _set_options(
+        self,
+        misfire: object,
+        grace: object,
+        jitter: object,
+        overlap: object = DEFAULT_OVERLAP,
+        run_timeout: object = None,
+    ) -> None:
         """Check the options every rule has and set them (an immutable value: once)."""
         if not isinstance(misfire, str):
             raise TypeError(f"misfire must be a str, not {type(misfire).__name__}")
         if misfire not in MISFIRE_POLICIES:
             policies = ", ".join(MISFIRE_POLICIES)
             raise ValueError(f"misfire must be one of {policies}, not {misfire!r}")
+        if not isinstance(overlap, str):
+            raise TypeError(f"overlap must be a str, not {type(overlap).__name__}")
+        if overlap not in OVERLAP_POLICIES:
+            policies = ", ".join(OVERLAP_POLICIES)
+            raise ValueError(f"overlap must be one of {policies}, not {overlap!r}")
         grace_ms = millis(grace, "grace", allow_zero=True)
         jitter_ms = millis(jitter, "jitter", allow_zero=True)
+        timeout_ms = None
+        if run_timeout is not None:
+            timeout_ms = millis(run_timeout, "run_timeout", allow_zero=False)
         object.__setattr__(self, "misfire", str(misfire))
         object.__setattr__(self, "grace_ms", grace_ms)
         object.__setattr__(self, "jitter_ms", jitter_ms)
+        object.__setattr__(self, "overlap", str(overlap))
+        object.__setattr__(self, "run_timeout_ms", timeout_ms)
 
     @property
     def grace(self) -> Union[int, float]:
@@ -80,6 +120,14 @@ class Rule:
     def jitter(self) -> Union[int, float]:
         """The bound (seconds) of the fixed shift of a job's occurrences."""
         return ms_to_seconds(self.jitter_ms)
+
+    @property
+    def run_timeout(self) -> Optional[Union[int, float]]:
+        """How long a run may stay ``running`` without an outcome (seconds).
+
+        None for a cron rule left to its default (to its next occurrence, at least 60 s).
+        """
+        return None if self.run_timeout_ms is None else ms_to_seconds(self.run_timeout_ms)
 
     def place(self, job_id: str) -> Placed:
         """The rule as stored for ``job_id``: its jitter made a shift derived from the id."""
@@ -103,16 +151,35 @@ class Rule:
             shown.append(f"grace={self.grace!r}")
         if self.jitter_ms:
             shown.append(f"jitter={self.jitter!r}")
+        if self.overlap != DEFAULT_OVERLAP:
+            shown.append(f"overlap={self.overlap!r}")
+        if self.run_timeout_ms is not None and self.run_timeout_ms != self._default_timeout_ms():
+            shown.append(f"run_timeout={self.run_timeout!r}")
         return shown
+
+    def _default_timeout_ms(self) -> Optional[int]:
+        """The run timeout (ms) when none is given; None if it depends on the occurrence."""
+        return None
+
+    def _options_details(self) -> Dict[str, Any]:
+        """``overlap`` and ``run_timeout`` for ``details``, when not their defaults."""
+        out: Dict[str, Any] = {}
+        if self.overlap != DEFAULT_OVERLAP:
+            out["overlap"] = self.overlap
+        if self.run_timeout_ms is not None and self.run_timeout_ms != self._default_timeout_ms():
+            out["run_timeout"] = self.run_timeout
+        return out
 
 
 @dataclass(frozen=True, init=False, repr=False)
 class Every(Rule):
     """A job that recurs every ``seconds`` (a number or a ``timedelta``, kept to the ms).
 
-    ``Every(3600)``, ``Every(timedelta(minutes=5), misfire='skip', grace=30)``. Its
-    occurrences are the start given to ``schedule_recurring`` plus whole periods.
-    ``misfire``, ``grace`` and ``jitter``: see :class:`Rule`.
+    ``Every(3600)``, ``Every(timedelta(minutes=5), misfire='skip', grace=30)``,
+    ``Every(10, overlap='skip', run_timeout=120)``. Its occurrences are the start given to
+    ``schedule_recurring`` plus whole periods. ``misfire``, ``grace``, ``jitter``,
+    ``overlap`` and ``run_timeout`` (by default the period, at least 60 s): see
+    :class:`Rule`.
     """
 
     every_ms: int
@@ -126,10 +193,17 @@ class Every(Rule):
         misfire: str = DEFAULT_MISFIRE,
         grace: Duration = DEFAULT_GRACE_MS // 1000,
         jitter: Duration = 0,
+        overlap: str = DEFAULT_OVERLAP,
+        run_timeout: Optional[Duration] = None,
     ) -> None:
-        self._set_options(misfire, grace, jitter)
+        self._set_options(misfire, grace, jitter, overlap, run_timeout)
         every_ms = millis(seconds, "every", allow_zero=False)
         object.__setattr__(self, "every_ms", every_ms)
+        if self.run_timeout_ms is None:  # compared by meaning: the default, written out
+            object.__setattr__(self, "run_timeout_ms", self._default_timeout_ms())
+
+    def _default_timeout_ms(self) -> Optional[int]:
+        return max(self.every_ms, MIN_RUN_TIMEOUT * 1000)
 
     @property
     def seconds(self) -> Union[int, float]:
@@ -137,8 +211,9 @@ class Every(Rule):
         return ms_to_seconds(self.every_ms)
 
     def details(self) -> Dict[str, Any]:
-        """``{'every', 'misfire', 'grace'}``, in seconds."""
-        return {"every": self.seconds, "misfire": self.misfire, "grace": self.grace}
+        """``{'every', 'misfire', 'grace'}`` in seconds (and non-default options)."""
+        out = {"every": self.seconds, "misfire": self.misfire, "grace": self.grace}
+        return {**out, **self._options_details()}
 
     def _placed(self, shift: int) -> Placed:
         return Placed(self, start_ms=shift % self.every_ms)
@@ -159,8 +234,9 @@ class Cron(Rule):
     wall time that a spring-forward skips runs at the first instant after the gap; one that a
     fall-back repeats runs once, at its first pass. ``timezone`` is a place's zone, ``UTC``
     or a fixed offset (``Etc/GMT+5``); names that mean another clock on each host
-    (``localtime``, ``Factory``, ``posix/...``) are refused. ``misfire``, ``grace`` and
-    ``jitter``: see :class:`Rule`.
+    (``localtime``, ``Factory``, ``posix/...``) are refused. ``misfire``, ``grace``,
+    ``jitter``, ``overlap`` and ``run_timeout`` (by default to the next occurrence, at least
+    60 s): see :class:`Rule`.
     """
 
     expression: str
@@ -176,8 +252,10 @@ class Cron(Rule):
         misfire: str = DEFAULT_MISFIRE,
         grace: Duration = DEFAULT_GRACE_MS // 1000,
         jitter: Duration = 0,
+        overlap: str = DEFAULT_OVERLAP,
+        run_timeout: Optional[Duration] = None,
     ) -> None:
-        self._set_options(misfire, grace, jitter)
+        self._set_options(misfire, grace, jitter, overlap, run_timeout)
         if not isinstance(timezone, str):
             raise TypeError(f"timezone must be a str, not {type(timezone).__name__}")
         if timezone != "UTC":  # UTC needs no lookup (nor a tz database)
@@ -187,12 +265,13 @@ class Cron(Rule):
         object.__setattr__(self, "timezone", str(timezone))
 
     def details(self) -> Dict[str, Any]:
-        """``{'cron', 'timezone', 'misfire', 'grace'}``."""
+        """``{'cron', 'timezone', 'misfire', 'grace'}`` (and non-default options)."""
         return {
             "cron": self.expression,
             "timezone": self.timezone,
             "misfire": self.misfire,
             "grace": self.grace,
+            **self._options_details(),
         }
 
     def _placed(self, shift: int) -> Placed:
@@ -252,10 +331,19 @@ class Placed:
         ``c|<pending>|<lease>|`` (both empty while idle), then this.
         """
         rule = self.rule
+        timeout = _stored_timeout_ms(rule)
         if isinstance(rule, Every):
-            return wire.every_rule_tail(rule.every_ms, rule.misfire, rule.grace_ms)
+            return wire.every_rule_tail(
+                rule.every_ms, rule.misfire, rule.grace_ms, rule.overlap, timeout
+            )
         return wire.cron_rule_tail(
-            rule.misfire, rule.grace_ms, self.offset_ms, rule.timezone, rule.expression
+            rule.misfire,
+            rule.grace_ms,
+            self.offset_ms,
+            rule.timezone,
+            rule.expression,
+            rule.overlap,
+            timeout,
         )
 
     def describe(self) -> Dict[str, Any]:
@@ -273,6 +361,15 @@ class Placed:
         return out
 
 
+def _stored_timeout_ms(rule: Union[Every, Cron]) -> Optional[int]:
+    """A rule's run timeout as stored: None (not written) when it is the default."""
+    if isinstance(rule, Every) and rule.run_timeout_ms == max(
+        rule.every_ms, MIN_RUN_TIMEOUT * 1000
+    ):
+        return None
+    return rule.run_timeout_ms
+
+
 def _stored(cls: Type[_R], **fields: Any) -> _R:
     """A value from fields read back from Redis: checked when it was written, not again."""
     value = object.__new__(cls)
@@ -287,23 +384,28 @@ def decode(raw: bytes) -> Tuple[Placed, str, str]:
     The one decoder of a rule; ValueError for anything that is not one.
     """
     fields = wire.split_rule(raw)
-    if fields[3] not in wire.MISFIRE_BY_FLAG:
-        raise ValueError(f"not a rache recurrence rule: {raw!r}")
-    misfire = wire.MISFIRE_BY_FLAG[fields[3]]
+    try:
+        misfire, overlap, timeout = wire.split_flags(fields[3])
+    except ValueError:
+        raise ValueError(f"not a rache recurrence rule: {raw!r}") from None
+    options = {"misfire": misfire, "overlap": overlap, "jitter_ms": 0}
     if fields[0] == wire.EVERY:
         _, start, every, _, grace = fields
+        every_ms = int(every)
+        if timeout is None:
+            timeout = max(every_ms, MIN_RUN_TIMEOUT * 1000)
         rule = _stored(
-            Every, misfire=misfire, grace_ms=int(grace), jitter_ms=0, every_ms=int(every)
+            Every, grace_ms=int(grace), every_ms=every_ms, run_timeout_ms=timeout, **options
         )
         return Placed(rule, start_ms=int(start)), "", ""
     _, pending, lease, _, grace, offset, zone_name, expression = fields
     cron = _stored(
         Cron,
-        misfire=misfire,
         grace_ms=int(grace),
-        jitter_ms=0,
         expression=expression,
         timezone=zone_name,
+        run_timeout_ms=timeout,
+        **options,
     )
     return Placed(cron, offset_ms=int(offset)), pending, lease
 
@@ -320,9 +422,11 @@ def checked(raw: bytes) -> Tuple[Placed, str, str]:
     placed, pending, lease = decode(raw)
     rule = placed.rule
     grace = ms_to_seconds(rule.grace_ms)
+    timeout = None if rule.run_timeout_ms is None else ms_to_seconds(rule.run_timeout_ms)
+    options: Dict[str, Any] = {"misfire": rule.misfire, "grace": grace, "overlap": rule.overlap}
     fresh: Union[Every, Cron]
     if isinstance(rule, Every):
-        fresh = Every(ms_to_seconds(rule.every_ms), misfire=rule.misfire, grace=grace)
+        fresh = Every(ms_to_seconds(rule.every_ms), run_timeout=timeout, **options)
         if not abs(placed.start_ms) < MAX_MS + MAX_RULE_MS:
             raise ValueError(f"its start {placed.start_ms} ms is out of bounds")
         head = f"{wire.EVERY}|{placed.start_ms}|"
@@ -331,7 +435,7 @@ def checked(raw: bytes) -> Tuple[Placed, str, str]:
         fresh = _stored(
             Cron,
             **{
-                **Cron(rule.expression, misfire=rule.misfire, grace=grace).__dict__,
+                **Cron(rule.expression, run_timeout=timeout, **options).__dict__,
                 "timezone": rule.timezone,
             },
         )
@@ -354,13 +458,19 @@ def from_details(details: Mapping[str, Any]) -> Union[Every, Cron]:
     As read back from Redis: not checked again (a zone this host lacks still reads), its
     jitter in its placement. KeyError if ``details`` lacks what a rule has.
     """
+    timeout = details.get("run_timeout")
     options = {
         "misfire": details["misfire"],
         "grace_ms": round(details["grace"] * 1000),
         "jitter_ms": 0,
+        "overlap": details.get("overlap", DEFAULT_OVERLAP),
+        "run_timeout_ms": None if timeout is None else round(timeout * 1000),
     }
     if "every" in details:
-        return _stored(Every, every_ms=round(details["every"] * 1000), **options)
+        every_ms = round(details["every"] * 1000)
+        if options["run_timeout_ms"] is None:
+            options["run_timeout_ms"] = max(every_ms, MIN_RUN_TIMEOUT * 1000)
+        return _stored(Every, every_ms=every_ms, **options)
     return _stored(Cron, expression=details["cron"], timezone=details["timezone"], **options)
 
 

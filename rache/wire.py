@@ -8,7 +8,7 @@ layouts and the text of a time. Nothing here does I/O or imports another rache m
 from __future__ import annotations
 
 import math
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 # -- precision flags: how a script turns an offset (milliseconds) into a due time -----------
 
@@ -21,26 +21,76 @@ AT = b"at"
 
 # -- recurrence rules, as stored in <prefix>recurring ----------------------------------------
 
-#: The first field of a stored rule: ``e|<start>|<every>|<misfire>|<grace>`` for every-N,
-#: ``c|<pending>|<lease>|<misfire>|<grace>|<offset>|<zone>|<expression>`` for cron.
+#: The first field of a stored rule: ``e|<start>|<every>|<flags>|<grace>`` for every-N,
+#: ``c|<pending>|<lease>|<flags>|<grace>|<offset>|<zone>|<expression>`` for cron; flags:
+#: ``<misfire>[<overlap>[<run timeout ms>]]`` (``rule_flags``).
 EVERY = "e"
 CRON = "c"
 #: The field separator of a stored rule (no zone or cron expression can hold it).
 SEPARATOR = "|"
 #: The misfire policies by their one-letter flag in a stored rule.
 MISFIRE_BY_FLAG = {"c": "coalesce", "s": "skip"}
+#: The overlap policies by their one-letter flag, which follows the misfire flag in the same
+#: field (none: ``allow``, as every rule stored before overlap policies reads).
+OVERLAP_BY_FLAG = {"a": "allow", "k": "skip", "b": "buffer_one"}
+OVERLAP_FLAG = {policy: flag for flag, policy in OVERLAP_BY_FLAG.items()}
 
 
-def every_rule_tail(every_ms: int, misfire: str, grace_ms: int) -> bytes:
+def rule_flags(misfire: str, overlap: str, run_timeout_ms: Optional[int]) -> str:
+    """A rule's flags field: ``<misfire>[<overlap>[<run timeout ms>]]``.
+
+    The misfire flag alone when the overlap is ``allow`` and the run timeout the default,
+    so a rule without them is stored as before overlap policies existed.
+    """
+    if run_timeout_ms is not None:
+        return f"{misfire[0]}{OVERLAP_FLAG[overlap]}{run_timeout_ms}"
+    if overlap != "allow":
+        return f"{misfire[0]}{OVERLAP_FLAG[overlap]}"
+    return misfire[0]
+
+
+def split_flags(flags: str) -> Tuple[str, str, Optional[int]]:
+    """A flags field's misfire policy, overlap policy and run timeout (ms, None: default).
+
+    ValueError for anything else.
+    """
+    misfire, overlap, timeout = flags[:1], flags[1:2], flags[2:]
+    if (
+        misfire not in MISFIRE_BY_FLAG
+        or (overlap and overlap not in OVERLAP_BY_FLAG)
+        or (timeout and not (overlap and timeout.isdigit() and timeout.isascii()))
+    ):
+        raise ValueError(f"not the flags of a rache recurrence rule: {flags!r}")
+    return (
+        MISFIRE_BY_FLAG[misfire],
+        OVERLAP_BY_FLAG[overlap or "a"],
+        int(timeout) if timeout else None,
+    )
+
+
+def every_rule_tail(
+    every_ms: int,
+    misfire: str,
+    grace_ms: int,
+    overlap: str = "allow",
+    run_timeout_ms: Optional[int] = None,
+) -> bytes:
     """What scheduleRecurring-5.lua stores after ``e|<start>|`` (it writes the start)."""
-    return f"{every_ms}|{misfire[0]}|{grace_ms}".encode()
+    return f"{every_ms}|{rule_flags(misfire, overlap, run_timeout_ms)}|{grace_ms}".encode()
 
 
 def cron_rule_tail(
-    misfire: str, grace_ms: int, offset_ms: int, zone: str, expression: str
+    misfire: str,
+    grace_ms: int,
+    offset_ms: int,
+    zone: str,
+    expression: str,
+    overlap: str = "allow",
+    run_timeout_ms: Optional[int] = None,
 ) -> bytes:
     """What the scripts store after ``c|<pending>|<lease>|`` (both empty while idle)."""
-    return f"{misfire[0]}|{grace_ms}|{offset_ms}|{zone}|{expression}".encode()
+    flags = rule_flags(misfire, overlap, run_timeout_ms)
+    return f"{flags}|{grace_ms}|{offset_ms}|{zone}|{expression}".encode()
 
 
 def split_rule(raw: bytes) -> List[str]:
@@ -74,7 +124,7 @@ Record = Union[Tuple[bytes, ...], None]
 #: deadline, computed when read.
 RUN_STATES = {b"r": "running", b"s": "succeeded", b"f": "failed", b"k": "skipped"}
 RUNNING = b"r"
-#: finishRun-3.lua's outcomes: succeeded, failed, a failed attempt (the run goes on).
+#: finishRun-5.lua's outcomes: succeeded, failed, a failed attempt (the run goes on).
 SUCCEEDED = b"s"
 FAILED = b"f"
 ATTEMPT = b"a"

@@ -53,6 +53,7 @@ BEHAVIOUR_SUITE = {
     "tests.test_bulk",
     "tests.test_recurring",
     "tests.test_runs",
+    "tests.test_overlap",
 }
 PARSERS = {"hiredis": _HiredisParser, 2: _RESP2Parser, 3: _RESP3Parser}
 ASYNC_PARSERS = {"hiredis": _AsyncHiredisParser, 2: _AsyncRESP2Parser, 3: _AsyncRESP3Parser}

@@ -1,6 +1,6 @@
 --[[
   Ends the leases of claimed cron jobs while the caller's lease holds: the job to its next due
-  time, its rule idle, a run recorded per occurrence handed out (README.md, "Leases", "Runs").
+  time, its rule idle, a run per occurrence handed out (README.md, "Leases", "Overlap").
 
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
@@ -12,11 +12,13 @@
     ARGV[3] the poller's name, recorded in each run (no '|')
     ARGV[4 ..] quintuples: id, the lease (as claim-6.lua gave it), the next due time, the run
                timeout (ms), the occurrences handed out if the lease holds, oldest first,
-               separated by spaces ('' for none)
+               separated by spaces ('' for none; one at most for a rule whose overlap is
+               not 'allow')
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
-    {1 if the job was advanced else 0, ...}, one per quintuple
+    {outcome, ...}, one per quintuple: 1 advanced (hand its occurrences out), 0 its lease lost,
+    2 advanced, its occurrence skipped, or a time: held until then (README.md, "Overlap")
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
@@ -26,9 +28,11 @@ local bound = tonumber(ARGV[2])
 local name = ARGV[3]
 
 --- @include "rules"
+--- @include "time"
 --- @include "checkTypes"
 --- @include "calls"
 --- @include "history"
+--- @include "overlap"
 
 local replay = callReplay()
 if replay then
@@ -51,18 +55,28 @@ for i = 4, #ARGV, 5 do
   if current and rule and tonumber(current) == tonumber(lease) then
     local _, token, tail = parseCron(rule)
     if token == lease then
-      rcall('ZADD', queueKey, nextDue, id)
-      rcall('HSET', rulesKey, id, cronRule('', '', tail))
-      held = true
+      held = 1
       if bound > 0 and occurrences ~= '' then
         now = now or rcall('TIME')
-        local suffix = runSuffix(now, tonumber(timeout), name)
-        for due in string.gmatch(occurrences, '%S+') do
-          pushRun(historyPrefix .. id, bound, nil, due, suffix)
+        local overlap = cronOptions(tail)
+        local runs = overlap ~= 'a' and {prefix = historyPrefix, bound = bound, name = name, now = now}
+        local heldUntil = overlap == 'b' and overlapBuffer(runs, id)
+        if heldUntil then  -- held until the running run ends, then handed out
+          nextDue = timeString(heldUntil / 1000)
+          held = nextDue
+        elseif overlap == 'k' and overlapSkip(runs, id, occurrences) then
+          held = 2
+        else
+          local suffix = runSuffix(now, tonumber(timeout), name)
+          for due in string.gmatch(occurrences, '%S+') do
+            pushRun(historyPrefix .. id, bound, nil, due, suffix)
+          end
         end
       end
+      rcall('ZADD', queueKey, nextDue, id)
+      rcall('HSET', rulesKey, id, cronRule('', '', tail))
     end
   end
-  result[#result + 1] = held and 1 or 0
+  result[#result + 1] = held or 0
 end
 return callRecord(result)

@@ -130,9 +130,11 @@ if not runs then
 end
 
 local plain = ids
-if byId then
+local bound = tonumber(ARGV[8])
+if byId then  -- the overlap policies read and record runs only where runs are recorded
   local c = {queue = queueKey, rules = rulesKey, aside = KEYS[4], clock = clockKey, mark = mark,
-             cutoff = cutoff, now = now, leaseMs = tonumber(ARGV[6]), full = full, offset = offset}
+             cutoff = cutoff, now = now, leaseMs = tonumber(ARGV[6]), full = full, offset = offset,
+             runs = bound > 0 and {prefix = ARGV[7], bound = bound, name = ARGV[9], now = now}}
   plain, found, reply[4] = claimRecurring(c, found, ids, rules or {})
   if not plain then
     return found
@@ -164,7 +166,6 @@ if withRuns > 0 then  -- each plain job's token, in reply order; gone with the j
     chunked('HDEL', runsKey, done)
   end
 end
-local bound = tonumber(ARGV[8])
 if bound > 0 then  -- a run per job handed out: one LPUSH each (README.md, "Run history")
   local historyPrefix, name = ARGV[7], ARGV[9]
   local suffix = runSuffix(now, tonumber(ARGV[10]), name)
@@ -186,9 +187,8 @@ if bound > 0 then  -- a run per job handed out: one LPUSH each (README.md, "Run 
       local rule = ruleOf[id]
       if not rule then
         pushRun(historyPrefix .. id, bound, runs[id], found[i + 1], suffix, expireMs)
-      elseif isEvery(rule) then  -- its run timeout: its period, at least a minute
-        local _, every = parseEvery(rule)
-        local timeout = math.max(every, 60000)  -- rache.constants.MIN_RUN_TIMEOUT
+      elseif isEvery(rule) then  -- its run timeout: the rule's, or its period, at least a minute
+        local _, _, _, _, _, timeout = parseEvery(rule)
         pushRun(historyPrefix .. id, bound, nil, found[i + 1], runSuffix(now, timeout, name))
       end  -- a cron job is leased, not handed out: its advance records its runs
     end

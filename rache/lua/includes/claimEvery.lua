@@ -1,13 +1,15 @@
 --[[
-  claimEvery(queueKey, id, rule, due, nowMs, kept, recurring): moves an every-N job to its
-  next occurrence; appends the occurrence handed out, if any, to kept (README.md, "Every-N").
+  claimEvery(queueKey, id, rule, due, nowMs, kept, recurring, runs): moves an every-N job to its
+  next occurrence; appends the occurrence handed out, if any, to kept (README.md, "Every-N"),
+  unless its overlap policy holds it back (README.md, "Overlap"; runs: see includes/overlap.lua).
 ]]
 --- @include "rules"
 --- @include "time"
+--- @include "overlap"
 
-local function claimEvery(queueKey, id, rule, due, nowMs, kept, recurring)
-  local start, every, misfire, grace = parseEvery(rule)
-  local pending = timeMs(due)
+local function claimEvery(queueKey, id, rule, due, nowMs, kept, recurring, runs)
+  local start, every, misfire, grace, overlap = parseEvery(rule)
+  local pending = timeMs(overlap == 'b' and overlapPending(runs, id, due) or due)
   local nextMs = start
   if nowMs >= start then
     local latest = start + math.floor((nowMs - start) / every) * every
@@ -17,8 +19,14 @@ local function claimEvery(queueKey, id, rule, due, nowMs, kept, recurring)
     else
       nextMs = latest + every
       if misfire == 'c' or nowMs - latest <= grace then
-        local n = #kept
-        kept[n + 1], kept[n + 2] = id, timeString(latest / 1000)
+        local occurrence = timeString(latest / 1000)
+        local heldUntil = overlap == 'b' and overlapBuffer(runs, id)
+        if heldUntil then  -- held until the running run ends, then handed out
+          nextMs = heldUntil
+        elseif not (overlap == 'k' and overlapSkip(runs, id, occurrence)) then
+          local n = #kept
+          kept[n + 1], kept[n + 2] = id, occurrence
+        end
       end
     end
   end

@@ -1,7 +1,8 @@
 --[[
   claimRecurring(c, found, ids, rules): claims the recurring jobs of a batch; returns its plain
   ids, the jobs to read and the reply's 4th item. c: the claim's keys and settings (queue,
-  rules, aside, clock, mark, cutoff, now, leaseMs, full, offset); nil and an error reply,
+  rules, aside, clock, mark, cutoff, now, leaseMs, full, offset, runs: the run settings of
+  the overlap policies, includes/overlap.lua, or false); nil and an error reply,
   before any write, if <prefix>aside is to be written and is not a hash.
 
   Every rule is checked first, before the claim's first write: a job whose rule does not
@@ -52,11 +53,11 @@ local function claimRecurring(c, found, ids, rules)
       redis.call('HSET', c.aside, id, due)
       entry(recurring, id, 'x', due, rule)
     elseif isEvery(rule) then
-      claimEvery(c.queue, id, rule, due, nowMs, kept, recurring)
+      claimEvery(c.queue, id, rule, due, nowMs, kept, recurring, c.runs)
       moved = true
     else
       lease = lease or leaseUntil(c.now, c.leaseMs)
-      leaseCron(c.queue, c.rules, id, rule, due, lease, kept, recurring)
+      leaseCron(c.queue, c.rules, id, rule, due, lease, kept, recurring, c.runs)
       moved = true
     end
   end

@@ -1,11 +1,13 @@
 --[[
-  Records one run's outcome: succeeded, failed (listed in the failures too), or a failed attempt
-  (still running, error kept); an outcome recorded stands (README.md, "Run history").
+  Records one run's outcome: succeeded, failed (listed in the failures too), or a failed attempt;
+  an outcome recorded stands; a job held by buffer_one is due again (README.md, "Run history").
 
   Input:
     KEYS[1] history key: list, the job's runs, newest first
     KEYS[2] failures key: list, recent failed runs, newest first
-    KEYS[3] call record key: <prefix>call:<call id> (README.md, "Call records")
+    KEYS[3] queue key: sorted set, job id -> due time
+    KEYS[4] recurring key: hash, job id -> rule
+    KEYS[5] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job id
     ARGV[2] the run's due time (as in its occurrence id)
@@ -13,6 +15,7 @@
     ARGV[4] outcome: 's' succeeded, 'f' failed, 'a' a failed attempt (retrying)
     ARGV[5] error text (bounded by the caller; '' for none)
     ARGV[6] failures kept (an integer >= 1)
+    ARGV[7] wake-up channel: <prefix>wakeup (a held job brought back is published there)
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
@@ -20,11 +23,15 @@
 ]]
 local historyKey = KEYS[1]
 local failuresKey = KEYS[2]
+local queueKey = KEYS[3]
+local rulesKey = KEYS[4]
 local jobId, due, token, outcome, errorText = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 --- @include "checkTypes"
 --- @include "calls"
 --- @include "history"
+--- @include "rules"
+--- @include "time"
 
 local replay = callReplay()
 if replay then
@@ -45,6 +52,23 @@ local wrong = checkTypes({failuresKey, 'list'})
 if wrong then
   return wrong
 end
+-- A recurring job held by 'buffer_one' waits at this run's deadline: it comes back at once
+-- (reads before the first write: README.md, "No partial writes").
+local heldHere = false
+if outcome ~= 'a' and token == '' then
+  local score = redis.pcall('ZSCORE', queueKey, jobId)
+  if type(score) == 'table' and score.err then
+    return checkTypes({queueKey, 'zset'}) or score
+  end
+  if score and timeMs(score) == tonumber(deadline) then
+    local rule = redis.pcall('HMGET', rulesKey, jobId)
+    if rule.err then
+      return checkTypes({rulesKey, 'hash'}) or rule
+    end
+    heldHere = rule[1] and ruleOverlap(rule[1]) == 'b' and
+      (isEvery(rule[1]) or isIdleCron(rule[1]))
+  end
+end
 
 local now = redis.call('TIME')
 local nowMs = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
@@ -63,5 +87,10 @@ if outcome == 'f' then  -- '<length of id>:<id>' then the run's record
   if length > kept then
     redis.call('LTRIM', failuresKey, 0, kept - 1)
   end
+end
+if heldHere then
+  local at = timeString(nowSeconds(now))
+  redis.call('ZADD', queueKey, at, jobId)
+  redis.pcall('PUBLISH', ARGV[7], at)  -- a dispatcher asleep wakes (refused by an ACL: no matter)
 end
 return callRecord(1)

@@ -150,13 +150,13 @@ def exercise(api: Any, batch_size: int) -> None:
     claims = api.pending_jobs()
     first = next(claims)
     claims.close()  # r2's run taken back, its history kept while it is scheduled
-    runs = api.runs("r1") if isinstance(api, Scheduler) else api.job_runs("r1")
+    runs = (api.runs if hasattr(api, "runs") else api.job_runs)("r1")  # a shell, or rache
     assert [run.occurrence_id for run in runs] == [first.occurrence_id]
     assert api.finish_run(first.occurrence_id, "failed") is True
     assert api.delete_job("r2") is True
     if isinstance(api, Scheduler):
         assert [run.state for run in api.failures()] == ["failed"]
-        one = Scheduler(api.connection, "rache:", history=1)
+        one = Scheduler(api.connection, api.keys.prefix, history=1)
         for _ in range(2):  # LTRIM: past the history kept
             one.schedule_job("r3", 0)
             assert len(list(one.pending_jobs())) == 1

@@ -175,7 +175,7 @@ class BaseScheduler:
 
 
 #: The clients warned about already (once each): weakly, so that a client can go.
-_warned: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_warned: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def record_life(connection: Any, given_ms: Optional[int]) -> int:

@@ -86,10 +86,11 @@ def client_options(record_ttl: float = CALL_RECORD_TTL, asyncio: bool = False) -
     whose worst case (``RetryPolicy.worst``: 22.5 s) is at most ``1 / RECORD_MARGIN`` of
     the record's life; a shorter life scales the timeouts and backoff down alike.
     """
+    retry_class: Any
     if asyncio:
-        from redis.asyncio.retry import Retry as RetryClass
+        from redis.asyncio.retry import Retry as retry_class
     else:
-        from redis.retry import Retry as RetryClass
+        from redis.retry import Retry as retry_class
     per_attempt = CLIENT_CONNECT_TIMEOUT + CLIENT_SOCKET_TIMEOUT + CLIENT_BACKOFF_CAP
     worst = (CLIENT_RETRIES + 1) * per_attempt
     scale = min(1.0, record_ttl / (RECORD_MARGIN * worst))
@@ -97,7 +98,7 @@ def client_options(record_ttl: float = CALL_RECORD_TTL, asyncio: bool = False) -
     return {
         "socket_timeout": CLIENT_SOCKET_TIMEOUT * scale,
         "socket_connect_timeout": CLIENT_CONNECT_TIMEOUT * scale,
-        "retry": RetryClass(backoff, CLIENT_RETRIES),
+        "retry": retry_class(backoff, CLIENT_RETRIES),
     }
 
 
@@ -217,7 +218,9 @@ def retry_policy(connection: Any) -> RetryPolicy:
             retries = _retries(retry)
             backoff = _longest_backoff(retry, retries)
     socket_timeout = settings.get("socket_timeout", _default(kind, "socket_timeout"))
-    connect_timeout = settings.get("socket_connect_timeout", _default(kind, "socket_connect_timeout"))
+    connect_timeout = settings.get(
+        "socket_connect_timeout", _default(kind, "socket_connect_timeout")
+    )
     if connect_timeout is None:  # redis-py: the socket timeout, when no connect timeout
         connect_timeout = socket_timeout
     return RetryPolicy(

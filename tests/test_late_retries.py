@@ -58,18 +58,18 @@ class Case:
         shell: str,
         client: str,
         server: testing.RedisServer,
-        contender: Contender,
+        other: Contender,
         loop: LoopThread,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        self.shell, self.client, self.loop, self.contender = shell, client, loop, contender
+        self.shell, self.client, self.loop, self.contender = shell, client, loop, other
         self.proxy = Proxy(server.host, server.port)
         self.direct = server.client()
         self.direct.flushdb()
         shards = 3 if topology == "sharded" else 1
         self.target = Target(server.url, "rache:", shards)
         self.setup = Scheduler(self.direct, "rache:", shards=shards)
-        contender.handed = []
+        other.handed = []
         connection: Any = None
         if client == "made":  # the client rache makes, from REDIS_URL
             monkeypatch.setenv("REDIS_URL", self.proxy.url)
@@ -106,7 +106,8 @@ class Case:
         async def consume() -> List[str]:
             return [handed_name(job) async for job in jobs]
 
-        return self.run(consume())
+        handed: List[str] = self.run(consume())
+        return handed
 
     def first_then_close(self) -> str:
         jobs = self.sched.pending_jobs()
@@ -120,7 +121,8 @@ class Case:
             await jobs.aclose()
             return handed_name(first)
 
-        return self.run(one())
+        first_name: str = self.run(one())
+        return first_name
 
     def close(self) -> None:
         connection = self.sched.connection
@@ -149,9 +151,7 @@ def case(
 
 
 def cases() -> pytest.MarkDecorator:
-    return pytest.mark.parametrize(
-        "case", CASES, ids=["-".join(c) for c in CASES], indirect=True
-    )
+    return pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES], indirect=True)
 
 
 def counts(handed: List[str]) -> collections.Counter[str]:
@@ -256,9 +256,10 @@ def policy_of(**kwargs: Any) -> Tuple[float, config.RetryPolicy]:
 def test_the_worst_case_of_a_client_given() -> None:
     assert policy_of(socket_timeout=None)[0] == float("inf")  # redis-py 8's Retry, no timeout
     assert policy_of(socket_timeout=None, retry=Retry(NoBackoff(), 0))[0] == 0  # never again
-    assert policy_of(socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 3))[
-        0
-    ] == 4 * 3
+    assert (
+        policy_of(socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 3))[0]
+        == 4 * 3
+    )
     assert policy_of(socket_timeout=1, retry=Retry(NoBackoff(), -1))[0] == float("inf")
 
 
@@ -288,4 +289,4 @@ def test_call_record_ttl_out_of_bounds_is_refused(bad: float) -> None:
 
 def test_call_record_ttl_of_a_wrong_type_is_refused() -> None:
     with pytest.raises(TypeError, match="call_record_ttl must be a number of seconds"):
-        Scheduler(redis.Redis(), call_record_ttl="60")
+        Scheduler(redis.Redis(), call_record_ttl="60")  # type: ignore[arg-type]

@@ -163,12 +163,18 @@ class RetryPolicy(NamedTuple):
 
 
 def _default(cls: Any, name: str) -> Any:
-    """The default of ``cls(name=...)`` (a connection class's), or None."""
-    try:
-        parameter = inspect.signature(cls).parameters.get(name)
-    except (TypeError, ValueError):
-        return None
-    return None if parameter is None else parameter.default
+    """The default of ``cls(name=...)`` (a connection class's, or its bases'), or None."""
+    for base in getattr(cls, "__mro__", ()):
+        init = vars(base).get("__init__")
+        if init is None:
+            continue
+        try:
+            parameter = inspect.signature(init).parameters.get(name)
+        except (TypeError, ValueError):
+            continue
+        if parameter is not None and parameter.default is not inspect.Parameter.empty:
+            return parameter.default
+    return None
 
 
 def _retries(retry: Any) -> int:
@@ -235,9 +241,9 @@ def _connection_class(connection: Any) -> Any:
     """The connection class of a cluster client's nodes (redis-py's default: Connection)."""
     aio = sys.modules.get("redis.asyncio.cluster")
     if aio is not None and isinstance(connection, aio.RedisCluster):
-        import redis.asyncio
+        from redis.asyncio import Connection as AsyncConnection
 
-        return redis.asyncio.Connection
+        return AsyncConnection
     return redis.Connection
 
 

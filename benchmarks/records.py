@@ -26,6 +26,7 @@ import redis
 
 from benchmarks import bare
 from rache import Scheduler, scripts
+from rache.constants import CALL_RECORD_TTL
 from tests.support import harness
 
 DATA: Dict[str, Any] = {"url": "http://example.com/feed", "timeout": 10}
@@ -50,7 +51,7 @@ def schedules(client: Any, recorded: bool, n: int = 2000) -> int:
         keys: List[Any] = ["s:queue", "s:job:" + job]
         if recorded:  # schedule-4.lua: the runs and the record's keys too
             made = os.urandom(12)
-            args.append(made)
+            args += [CALL_RECORD_TTL * 1000, made]
             keys += ["s:runs", b"s:call:" + made]
         client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
     return n
@@ -75,7 +76,7 @@ def claim_usec(client: Any, kind: str) -> float:
             keys: List[Any] = ["c:queue", "c:recurring"]
             if kind != "bare":  # claim-6.lua: the runs, aside, clock and record keys too
                 made = os.urandom(12)
-                args.append(made)
+                args += [CALL_RECORD_TTL * 1000, made]
                 keys += ["c:runs", "c:aside", "c:clock", b"c:call:" + made]
             command = ("EVALSHA", script.sha, len(keys), *keys, *args)
             reply = client.execute_command(*command)

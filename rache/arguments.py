@@ -21,11 +21,13 @@ from typing import List, Mapping, Optional, Tuple, Union
 from . import wire
 from .constants import (
     MAX_BATCH_SIZE,
+    MAX_CALL_RECORD_TTL,
     MAX_ERROR_BYTES,
     MAX_HISTORY,
     MAX_MS,
     MAX_OFFSET_SECONDS,
     MAX_POLLER_NAME,
+    MIN_CALL_RECORD_TTL,
     RESERVED_FIELDS,
 )
 from .durations import digits, finite, seconds, shown
@@ -302,6 +304,20 @@ def run_timeout(value: object) -> int:
     """``Scheduler(run_timeout=...)``: a plain job's run timeout (Seconds), as milliseconds."""
     timeout = positive_seconds(value, "run_timeout")
     return max(1, round(timeout * 1000))
+
+
+def call_record_ttl(value: object) -> int:
+    """``Scheduler(call_record_ttl=...)``: how long a call record lives (Seconds), as ms.
+
+    From ``MIN_CALL_RECORD_TTL`` to ``MAX_CALL_RECORD_TTL`` seconds.
+    """
+    number = seconds(value, "call_record_ttl")
+    if not finite(number) or not MIN_CALL_RECORD_TTL <= number <= MAX_CALL_RECORD_TTL:
+        raise ValueError(
+            f"call_record_ttl must be from {MIN_CALL_RECORD_TTL} to {MAX_CALL_RECORD_TTL} "
+            f"seconds, not {shown(value)}"
+        )
+    return round(number * 1000)
 
 
 def poller_name(value: object) -> bytes:

@@ -56,11 +56,7 @@ class AsyncScheduler(BaseScheduler):
     _background: Optional[Set[asyncio.Future[Any]]] = None
 
     def _connect(self) -> Any:
-        import redis.asyncio
-
-        url = config.redis_url()
-        config.client(url)  # the same clear error for a bad REDIS_URL; connects nowhere
-        return redis.asyncio.Redis.from_url(url)
+        return config.async_client(config.redis_url(), self.call_record_ttl)
 
     async def _run(self, call: Call) -> Any:
         if self._unchecked:
@@ -70,7 +66,7 @@ class AsyncScheduler(BaseScheduler):
     async def _send(self, call: Call) -> Any:
         """Make one script call, without the layout check first."""
         script, keys, args = call
-        return await script.run_async(self.connection, keys, args)
+        return await script.run_async(self.connection, keys, args, self._record_ms)
 
     async def check_layout(self) -> int:
         """Check the schedule's shard count. See :meth:`Scheduler.check_layout`."""

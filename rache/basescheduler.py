@@ -10,7 +10,9 @@ all three.
 from __future__ import annotations
 
 import logging
+import math
 import random
+import weakref
 from datetime import datetime
 from typing import Any, Callable, Optional, Tuple, Union
 
@@ -18,7 +20,15 @@ from redis.exceptions import ResponseError
 
 from . import arguments, config, encode, moves, wire
 from .claim import Claim, put_back_ids
-from .constants import DEFAULT_BATCH_SIZE, DEFAULT_HISTORY, DEFAULT_LEASE_MS, DEFAULT_RUN_TIMEOUT
+from .constants import (
+    CALL_RECORD_TTL,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_HISTORY,
+    DEFAULT_LEASE_MS,
+    DEFAULT_RUN_TIMEOUT,
+    MAX_CALL_RECORD_TTL,
+    RECORD_MARGIN,
+)
 from .errors import LayoutMismatch, UntaggedPrefix
 from .keys import Keys, Layout, has_hash_tag, tagged
 from .models import Seconds, Time
@@ -51,6 +61,12 @@ class BaseScheduler:
     :param history: runs kept per job, newest first (0 records none).
     :param run_timeout: how long a plain job's run may go without an outcome before it
         reads ``unknown`` (seconds or a timedelta).
+    :param call_record_ttl: how long a call that writes is remembered (seconds or a
+        timedelta), so that redis-py's retry of it (its reply lost) changes nothing: a retry
+        later than this runs the call again. None: 60 s, or twice as long as the client
+        given may go on retrying (``rache.config.RetryPolicy.worst``). The client made from
+        ``REDIS_URL`` times out and retries well within it; a client given that may retry
+        later is warned about, once (logger ``rache.scheduler``).
     """
 
     #: How long (seconds) a claim holds a cron job while its poller computes the next
@@ -67,6 +83,7 @@ class BaseScheduler:
         name: Optional[str] = None,
         history: int = DEFAULT_HISTORY,
         run_timeout: Seconds = DEFAULT_RUN_TIMEOUT,
+        call_record_ttl: Optional[Seconds] = None,
     ) -> None:
         prefix = config.prefix() if prefix is None else prefix
         Keys(prefix)  # the prefix's own errors before the other settings'
@@ -80,7 +97,13 @@ class BaseScheduler:
         #: The keys of the prefix itself; ``shards``: those of each shard.
         self.keys = self.layout.keys
         self.shards = self.layout.shards
-        self.connection = self._connect() if connection is None else connection
+        given_ms = None if call_record_ttl is None else arguments.call_record_ttl(call_record_ttl)
+        if connection is None:
+            self._record_ms = CALL_RECORD_TTL * 1000 if given_ms is None else given_ms
+            self.connection = self._connect()
+        else:
+            self._record_ms = record_life(connection, given_ms)
+            self.connection = connection
         cluster = config.is_cluster(self.connection)
         if cluster and shards == 1 and not has_hash_tag(prefix):
             raise UntaggedPrefix(prefix, tagged(prefix))
@@ -93,6 +116,11 @@ class BaseScheduler:
 
     def _connect(self) -> Any:
         raise NotImplementedError
+
+    @property
+    def call_record_ttl(self) -> float:
+        """How long a call that writes is remembered, seconds (``call_record_ttl=``)."""
+        return self._record_ms / 1000
 
     @property
     def name(self) -> str:
@@ -144,6 +172,61 @@ class BaseScheduler:
         shards = f" shards={len(self.shards)}" if len(self.shards) > 1 else ""
         connection = config.describe(self.connection)
         return f"<{name} prefix={self.keys.prefix!r}{shards} connection={connection}>"
+
+
+#: The clients warned about already (once each): weakly, so that a client can go.
+_warned: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def record_life(connection: Any, given_ms: Optional[int]) -> int:
+    """How long (ms) a scheduler over a client given keeps its call records; warns once.
+
+    ``given_ms``: ``call_record_ttl`` as given; None: ``CALL_RECORD_TTL``, or
+    ``RECORD_MARGIN`` times the client's worst case if longer. A client that may retry a
+    call after its record expired (no socket timeout and retries, or a worst case longer
+    than the life) is warned about, naming what to change: its retry would run the call
+    again. Warned, not refused: redis-py before 8 makes clients without a socket timeout
+    by default, and a lost reply that late is rare; the warning says what it costs.
+    """
+    policy = config.retry_policy(connection)
+    worst = policy.worst
+    if given_ms is None:
+        if worst * RECORD_MARGIN <= CALL_RECORD_TTL:
+            return CALL_RECORD_TTL * 1000
+        if worst * RECORD_MARGIN <= MAX_CALL_RECORD_TTL:
+            return math.ceil(worst * RECORD_MARGIN * 1000)
+        life_ms = CALL_RECORD_TTL * 1000 if math.isinf(worst) else MAX_CALL_RECORD_TTL * 1000
+        if worst <= life_ms / 1000:
+            return life_ms
+    else:
+        life_ms = given_ms
+        if worst <= life_ms / 1000:
+            return life_ms
+    _warn_outwaits(connection, policy, life_ms)
+    return life_ms
+
+
+def _warn_outwaits(connection: Any, policy: config.RetryPolicy, life_ms: int) -> None:
+    try:
+        if connection in _warned:
+            return
+        _warned.add(connection)
+    except TypeError:  # not weakly referable: warned each time
+        pass
+    worst = "without bound" if math.isinf(policy.worst) else f"up to {policy.worst:g} s"
+    logger.warning(
+        "rache: the client %s may retry a call %s after it was sent (%s), and a retry "
+        "after the call's record expired (call_record_ttl=%g s) runs the call again: a job "
+        "scheduled or handed out twice, a delete of a job scheduled since. Give the client "
+        "a socket_timeout and socket_connect_timeout (redis-py 8's 5 s) and a Retry whose "
+        "attempts x (socket_connect_timeout + socket_timeout + longest backoff) is well "
+        "within call_record_ttl (rache.config.client_options gives rache's own), or raise "
+        "Scheduler(call_record_ttl=...) above it",
+        config.describe(connection),
+        worst,
+        policy.describe(),
+        life_ms / 1000,
+    )
 
 
 def due_time(at: When, name: str = "at") -> Time:

@@ -21,13 +21,32 @@ PREFIX_ENV = "RACHE_REDIS_PREFIX"
 #: little: a round trip is some 50 us against about 3.5 us of server time a job.
 DEFAULT_BATCH_SIZE = 500
 
-#: How long a call record lives, seconds (the Lua include ``calls``' CALL_TTL_MS): a script
-#: call that writes is answered from its record, not run again, when redis-py retries it
-#: with the same call id within this time (its reply was lost). redis-py 8's default Retry
-#: makes 10 attempts with backoffs of at most 1 s: a retry that reconnects at once arrives
-#: within about 10 s. Kept longer, records cost memory: each is a key, ``<prefix>call:<call
-#: id>``, that Redis expires (rache/lua/README.md, "Call records").
+#: How long a call record lives, seconds, at least (``Scheduler(call_record_ttl=...)``; sent
+#: to each script that writes, the Lua include ``calls``): a script call that writes is
+#: answered from its record, not run again, when redis-py retries it with the same call id
+#: within this time (its reply was lost); a retry after it runs as a new call. Kept longer,
+#: records cost memory: each is a key, ``<prefix>call:<call id>``, that Redis expires
+#: (rache/lua/README.md, "Call records"). A Scheduler given a client keeps them
+#: ``RECORD_MARGIN`` times as long as the client's retries may last, if that is longer.
 CALL_RECORD_TTL = 60
+#: The bounds of ``Scheduler(call_record_ttl=...)``, seconds.
+MIN_CALL_RECORD_TTL = 1
+MAX_CALL_RECORD_TTL = 24 * 3600
+#: How many times as long as a client's retries may last (its worst case: attempts x
+#: (connect timeout + reply timeout + longest backoff)) a call record lives: the clients
+#: rache makes are set so; a Scheduler given a client and no ``call_record_ttl`` keeps its
+#: records that long (``CALL_RECORD_TTL`` at least).
+RECORD_MARGIN = 2
+#: The clients rache makes (``REDIS_URL``, ``--url``): seconds to wait for a reply and for a
+#: connection, retries of a call whose connection broke or timed out (redis-py's Retry, with
+#: the same call id), and their backoff (exponential from the base, at most the cap). Worst
+#: case: 3 x (2 + 5 + 0.5) = 22.5 s, within half of ``CALL_RECORD_TTL``; a shorter record
+#: life scales all four down alike (``rache.config.client_options``).
+CLIENT_SOCKET_TIMEOUT = 5.0
+CLIENT_CONNECT_TIMEOUT = 2.0
+CLIENT_RETRIES = 2
+CLIENT_BACKOFF_BASE = 0.05
+CLIENT_BACKOFF_CAP = 0.5
 
 #: The most arguments of one scheduleBulk-3.lua call: a call of ``batch_size`` jobs is cut
 #: short at this many, so that its time follows what it writes, not only its job count (with

@@ -6,8 +6,9 @@ in turn, each include once per script, where first named), at import. A call sen
 EVALSHA, and on NOSCRIPT (a cold script cache: SCRIPT FLUSH, a restart, a failover) loads
 the script and sends EVALSHA again, as redis-py's ``Script`` does.
 
-A script that includes ``calls`` (every one that writes) is *recorded*: each call sends a
-new call id as its last argument, made here, once per call, so that redis-py's retry of a
+A script that includes ``calls`` (every one that writes) is *recorded*: each call sends how
+long its record lives (ms, the scheduler's ``call_record_ttl``) and a new call id as its
+last two arguments, the id made here, once per call, so that redis-py's retry of a
 command whose reply was lost sends the same id, and the script answers it from its record
 instead of running again (``rache/lua/README.md``, "Call records"). Its last key, given as
 the group's record prefix (``Keys.call_prefix``, ``<prefix>call:``), is completed here
@@ -24,6 +25,8 @@ from importlib import resources
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from redis.exceptions import NoScriptError
+
+from .constants import CALL_RECORD_TTL
 
 #: An include line of a script, and the name of a script file (its operation and key count).
 INCLUDE = re.compile(r'^--- @include "([\w-]+)"$', re.MULTILINE)
@@ -46,19 +49,29 @@ class Script:
         self.recorded = recorded
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    def _evalsha(self, keys: Sequence[bytes], args: Sequence[Union[bytes, int]]) -> Tuple[Any, ...]:
+    def _evalsha(
+        self, keys: Sequence[bytes], args: Sequence[Union[bytes, int]], record_ms: int
+    ) -> Tuple[Any, ...]:
         if len(keys) != self.numkeys:
             raise ValueError(f"{self.name} takes {self.numkeys} keys, not {len(keys)}")
         if self.recorded:  # the last key is the record prefix: the record is prefix + id
             made = call_id()
-            return ("EVALSHA", self.sha, self.numkeys, *keys[:-1], keys[-1] + made, *args, made)
+            record = keys[-1] + made
+            return ("EVALSHA", self.sha, self.numkeys, *keys[:-1], record, *args, record_ms, made)
         return ("EVALSHA", self.sha, self.numkeys, *keys, *args)
 
     def __call__(
-        self, client: Any, keys: Sequence[bytes], args: Sequence[Union[bytes, int]]
+        self,
+        client: Any,
+        keys: Sequence[bytes],
+        args: Sequence[Union[bytes, int]],
+        record_ms: int = CALL_RECORD_TTL * 1000,
     ) -> Any:
-        """Run the script on a redis-py client (one EVALSHA); its undecoded reply."""
-        command = self._evalsha(keys, args)
+        """Run the script on a redis-py client (one EVALSHA); its undecoded reply.
+
+        ``record_ms``: how long a recorded script's record of the call lives.
+        """
+        command = self._evalsha(keys, args, record_ms)
         try:
             return client.execute_command(*command, **_RAW)
         except NoScriptError:
@@ -66,10 +79,14 @@ class Script:
             return client.execute_command(*command, **_RAW)
 
     async def run_async(
-        self, client: Any, keys: Sequence[bytes], args: Sequence[Union[bytes, int]]
+        self,
+        client: Any,
+        keys: Sequence[bytes],
+        args: Sequence[Union[bytes, int]],
+        record_ms: int = CALL_RECORD_TTL * 1000,
     ) -> Any:
         """Run the script on a redis.asyncio client (one EVALSHA); its undecoded reply."""
-        command = self._evalsha(keys, args)
+        command = self._evalsha(keys, args, record_ms)
         try:
             return await client.execute_command(*command, **_RAW)
         except NoScriptError:

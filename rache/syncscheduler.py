@@ -53,10 +53,12 @@ class Scheduler(BaseScheduler):
     :param history: runs kept per job, newest first (0 records none).
     :param run_timeout: a plain job's run reads ``unknown`` this long after its claim
         without an outcome (default an hour).
+    :param call_record_ttl: how long a call that writes is remembered, so that a retry
+        of it changes nothing (default 60 s, longer for a client that retries longer).
     """
 
     def _connect(self) -> Any:
-        return config.client(config.redis_url())
+        return config.client(config.redis_url(), self.call_record_ttl)
 
     def _run(self, call: Call) -> Any:
         if self._unchecked:
@@ -66,7 +68,7 @@ class Scheduler(BaseScheduler):
     def _send(self, call: Call) -> Any:
         """Make one script call, without the layout check first."""
         script, keys, args = call
-        return script(self.connection, keys, args)
+        return script(self.connection, keys, args, self._record_ms)
 
     def check_layout(self) -> int:
         """Check the schedule's shard count against this scheduler's (a sharded one records it).

@@ -26,7 +26,7 @@ LAYOUT = Layout("rache:")
 
 
 def send(raw: Any, call: Call, call_id: bytes) -> Any:
-    """One EVALSHA of ``call`` with ``call_id`` as its last argument, as Script.__call__ sends.
+    """One EVALSHA of ``call`` with ``call_id`` last, as Script.__call__ sends (the life before).
 
     Its last key, the record prefix, completed with the id: the record's key.
     """
@@ -34,7 +34,8 @@ def send(raw: Any, call: Call, call_id: bytes) -> Any:
     assert script.recorded
     raw.script_load(script.source)
     keys = [*call.keys[:-1], call.keys[-1] + call_id]
-    command = ("EVALSHA", script.sha, script.numkeys, *keys, *call.args, call_id)
+    life = constants.CALL_RECORD_TTL * 1000
+    command = ("EVALSHA", script.sha, script.numkeys, *keys, *call.args, life, call_id)
     return raw.execute_command(*command, NEVER_DECODE=True)
 
 
@@ -50,10 +51,10 @@ def test_every_script_that_writes_is_recorded_and_no_other() -> None:
     assert {name for name, script in scripts.SCRIPTS.items() if script.recorded} == writers
 
 
-def test_the_lifetime_is_one_number_in_lua_and_python() -> None:
+def test_the_lifetime_is_an_argument_not_a_lua_literal() -> None:
     source = (Path(scripts.__file__).parent / "lua" / "includes" / "calls.lua").read_text()
-    match = re.search(r"^local CALL_TTL_MS = (\d+)", source, re.M)
-    assert match and int(match.group(1)) == constants.CALL_RECORD_TTL * 1000
+    assert "callTtlMs = tonumber(table.remove(ARGV))" in source
+    assert not re.search(r"PX', *\d", source)
 
 
 def test_a_schedule_sent_again_after_a_claim_does_not_schedule_again(raw: Any) -> None:

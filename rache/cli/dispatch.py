@@ -158,8 +158,9 @@ def dispatch(
         prefix=obj.prefix,
     )
     with contextlib.ExitStack() as stack:
-        # A dead network must not hang a call for ever; the loop backs off and retries.
-        obj.client_options = {"socket_connect_timeout": 10, "socket_timeout": 60}
+        # A dead network must not hang a call for ever, nor may a retry come after its call's
+        # record is gone: the client's own timeouts and Retry (config.client_options) see
+        # to both; the loop backs off and retries.
         try:
             scheduler = obj.scheduler  # checks --prefix and --shards against Redis: exit 2
         except (redis.ConnectionError, redis.TimeoutError) as error:

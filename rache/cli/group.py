@@ -55,12 +55,12 @@ class Context:
         Apart from the scheduler, so that doctor can check a prefix a cluster would refuse.
         """
         if self._connection is None:
-            try:
-                config.client(self.url)  # a clear error for a URL that is not Redis's
-            except ConfigurationError as error:
+            try:  # timeouts and a Retry within the call records' life (config.client_options)
+                self._connection = config.client(
+                    self.url, cluster=self.cluster, **self.client_options
+                )
+            except ConfigurationError as error:  # a clear error for a URL that is not Redis's
                 raise click.UsageError(f"--url: {error}") from None
-            cls = redis.RedisCluster if self.cluster else redis.Redis
-            self._connection = cls.from_url(self.url, **self.client_options)
         return self._connection
 
     @property

@@ -59,7 +59,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             file.write(str(os.getpid()))
     if options.url is None and options.host is not None:
         client = redis.Redis(
-            host=options.host, port=options.port, db=options.db, password=options.password
+            host=options.host,
+            port=options.port,
+            db=options.db,
+            password=options.password,
+            **config.client_options(),
         )
     else:
         client = config.client(options.url or config.redis_url())

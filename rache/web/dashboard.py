@@ -46,7 +46,8 @@ class Dashboard:
         """
         settings = self.settings
         cls: Any = redis.asyncio.RedisCluster if settings.cluster else redis.asyncio.Redis
-        self.client = cls.from_url(settings.url)
+        # the timeouts and Retry of every client rache makes (within its call records' life)
+        self.client = cls.from_url(settings.url, **config.client_options(asyncio=True))
         try:
             self._reader = AsyncScheduler(
                 self.client, settings.prefix, batch_size=OVERVIEW_JOBS, shards=settings.shards

@@ -3,16 +3,21 @@
   (redis-py retries a command whose reply was lost, with the same arguments), answers what it
   answered and changes nothing. callSeen: the record of this call, or nil, or an error reply;
   callReplay: the recorded reply, or nil, or an error reply; callRecord(reply, record): keeps
-  the record (default: the reply, packed) for CALL_TTL_MS and returns the reply. The call id is
-  the script's last argument, taken off ARGV here, so the script reads its ARGV as documented;
+  the record (default: the reply, packed) for callTtlMs and returns the reply. The call id is
+  the script's last argument and the record's life (ms, Scheduler(call_record_ttl=...)) the one
+  before, both taken off ARGV here, so the script reads its ARGV as documented;
   the record's key, <prefix>call:<call id>, is the script's last key. A user whose ACL refuses
   GET or SET (a line from before call records) runs unrecorded.
 ]]
 --- @include "checkTypes"
 
 local callId = table.remove(ARGV)
+local callTtlMs = tonumber(table.remove(ARGV))
 local callKey = KEYS[#KEYS]
-local CALL_TTL_MS = 60000  -- rache.constants.CALL_RECORD_TTL
+if not callTtlMs or callTtlMs < 1 or callTtlMs ~= math.floor(callTtlMs) then
+  return redis.error_reply('ERR rache: the call record life (the argument before the call id) '
+    .. 'is not a whole number of ms')
+end
 
 -- Read before the script's first write: a key of another type there fails here.
 local function callSeen()
@@ -37,7 +42,7 @@ end
 
 local function callRecord(reply, record)
   if callKey then  -- pcall: SET refused (NOPERM) is the one way it can fail here
-    redis.pcall('SET', callKey, record or cmsgpack.pack(reply), 'PX', CALL_TTL_MS)
+    redis.pcall('SET', callKey, record or cmsgpack.pack(reply), 'PX', callTtlMs)
   end
   return reply
 end

@@ -19,7 +19,7 @@ from .arguments import count, positive_seconds
 from .constants import HEALTH_JOBS, HEALTH_RUNS, MAX_HISTORY
 from .decode import RecurringReading
 from .formatting import printable, span
-from .models import Health, Poller, Problem, RecurringRuns, Run, Stats
+from .models import Health, Poller, Problem, RecurringRuns, Run, Stats, text
 from .rules import Every, Placed
 
 #: The kinds of problem (``Problem.kind``).
@@ -27,6 +27,7 @@ NO_POLLER = "no live poller"
 LATE = "late"
 STALE = "no success"
 FAILING = "failing"
+SET_ASIDE = "set aside"
 
 
 def no_poller(stats: Stats, pollers: List[Poller]) -> List[Problem]:
@@ -36,6 +37,20 @@ def no_poller(stats: Stats, pollers: List[Poller]) -> List[Problem]:
         message = f"{jobs} and no poller is alive to hand out jobs (rache pollers lists none)"
         return [Problem(NO_POLLER, None, message)]
     return []
+
+
+def set_aside(stats: Stats) -> List[Problem]:
+    """Jobs a claim set aside because their stored rule does not parse (``bad_rules``)."""
+    return [
+        Problem(
+            SET_ASIDE,
+            job.job_id,
+            f"job {printable(job.job_id)!r} was set aside: its stored rule {job.rule!r} does "
+            "not parse, so it is never handed out until schedule_recurring gives it a rule "
+            "or delete_job removes it",
+        )
+        for job in stats.set_aside
+    ]
 
 
 def late_threshold(late: object) -> float:
@@ -134,7 +149,7 @@ def judge(reading: RecurringReading, now_ms: int, stale_periods: int) -> Optiona
         since, what = reading.due_ms, "no run of it is kept; it fell due {ago} ago"
     missed = 0 if since is None else _missed(reading.placed, since, now_ms, stale_periods)
     value = RecurringRuns(
-        job_id=runs[0].job_id if runs else _text(reading.raw_id),
+        job_id=runs[0].job_id if runs else text(reading.raw_id),
         last_success=None if success is None else success.finished_at,
         failed_in_a_row=in_a_row,
         last_run=runs[0].claimed_at if runs else None,
@@ -158,13 +173,6 @@ def _by_id(runs: RecurringRuns) -> bytes:
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
-
-
-def _text(raw: bytes) -> Any:
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return raw
 
 
 def _missed(placed: Placed, since: int, now: int, most: int) -> int:
@@ -232,7 +240,8 @@ def verdict(
     ``judged``: the recurring jobs examined, judged by ``checks``; ``unexamined``: how many
     were left out.
     """
-    problems = no_poller(stats, pollers) + late_job(stats, late, oldest) + list(more)
+    problems = no_poller(stats, pollers) + late_job(stats, late, oldest) + set_aside(stats)
+    problems += more
     if checks is not None:
         problems += recurring_problems(judged, checks, stats.now)
     recurring = tuple(sorted((job.runs for job in judged), key=_by_id))

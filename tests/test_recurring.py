@@ -572,6 +572,10 @@ def test_a_rule_that_does_not_parse_is_set_aside_and_the_rest_handed_out(
     aside = sorted((job.job_id, job.rule, job.due) for job in sched.bad_rules())
     assert aside == sorted((job_id, value, 0) for job_id, value in UNPARSABLE.items())
     assert sorted(sched.stats().set_aside) == sorted(sched.bad_rules())
+    health = sched.health(late=10**9)  # rache doctor and the dashboard say so, raw rule and all
+    flagged = {p.job_id: p.message for p in health.problems if p.kind == "set aside"}
+    assert not health.ok and sorted(flagged) == sorted(UNPARSABLE)
+    assert all(repr(UNPARSABLE[job_id]) in flagged[job_id] for job_id in UNPARSABLE)
     assert list(sched.pending_jobs()) == []  # no later claim meets them again
     sched.schedule_recurring("bad-every", Every(60), start=0)  # declared again: back
     assert sorted(job.job_id for job in sched.bad_rules()) == ["bad-any", "bad-cron"]

@@ -40,6 +40,7 @@ def kinds(health: Any) -> List[Any]:
     return sorted((p.kind, p.job_id) for p in health.problems)
 
 
+@pytest.mark.one_client_kind  # seconds of 1 s periods: the logic, once per topology
 def test_stale_and_failing_recurring_jobs(sched: Any) -> None:
     sched.announce(poller())
     for job_id in ("failing", "stopped", "fine"):
@@ -80,6 +81,7 @@ def test_stale_and_failing_recurring_jobs(sched: Any) -> None:
     assert "failing" not in [p.kind for p in sched.health(stale_periods=0).problems]
 
 
+@pytest.mark.one_client_kind  # seconds of 1 s periods: the logic, once per topology
 def test_a_job_whose_outcomes_are_not_reported_is_judged_by_its_hand_outs(sched: Any) -> None:
     sched.announce(poller())
     sched.schedule_recurring("beat", Every(1))

@@ -247,7 +247,7 @@ def test_a_put_back_restores_the_run_before(make: Maker, raw: Any, kept: int) ->
         assert sched.runs("a") == [] and not has_newest(sched, raw, "a")
     assert not raw.exists(history_key(sched, "a"))
     (again,) = handed(sched)
-    assert [run.occurrence_id for run in sched.runs("a")][0] == again.occurrence_id
+    assert sched.runs("a")[0].occurrence_id == again.occurrence_id
 
 
 def test_runs_of_jobs_no_longer_scheduled_are_swept_after_history_ttl(

@@ -118,9 +118,9 @@ def main() -> int:
                 order = list(versions)
                 random.shuffle(order)
                 for version in order:
-                    got = measure(client, version, versions[version], scenario, start)
+                    sample = measure(client, version, versions[version], scenario, start)
                     if round_:
-                        samples[version].append(got)
+                        samples[version].append(sample)
             for version, got in samples.items():
                 pairs = list(zip(got, samples[first]))
                 speed = statistics.median(a[0] / b[0] for a, b in pairs)

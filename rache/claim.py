@@ -343,7 +343,7 @@ def _copy(job: Job) -> Job:
 
 
 def _outcome(item: Any) -> Any:
-    """An advance-3.lua outcome: 0, 1, 2 (ints), or the time a held job waits until (bytes)."""
+    """An advance-4.lua outcome: 0, 1, 2 (ints), or the time a held job waits until (bytes)."""
     if isinstance(item, int):
         return item
     raw = item.encode() if isinstance(item, str) else bytes(item)

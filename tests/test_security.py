@@ -135,7 +135,7 @@ def exercise(api: Any, batch_size: int) -> None:
     assert list(api.pending_jobs()) == [{"id": "r", "k": 1}]
     assert api.job_details("r")["recurring"]["every"] == 3600
     assert sorted(api.recurring_jobs()) == ["cron", "r"]  # recurringJobs-1.lua: HGETALL
-    if isinstance(api, Scheduler):  # recurringRuns-2.lua: HMGET, ZSCORE, LRANGE
+    if isinstance(api, Scheduler):  # recurringRuns-3.lua: HMGET, ZSCORE, LRANGE
         read = {runs.job_id: runs for runs in api.health(late=10**9).recurring}
         assert sorted(read) == ["cron", "r"] and read["r"].last_run is not None
     assert api.delete_job("r") is True

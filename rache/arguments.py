@@ -320,6 +320,12 @@ def call_record_ttl(value: object) -> int:
     return round(number * 1000)
 
 
+def history_ttl(value: object) -> int:
+    """``Scheduler(history_ttl=...)``: how long runs of jobs gone stay (Seconds), in ms."""
+    ttl = positive_seconds(value, "history_ttl")
+    return max(1, round(ttl * 1000))
+
+
 def poller_name(value: object) -> bytes:
     """``Scheduler(name=...)``: a poller's name as stored in its runs (UTF-8, no ``|``)."""
     if not isinstance(value, str):

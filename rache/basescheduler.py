@@ -26,6 +26,7 @@ from .constants import (
     DEFAULT_HISTORY,
     DEFAULT_LEASE_MS,
     DEFAULT_RUN_TIMEOUT,
+    HISTORY_TTL,
     MAX_CALL_RECORD_TTL,
     RECORD_MARGIN,
 )
@@ -67,6 +68,8 @@ class BaseScheduler:
         given may go on retrying (``rache.config.RetryPolicy.worst``). The client made from
         ``REDIS_URL`` times out and retries well within it; a client given that may retry
         later is warned about, once (logger ``rache.scheduler``).
+    :param history_ttl: how long the runs of a job no longer scheduled stay at least
+        (seconds or a timedelta; default 7 days): the claims' sweep drops them after.
     """
 
     #: How long (seconds) a claim holds a cron job while its poller computes the next
@@ -84,6 +87,7 @@ class BaseScheduler:
         history: int = DEFAULT_HISTORY,
         run_timeout: Seconds = DEFAULT_RUN_TIMEOUT,
         call_record_ttl: Optional[Seconds] = None,
+        history_ttl: Seconds = HISTORY_TTL,
     ) -> None:
         prefix = config.prefix() if prefix is None else prefix
         Keys(prefix)  # the prefix's own errors before the other settings'
@@ -92,6 +96,7 @@ class BaseScheduler:
         #: Runs kept per job (``Scheduler(history=...)``).
         self.history = arguments.history(history)
         self._run_timeout_ms = arguments.run_timeout(run_timeout)
+        self._history_ttl_ms = arguments.history_ttl(history_ttl)
         #: The schedule's key groups, and which one holds a job.
         self.layout = Layout(prefix, shards)
         #: The keys of the prefix itself; ``shards``: those of each shard.
@@ -160,6 +165,7 @@ class BaseScheduler:
             history=self.history,
             name=given or arguments.default_poller_name(),
             run_timeout_ms=self._run_timeout_ms,
+            history_ttl_ms=self._history_ttl_ms,
         )
 
     def _record_layout(self, plan: moves.Reshard) -> Tuple[bytes, Optional[int]]:

@@ -1,7 +1,7 @@
 """A claim of due jobs as a flow without I/O: the script calls to make, and what they mean.
 
 A claim (one ``pending_jobs()`` call, one dispatcher round) is a series of batches, each
-one claim-6.lua call, plus an advance-3.lua call when the batch leased cron jobs. A shell
+one claim-7.lua call, plus an advance-4.lua call when the batch leased cron jobs. A shell
 drives it with three steps (``Scheduler.claim_batch`` and its asyncio twin do)::
 
     while (call := claim.next_call()) is not None:   # None: the claim is over
@@ -23,8 +23,8 @@ from .constants import (
     DEFAULT_HISTORY,
     DEFAULT_LEASE_MS,
     DEFAULT_RUN_TIMEOUT,
+    HISTORY_TTL,
     MIN_RUN_TIMEOUT,
-    ONE_SHOT_HISTORY_TTL,
 )
 from .formatting import text
 from .keys import Keys, Layout
@@ -38,7 +38,7 @@ class Claim:
     """One claim of due jobs, as script calls to make and replies to read.
 
     :param layout: the schedule's shards.
-    :param batch_size: the most jobs per claim-6.lua call.
+    :param batch_size: the most jobs per claim-7.lua call.
     :param reschedule_in: claimed jobs are due again after this; None removes them.
     :param limit: the most jobs in all; None claims until nothing is due.
     :param start: the shard to start from.
@@ -46,6 +46,7 @@ class Claim:
     :param history: runs kept per job (0: none recorded).
     :param name: the poller's name, recorded in each run it hands out.
     :param run_timeout_ms: a plain job's run timeout: its run's deadline is its claim plus it.
+    :param history_ttl_ms: how long runs of jobs no longer scheduled stay (the claims' sweep).
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class Claim:
         history: int = DEFAULT_HISTORY,
         name: bytes = b"",
         run_timeout_ms: int = DEFAULT_RUN_TIMEOUT * 1000,
+        history_ttl_ms: int = HISTORY_TTL * 1000,
     ) -> None:
         self._reschedule = (
             None if reschedule_in is None else arguments.offset(reschedule_in, "reschedule_in")
@@ -76,6 +78,7 @@ class Claim:
         self.history = history
         self.name = name
         self.run_timeout_ms = run_timeout_ms
+        self.history_ttl_ms = history_ttl_ms
         #: the cutoff of the last batch (Unix seconds, the server's clock, as text): a
         #: shard's first batch reads the clock, the next ones reuse it
         self.cutoff = b""
@@ -100,7 +103,7 @@ class Claim:
         self._reply: Optional[Sequence[Any]] = None
         self._records: Optional[List[Record]] = None
         # A batch with cron jobs: every job with its record and, for a cron job, its entry
-        # in the advance-3.lua call still to make (id, lease, next due time).
+        # in the advance-4.lua call still to make (id, lease, next due time).
         self._held: List[Tuple[Job, Record, Optional[int]]] = []
         # (id, lease, next due time, run timeout ms, the occurrences handed out, spaced)
         self._advance: List[Tuple[bytes, bytes, bytes, int, bytes]] = []
@@ -118,7 +121,8 @@ class Claim:
         if self._advance:  # the batch's cron jobs, leased, await their next occurrence
             args: Args = [keys.history_prefix, self.history, self.name]
             args += [item for entry in self._advance for item in entry]
-            return Call(scripts.ADVANCE, [keys.queue, keys.recurring, keys.call_prefix], args)
+            named = [keys.queue, keys.recurring, keys.last_runs, keys.call_prefix]
+            return Call(scripts.ADVANCE, named, args)
         if self.remaining is not None and self.remaining <= 0:
             return None
         if self._shard_done:  # nothing more due in this shard: on to the next, if any
@@ -133,8 +137,10 @@ class Claim:
         self._reply = self._records = None
         rescheduled = (b"", b"") if self._reschedule is None else self._reschedule
         args = [keys.job_prefix, size, self.cutoff, *rescheduled, self.lease_ms]
-        args += [keys.history_prefix, self.history, self.name, self.run_timeout_ms, _ONE_SHOT_MS]
-        named = [keys.queue, keys.recurring, keys.runs, keys.aside, keys.clock, keys.call_prefix]
+        args += [keys.history_prefix, self.history, self.name, self.run_timeout_ms]
+        args.append(self.history_ttl_ms)
+        named = [keys.queue, keys.recurring, keys.runs, keys.aside, keys.clock, keys.last_runs]
+        named.append(keys.call_prefix)
         return Call(scripts.CLAIM, named, args)
 
     def take(self, reply: Sequence[Any]) -> Optional[List[Job]]:
@@ -189,7 +195,7 @@ class Claim:
         return None
 
     def put_back(self, handed: int = 0) -> Optional[Call]:
-        """The release-4.lua call that puts back the batch's jobs after the first ``handed``.
+        """The release-5.lua call that puts back the batch's jobs after the first ``handed``.
 
         None if there is nothing to put back. The batch is then forgotten, so a second
         call puts back nothing.
@@ -210,7 +216,7 @@ class Claim:
         args += [b"" if new_due is None else new_due, len(plain)]
         for record in plain + again:
             args += record[1:]
-        named = [keys.queue, keys.recurring, keys.runs, keys.call_prefix]
+        named = [keys.queue, keys.recurring, keys.runs, keys.last_runs, keys.call_prefix]
         return Call(scripts.RELEASE, named, args)
 
     # -- what a dispatcher reads after a round ---------------------------------------------
@@ -251,7 +257,7 @@ class Claim:
         return claimed
 
     def _hold_cron(self, job: Job, rule_entry: Tuple[bytes, bytes, bytes], now: int) -> None:
-        """Decide a leased cron job's occurrences and next time; hold it for advance-3.lua.
+        """Decide a leased cron job's occurrences and next time; hold it for advance-4.lua.
 
         One occurrence at most (``recurrence.decide``), or, for a lease that ran out
         untouched (its kind names the old lease), each one its holder never handed out
@@ -297,7 +303,7 @@ class Claim:
         self._leased.append((wire.RECURRING, raw_id, pending, lease))
 
     def _advanced(self, reply: Sequence[Any]) -> List[Job]:
-        """The jobs of the batch to hand out, once advance-3.lua said which leases held.
+        """The jobs of the batch to hand out, once advance-4.lua said which leases held.
 
         A cron job goes out only if its lease held (1), the misfire policy runs its occurrence
         and the overlap policy neither skipped (2) nor held it (a time); a lease that did not
@@ -337,7 +343,7 @@ def _copy(job: Job) -> Job:
 
 
 def _outcome(item: Any) -> Any:
-    """An advance-3.lua outcome: 0, 1, 2 (ints), or the time a held job waits until (bytes)."""
+    """An advance-4.lua outcome: 0, 1, 2 (ints), or the time a held job waits until (bytes)."""
     if isinstance(item, int):
         return item
     raw = item.encode() if isinstance(item, str) else bytes(item)
@@ -347,7 +353,7 @@ def _outcome(item: Any) -> Any:
 def put_back_ids(call: Call) -> Tuple[List[str], List[str]]:
     """The ids of the plain jobs and of the recurring jobs that a ``put_back`` call puts back.
 
-    Read from the call itself (release-4.lua's header): 5 settings, the plain jobs as
+    Read from the call itself (release-5.lua's header): 5 settings, the plain jobs as
     quadruples after their count, then the recurring jobs as triples, each led by its id
     (a cron job's may come more than once: its lease, its occurrences; named once).
     For a warning that names them when the call fails.
@@ -357,9 +363,6 @@ def put_back_ids(call: Call) -> Tuple[List[str], List[str]]:
     again = dict.fromkeys(text(args[i]) for i in range(plain, len(args), 3))
     return [text(args[i]) for i in range(5, plain, 4)], list(again)
 
-
-#: How long the history of a job a claim removes stays (claim-6.lua's ARGV[11], ms).
-_ONE_SHOT_MS = ONE_SHOT_HISTORY_TTL * 1000
 
 #: An every-N entry's kind in a claim's recurring sub-array; a job set aside; a job left.
 _EVERY = wire.EVERY.encode()
@@ -387,6 +390,6 @@ def _records(reply: Sequence[Any], rules: Dict[bytes, Tuple[bytes, bytes, bytes]
         elif entry[0] == _EVERY:
             records.append((wire.RECURRING, raw_id, due, entry[1]))
         else:
-            records.append(None)  # leased: back when its lease ends, see advance-3.lua
+            records.append(None)  # leased: back when its lease ends, see advance-4.lua
         i += wire.JOB_HEAD + 2 * count
     return records

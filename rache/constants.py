@@ -77,11 +77,11 @@ DEFAULT_RUN_TIMEOUT = 3600
 #: A recurring job's run timeout, until its rule says otherwise: its period, at least this
 #: (seconds).
 MIN_RUN_TIMEOUT = 60
-#: How long the history of a job that left the schedule when claimed (a one-shot job) is
-#: kept (seconds): the claim that removes it sets this expiry on its history, so that
-#: histories of jobs handed out once do not pile up. Jobs that stay (recurring,
-#: ``reschedule_in``) keep theirs while they are scheduled.
-ONE_SHOT_HISTORY_TTL = 7 * 24 * 3600
+#: How long the runs of a job no longer scheduled (a one-shot job handed out) stay at least
+#: (seconds; ``Scheduler(history_ttl=...)``): the claims' sweep drops them after this, from
+#: its newest run's claim or outcome, whichever is later. Jobs still scheduled (recurring,
+#: ``reschedule_in``, scheduled again) keep theirs.
+HISTORY_TTL = 7 * 24 * 3600
 #: The longest poller name (``Scheduler(name=...)``, default ``host:pid``) stored in a run.
 MAX_POLLER_NAME = 200
 #: The longest error text stored in a run (``finish_run``); longer is cut to this many bytes.

@@ -122,13 +122,13 @@ def run(raw_id: bytes, record: bytes, now_ms: int) -> Run:
 
 
 def runs(raw_id: bytes, reply: Sequence[Any]) -> List[Run]:
-    """listRuns-1.lua's reply on a job's history: its runs, newest first."""
+    """listRuns-2.lua's reply on a job's history: its runs, newest first."""
     now = int(reply[0])
     return [run(raw_id, record, now) for record in reply[1:]]
 
 
 def failures(replies: Sequence[Sequence[Any]], limit: Optional[int]) -> List[Run]:
-    """listRuns-1.lua's replies on each shard's failures, merged newest first (by finish)."""
+    """listRuns-2.lua's replies on each shard's failures, merged newest first (by finish)."""
     found: List[Run] = []
     for reply in replies:
         now = int(reply[0])
@@ -141,7 +141,7 @@ def failures(replies: Sequence[Sequence[Any]], limit: Optional[int]) -> List[Run
 
 
 class RecurringReading(NamedTuple):
-    """recurringRuns-2.lua's reading of one job: its raw id, rule, due time and newest runs."""
+    """recurringRuns-3.lua's reading of one job: its raw id, rule, due time and newest runs."""
 
     raw_id: bytes
     #: the stored rule (None: the job is no longer recurring) and the rule decoded
@@ -155,7 +155,7 @@ class RecurringReading(NamedTuple):
 def recurring_runs(
     raw_ids: Sequence[bytes], reply: Sequence[Any]
 ) -> Tuple[int, List[RecurringReading]]:
-    """recurringRuns-2.lua's reply on ``raw_ids``: the server's now (ms), each job's reading.
+    """recurringRuns-3.lua's reply on ``raw_ids``: the server's now (ms), each job's reading.
 
     A rule that does not decode (another program's value) reads as no rule.
     """

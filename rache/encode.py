@@ -286,7 +286,7 @@ def restore_call(keys: Keys, jobs: Args) -> Call:
 
 
 def delete(layout: Layout, job_id: object) -> Call:
-    """delete-6.lua: remove one job's schedule entry, data, run token, rule and runs."""
+    """delete-7.lua: remove one job's schedule entry, data, run token, rule and runs."""
     raw = raw_id(job_id)
     keys = layout.of(raw)
     named = [
@@ -294,6 +294,7 @@ def delete(layout: Layout, job_id: object) -> Call:
         keys.job(raw),
         keys.recurring,
         keys.runs,
+        keys.last_runs,
         keys.history(raw),
         keys.call_prefix,
     ]
@@ -338,7 +339,7 @@ def occurrences(occurrence_id: object) -> List[Tuple[bytes, bytes, bytes]]:
 def finish_run(
     layout: Layout, occurrence_id: object, error: object, retrying: object
 ) -> List[Call]:
-    """finishRun-5.lua: the outcome of a run, one call per reading of its occurrence id.
+    """finishRun-6.lua: the outcome of a run, one call per reading of its occurrence id.
 
     The shell makes them in turn until one answers 1 (almost always one call; none for a
     text that names no run). Every argument is checked first.
@@ -350,23 +351,28 @@ def finish_run(
     calls = []
     for raw, due, token in occurrences(occurrence_id):
         keys = layout.of(raw)
-        named = [keys.history(raw), keys.failures, keys.queue, keys.recurring, keys.call_prefix]
+        named = [keys.last_runs, keys.history(raw), keys.failures, keys.queue, keys.recurring]
+        named.append(keys.call_prefix)
         args: Args = [raw, due, token, outcome, raw_error, FAILURES_KEPT, keys.wakeup]
         calls.append(Call(scripts.FINISH_RUN, named, args))
     return calls
 
 
 def runs(layout: Layout, job_id: object, limit: int) -> Call:
-    """listRuns-1.lua on a job's history: its runs, newest first, at most ``limit``."""
+    """listRuns-2.lua on a job's runs: its newest, then its list, at most ``limit``."""
     raw = raw_id(job_id)
-    return Call(scripts.LIST_RUNS, [layout.of(raw).history(raw)], [max(1, limit)])
+    keys = layout.of(raw)
+    return Call(scripts.LIST_RUNS, [keys.history(raw), keys.last_runs], [max(1, limit), raw])
 
 
 def failures(layout: Layout, limit: object) -> List[Call]:
-    """listRuns-1.lua on each shard's failures: the most recent, at most ``limit`` each."""
+    """listRuns-2.lua on each shard's failures: the most recent, at most ``limit`` each."""
     most = FAILURES_KEPT if limit is None else count(limit, "limit", 0, 10**6)
     most = min(max(most, 1), FAILURES_KEPT)
-    return [Call(scripts.LIST_RUNS, [keys.failures], [most]) for keys in layout.shards]
+    return [
+        Call(scripts.LIST_RUNS, [keys.failures, keys.last_runs], [most, b""])
+        for keys in layout.shards
+    ]
 
 
 def details(layout: Layout, job_id: object) -> Call:
@@ -376,13 +382,15 @@ def details(layout: Layout, job_id: object) -> Call:
     return Call(scripts.DETAILS, [keys.queue, keys.job(raw), keys.recurring], [raw])
 
 
-def forget(keys: Keys, raw_ids: Sequence[bytes], delete: bool = True) -> Call:
-    """forget-2.lua on the group ``keys``: the data of those of ``raw_ids`` not scheduled.
+def forget(keys: Keys, raw_ids: Sequence[bytes], delete: bool = True, runs: bool = False) -> Call:
+    """forget-3.lua on the group ``keys``: the data of those of ``raw_ids`` not scheduled.
 
-    Deleted with ``delete``, else only listed (the reply is their ids either way).
+    Deleted with ``delete``, else only listed (the reply is their ids either way); their
+    runs too with ``runs`` (a reshard's move), else they stay for the claims' sweep.
     """
-    args: Args = [keys.job_prefix, b"1" if delete else b"0", keys.history_prefix, *raw_ids]
-    return Call(scripts.FORGET, [keys.queue, keys.call_prefix], args)
+    mode = (b"2" if runs else b"1") if delete else b"0"
+    args: Args = [keys.job_prefix, mode, keys.history_prefix, *raw_ids]
+    return Call(scripts.FORGET, [keys.queue, keys.last_runs, keys.call_prefix], args)
 
 
 def forget_jobs(layout: Layout, jobs: Iterable[object], size: int) -> List[Call]:
@@ -443,7 +451,7 @@ def recurring_jobs(layout: Layout) -> List[Call]:
 
 
 def recurring_runs(layout: Layout, raw_ids: Sequence[bytes], most: int) -> List[Call]:
-    """recurringRuns-2.lua: ``raw_ids``' rules, due times and newest ``most`` runs.
+    """recurringRuns-3.lua: ``raw_ids``' rules, due times and newest ``most`` runs.
 
     Grouped by shard, ``HEALTH_BATCH`` ids a call; each call's ids are its args after the
     second (``recurring_ids`` gives them back).
@@ -456,7 +464,8 @@ def recurring_runs(layout: Layout, raw_ids: Sequence[bytes], most: int) -> List[
         keys = layout.shards[index]
         for first in range(0, len(ids), HEALTH_BATCH):
             args: Args = [keys.history_prefix, max(1, most), *ids[first : first + HEALTH_BATCH]]
-            calls.append(Call(scripts.RECURRING_RUNS, [keys.queue, keys.recurring], args))
+            named = [keys.queue, keys.recurring, keys.last_runs]
+            calls.append(Call(scripts.RECURRING_RUNS, named, args))
     return calls
 
 

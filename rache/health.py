@@ -7,7 +7,7 @@
 A check is a function of what was read that gives :class:`rache.Problem` values. The
 checks of a recurring job's runs (no success for N of its occurrences, K failures in a
 row) judge a bounded reading: the first ``HEALTH_JOBS`` recurring jobs by id, each with
-its newest ``HEALTH_RUNS`` runs (recurringRuns-2.lua, ``HEALTH_BATCH`` jobs a call).
+its newest ``HEALTH_RUNS`` runs (recurringRuns-3.lua, ``HEALTH_BATCH`` jobs a call).
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ CALL = b"call:"
 POLLERS = b"pollers"
 RUNS = b"runs"
 HISTORY = b"history:"
+LAST_RUNS = b"lastrun"
 FAILURES = b"failures"
 ASIDE = b"aside"
 CLOCK = b"clock"
@@ -59,6 +60,7 @@ class Keys:
         "failures",
         "history_prefix",
         "job_prefix",
+        "last_runs",
         "prefix",
         "queue",
         "recurring",
@@ -89,8 +91,11 @@ class Keys:
         #: ``<prefix>runs``, the hash of each scheduled plain job's run token, by job id:
         #: see ``Job.occurrence_id``.
         self.runs = raw + RUNS
+        #: ``<prefix>lastrun``, the hash of each job's newest run, by job id (its field
+        #: ``''``: where the sweep of old runs stands), ``rache/lua/README.md``, "Run history".
+        self.last_runs = raw + LAST_RUNS
         #: ``<prefix>history:``, to which a job id is appended to name the list of the job's
-        #: runs, newest first (``rache/lua/README.md``, "Run history").
+        #: runs before its newest, newest first (``rache/lua/README.md``, "Run history").
         self.history_prefix = raw + HISTORY
         #: ``<prefix>failures``, the list of the group's recent failed runs, newest first.
         self.failures = raw + FAILURES
@@ -109,7 +114,7 @@ class Keys:
         return self.call_prefix + call_id
 
     def history(self, raw_id: bytes) -> bytes:
-        """The key of the list of the runs of the job ``raw_id``, newest first."""
+        """The key of the list of the job ``raw_id``'s runs before its newest, newest first."""
         return self.history_prefix + raw_id
 
     def job(self, raw_id: bytes) -> bytes:

@@ -2,10 +2,10 @@
 
 A reshard reads each old shard's jobs page by page (export-3.lua), copies those whose shard
 changes with everything they have (restoreBulk-4.lua: the very score, data bytes, run token
-and rule), then removes them where they were (deleteBulk-4.lua). Data without a schedule
+and rule), then removes them where they were (deleteBulk-5.lua). Data without a schedule
 entry (a claim without ``reschedule_in`` leaves it) is found by SCAN, which the shell runs
 (``pattern``), read job by job (details-3.lua), copied (restoreBulk-4.lua, without a due
-time) and removed where it was (forget-2.lua, which keeps it if the job was scheduled again
+time) and removed where it was (forget-3.lua, which keeps it if the job was scheduled again
 meanwhile). Each flow has the protocol of ``rache.pages``::
 
     while (call := flow.next_call()) is not None:
@@ -123,7 +123,7 @@ class ScheduledMove:
         for index, jobs in leaving.items():
             self._calls.append(encode.restore_call(target.shards[index], jobs))
         if ids:
-            named = [keys.queue, keys.recurring, keys.runs, keys.call_prefix]
+            named = [keys.queue, keys.recurring, keys.runs, keys.last_runs, keys.call_prefix]
             args: Args = [keys.job_prefix, keys.history_prefix, *ids]
             self._calls.append(Call(scripts.DELETE_BULK, named, args))
             self.plan.moved += len(ids)
@@ -155,7 +155,7 @@ class UnscheduledMove:
             ]
             if self._read:
                 keys = self.keys
-                self._calls.append(encode.forget(keys, self._read, delete=True))
+                self._calls.append(encode.forget(keys, self._read, delete=True, runs=True))
                 self.plan.moved += len(self._read)
         return self._calls.pop(0) if self._calls else None
 

@@ -151,7 +151,7 @@ def load() -> Dict[str, Script]:
         match = NAME.match(entry.name)
         if match:
             name, numkeys = match.group(1), int(match.group(2))
-            if name in scripts:  # e.g. a stale claim-1.lua beside claim-6.lua
+            if name in scripts:  # e.g. a stale claim-1.lua beside claim-7.lua
                 raise LookupError(f"two scripts for the operation {name!r} in rache/lua")
             done: Set[str] = set()
             source = expand(entry.read_text("utf-8"), includes, done)

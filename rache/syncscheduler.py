@@ -55,6 +55,8 @@ class Scheduler(BaseScheduler):
         without an outcome (default an hour).
     :param call_record_ttl: how long a call that writes is remembered, so that a retry
         of it changes nothing (default 60 s, longer for a client that retries longer).
+    :param history_ttl: the runs of a job no longer scheduled (a one-shot job handed out)
+        stay at least this long after its last run (default 7 days), then go.
     """
 
     def _connect(self) -> Any:

@@ -107,7 +107,7 @@ def split_rule(raw: bytes) -> List[str]:
     raise ValueError(f"not a rache recurrence rule: {raw!r}")
 
 
-# -- put-back records: what release-4.lua needs to put back one handed-out job ---------------
+# -- put-back records: what release-5.lua needs to put back one handed-out job ---------------
 
 #: ``(PLAIN, id, due before the claim, b"1" if it had data else b"0", its run token or b"")``
 PLAIN = b"p"
@@ -124,7 +124,7 @@ Record = Union[Tuple[bytes, ...], None]
 #: deadline, computed when read.
 RUN_STATES = {b"r": "running", b"s": "succeeded", b"f": "failed", b"k": "skipped"}
 RUNNING = b"r"
-#: finishRun-5.lua's outcomes: succeeded, failed, a failed attempt (the run goes on).
+#: finishRun-6.lua's outcomes: succeeded, failed, a failed attempt (the run goes on).
 SUCCEEDED = b"s"
 FAILED = b"f"
 ATTEMPT = b"a"
@@ -157,7 +157,7 @@ def split_run(record: bytes) -> Tuple[bytes, bytes, List[bytes]]:
 
 # -- reply layouts ---------------------------------------------------------------------------
 
-#: claim-6.lua's reply starts with: cutoff, the batch's new due time (or nil), the head of
+#: claim-7.lua's reply starts with: cutoff, the batch's new due time (or nil), the head of
 #: the queue after the claim (or nil), the batch's recurring entries (or nil), each job's run
 #: token in the order of the jobs (nil for a job without one; all nil: nil); then the jobs.
 CLAIM_HEAD = 5

@@ -94,8 +94,9 @@ def claim_call(reschedule: bool = False) -> Call:
     keys = LAYOUT.keys
     rescheduled = [60000, b"s"] if reschedule else [b"", b""]
     args: List[Any] = [keys.job_prefix, 10, b"", *rescheduled, 5000]
-    args += [keys.history_prefix, 20, b"test", 3_600_000, 60_000]  # runs: claim-6.lua
-    named = [keys.queue, keys.recurring, keys.runs, keys.aside, keys.clock, keys.call_prefix]
+    args += [keys.history_prefix, 20, b"test", 3_600_000, 60_000]  # runs: claim-7.lua
+    named = [keys.queue, keys.recurring, keys.runs, keys.aside, keys.clock, keys.last_runs]
+    named.append(keys.call_prefix)
     return Call(scripts.CLAIM, named, args)
 
 

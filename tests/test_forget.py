@@ -1,4 +1,4 @@
-"""One-shot jobs that leave nothing behind: ``forget=True`` and ``rache orphans``, forget-2.lua."""
+"""One-shot jobs that leave nothing behind: ``forget=True`` and ``rache orphans``, forget-3.lua."""
 
 from __future__ import annotations
 
@@ -153,16 +153,24 @@ def test_the_script_spares_a_scheduled_job_and_can_only_list(solo_raw: Any) -> N
     solo_raw.zadd("p:queue", {"scheduled": 1})
     solo_raw.hset("p:job:scheduled", "a", 1)
     solo_raw.hset("p:job:gone", "a", 1)
+    solo_raw.hset("p:lastrun", mapping={"gone": "run", "scheduled": "run"})
+    solo_raw.rpush("p:history:gone", "older")
     forget = SCRIPTS["forget"]
-    args = [b"p:job:", b"0", b"scheduled", b"gone", b"never"]
-    assert forget(solo_raw, [b"p:queue", b"p:call:"], args) == [b"gone"]
+    named = [b"p:queue", b"p:lastrun", b"p:call:"]
+    args = [b"p:job:", b"0", b"p:history:", b"scheduled", b"gone", b"never"]
+    assert forget(solo_raw, named, args) == [b"gone"]
     assert solo_raw.exists("p:job:gone") == 1  # '0': listed, not deleted
     args[1] = b"1"
-    assert forget(solo_raw, [b"p:queue", b"p:call:"], args) == [b"gone"]
+    assert forget(solo_raw, named, args) == [b"gone"]
     assert job_keys(solo_raw, "p:job:*") == [b"p:job:scheduled"]
+    assert solo_raw.hlen("p:lastrun") == 2 and solo_raw.exists("p:history:gone")  # runs stay
+    solo_raw.hset("p:job:gone", "a", 1)
+    args[1] = b"2"  # a reshard's move: the runs too
+    assert forget(solo_raw, named, args) == [b"gone"]
+    assert solo_raw.hkeys("p:lastrun") == [b"scheduled"] and not solo_raw.exists("p:history:gone")
     solo_raw.set("p:wrong", "x")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE p:wrong holds a string"):
-        forget(solo_raw, [b"p:wrong", b"p:call:"], args)
+        forget(solo_raw, [b"p:wrong", b"p:lastrun", b"p:call:"], args)
 
 
 # rache orphans ------------------------------------------------------------------------------

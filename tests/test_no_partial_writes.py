@@ -24,6 +24,9 @@ from tests.support.helpers import run, snapshot
 #: The run tokens, which every script that schedules, claims or removes plain jobs writes
 #: (a call's record, a key of its own call id, is tested in tests/test_call_records.py).
 RUNS = "rache:runs"
+#: Each job's newest run (README.md, "Run history"), which claims, advances, put-backs and
+#: deletes write.
+LAST = "rache:lastrun"
 JOBS = [("a", -10, {"x": "1"}), ("b", -5, {"x": "2"}), ("c", -1, {"x": "3"})]
 
 
@@ -78,12 +81,12 @@ OPERATIONS: Dict[str, Tuple[Callable[[Scheduler], Callable[[], Any]], List[str]]
         _schedule_recurring,
         ["rache:queue", "rache:job:b", "rache:recurring", RUNS],
     ),
-    "pending_jobs": (_pending, ["rache:queue", "rache:recurring", "rache:job:b", RUNS]),
+    "pending_jobs": (_pending, ["rache:queue", "rache:recurring", "rache:job:b", RUNS, LAST]),
     "pending_jobs-reschedule_in": (
         _pending_rescheduled,
-        ["rache:queue", "rache:recurring", "rache:job:b", RUNS],
+        ["rache:queue", "rache:recurring", "rache:job:b", RUNS, LAST],
     ),
-    "delete_job": (_delete, ["rache:queue", "rache:job:b", "rache:recurring", RUNS]),
+    "delete_job": (_delete, ["rache:queue", "rache:job:b", "rache:recurring", RUNS, LAST]),
 }
 CASES = [(name, key) for name, (_, keys) in OPERATIONS.items() for key in keys]
 
@@ -106,7 +109,7 @@ def test_an_operation_with_a_key_of_the_wrong_type_writes_nothing(
     refused(raw, key, OPERATIONS[operation][0](sched))
 
 
-@pytest.mark.parametrize("key", ["rache:queue", "rache:recurring"])
+@pytest.mark.parametrize("key", ["rache:queue", "rache:recurring", LAST])
 def test_an_advance_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: str) -> None:
     claim = scheduled(raw).claim()
     while True:  # up to the batch whose cron job awaits its advance
@@ -120,7 +123,7 @@ def test_an_advance_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: s
     refused(raw, key, lambda: run(raw, call))
 
 
-@pytest.mark.parametrize("key", ["rache:queue", "rache:recurring", RUNS])
+@pytest.mark.parametrize("key", ["rache:queue", "rache:recurring", RUNS, LAST])
 def test_a_put_back_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: str) -> None:
     """The batch puts back plain jobs and an every-N job: the rules are read after the former."""
     sched = Scheduler(raw, "rache:", batch_size=10)
@@ -165,14 +168,14 @@ def test_a_reshard_onto_a_key_of_the_wrong_type_writes_nothing(raw: Any, into: s
     refused(raw, key, lambda: reshard(raw, "rache:", shards=2))
 
 
-@pytest.mark.parametrize("key", ["rache:job:b", RUNS, "rache:recurring"])
+@pytest.mark.parametrize("key", ["rache:job:b", RUNS, "rache:recurring", LAST])
 def test_a_bulk_delete_with_a_key_of_the_wrong_type_writes_nothing(raw: Any, key: str) -> None:
     """The last step of rache.reshard DELs the old hashes: DEL takes a string too, and must not."""
     Scheduler(raw, "rache:").schedule_jobs(JOBS)
     foreign(raw, key)
     keys = Layout("rache:").keys
-    named = [keys.queue, keys.recurring, keys.runs, keys.call_prefix]
-    args = [b"rache:job:", b"a", b"b", b"c"]
+    named = [keys.queue, keys.recurring, keys.runs, keys.last_runs, keys.call_prefix]
+    args = [b"rache:job:", b"rache:history:", b"a", b"b", b"c"]
     refused(raw, key, lambda: scripts.DELETE_BULK(raw, named, args))
 
 

@@ -1,6 +1,6 @@
 """Overlap policies: an occurrence falling due while the job's newest run still runs.
 
-Decided inside the script that hands occurrences out (claim-6 for every-N, advance-3 for
+Decided inside the script that hands occurrences out (claim-7 for every-N, advance-4 for
 cron): 'skip' records it skipped, 'buffer_one' holds it until the run finishes or its
 run_timeout passes. A behaviour suite module: every test taking ``make`` runs through both
 shells, each client kind, and on a Redis Cluster (conftest.BEHAVIOUR_SUITE).

@@ -170,7 +170,7 @@ def test_stopping_early_puts_a_recurring_occurrence_back(raw: Any) -> None:
 
 
 def claim_without_advancing(sched: Scheduler, raw: Any) -> tuple[Claim, Call]:
-    """A claim-6.lua call as pending_jobs makes it, stopped before its advance-3.lua."""
+    """A claim-7.lua call as pending_jobs makes it, stopped before its advance-4.lua."""
     claim = sched.claim()
     call = claim.next_call()
     assert call is not None and call.script is scripts.CLAIM

@@ -26,6 +26,11 @@ def history_key(sched: Any, job_id: str) -> bytes:
     return bytes(sched.layout.of(job_id.encode()).history(job_id.encode()))
 
 
+def has_newest(sched: Any, raw: Any, job_id: str) -> bool:
+    """Whether ``<prefix>lastrun`` holds a newest run of ``job_id``."""
+    return bool(raw.hexists(sched.layout.of(job_id.encode()).last_runs, job_id))
+
+
 def test_a_claim_records_a_running_run_per_job(make: Maker) -> None:
     sched = make(prefix="rache:", name="poller-1", run_timeout=120)
     sched.schedule_job("a", -5, n=1)
@@ -209,32 +214,102 @@ def test_a_run_past_its_deadline_reads_unknown(make: Maker) -> None:
     assert sched.runs("a")[0].state == "succeeded"
 
 
-def test_a_one_shot_job_history_expires_a_rescheduled_one_does_not(sched: Any, raw: Any) -> None:
+def test_a_first_run_writes_no_list_a_second_moves_the_first_there(sched: Any, raw: Any) -> None:
+    sched.schedule_job("a", 0)
+    (first,) = handed(sched)
+    assert has_newest(sched, raw, "a") and not raw.exists(history_key(sched, "a"))
+    sched.schedule_job("a", 0)
+    (second,) = handed(sched)
+    assert raw.llen(history_key(sched, "a")) == 1
+    runs = sched.runs("a")
+    assert [run.occurrence_id for run in runs] == [second.occurrence_id, first.occurrence_id]
+    assert sched.finish_run(first.occurrence_id, "old") is True  # found in the list
+    assert sched.finish_run(second.occurrence_id) is True  # the newest
+    assert [run.state for run in sched.runs("a")] == ["succeeded", "failed"]
+
+
+@pytest.mark.parametrize("kept", [20, 2, 1])
+def test_a_put_back_restores_the_run_before(make: Maker, raw: Any, kept: int) -> None:
+    sched = make(prefix="rache:", history=kept)
+    sched.schedule_job("a", -2)
+    (first,) = handed(sched)
+    assert sched.finish_run(first.occurrence_id) is True
+    sched.schedule_job("b", -2)
+    sched.schedule_job("a", -1)
+    jobs = sched.pending_jobs()
+    assert next(iter(jobs))["id"] == "b"
+    assert len(sched.runs("a")) == min(kept, 2)  # a's second run, recorded
+    jobs.close()  # a goes back, its run taken back: the run before is the newest again
+    if kept > 1:
+        (run,) = sched.runs("a")
+        assert (run.occurrence_id, run.state) == (first.occurrence_id, "succeeded")
+    else:  # not kept when a's second run was recorded
+        assert sched.runs("a") == [] and not has_newest(sched, raw, "a")
+    assert not raw.exists(history_key(sched, "a"))
+    (again,) = handed(sched)
+    assert sched.runs("a")[0].occurrence_id == again.occurrence_id
+
+
+def test_runs_of_jobs_no_longer_scheduled_are_swept_after_history_ttl(
+    make: Maker, raw: Any
+) -> None:
+    sched = make(prefix="rache:", history_ttl=0.5)
     sched.schedule_job("once", 0)
     sched.schedule_job("again", 0)
-    jobs = sched.pending_jobs()
-    assert next(iter(jobs))["id"] in ("once", "again")
-    jobs.close()
     handed(sched)
-    assert raw.ttl(history_key(sched, "once")) > 0
+    sched.schedule_job("again", 0)
+    handed(sched)  # a run before: "again" has a list
+    sched.schedule_job("again", 3600)  # and is scheduled again: its runs stay
     sched.schedule_job("kept", 0)
-    handed(sched, reschedule_in=60)
-    assert raw.ttl(history_key(sched, "kept")) == -1
+    (kept,) = handed(sched, reschedule_in=3600)
+    sched.schedule_job("late", 0)
+    (late,) = handed(sched)
+    time.sleep(0.3)
+    assert sched.finish_run(late.occurrence_id) is True
+    assert len(sched.runs("once")) == 1  # within history_ttl: readable
+    time.sleep(0.35)  # past it for all but late, which finished 0.35 s ago
+    for i in range(3):  # claims sweep
+        sched.schedule_jobs([(f"new-{i}-{n}", 0) for n in range(8)])
+        handed(sched)
+    assert sched.runs("once") == [] and not has_newest(sched, raw, "once")
+    assert sched.finish_run(kept.occurrence_id) is True  # still scheduled: kept
+    assert len(sched.runs("again")) == 2 and raw.exists(history_key(sched, "again"))
+    assert [run.state for run in sched.runs("late")] == ["succeeded"]
+    time.sleep(0.3)
+    for i in range(3):
+        sched.schedule_jobs([(f"more-{i}-{n}", 0) for n in range(8)])
+        handed(sched)
+    assert sched.runs("late") == []
+    assert len(sched.runs("kept")) == 1 and len(sched.runs("again")) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(0, ValueError), (-1, ValueError), ("1d", TypeError), (None, TypeError)],
+)
+def test_history_ttl_is_checked(make: Maker, value: Any, error: Any) -> None:
+    with pytest.raises(error, match="history_ttl"):
+        make(prefix="rache:", history_ttl=value)
 
 
 def test_delete_job_removes_its_history(sched: Any, raw: Any) -> None:
-    sched.schedule_job("a", 0, n=1)
-    handed(sched, reschedule_in=60)
-    assert raw.exists(history_key(sched, "a"))
+    for _ in range(2):
+        sched.schedule_job("a", 0, n=1)
+        handed(sched, reschedule_in=60)
+        raw.zadd(sched.layout.of(b"a").queue, {"a": 0})  # due again
+    assert raw.exists(history_key(sched, "a")) and has_newest(sched, raw, "a")
     assert sched.delete_job("a") is True
-    assert not raw.exists(history_key(sched, "a")) and sched.runs("a") == []
+    assert not raw.exists(history_key(sched, "a")) and not has_newest(sched, raw, "a")
+    assert sched.runs("a") == []
 
 
-def test_forget_jobs_removes_the_history_with_the_data(sched: Any, raw: Any) -> None:
+def test_forget_jobs_forgets_the_data_and_keeps_the_run(sched: Any, raw: Any) -> None:
     sched.schedule_job("a", 0, n=1)
     (job,) = handed(sched)
     assert sched.forget_jobs([job]) == 1
-    assert sched.runs("a") == []
+    assert not raw.exists(sched.layout.of(b"a").job(b"a"))
+    assert [run.state for run in sched.runs("a")] == ["running"]
+    assert sched.finish_run(job.occurrence_id) is True  # its outcome still arrives
 
 
 def test_failures_are_bounded_and_newest_first(sched: Any) -> None:
@@ -273,3 +348,26 @@ def test_the_module_functions(sched: Any, conn: Any, shell: str, monkeypatch: An
     (job,) = handed(sched)
     assert rache.finish_run(job.occurrence_id, "x", connection=conn) is True
     assert [run.state for run in rache.job_runs("a", connection=conn)] == ["failed"]
+
+
+def test_a_put_back_of_a_run_before_the_newest_takes_it_off_the_list(sched: Any, raw: Any) -> None:
+    """release-5.lua finds a put-back run on the list (an advance's older occurrence)."""
+    from rache import scripts, wire
+
+    now = sched.server_time()
+    sched.schedule_recurring("e", Every(60), start=now - 600)
+    (older,) = handed(sched)
+    keys = sched.layout.of(b"e")
+    raw.zadd(keys.queue, {"e": now - 300})  # due again: a later occurrence
+    (newer,) = handed(sched)
+    assert [run.occurrence_id for run in sched.runs("e")] == [
+        newer.occurrence_id,
+        older.occurrence_id,
+    ]
+    moved = raw.zscore(keys.queue, "e")
+    args = [keys.job_prefix, keys.wakeup, keys.history_prefix, b"", 0]
+    args += [b"e", wire.time_text(round(older.due_at * 1000)), repr(moved).encode()]
+    named = [keys.queue, keys.recurring, keys.runs, keys.last_runs, keys.call_prefix]
+    assert scripts.RELEASE(raw, named, args) == 1
+    assert [run.occurrence_id for run in sched.runs("e")] == [newer.occurrence_id]
+    assert not raw.exists(keys.history(b"e"))

@@ -66,7 +66,7 @@ def test_every_shipped_script_has_a_header_naming_its_inputs() -> None:
 
 
 def test_key_count_is_checked_before_anything_is_sent(conn: Any) -> None:
-    with pytest.raises(ValueError, match="claim takes 6 keys, not 1"):
+    with pytest.raises(ValueError, match="claim takes 7 keys, not 1"):
         scripts.CLAIM(conn, [b"a"], [])
 
 

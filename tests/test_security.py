@@ -14,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ ACL_LINE = (
     "ACL SETUSER rache reset on >CHANGE-ME ~rache:* resetchannels &rache:*wakeup"
     " +evalsha +script|load +time +type +zadd +zrem +zrange +zrangebyscore +zscore +zrank"
     " +zcount +zcard +hset +hdel +hgetall +hmget +exists +del +get +set +lpush +ltrim"
-    " +lrange +lset +lrem +pexpire +persist +publish +subscribe"
+    " +lrange +lset +lpop +hlen +hscan +publish +subscribe"
 )
 PERMISSIONS = [part[1:] for part in ACL_LINE.split() if part.startswith("+")]
 HOWTO = Path(__file__).resolve().parent.parent / "docs" / "howto" / "least-privilege-and-tls.rst"
@@ -130,11 +131,11 @@ def exercise(api: Any, batch_size: int) -> None:
     api.schedule_recurring("cron", Cron("0 0 1 1 *"), start=0)  # leased, then advanced
     claims = api.pending_jobs()
     assert next(claims) == {"id": "cron"}
-    claims.close()  # 'r' goes back to its occurrence (release-4.lua)
+    claims.close()  # 'r' goes back to its occurrence (release-5.lua)
     assert list(api.pending_jobs()) == [{"id": "r", "k": 1}]
     assert api.job_details("r")["recurring"]["every"] == 3600
     assert sorted(api.recurring_jobs()) == ["cron", "r"]  # recurringJobs-1.lua: HGETALL
-    if isinstance(api, Scheduler):  # recurringRuns-2.lua: HMGET, ZSCORE, LRANGE
+    if isinstance(api, Scheduler):  # recurringRuns-3.lua: HMGET, ZSCORE, LRANGE
         read = {runs.job_id: runs for runs in api.health(late=10**9).recurring}
         assert sorted(read) == ["cron", "r"] and read["r"].last_run is not None
     assert api.delete_job("r") is True
@@ -144,30 +145,44 @@ def exercise(api: Any, batch_size: int) -> None:
     assert api.delete_job("h") is True
     assert api.server_time() > 0  # stats-3.lua: TIME
 
-    # Runs (LPUSH; PEXPIRE for a one-shot job; LREM and PERSIST by a put-back; LRANGE, LSET)
+    # Runs: each newest in rache:lastrun (HMGET, HSET), the one before on its list (LPUSH);
+    # a put-back restores it (LPOP); LRANGE and LSET read and rewrite them.
+    api.schedule_job("r2", -1)
+    (before,) = list(api.pending_jobs())
     api.schedule_job("r1", -2)
     api.schedule_job("r2", -1)
     claims = api.pending_jobs()
     first = next(claims)
-    claims.close()  # r2's run taken back, its history kept while it is scheduled
+    claims.close()  # r2's run taken back: the run before is its newest again
     runs = (api.runs if hasattr(api, "runs") else api.job_runs)("r1")  # a shell, or rache
     assert [run.occurrence_id for run in runs] == [first.occurrence_id]
+    runs = (api.runs if hasattr(api, "runs") else api.job_runs)("r2")
+    assert [run.occurrence_id for run in runs] == [before.occurrence_id]
     assert api.finish_run(first.occurrence_id, "failed") is True
     assert api.delete_job("r2") is True
     if isinstance(api, Scheduler):
         assert [run.state for run in api.failures()] == ["failed"]
-        one = Scheduler(api.connection, api.keys.prefix, history=1)
-        for _ in range(2):  # LTRIM: past the history kept
-            one.schedule_job("r3", 0)
-            assert len(list(one.pending_jobs())) == 1
-        assert len(one.runs("r3")) == 1
+        two = Scheduler(api.connection, api.keys.prefix, history=2)
+        handed_r3 = []
+        for _ in range(3):  # LTRIM: past the history kept
+            two.schedule_job("r3", 0)
+            handed_r3 += list(two.pending_jobs())
+        assert len(two.runs("r3")) == 2
+        assert two.finish_run(handed_r3[1].occurrence_id) is True  # LSET, on its list
+        # The sweep (HLEN, HSCAN): with a ttl of a millisecond, r1 (not scheduled) goes.
+        swept = Scheduler(api.connection, api.keys.prefix, history_ttl=0.001)
+        for i in range(2):
+            swept.schedule_job(f"s{i}", 0)
+            list(swept.pending_jobs())
+            time.sleep(0.01)
+        assert swept.runs("r1") == []
     if isinstance(api, Scheduler):  # a Dispatcher: SUBSCRIBE to <prefix>wakeup, then claim
         handed: List[Any] = []
         api.schedule_job("f", -1)
         api.schedule_job("g", -1, data=1)
         Dispatcher(handed.append, scheduler=api, max_sleep=1, forget=True).run(until_idle=True)
         assert handed == [{"id": "f"}, {"id": "g", "data": 1}]
-        with pytest.raises(rache.JobNotFound):  # forget-2.lua: ZSCORE, EXISTS, DEL
+        with pytest.raises(rache.JobNotFound):  # forget-3.lua: ZSCORE, EXISTS, DEL
             api.job_details("g")
 
 
@@ -252,11 +267,12 @@ def test_the_acl_user_runs_the_whole_api(
     assert rache_logs(caplog) == []
     keys = {key.decode() for key in job_keys(admin)}
     keys = {key for key in keys if not key.startswith("rache:sharded:")}
-    histories = {key for key in keys if key.startswith("rache:history:")}  # ran, not deleted
-    assert histories == {f"rache:history:{job_id}" for job_id in ("b", "c", "f", "r1", "r3")}
+    histories = {key for key in keys if key.startswith("rache:history:")}
+    assert histories == set()  # r3's, the one list, swept with its job's runs
     # (rache:clock: the latest time a claim moved recurring jobs, for clock jumps)
     assert keys - histories == {
-        "rache:queue", "rache:job:b", "rache:job:e", "rache:runs", "rache:failures", "rache:clock"
+        "rache:queue", "rache:job:b", "rache:job:e", "rache:runs", "rache:lastrun",
+        "rache:failures", "rache:clock",
     }  # fmt: skip
     assert admin.keys("rache:call:*", NEVER_DECODE=True)  # and the records of its calls
     assert admin.hgetall("rache:sharded:layout") == {"shards": "3"}

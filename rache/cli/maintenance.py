@@ -16,7 +16,7 @@ from .group import Context, from_json, json_value, main
 
 
 @main.command()
-@click.option("--delete", is_flag=True, help="Remove their data too (forget-2.lua).")
+@click.option("--delete", is_flag=True, help="Remove their data too (forget-3.lua).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one id each.")
 @click.option(
     "--batch",

@@ -1,4 +1,4 @@
-"""The Claim flow with canned claim-6.lua / advance-3.lua replies: calls made, jobs handed out."""
+"""The Claim flow with canned claim-7.lua / advance-4.lua replies: calls made, jobs handed out."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from rache.scripts import ADVANCE, CLAIM, RELEASE, Call
 
 PLAIN = Layout("rache:")
 SHARDED = Layout("rache:", 3)
-#: A claim's cutoff, as claim-6.lua writes it (Unix seconds to the microsecond): now_ms is
+#: A claim's cutoff, as claim-7.lua writes it (Unix seconds to the microsecond): now_ms is
 #: 1700000000123.
 CUTOFF = b"1700000000.123456"
 LEASE = b"1700000005.1234565"
@@ -34,7 +34,7 @@ def claim_reply(
     recurring: Optional[List[Any]] = None,
     runs: Optional[List[Optional[bytes]]] = None,
 ) -> List[Any]:
-    """claim-6.lua's reply: cutoff, new due, head, recurring, runs; id, due, n, n pairs per job."""
+    """claim-7.lua's reply: cutoff, new due, head, recurring, runs; id, due, n, n pairs per job."""
     reply: List[Any] = [cutoff, new_due, head, recurring, runs]
     for raw_id, due, data in jobs:
         reply += [raw_id, due, len(data)]
@@ -46,7 +46,8 @@ def claim_reply(
 def claim_call(keys: Keys, size: int, cutoff: bytes = b"", rescheduled: Any = (b"", b"")) -> Call:
     args = [keys.job_prefix, size, cutoff, *rescheduled, DEFAULT_LEASE_MS]
     args += [keys.history_prefix, 20, b"", 3_600_000, 7 * 24 * 3_600_000]  # runs: README.md
-    named = [keys.queue, keys.recurring, keys.runs, keys.aside, keys.clock, keys.call_prefix]
+    named = [keys.queue, keys.recurring, keys.runs, keys.aside, keys.clock, keys.last_runs]
+    named.append(keys.call_prefix)
     return Call(CLAIM, named, args)
 
 
@@ -54,7 +55,8 @@ def release_call(keys: Keys, new_due: bytes, plain: List[Any], again: List[Any])
     args: List[Any] = [keys.job_prefix, keys.wakeup, keys.history_prefix, new_due, len(plain)]
     for record in plain + again:
         args += record
-    return Call(RELEASE, [keys.queue, keys.recurring, keys.runs, keys.call_prefix], args)
+    named = [keys.queue, keys.recurring, keys.runs, keys.last_runs, keys.call_prefix]
+    return Call(RELEASE, named, args)
 
 
 def ids(jobs: Optional[List[Job]]) -> List[Any]:
@@ -88,9 +90,11 @@ def test_the_first_call_reads_the_clock(reschedule_in: Any, rescheduled: Any) ->
 
 
 def test_the_lease_and_the_run_settings_are_arguments() -> None:
-    claim = Claim(PLAIN, 3, lease_ms=1234, history=7, name=b"me:1", run_timeout_ms=5)
+    claim = Claim(
+        PLAIN, 3, lease_ms=1234, history=7, name=b"me:1", run_timeout_ms=5, history_ttl_ms=9
+    )
     call = claim.next_call()
-    assert call is not None and call.args[5:10] == [1234, b"rache:history:", 7, b"me:1", 5]
+    assert call is not None and call.args[5:11] == [1234, b"rache:history:", 7, b"me:1", 5, 9]
 
 
 @pytest.mark.parametrize(
@@ -341,7 +345,7 @@ def test_a_cron_job_needs_the_advance_call_first() -> None:
     assert claim.take(cron_batch()) is None
     # (id, lease, next due, run timeout, occurrences): the next minute after the occurrence
     # handed out; the run's timeout its period, at least a minute
-    named = [b"rache:queue", b"rache:recurring", b"rache:call:"]
+    named = [b"rache:queue", b"rache:recurring", b"rache:lastrun", b"rache:call:"]
     args: List[Any] = [b"rache:history:", 20, b"", b"c1", LEASE, b"1700000040", 60_000]
     args.append(b"1699999980")
     advance = Call(ADVANCE, named, args)
@@ -395,7 +399,7 @@ def test_without_the_advance_reply_put_back_releases_the_batch_and_the_lease() -
     claim.take(reply)
     claim.next_call()  # the advance call, whose reply never comes
     # The other jobs; the cron job's lease (if the advance never ran) and its occurrence
-    # (if it ran): release-4.lua applies the one that matches what it finds.
+    # (if it ran): release-5.lua applies the one that matches what it finds.
     leased = (b"c1", b"1699999980", LEASE)
     advanced = (b"c1", b"1699999980", b"1700000040")
     expected = release_call(PLAIN.keys, b"1700000030", [P1, P2], [E1, leased, advanced])

@@ -1,6 +1,6 @@
 """The hand-out loop's core without I/O: which job goes next, what goes back, what is forgotten.
 
-Driven as rache.dispatch drives it, with a claim fed a canned claim-6.lua reply.
+Driven as rache.dispatch drives it, with a claim fed a canned claim-7.lua reply.
 """
 
 from __future__ import annotations

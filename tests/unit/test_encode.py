@@ -343,7 +343,7 @@ def test_schedule_recurring_refuses_bad_data_keys(
 
 @pytest.mark.parametrize(
     ("script", "name", "more"),
-    [(DELETE, "delete", [b"runs", b"history:a", b"call:"]), (DETAILS, "details", [])],
+    [(DELETE, "delete", [b"runs", b"lastrun", b"history:a", b"call:"]), (DETAILS, "details", [])],
 )
 def test_one_job_calls(script: Any, name: str, more: List[bytes]) -> None:
     assert SCRIPTS[name] is script

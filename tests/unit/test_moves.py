@@ -48,7 +48,7 @@ def test_a_page_read_is_copied_as_read_with_runs_and_rules_then_removed() -> Non
     keys = ONE.keys
     assert calls[-1] == Call(
         DELETE_BULK,
-        [keys.queue, keys.recurring, keys.runs, keys.call_prefix],
+        [keys.queue, keys.recurring, keys.runs, keys.last_runs, keys.call_prefix],
         [keys.job_prefix, keys.history_prefix, b"a", b"b", b"g"],
     )
     assert plan.moved == 3
@@ -73,7 +73,9 @@ def test_data_without_a_schedule_entry_is_read_copied_and_forgotten() -> None:
     flow.take(1)
     forget = flow.next_call()
     assert forget == Call(
-        FORGET, [keys.queue, keys.call_prefix], [keys.job_prefix, b"1", keys.history_prefix, b"a"]
+        FORGET,
+        [keys.queue, keys.last_runs, keys.call_prefix],
+        [keys.job_prefix, b"2", keys.history_prefix, b"a"],
     )
     assert flow.next_call() is None and plan.moved == 1
 

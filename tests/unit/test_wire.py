@@ -209,7 +209,7 @@ def test_now_ms_floors_to_the_millisecond(raw: bytes, ms: int) -> None:
     st.one_of(st.integers(0, 999_999), st.integers(0, 999).map(lambda ms: ms * 1000)),
 )
 def test_now_ms_of_a_cutoff_is_its_millisecond(seconds: int, micros: int) -> None:
-    # claim-6.lua writes the cutoff as timeString(TIME's seconds + microseconds / 1e6)
+    # claim-7.lua writes the cutoff as timeString(TIME's seconds + microseconds / 1e6)
     raw = b"%.17g" % (seconds + micros / 1_000_000)
     assert wire.now_ms(raw) == seconds * 1000 + micros // 1000
 

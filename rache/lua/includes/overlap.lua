@@ -1,9 +1,9 @@
 --[[
   The overlap policies of a recurring job (README.md, "Overlap"), decided inside the script that
   hands an occurrence out (claim for every-N, advance for cron), reading the job's history only
-  through newestRun. runs: the call's {prefix = history prefix, bound = runs kept, name = the
-  poller's name, now = TIME}, or false when the call records no runs (history=0: every policy
-  acts as 'allow').
+  through newestRun. runs: the call's {last = <prefix>lastrun, prefix = history prefix, batch =
+  the claim's newest runs (readNewest) or nil, bound = runs kept, name = the poller's name, now =
+  TIME}, or false when the call records no runs (history=0: every policy acts as 'allow').
 
   runningUntil(runs, id): the deadline (ms) of the job's newest run handed out while it is
   running and not past it (it blocks), and the skipped runs recorded ahead of it; else false.
@@ -24,9 +24,9 @@ local function nowMsOf(now)
 end
 
 local function runningUntil(runs, id)
-  local state, deadline, _, ahead = newestRun(runs.prefix, id)
+  local state, deadline, _, ahead, newest = newestRun(runs, id)
   if state == 'r' and deadline and deadline > nowMsOf(runs.now) then
-    return deadline, ahead
+    return deadline, ahead, newest
   end
   return false
 end
@@ -35,11 +35,11 @@ local function overlapSkip(runs, id, due)
   if not runs then
     return false
   end
-  local blocked, ahead = runningUntil(runs, id)
+  local blocked, ahead, newest = runningUntil(runs, id)
   if not blocked then
     return false
   end
-  pushSkipped(runs.prefix .. id, runs.bound, due, runs.now, runs.name, 'overlap', ahead)
+  pushSkipped(runs, id, due, 'overlap', ahead, newest)
   return true
 end
 
@@ -51,7 +51,7 @@ local function overlapPending(runs, id, due)
   if not runs then
     return due
   end
-  local _, _, newestDue = newestRun(runs.prefix, id)
+  local _, _, newestDue = newestRun(runs, id)
   local after = newestDue and tonumber(newestDue) and timeMs(newestDue) + 1
   if after and after < timeMs(due) then
     return timeString(after / 1000)

@@ -6,18 +6,19 @@
     KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] recurring key: hash, job id -> rule
     KEYS[3] runs key: hash, plain job id -> its run token (README.md, "Runs")
-    KEYS[4] call record key: <prefix>call:<call id> (README.md, "Call records")
+    KEYS[4] newest runs key: hash, job id -> its newest run (README.md, "Run history")
+    KEYS[5] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] wake-up channel: <prefix>wakeup
-    ARGV[3] history prefix: a job's runs are the list ARGV[3] .. id
+    ARGV[3] history prefix: a job's runs before its newest are the list ARGV[3] .. id
     ARGV[4] the due time the claim gave the plain jobs, or '' if it removed them
     ARGV[5] n, the number of plain jobs
     ARGV[6 .. 5 + 4n] plain jobs, quadruples: id, due time before the claim, '1' if it had
                       data, its run token or '' (README.md, "Runs")
     ARGV[6 + 4n ..] recurring jobs, triples: id, the occurrence handed out, the due time it moved
                     to; or for a cron job still leased (its advance never made): id, the
-                    pending occurrence, the lease (as claim-6.lua gave it)
+                    pending occurrence, the lease (as claim-7.lua gave it)
     ARGV[last] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
@@ -27,6 +28,7 @@ local rcall = redis.call
 local queueKey = KEYS[1]
 local rulesKey = KEYS[2]
 local runsKey = KEYS[3]
+local lastKey = KEYS[4]
 local jobPrefix = ARGV[1]
 local channel = ARGV[2]
 local historyPrefix = ARGV[3]
@@ -55,7 +57,8 @@ end
 for i = last + 1, #ARGV, 3 do
   historyOf(i)
 end
-local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash', runsKey, 'hash'})
+local wrong = checkTypes(
+  {queueKey, 'zset', rulesKey, 'hash', runsKey, 'hash', lastKey, 'hash'})
   or checkTypes(histories)
 if wrong then
   return wrong
@@ -87,10 +90,7 @@ for i = 6, last, 4 do
     if token ~= '' then  -- the same run, back
       rcall('HSET', runsKey, id, token)
     end
-    dropRun(historyPrefix .. id, due, token)  -- not handed out: no run
-    if claimedDue == '' then  -- back in the schedule: its history stays while it is
-      redis.pcall('PERSIST', historyPrefix .. id)  -- refused by an ACL of before runs: no matter
-    end
+    dropRun(lastKey, historyPrefix .. id, id, due, token)  -- not handed out: no run
   end
 end
 for i = last + 1, #ARGV, 3 do
@@ -100,7 +100,7 @@ for i = last + 1, #ARGV, 3 do
   if current and rule and tonumber(current) == tonumber(moved) then
     if isEvery(rule) or isIdleCron(rule) then
       putBack(id, due)
-      dropRun(historyPrefix .. id, due, '')
+      dropRun(lastKey, historyPrefix .. id, id, due, '')
     else
       local _, lease, tail = parseCron(rule)
       if lease == moved then  -- still leased to the claim: the lease ends, the job idle

@@ -3,11 +3,12 @@
   an outcome recorded stands; a job held by buffer_one is due again (README.md, "Run history").
 
   Input:
-    KEYS[1] history key: list, the job's runs, newest first
-    KEYS[2] failures key: list, recent failed runs, newest first
-    KEYS[3] queue key: sorted set, job id -> due time
-    KEYS[4] recurring key: hash, job id -> rule
-    KEYS[5] call record key: <prefix>call:<call id> (README.md, "Call records")
+    KEYS[1] newest runs key: hash, job id -> its newest run
+    KEYS[2] history key: list, the job's runs before its newest, newest first
+    KEYS[3] failures key: list, recent failed runs, newest first
+    KEYS[4] queue key: sorted set, job id -> due time
+    KEYS[5] recurring key: hash, job id -> rule
+    KEYS[6] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job id
     ARGV[2] the run's due time (as in its occurrence id)
@@ -21,10 +22,11 @@
   Output:
     1 if the run is known (recorded now, or its outcome was already in), 0 if not
 ]]
-local historyKey = KEYS[1]
-local failuresKey = KEYS[2]
-local queueKey = KEYS[3]
-local rulesKey = KEYS[4]
+local lastKey = KEYS[1]
+local historyKey = KEYS[2]
+local failuresKey = KEYS[3]
+local queueKey = KEYS[4]
+local rulesKey = KEYS[5]
 local jobId, due, token, outcome, errorText = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 --- @include "checkTypes"
@@ -38,12 +40,10 @@ if replay then
   return replay
 end
 
-local record, index = findRun(historyKey, due, token)
-if index == nil and record == false then
-  return 0  -- no such run: never handed out, put back, deleted, or past the history kept
-elseif not record then
-  return checkTypes({historyKey, 'list'}) or index
-end
+local record, where = findRun(lastKey, historyKey, jobId, due, token)
+if not record then
+  return where or 0  -- an error naming a key, or no such run: never handed out, put back,
+end                  -- deleted, swept, or past the history kept
 local state, _, recordDue, claimed, deadline, attempts, _, name = parseRun(record)
 if state ~= 'r' then
   return 1  -- an outcome is in: the first one stands
@@ -80,7 +80,11 @@ if outcome == 'a' then
 else
   updated = outcome .. head .. attempts .. '|' .. nowMs .. '|' .. name .. '|' .. errorText
 end
-redis.call('LSET', historyKey, index, updated)
+if where == true then
+  redis.call('HSET', lastKey, jobId, updated)
+else
+  redis.call('LSET', historyKey, where, updated)
+end
 if outcome == 'f' then  -- '<length of id>:<id>' then the run's record
   local kept = tonumber(ARGV[6])
   local length = redis.call('LPUSH', failuresKey, #jobId .. ':' .. jobId .. updated)

@@ -8,7 +8,8 @@
     KEYS[3] runs key: hash, plain job id -> its run token (README.md, "Runs")
     KEYS[4] aside key: hash, job id -> due time, the jobs set aside (README.md, "Set-aside jobs")
     KEYS[5] clock mark key: string (README.md, "Clock jumps")
-    KEYS[6] call record key: <prefix>call:<call id> (README.md, "Call records")
+    KEYS[6] newest runs key: hash, job id -> its newest run (README.md, "Run history")
+    KEYS[7] call record key: <prefix>call:<call id> (README.md, "Call records")
 
     ARGV[1] job key prefix: a job's hash is ARGV[1] .. id
     ARGV[2] the most jobs to claim (an integer >= 1)
@@ -17,22 +18,23 @@
     ARGV[4] reschedule offset from now, milliseconds; '' removes the plain jobs instead
     ARGV[5] precision of the reschedule: 's' or 'ms'
     ARGV[6] lease of a cron job, milliseconds (an integer >= 1)
-    ARGV[7] history prefix: a job's runs are the list ARGV[7] .. id (README.md, "Run history")
+    ARGV[7] history prefix: a job's runs before its newest are the list ARGV[7] .. id
     ARGV[8] runs kept per job (an integer >= 0; 0 records none)
     ARGV[9] the poller's name, recorded in each run (no '|')
     ARGV[10] a plain job's run timeout, milliseconds: its run's deadline is the claim's now plus it
-    ARGV[11] how long the history of a plain job removed stays, milliseconds
+    ARGV[11] how long runs of jobs no longer scheduled stay, milliseconds (the sweep's ttl)
     ARGV[12] the call id (README.md, "Call records"), taken off ARGV by `calls`
 
   Output:
     {cutoff, new due time or false, head after the claim or false, recurring or false,
      run tokens or false, id, due time, n, field1, value1, ... fieldn, valuen, ...}
-    (README.md, "claim-6.lua")
+    (README.md, "claim-7.lua")
 ]]
 local rcall = redis.call
 local queueKey = KEYS[1]
 local rulesKey = KEYS[2]
 local runsKey = KEYS[3]
+local lastKey = KEYS[6]
 local jobPrefix = ARGV[1]
 local count = tonumber(ARGV[2])
 local cutoff = ARGV[3]
@@ -128,13 +130,21 @@ local runs, withRuns = readRuns(runsKey, ids)  -- the plain jobs' runs: only the
 if not runs then
   return withRuns
 end
+local bound = tonumber(ARGV[8])
+local newest, withNewest, place  -- each job's newest run, for the batch (README.md, "Run history")
+if bound > 0 then
+  newest, withNewest, place = readNewest(lastKey, ids)
+  if not newest then
+    return withNewest
+  end
+end
 
 local plain = ids
-local bound = tonumber(ARGV[8])
 if byId then  -- the overlap policies read and record runs only where runs are recorded
   local c = {queue = queueKey, rules = rulesKey, aside = KEYS[4], clock = clockKey, mark = mark,
              cutoff = cutoff, now = now, leaseMs = tonumber(ARGV[6]), full = full, offset = offset,
-             runs = bound > 0 and {prefix = ARGV[7], bound = bound, name = ARGV[9], now = now}}
+             runs = bound > 0 and {last = lastKey, prefix = ARGV[7], batch = newest, bound = bound,
+                                   name = ARGV[9], now = now}}
   plain, found, reply[4] = claimRecurring(c, found, ids, rules or {})
   if not plain then
     return found
@@ -166,32 +176,44 @@ if withRuns > 0 then  -- each plain job's token, in reply order; gone with the j
     chunked('HDEL', runsKey, done)
   end
 end
-if bound > 0 then  -- a run per job handed out: one LPUSH each (README.md, "Run history")
+if bound > 0 then  -- a run per job handed out, all in one HSET (README.md, "Run history")
   local historyPrefix, name = ARGV[7], ARGV[9]
   local suffix = runSuffix(now, tonumber(ARGV[10]), name)
-  local expireMs = offset == '' and ARGV[11] ~= '0' and tonumber(ARGV[11]) or nil
-  if not rules then
-    for i = 1, #found, 2 do
-      local id = found[i]
-      pushRun(historyPrefix .. id, bound, runs[id], found[i + 1], suffix, expireMs)
-    end
-  else
-    local ruleOf = {}
+  local fields, n = {SWEEP_FIELD, false}, 2  -- the sweep's place first, if it moves
+  local before = withNewest > 0 and newest  -- a job run before: its newest joins its list
+  local ruleOf, suffixes = {}, {}
+  if rules then
     for i = 1, #ids do
       if rules[i] then
         ruleOf[ids[i]] = rules[i]
       end
     end
-    for i = 1, #found, 2 do
-      local id = found[i]
-      local rule = ruleOf[id]
-      if not rule then
-        pushRun(historyPrefix .. id, bound, runs[id], found[i + 1], suffix, expireMs)
-      elseif isEvery(rule) then  -- its run timeout: the rule's, or its period, at least a minute
-        local _, _, _, _, _, timeout = parseEvery(rule)
-        pushRun(historyPrefix .. id, bound, nil, found[i + 1], runSuffix(now, timeout, name))
-      end  -- a cron job is leased, not handed out: its advance records its runs
+  end
+  for i = 1, #found, 2 do
+    local id = found[i]
+    local rule, record = rules and ruleOf[id], false
+    if not rule then
+      local token = runs[id]
+      record = token and ('rt' .. token .. found[i + 1] .. suffix)
+        or ('rn' .. found[i + 1] .. suffix)
+    elseif isEvery(rule) then  -- its run timeout: the rule's, or its period, at least a minute
+      local _, _, _, _, _, timeout = parseEvery(rule)
+      local everySuffix = suffixes[timeout] or runSuffix(now, timeout, name)
+      suffixes[timeout] = everySuffix
+      record = 'rn' .. found[i + 1] .. everySuffix
+    end  -- a cron job is leased, not handed out: its advance records its runs
+    if record then
+      fields[n + 1], fields[n + 2], n = id, record, n + 2
+      if before and before[id] then
+        keepOlder(historyPrefix .. id, before[id], bound)
+      end
     end
+  end
+  if n > 2 then  -- and a step of the sweep of old runs, its place written with the runs
+    local nowMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+    fields[2] = sweepRuns(lastKey, queueKey, historyPrefix, place, nowMs, tonumber(ARGV[11]),
+      2 * count + SWEEP_LEAST)
+    setNewest(lastKey, fields, fields[2] and 1 or 3)
   end
 end
 reply[3] = queueHead(queueKey)

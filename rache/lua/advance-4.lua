@@ -5,12 +5,13 @@
   Input:
     KEYS[1] queue key: sorted set, job id -> due time
     KEYS[2] recurring key: hash, job id -> rule
-    KEYS[3] call record key: <prefix>call:<call id> (README.md, "Call records")
+    KEYS[3] newest runs key: hash, job id -> its newest run (README.md, "Run history")
+    KEYS[4] call record key: <prefix>call:<call id> (README.md, "Call records")
 
-    ARGV[1] history prefix: a job's runs are the list ARGV[1] .. id
+    ARGV[1] history prefix: a job's runs before its newest are the list ARGV[1] .. id
     ARGV[2] runs kept per job (an integer >= 0; 0 records none)
     ARGV[3] the poller's name, recorded in each run (no '|')
-    ARGV[4 ..] quintuples: id, the lease (as claim-6.lua gave it), the next due time, the run
+    ARGV[4 ..] quintuples: id, the lease (as claim-7.lua gave it), the next due time, the run
                timeout (ms), the occurrences handed out if the lease holds, oldest first,
                separated by spaces ('' for none; one at most for a rule whose overlap is
                not 'allow')
@@ -23,6 +24,7 @@
 local rcall = redis.call
 local queueKey = KEYS[1]
 local rulesKey = KEYS[2]
+local lastKey = KEYS[3]
 local historyPrefix = ARGV[1]
 local bound = tonumber(ARGV[2])
 local name = ARGV[3]
@@ -39,7 +41,7 @@ if replay then
   return replay
 end
 
-local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash'})
+local wrong = checkTypes({queueKey, 'zset', rulesKey, 'hash', lastKey, 'hash'})
 if wrong then
   return wrong
 end
@@ -59,7 +61,8 @@ for i = 4, #ARGV, 5 do
       if bound > 0 and occurrences ~= '' then
         now = now or rcall('TIME')
         local overlap = cronOptions(tail)
-        local runs = overlap ~= 'a' and {prefix = historyPrefix, bound = bound, name = name, now = now}
+        local runs = overlap ~= 'a' and
+          {last = lastKey, prefix = historyPrefix, bound = bound, name = name, now = now}
         local heldUntil = overlap == 'b' and overlapBuffer(runs, id)
         if heldUntil then  -- held until the running run ends, then handed out
           nextDue = timeString(heldUntil / 1000)
@@ -68,9 +71,14 @@ for i = 4, #ARGV, 5 do
           held = 2
         else
           local suffix = runSuffix(now, tonumber(timeout), name)
+          local newest = rcall('HMGET', lastKey, id)[1]  -- before it, newest first in its list
           for due in string.gmatch(occurrences, '%S+') do
-            pushRun(historyPrefix .. id, bound, nil, due, suffix)
+            if newest then
+              keepOlder(historyPrefix .. id, newest, bound)
+            end
+            newest = 'rn' .. due .. suffix
           end
+          rcall('HSET', lastKey, id, newest)
         end
       end
       rcall('ZADD', queueKey, nextDue, id)

@@ -50,7 +50,8 @@ def test_async_module_functions_use_redis_url(
     assert seen == [{"id": "a", "n": 1}, {"id": "b"}]
     assert data == "x"
     assert sorted(ids) == ["a", "b", "c"]
-    assert job_keys(raw) == [b"aio:job:a", b"aio:queue", b"aio:runs"]
+    # a and b's runs (claimed with reschedule_in: still scheduled), c's gone with it
+    assert job_keys(raw) == [b"aio:job:a", b"aio:lastrun", b"aio:queue", b"aio:runs"]
 
 
 def test_async_module_functions_take_a_connection(server: testing.RedisServer, raw: Any) -> None:

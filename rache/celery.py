@@ -286,13 +286,17 @@ class BeatScheduler(beat.Scheduler):  # type: ignore[misc]
         (another user of the prefix), raises naming it, and nothing changes in Redis.
         """
         declarations = [declaration(name, entry) for name, entry in sorted(self.schedule.items())]
-        recorded = {text(name) for name in self.client.hkeys(self.record_key)}
         current: Dict[str, Optional[Job]] = {}
         for item in declarations:
             try:
                 current[item.name] = self.rache.job_details(item.name)
             except JobNotFound:
                 current[item.name] = None
+        # Read after the jobs: a beat records an entry before it schedules its job, so a job
+        # found above has its record by now, even one another beat starting at the same
+        # moment has just written (read before, it looked like another user's job).
+        recorded = {text(name) for name in self.client.hkeys(self.record_key)}
+        for item in declarations:
             if current[item.name] is not None and item.name not in recorded:
                 raise ConfigurationError(
                     f"beat_schedule entry {item.name!r}: a job of that id is already scheduled "

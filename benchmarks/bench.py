@@ -93,6 +93,16 @@ class Bench:
             (f"job-{i:08}", due_in, DATA) for i in range(start, start + count)
         )
 
+    def claim_rate(self, prefix: str, total: int, claim_all: Callable[[], int]) -> float:
+        """Jobs/s of ``claim_all`` over ``total`` due jobs scheduled under ``prefix`` afresh."""
+        self.fresh()
+        self.fill_due(prefix, total)
+        start = time.perf_counter()
+        claimed = claim_all()
+        elapsed = time.perf_counter() - start
+        assert claimed == total, (prefix, claimed, total)
+        return claimed / elapsed
+
     def interleave(
         self, contenders: Dict[str, Callable[[], float]], rounds: Optional[int] = None
     ) -> Dict[str, List[float]]:
@@ -283,13 +293,7 @@ class Bench:
         sha, execute, batch = BARE["claim"].sha, self.client.execute_command, ours.batch_size
 
         def timed(prefix: str, claim: Callable[[], int]) -> float:
-            self.fresh()
-            self.fill_due(prefix, total)
-            start = time.perf_counter()
-            claimed = sum(claim() for _ in range(calls))
-            elapsed = time.perf_counter() - start
-            assert claimed == total, (prefix, claimed, total)
-            return claimed / elapsed
+            return self.claim_rate(prefix, total, lambda: sum(claim() for _ in range(calls)))
 
         def raw_claim() -> int:  # the same script calls as rache's: batches of batch_size
             claimed, cutoff = 0, b""
@@ -348,13 +352,11 @@ class Bench:
         kept, none = Scheduler(self.client, "runs:"), Scheduler(self.client, "none:", history=0)
 
         def timed(ours: Scheduler, prefix: str) -> float:
-            self.fresh()
-            self.fill_due(prefix, total)
-            start = time.perf_counter()
-            claimed = sum(len(list(ours.pending_jobs(None, limit))) for _ in range(calls))
-            elapsed = time.perf_counter() - start
-            assert claimed == total, (prefix, claimed, total)
-            return claimed / elapsed
+            return self.claim_rate(
+                prefix,
+                total,
+                lambda: sum(len(list(ours.pending_jobs(None, limit))) for _ in range(calls)),
+            )
 
         samples = self.interleave(
             {"runs recorded": lambda: timed(kept, "runs:"), "none": lambda: timed(none, "none:")}
@@ -404,13 +406,7 @@ class Bench:
         sha, execute = BARE["claim"].sha, self.client.execute_command
 
         def timed(prefix: str, claim: Callable[[], int]) -> float:
-            self.fresh()
-            self.fill_due(prefix, total)
-            start = time.perf_counter()
-            claimed = claim()
-            elapsed = time.perf_counter() - start
-            assert claimed == total, (prefix, claimed, total)
-            return claimed / elapsed
+            return self.claim_rate(prefix, total, claim)
 
         def raw_all() -> int:
             claimed, cutoff, batch = 0, b"", ours.batch_size
